@@ -1,0 +1,70 @@
+// store.h — the SQLite results store (architecture.md, "Results store"): runs, per-epoch evals, benches.
+// Depends on sqlite3. WAL, one transaction per write, user_version migrations, safe for concurrent
+// writer processes (busy timeout + retry); a killed writer leaves its run 'running' until
+// store_mark_stale() marks it 'interrupted'.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Store Store;
+
+// The indexed columns of a run; config_json is the canonical config (config.c), config_hash its hash.
+typedef struct {
+    const char *config_json, *config_hash;
+    const char *task;            // "mqar" | "regbench"
+    const char *model;           // layers as given, e.g. "conv,bla"
+    const char *mixer;           // the non-conv mixer that names the model, e.g. "bla"
+    const char *variant;         // mixer variant name for frontiers, e.g. "bla-dense-project"
+    int d_model, n_layers, heads;
+    int window, freqs, slots, feature_dim, state_dim; // 0 where not applicable
+    double lr;
+    uint64_t seed;
+    int epochs;
+    const char *backend;         // "cpu" | "cuda"
+    double state_floats;
+    const char *state_formula;
+    const char *git_rev, *host;
+} RunInfo;
+
+typedef struct {
+    int64_t id;
+    char status[16];             // running | ok | failed | diverged | interrupted
+    char task[16], model[64], mixer[16], variant[48], config_hash[24];
+    int d_model, epochs_done;
+    double lr, state_floats, accuracy, tokens_per_s;
+    uint64_t seed;
+} RunRow;
+
+// Opens (creating if needed) and migrates. NULL with one line in err ("cannot open results
+// database X: ...", "X is not a recallbench database", "database X is locked") on failure.
+Store *store_open(const char *path, char *err, size_t errn);
+void store_close(Store *s);
+const char *store_errmsg(Store *s);
+
+// Starts a run: inserts a 'running' row (pid and host recorded); an existing unfinished row with the
+// same config hash (failed/diverged/interrupted/running-but-dead) is replaced, its evals removed.
+// Returns the run id, or -1 on error.
+int64_t store_begin_run(Store *s, const RunInfo *r);
+// One evaluation row. split: the test configuration label ("L=256,K=16", "test", "train"); L and K
+// 0 where not applicable; tvd < 0 = not applicable. Returns 0 or -1.
+int store_log_eval(Store *s, int64_t run, int epoch, const char *split, int L, int K,
+                   double accuracy, double loss, double tvd);
+// Ends a run with status ok|failed|diverged, its final mean accuracy, epochs done, tokens/s, and
+// result_json (the train --json object). Returns 0 or -1.
+int store_finish_run(Store *s, int64_t run, const char *status, double accuracy, int epochs_done,
+                     double tokens_per_s, const char *result_json);
+// Run id of a finished (status ok) run with this config hash, 0 if none, -1 on error.
+int64_t store_find_finished(Store *s, const char *config_hash);
+// Marks 'running' rows whose process is gone (same host, pid not alive) as 'interrupted'.
+// Returns how many were marked, -1 on error.
+int store_mark_stale(Store *s);
+// Calls fn for every run (ordered by id), optionally filtered by task (NULL = all). Returns count or -1.
+int store_list_runs(Store *s, const char *task, void (*fn)(const RunRow *r, void *ud), void *ud);
+// Records a bench measurement. Returns 0 or -1.
+int store_log_bench(Store *s, const char *config_json, const char *backend, int threads,
+                    double tokens_per_s, double gemm_frac, const char *git_rev, const char *host);
+// Copies every run (with its evals) of src into s, skipping runs whose config hash is already
+// finished in s; returns runs copied or -1.
+int store_merge_from(Store *s, const char *src_path, char *err, size_t errn);
+// The raw handle for read-only analyses (frontier, plot, report).
+struct sqlite3 *store_db(Store *s);

@@ -1,0 +1,76 @@
+// mixer.c — the mixer registry and defaults. Depends on mixer.h.
+// Mixers are linked weakly so the build works while a mixer's room is still open: an absent mixer
+// is reported as unknown.
+#include "mixer.h"
+#include <stdlib.h>
+#include <string.h>
+
+extern const MixerOps conv_ops __attribute__((weak));
+extern const MixerOps attention_ops __attribute__((weak));
+extern const MixerOps swa_ops __attribute__((weak));
+extern const MixerOps bla_ops __attribute__((weak));
+extern const MixerOps gsa_ops __attribute__((weak));
+extern const MixerOps la_ops __attribute__((weak));
+extern const MixerOps mamba_ops __attribute__((weak));
+
+const MixerOps *mixer_ops(MixerKind k) {
+    switch (k) {
+    case MIX_CONV: return &conv_ops;
+    case MIX_ATTENTION: return &attention_ops;
+    case MIX_SWA: return &swa_ops;
+    case MIX_BLA: return &bla_ops;
+    case MIX_GSA: return &gsa_ops;
+    case MIX_LA: return &la_ops;
+    case MIX_MAMBA: return &mamba_ops;
+    default: return NULL;
+    }
+}
+
+static const char *const mixer_names[MIX_COUNT] = {"conv", "attention", "swa", "bla", "gsa", "la", "mamba"};
+
+const MixerOps *mixer_find(const char *name, MixerKind *k) {
+    for (int i = 0; i < MIX_COUNT; i++)
+        if (strcmp(name, mixer_names[i]) == 0) {
+            if (k) *k = (MixerKind)i;
+            return mixer_ops((MixerKind)i);
+        }
+    return NULL;
+}
+
+void mixer_cfg_default(MixerCfg *c, MixerKind k, int d, int heads, int n_layers) {
+    memset(c, 0, sizeof *c);
+    c->kind = k;
+    c->d = d;
+    c->heads = heads;
+    c->n_layers = n_layers;
+    for (int h = 0; h < RB_MAX_HEADS; h++) {
+        c->window[h] = 64;
+        c->freqs[h] = 8;
+    }
+    c->bla_readout = BLA_READOUT_DENSE;
+    c->bla_transition = BLA_TRANSITION_PROJECT;
+    c->slots = 64;
+    c->feature_map = LA_TAYLOR;
+    c->feature_dim = 16;
+    c->state_dim = 16;
+    c->expand = 2;
+}
+
+int mixer_create(Mixer *m, const MixerCfg *c, int Bmax, int Tmax) {
+    m->ops = mixer_ops(c->kind);
+    m->cfg = *c;
+    m->Bmax = Bmax;
+    m->Tmax = Tmax;
+    m->ctx = NULL;
+    if (!m->ops) return -1;
+    if (m->ops->create) {
+        m->ctx = m->ops->create(c, Bmax, Tmax);
+        if (!m->ctx) return -1;
+    }
+    return 0;
+}
+
+void mixer_destroy(Mixer *m) {
+    if (m->ops && m->ops->destroy && m->ctx) m->ops->destroy(m->ctx);
+    m->ctx = NULL;
+}

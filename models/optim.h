@@ -1,0 +1,19 @@
+// optim.h — AdamW over the parameter slab, cosine schedule with warmup, gradient clipping.
+// Depends on real.h, model.h (tensor table for per-tensor weight decay).
+#pragma once
+#include <stddef.h>
+#include "model.h"
+
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;  // zoology defaults: 0.9, 0.999, 1e-8, 0.1
+    double clip;                                 // global grad-norm clip, 0 = off
+    int decay_all;                               // 1: decay every tensor (ignore per-tensor flags)
+} AdamWCfg;
+
+typedef struct Optim Optim;
+Optim *optim_create(Model *m, const AdamWCfg *cfg);
+void optim_free(Optim *o);
+// One AdamW update with learning rate lr (from the schedule). Returns the grad norm before clipping.
+double optim_step(Optim *o, Model *m, double lr);
+// Cosine schedule: linear warmup from lr_min_warm to lr over warmup steps, then cosine to floor*lr.
+double lr_schedule(long step, long total, long warmup, double lr, double floor_frac);
