@@ -1,8 +1,81 @@
-// main.c — recallbench's command line: subcommand dispatch, help, --version. Depends on harness/*.
+// main.c — recallbench's command line: subcommand dispatch, `help [CMD]`, `--version`.
+// Depends on every harness/*.h. Exit status: 0 ok, 2 bad usage/input, 1 runtime failure.
 #include <stdio.h>
 #include <string.h>
 #include "rb_build.h"
+#include "train.h"
+#include "util.h"
+
+int cmd_kernel(int argc, char **argv) __attribute__((weak));
+int cmd_sweep(int argc, char **argv) __attribute__((weak));
+int cmd_frontier(int argc, char **argv) __attribute__((weak));
+int cmd_plot(int argc, char **argv) __attribute__((weak));
+int cmd_report(int argc, char **argv) __attribute__((weak));
+int cmd_merge(int argc, char **argv) __attribute__((weak));
+int cmd_regress(int argc, char **argv) __attribute__((weak));
+
+typedef struct {
+    const char *name, *summary;
+    int (*fn)(int, char **);
+} Command;
+
+static const Command commands[] = {
+    {"gen", "print task examples (text or JSONL)", cmd_gen},
+    {"train", "train one model, record it in the results database", cmd_train},
+    {"sweep", "run a grid of configs from an INI spec (-j workers, resumable)", NULL},
+    {"frontier", "accuracy vs state: best lr per size, Pareto frontier, efficiency ratios", NULL},
+    {"plot", "gnuplot figures (PNG + SVG) of frontiers and training curves", NULL},
+    {"report", "markdown summary of a results database", NULL},
+    {"merge", "fold several results databases into one", NULL},
+    {"bench", "training tokens/s and GEMM share for one configuration", cmd_bench},
+    {"kernel", "print and plot BLA impulse responses (the Dirichlet blur)", NULL},
+    {"regress", "accuracy regression suite against a baseline file (for CI)", NULL},
+};
+#define NCMD ((int)(sizeof commands / sizeof commands[0]))
+
+static int (*command_fn(const Command *c))(int, char **) {
+    if (c->fn) return c->fn;
+    if (!strcmp(c->name, "sweep")) return cmd_sweep;
+    if (!strcmp(c->name, "frontier")) return cmd_frontier;
+    if (!strcmp(c->name, "plot")) return cmd_plot;
+    if (!strcmp(c->name, "report")) return cmd_report;
+    if (!strcmp(c->name, "merge")) return cmd_merge;
+    if (!strcmp(c->name, "kernel")) return cmd_kernel;
+    if (!strcmp(c->name, "regress")) return cmd_regress;
+    return NULL;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "recallbench %s (%s) — trains small sequence models on synthetic recall tasks and maps\n"
+               "accuracy against recurrent state size.\n\nusage: recallbench COMMAND [options]\n\ncommands:\n",
+            RB_VERSION, RB_GIT_REV);
+    for (int i = 0; i < NCMD; i++)
+        if (command_fn(&commands[i])) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n\nrecallbench help COMMAND shows a command's options.\n", "help", "this text, or a command's");
+}
+
+static const Command *find(const char *name) {
+    for (int i = 0; i < NCMD; i++)
+        if (!strcmp(commands[i].name, name) && command_fn(&commands[i])) return &commands[i];
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) { printf("recallbench %s (%s)\n", RB_VERSION, RB_GIT_REV); return 0; }
-    return 2;
+    if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("recallbench %s (git %s)\n", RB_VERSION, RB_GIT_REV);
+        return 0;
+    }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "help")) {
+        if (argc < 3) { usage(stdout); return 0; }
+        const Command *c = find(argv[2]);
+        if (!c) die_usage("help: unknown command '%s' (see recallbench help)", argv[2]);
+        char *hv[] = {argv[2], "--help", NULL};
+        return command_fn(c)(2, hv);
+    }
+    const Command *c = find(cmd);
+    if (!c) die_usage("unknown command '%s' (see recallbench help)", cmd);
+    return command_fn(c)(argc - 1, argv + 1);
 }

@@ -4,6 +4,33 @@
 #include "mixer.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+GemmStat rb_gemm_stat[RB_GEMM_STAT_THREADS];
+int rb_gemm_profile;
+
+double rb_gemm_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// Inside a parallel region a GEMM occupies its own thread; outside, OpenBLAS spreads it over all
+// threads, so its wall time counts once per thread.
+void rb_gemm_account(double t0, double flops) {
+    double dt = rb_gemm_clock() - t0;
+    int tid = 0, weight = 1;
+#ifdef _OPENMP
+    if (omp_in_parallel()) tid = omp_get_thread_num();
+    else weight = omp_get_max_threads();
+#endif
+    if (tid >= RB_GEMM_STAT_THREADS) tid = RB_GEMM_STAT_THREADS - 1;
+    rb_gemm_stat[tid].seconds += dt * weight;
+    rb_gemm_stat[tid].flops += flops;
+}
 
 extern const MixerOps conv_ops __attribute__((weak));
 extern const MixerOps attention_ops __attribute__((weak));

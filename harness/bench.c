@@ -1,0 +1,131 @@
+// bench.c — `recallbench bench`: training tokens/s (forward + backward + AdamW) of one configuration,
+// the GEMM share of the step and the achieved fraction of this machine's sgemm peak; logged to the
+// store. Depends on config, train (set_threads), models, tasks, store.
+#include <stdlib.h>
+#include <string.h>
+#include "../models/optim.h"
+#include "store.h"
+#include "train.h"
+#include "util.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// Peak: the best of a few 1024^3 sgemms on all threads (what the machine's BLAS can do).
+static double sgemm_peak_gflops(void) {
+    const int n = 1024;
+    float *a = xmalloc((size_t)n * n * 4), *b = xmalloc((size_t)n * n * 4), *c = xmalloc((size_t)n * n * 4);
+    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
+    double best = 1e30;
+    for (int r = 0; r < 4; r++) {
+        double t = now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        t = now_seconds() - t;
+        if (t < best) best = t;
+    }
+    free(a); free(b); free(c);
+    return 2.0 * n * n * n / best / 1e9;
+}
+
+int cmd_bench(int argc, char **argv) {
+    RunConfig c;
+    config_defaults(&c);
+    // The reference CPU config of the engine issue is the default.
+    snprintf(c.layers, sizeof c.layers, "conv,attention");
+    c.vocab = 512; c.seq_len = 128; c.kv_pairs = 8; c.d_model = 64; c.batch = 64;
+    int steps = 20, warm = 3, k = 0, np;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: recallbench bench [config options] [--steps N] [--warmup-steps N] [--db PATH] [--json]\n"
+                   "Times training steps (forward + backward + AdamW) on one batch of the first training\n"
+                   "configuration: median over N steps after warm-up. Default config: MQAR V 512, L 128, K 8,\n"
+                   "--layers conv,attention, d_model 64, batch 64. Reports tokens/s, the GEMM share of the\n"
+                   "step and the GEMM throughput against this machine's sgemm peak (1024^3).\n");
+            config_print_help(stdout, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN);
+            return 0;
+        }
+        if (!strcmp(a, "--steps") || !strcmp(a, "--warmup-steps")) {
+            if (i + 1 >= argc) die_usage("%s needs a value", a);
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < (a[2] == 's' ? 1 : 0) || v > 100000)
+                die_usage("%s %s out of range: must be an integer in [%d, 100000]", a, argv[i], a[2] == 's' ? 1 : 0);
+            if (a[2] == 's') steps = (int)v; else warm = (int)v;
+        } else argv[1 + k++] = argv[i];
+    }
+    if (config_parse_args(&c, k, argv + 1, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN, &np, err, sizeof err))
+        die_usage("%s", err);
+    if (np) die_usage("bench: unexpected argument '%s'", argv[1]);
+    TaskParams tp;
+    ModelCfg mc;
+    if (config_finalize(&c, &tp, &mc, err, sizeof err)) die_usage("%s", err);
+    int threads = set_threads(c.threads);
+    // One batch of data is enough to time a step.
+    if (tp.task == TASK_MQAR) {
+        tp.n_train_mix = tp.n_test_mix = 1;
+        tp.train_mix[0].count = tp.test_mix[0].count = c.batch;
+        tp.test_mix[0] = tp.train_mix[0];
+    } else tp.train_automata = tp.test_automata = c.batch;
+    Dataset *ds = task_generate(&tp, c.seed);
+    if (!ds) die_runtime("out of memory generating data");
+    const Split *s = &ds->train[0];
+    int B = s->n < c.batch ? s->n : c.batch, T = s->L;
+    mc.max_len = T;
+    Model *m = model_create(&mc, B, T, err, sizeof err);
+    if (!m) die_usage("%s", err);
+    model_init(m, c.seed);
+    AdamWCfg oc = {c.lr, 0.9, 0.999, 1e-8, c.weight_decay, c.clip, c.decay_all};
+    Optim *opt = optim_create(m, &oc);
+    int32_t *pos = xmalloc((size_t)B * T * sizeof(int32_t)), *tgt = xmalloc((size_t)B * T * sizeof(int32_t));
+    int npos = 0;
+    for (int i = 0; i < B * T; i++) if (s->targets[i] >= 0) { pos[npos] = i; tgt[npos] = s->targets[i]; npos++; }
+    double *times = xmalloc(steps * sizeof(double)), gemm_s = 0, gemm_f = 0;
+    for (int it = 0; it < warm + steps; it++) {
+        if (it == warm) { memset(rb_gemm_stat, 0, sizeof rb_gemm_stat); rb_gemm_profile = 1; }
+        double t = now_seconds();
+        model_zero_grad(m);
+        model_forward(m, s->inputs, B, T, pos, tgt, npos);
+        model_backward(m);
+        optim_step(opt, m, c.lr);
+        if (it >= warm) times[it - warm] = now_seconds() - t;
+    }
+    rb_gemm_profile = 0;
+    for (int i = 0; i < RB_GEMM_STAT_THREADS; i++) { gemm_s += rb_gemm_stat[i].seconds; gemm_f += rb_gemm_stat[i].flops; }
+    double total = 0;
+    for (int i = 0; i < steps; i++) total += times[i];
+    qsort(times, steps, sizeof(double), cmp_double);
+    double med = times[steps / 2], tps = B * T / med;
+    double share = gemm_s / (threads * total), gflops = gemm_f / total / 1e9 / 1;
+    double peak = sgemm_peak_gflops();
+    double gemm_rate = gemm_s > 0 ? gemm_f / (gemm_s / threads) / 1e9 : 0;
+    printf("bench: %s %s d_model %d heads %d batch %d L %d, %d threads, %zu params\n",
+           c.task == TASK_MQAR ? "mqar" : "regbench", c.layers, c.d_model, c.heads, B, T, threads, model_num_params(m));
+    printf("  step time  median %.2f ms (min %.2f, max %.2f) over %d steps after %d warm-up\n", med * 1e3,
+           times[0] * 1e3, times[steps - 1] * 1e3, steps, warm);
+    printf("  throughput %.0f tokens/s (training: forward + backward + AdamW)\n", tps);
+    printf("  GEMM       %.0f%% of step time, %.1f GFLOP/s inside GEMM calls (%.0f%% of sgemm peak %.1f GFLOP/s);\n"
+           "             whole step %.1f GFLOP/s of GEMM work\n",
+           100 * share, gemm_rate, 100 * gemm_rate / peak, peak, gflops);
+    char json[4096];
+    config_json(&c, json, sizeof json);
+    Store *st = store_open(c.db, err, sizeof err);
+    if (!st) fprintf(stderr, "recallbench: bench not logged: %s\n", err);
+    else {
+        if (store_log_bench(st, json, "cpu", threads, tps, share, git_revision(), host_name()))
+            fprintf(stderr, "recallbench: bench not logged: %s\n", store_errmsg(st));
+        store_close(st);
+    }
+    if (c.json)
+        printf("{\"tokens_per_s\": %.1f, \"backend\": \"cpu\", \"threads\": %d, \"step_ms\": %.3f, \"gemm_share\": %.4f, "
+               "\"gemm_gflops\": %.2f, \"peak_gflops\": %.2f, \"git_rev\": \"%s\"}\n",
+               tps, threads, med * 1e3, share, gemm_rate, peak, git_revision());
+    free(times); free(pos); free(tgt);
+    optim_free(opt);
+    model_free(m);
+    dataset_free(ds);
+    return 0;
+}

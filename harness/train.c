@@ -1,0 +1,415 @@
+// train.c — the training loop: data, model, AdamW with cosine schedule, per-epoch evaluation on
+// every test configuration, early stop, divergence detection, progress, results store.
+// Depends on config, store, util, tasks, models.
+#include "train.h"
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "../models/optim.h"
+#include <sqlite3.h>
+#include "store.h"
+#include "util.h"
+
+int set_threads(int n) {
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    openblas_set_num_threads(n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    return n;
+}
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { g_stop = sig; }
+
+// Work buffers for one batch (no allocation inside the step loop).
+typedef struct {
+    int32_t *inputs, *pos, *tgt;
+    int32_t *pred;      // [n, L] predictions of a split (eval)
+    int cap_tokens;
+} Work;
+
+// Fills inputs [B, L] and the scored positions of examples idx[0..B) of split s. For training only
+// positions with a target are scored; for RegBench evaluation every position with a nonzero
+// allowed mask is scored (its target may be -1: '|').
+static int gather(const Split *s, const int *idx, int B, int eval_all, Work *w) {
+    int L = s->L, np = 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *in = s->inputs + (size_t)idx[b] * L, *tg = s->targets + (size_t)idx[b] * L;
+        memcpy(w->inputs + (size_t)b * L, in, L * sizeof(int32_t));
+        for (int t = 0; t < L; t++) {
+            int scored = eval_all && s->allowed ? s->allowed[(size_t)idx[b] * L + t] != 0 : tg[t] >= 0;
+            if (scored) { w->pos[np] = b * L + t; w->tgt[np] = tg[t]; np++; }
+        }
+    }
+    return np;
+}
+
+static int argmax(const real *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+    return best;
+}
+
+typedef struct { double acc, loss, tvd; } EvalOut;
+
+// Evaluates one test split: MQAR accuracy as zoology (mean over examples of the fraction of correct
+// queries); RegBench greedy accuracy and TVD micro-averaged over scored positions (tasks.md).
+static EvalOut evaluate(Model *m, const Split *s, int task, int Bmax, Work *w) {
+    EvalOut e = {0, 0, -1};
+    int V = model_cfg(m)->vocab;
+    double loss_sum = 0, hit = 0, tvd = 0;
+    long n_loss = 0, n_pos = 0;
+    int idx[Bmax];
+    for (int i = 0; i < s->n * s->L; i++) w->pred[i] = -1;
+    for (int start = 0; start < s->n; start += Bmax) {
+        int B = s->n - start < Bmax ? s->n - start : Bmax;
+        for (int b = 0; b < B; b++) idx[b] = start + b;
+        int np = gather(s, idx, B, 1, w);
+        double loss = model_forward(m, w->inputs, B, s->L, w->pos, w->tgt, np);
+        int nl = 0;
+        for (int i = 0; i < np; i++) nl += w->tgt[i] >= 0;
+        loss_sum += loss * nl;
+        n_loss += nl;
+        const real *lg = model_logits(m);
+        for (int i = 0; i < np; i++) {
+            const real *row = lg + (size_t)i * V;
+            int b = w->pos[i] / s->L, t = w->pos[i] % s->L, a = argmax(row, V);
+            w->pred[(size_t)(start + b) * s->L + t] = a;
+            if (task == TASK_REGBENCH) {
+                uint32_t mask = s->allowed[(size_t)(start + b) * s->L + t];
+                int k = __builtin_popcount(mask);
+                hit += (mask >> a) & 1;
+                double mx = row[a], z = 0, d = 0;
+                for (int v = 0; v < V; v++) z += exp(row[v] - mx);
+                for (int v = 0; v < V; v++) {
+                    double p = exp(row[v] - mx) / z, q = ((mask >> v) & 1) ? 1.0 / k : 0.0;
+                    d += fabs(p - q);
+                }
+                tvd += 0.5 * d;
+                n_pos++;
+            }
+        }
+    }
+    e.loss = n_loss ? loss_sum / n_loss : 0;
+    if (task == TASK_MQAR) e.acc = mqar_accuracy(s, w->pred);
+    else { e.acc = n_pos ? hit / n_pos : 0; e.tvd = n_pos ? tvd / n_pos : 0; }
+    return e;
+}
+
+// Progress on stderr: a redrawn bar on a terminal, plain lines every ~10 s otherwise.
+typedef struct { int mode; double last; } Progress;
+static void progress(Progress *p, int epoch, int epochs, long step, long steps, double loss, double acc,
+                     double tps, double eta, int force) {
+    if (p->mode == 0) return;
+    double now = now_seconds();
+    if (!force && now - p->last < (p->mode == 1 ? 0.2 : 10.0)) return;
+    p->last = now;
+    char etas[32];
+    if (eta >= 3600) snprintf(etas, sizeof etas, "%dh%02dm", (int)(eta / 3600), (int)fmod(eta / 60, 60));
+    else snprintf(etas, sizeof etas, "%dm%02ds", (int)(eta / 60), (int)fmod(eta, 60));
+    if (p->mode == 1) {
+        int width = 24, fill = steps ? (int)(width * step / steps) : 0;
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        char accs[16] = "-";
+        if (acc >= 0) snprintf(accs, sizeof accs, "%.3f", acc);
+        fprintf(stderr, "\r\033[Kepoch %d/%d [%s] step %ld/%ld loss %.4f acc %s %.0fk tok/s ETA %s", epoch, epochs,
+                bar, step, steps, loss, accs, tps / 1e3, etas);
+    } else {
+        fprintf(stderr, "epoch %d/%d step %ld/%ld loss %.4f acc %.3f tok/s %.0f ETA %s\n", epoch, epochs, step, steps,
+                loss, acc, tps, etas);
+    }
+    fflush(stderr);
+}
+
+static void mkdir_parent(const char *path) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return;
+    *slash = 0;
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') { *p = 0; mkdir(dir, 0777); *p = '/'; }
+    mkdir(dir, 0777);
+}
+
+void train_result_json(FILE *f, const TrainResult *r) {
+    fprintf(f, "{\"status\": \"%s\", \"accuracy\": %.6f, \"accuracies\": {", r->status, r->accuracy);
+    for (int i = 0; i < r->n_test; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        json_string(f, r->labels[i]);
+        fprintf(f, ": %.6f", r->accuracies[i]);
+    }
+    fprintf(f, "}, \"state_bytes\": %.0f, \"state_floats\": %.0f, \"tokens_per_s\": %.1f, \"run_id\": %lld, "
+               "\"epochs\": %d, \"steps\": %ld, \"loss\": %.6f, \"config_hash\": \"%s\", \"git_rev\": \"%s\"",
+            4 * r->state_floats, r->state_floats, r->tokens_per_s, (long long)r->run_id, r->epochs, r->steps,
+            r->final_loss, r->config_hash, git_revision());
+    if (r->tvd >= 0) fprintf(f, ", \"tvd\": %.6f", r->tvd);
+    fprintf(f, "}\n");
+}
+
+int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *res) {
+    char err[512];
+    TaskParams tp;
+    ModelCfg mc;
+    memset(res, 0, sizeof *res);
+    res->status = "failed";
+    res->tvd = -1;
+    if (config_finalize(c, &tp, &mc, err, sizeof err)) { fprintf(stderr, "recallbench: %s\n", err); return 2; }
+    char json[4096], mixer[32], variant[48];
+    config_json(c, json, sizeof json);
+    config_hash(json, res->config_hash);
+    config_mixer(c, mixer, sizeof mixer);
+    config_variant(c, variant, sizeof variant);
+    int threads = set_threads(c->threads);
+
+    Store *st = NULL;
+    if (db_path) {
+        if (!strcmp(db_path, c->db) && !strcmp(db_path, "results/results.db")) mkdir_parent(db_path);
+        st = store_open(db_path, err, sizeof err);
+        if (!st) { fprintf(stderr, "recallbench: %s\n", err); return 1; }
+        int64_t done = c->force ? 0 : store_find_finished(st, res->config_hash);
+        if (done < 0) { fprintf(stderr, "recallbench: %s: %s\n", db_path, store_errmsg(st)); store_close(st); return 1; }
+        if (done > 0) {
+            // Already finished: report the stored result instead of training again.
+            res->status = "skipped";
+            res->run_id = done;
+            sqlite3_stmt *q;
+            if (sqlite3_prepare_v2(store_db(st), "SELECT result_json FROM runs WHERE id = ?", -1, &q, NULL) == SQLITE_OK) {
+                sqlite3_bind_int64(q, 1, done);
+                if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+                    snprintf(res->stored_json, sizeof res->stored_json, "%s", (const char *)sqlite3_column_text(q, 0));
+                sqlite3_finalize(q);
+            }
+            if (!quiet) fprintf(stderr, "recallbench: config %s already finished as run %lld in %s (--force to rerun)\n",
+                                res->config_hash, (long long)done, db_path);
+            store_close(st);
+            return 0;
+        }
+    }
+
+    // Data: deterministic from (task params, seed).
+    double t0 = now_seconds();
+    if (!quiet) fprintf(stderr, "generating data (seed %llu)...\n", (unsigned long long)c->seed);
+    Dataset *ds = task_generate(&tp, c->seed);
+    if (!ds) { fprintf(stderr, "recallbench: out of memory generating data\n"); if (st) store_close(st); return 1; }
+    if (ds->n_test > RB_MAX_SPLITS) ds->n_test = RB_MAX_SPLITS;
+    int Tmax = 0, Bmax = c->batch;
+    for (int i = 0; i < ds->n_train; i++) if (ds->train[i].L > Tmax) Tmax = ds->train[i].L;
+    for (int i = 0; i < ds->n_test; i++) if (ds->test[i].L > Tmax) Tmax = ds->test[i].L;
+    mc.max_len = Tmax;
+    Model *m = model_create(&mc, Bmax, Tmax, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "recallbench: %s\n", err);
+        dataset_free(ds);
+        if (st) store_close(st);
+        return 2;
+    }
+    model_init(m, c->seed);
+    res->state_floats = model_state_floats(m, Tmax);
+    AdamWCfg oc = {c->lr, 0.9, 0.999, 1e-8, c->weight_decay, c->clip, c->decay_all};
+    Optim *opt = optim_create(m, &oc);
+
+    // The state formula of the model: per layer, joined by '+'.
+    char formula[256] = "";
+    for (int l = 0; l < mc.n_layers; l++) {
+        const MixerOps *ops = mixer_ops(mc.layer[l].kind);
+        size_t n = strlen(formula);
+        snprintf(formula + n, sizeof formula - n, "%s%s:%s", l ? " + " : "", ops->name, ops->state_formula ? ops->state_formula : "?");
+    }
+    int64_t run = 0;
+    if (st) {
+        const MixerCfg *ml = &mc.layer[mc.n_layers - 1];
+        for (int l = 0; l < mc.n_layers; l++) if (strcmp(mixer_ops(mc.layer[l].kind)->name, mixer) == 0) ml = &mc.layer[l];
+        int uses_w = ml->kind == MIX_SWA || ml->kind == MIX_BLA;
+        RunInfo ri = {json, res->config_hash, c->task == TASK_MQAR ? "mqar" : "regbench", c->layers, mixer, variant,
+                      c->d_model, mc.n_layers, c->heads, uses_w ? ml->window[0] : 0, ml->kind == MIX_BLA ? ml->freqs[0] : 0,
+                      ml->kind == MIX_GSA ? ml->slots : 0, ml->kind == MIX_LA ? ml->feature_dim : 0,
+                      ml->kind == MIX_MAMBA ? ml->state_dim : 0, c->lr, c->seed, c->epochs, "cpu", res->state_floats,
+                      formula, git_revision(), host_name()};
+        run = store_begin_run(st, &ri);
+        if (run < 0) {
+            fprintf(stderr, "recallbench: cannot record run in %s: %s\n", db_path, store_errmsg(st));
+            optim_free(opt); model_free(m); dataset_free(ds); store_close(st);
+            return 1;
+        }
+    }
+    res->run_id = run;
+
+    // Batches: (split, batch) pairs, shuffled per epoch; examples shuffled within each split.
+    long per_epoch = 0;
+    for (int i = 0; i < ds->n_train; i++) per_epoch += (ds->train[i].n + Bmax - 1) / Bmax;
+    long total = per_epoch * c->epochs;
+    if (c->max_steps > 0 && c->max_steps < total) total = c->max_steps;
+    int *order = xmalloc(per_epoch * 2 * sizeof(int));
+    int **perm = xmalloc(ds->n_train * sizeof(int *));
+    for (int i = 0; i < ds->n_train; i++) perm[i] = xmalloc(ds->train[i].n * sizeof(int));
+    Work w;
+    size_t maxtok = (size_t)Bmax * Tmax, maxsplit = 0;
+    for (int i = 0; i < ds->n_test; i++)
+        if ((size_t)ds->test[i].n * ds->test[i].L > maxsplit) maxsplit = (size_t)ds->test[i].n * ds->test[i].L;
+    w.inputs = xmalloc(maxtok * sizeof(int32_t));
+    w.pos = xmalloc(maxtok * sizeof(int32_t));
+    w.tgt = xmalloc(maxtok * sizeof(int32_t));
+    w.pred = xmalloc((maxsplit ? maxsplit : 1) * sizeof(int32_t));
+    int *idx = xmalloc(Bmax * sizeof(int));
+
+    Progress pg = {quiet || c->progress == 3 ? 0 : c->progress == 1 ? 1 : c->progress == 2 ? 2 : isatty(2) ? 1 : 2, 0};
+    g_stop = 0;
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    if (!quiet)
+        fprintf(stderr, "run %lld: %s %s d_model %d, %zu params, state %.0f floats (%.0f bytes), %ld steps, %d threads\n",
+                (long long)run, c->task == TASK_MQAR ? "mqar" : "regbench", c->layers, c->d_model, model_num_params(m),
+                res->state_floats, 4 * res->state_floats, total, threads);
+
+    Rng shuf;
+    rng_seed_stream(&shuf, c->seed, 4);
+    long step = 0;
+    double train_time = 0, tokens = 0, ema = -1, last_acc = -1;
+    int status = 0, epoch = 0;
+    const char *why = NULL;
+    double tstart = now_seconds();
+    for (epoch = 1; epoch <= c->epochs && step < total && !g_stop; epoch++) {
+        int k = 0;
+        for (int i = 0; i < ds->n_train; i++) {
+            for (int j = 0; j < ds->train[i].n; j++) perm[i][j] = j;
+            rng_shuffle(&shuf, perm[i], ds->train[i].n);
+            for (int b = 0; b < (ds->train[i].n + Bmax - 1) / Bmax; b++) { order[2 * k] = i; order[2 * k + 1] = b; k++; }
+        }
+        // Shuffle the batch order (pairs) with one Fisher-Yates over batch indices.
+        for (int i = k - 1; i > 0; i--) {
+            int j = (int)rng_below(&shuf, (uint64_t)i + 1), a0 = order[2 * i], a1 = order[2 * i + 1];
+            order[2 * i] = order[2 * j]; order[2 * i + 1] = order[2 * j + 1]; order[2 * j] = a0; order[2 * j + 1] = a1;
+        }
+        double ep_loss = 0;
+        long ep_n = 0;
+        for (int q = 0; q < k && step < total && !g_stop; q++) {
+            const Split *s = &ds->train[order[2 * q]];
+            int start = order[2 * q + 1] * Bmax, B = s->n - start < Bmax ? s->n - start : Bmax;
+            for (int b = 0; b < B; b++) idx[b] = perm[order[2 * q]][start + b];
+            double ts = now_seconds();
+            int np = gather(s, idx, B, 0, &w);
+            model_zero_grad(m);
+            double loss = model_forward(m, w.inputs, B, s->L, w.pos, w.tgt, np);
+            if (!isfinite(loss)) { status = 1; why = "diverged"; break; }
+            model_backward(m);
+            double lr = lr_schedule(step, total, (long)(c->warmup * total), c->lr, c->min_lr);
+            double gn = optim_step(opt, m, lr);
+            if (!isfinite(gn)) { status = 1; why = "diverged"; break; }
+            train_time += now_seconds() - ts;
+            tokens += (double)B * s->L;
+            step++;
+            ep_loss += loss;
+            ep_n++;
+            ema = ema < 0 ? loss : 0.98 * ema + 0.02 * loss;
+            double tps = tokens / fmax(train_time, 1e-9);
+            double el = now_seconds() - tstart, eta = el / step * (total - step);
+            progress(&pg, epoch, c->epochs, step, total, ema, last_acc, tps, eta, 0);
+        }
+        if (status) break;
+        // Evaluate every test configuration.
+        double mean = 0, tvd = 0;
+        for (int i = 0; i < ds->n_test; i++) {
+            EvalOut e = evaluate(m, &ds->test[i], c->task, Bmax, &w);
+            res->accuracies[i] = e.acc;
+            snprintf(res->labels[i], sizeof res->labels[i], "%s", ds->test[i].label);
+            mean += e.acc;
+            tvd += e.tvd;
+            if (st && store_log_eval(st, run, epoch, ds->test[i].label, c->task == TASK_MQAR ? ds->test[i].L : 0,
+                                     ds->test[i].K, e.acc, e.loss, e.tvd) != 0) {
+                fprintf(stderr, "\nrecallbench: cannot log eval to %s: %s\n", db_path, store_errmsg(st));
+                status = 1; why = "failed";
+            }
+        }
+        res->n_test = ds->n_test;
+        mean /= ds->n_test;
+        res->accuracy = last_acc = mean;
+        res->tvd = c->task == TASK_REGBENCH ? tvd / ds->n_test : -1;
+        res->final_loss = ep_n ? ep_loss / ep_n : 0;
+        res->epochs = epoch;
+        if (st) store_log_eval(st, run, epoch, "train", 0, 0, NAN, res->final_loss, -1);
+        double el = now_seconds() - tstart;
+        progress(&pg, epoch, c->epochs, step, total, ema, mean, tokens / fmax(train_time, 1e-9),
+                 el / fmax(step, 1) * (total - step), 1);
+        if (pg.mode == 1) fputc('\n', stderr);
+        if (status) break;
+        if (mean > c->early_stop) { if (!quiet) fprintf(stderr, "early stop: test accuracy %.4f > %.4f\n", mean, c->early_stop); epoch++; break; }
+    }
+    res->epochs = epoch - 1;
+    res->steps = step;
+    res->tokens_per_s = tokens / fmax(train_time, 1e-9);
+    if (g_stop && !status) { status = 1; why = "interrupted"; }
+    res->status = status ? why : "ok";
+    if (st) {
+        char rj[4096];
+        FILE *mf = fmemopen(rj, sizeof rj, "w");
+        train_result_json(mf, res);
+        fclose(mf);
+        rj[strcspn(rj, "\n")] = 0;
+        if (store_finish_run(st, run, res->status, res->accuracy, res->epochs, res->tokens_per_s, rj) != 0) {
+            fprintf(stderr, "recallbench: cannot finish run in %s: %s\n", db_path, store_errmsg(st));
+            status = 1;
+        }
+        store_close(st);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (status && why && strcmp(why, "failed"))
+        fprintf(stderr, "recallbench: run %lld %s at epoch %d step %ld%s\n", (long long)run, why, epoch, step,
+                strcmp(why, "diverged") ? "" : " (non-finite loss); marked diverged, earlier results kept");
+    if (!quiet) fprintf(stderr, "done in %.1f s\n", now_seconds() - t0);
+    free(idx); free(w.inputs); free(w.pos); free(w.tgt); free(w.pred); free(order);
+    for (int i = 0; i < ds->n_train; i++) free(perm[i]);
+    free(perm);
+    optim_free(opt);
+    model_free(m);
+    dataset_free(ds);
+    return status;
+}
+
+static void train_usage(FILE *f) {
+    fprintf(f, "usage: recallbench train [options]\n"
+               "Trains one model on one task from scratch, evaluates every test configuration each epoch,\n"
+               "and records the run in the results database (a finished identical config is not rerun).\n");
+    config_print_help(f, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN);
+}
+
+int cmd_train(int argc, char **argv) {
+    RunConfig c;
+    config_defaults(&c);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { train_usage(stdout); return 0; }
+    char err[512];
+    int np;
+    if (config_parse_args(&c, argc - 1, argv + 1, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN, &np, err, sizeof err))
+        die_usage("%s", err);
+    if (np) die_usage("train: unexpected argument '%s' (options are --name value)", argv[1]);
+    TrainResult r;
+    int rc = train_run(&c, c.db, 0, &r);
+    if (rc == 2) return 2;
+    if (!strcmp(r.status, "skipped")) {
+        if (c.json) printf("%s\n", r.stored_json[0] ? r.stored_json : "{\"status\": \"skipped\"}");
+        else printf("already finished: run %lld (config %s); use --force to train again\n", (long long)r.run_id,
+                    r.config_hash);
+        return 0;
+    }
+    printf("run %lld %s: %d epochs, %ld steps, loss %.4f, %.0f tokens/s, state %.0f bytes\n", (long long)r.run_id,
+           r.status, r.epochs, r.steps, r.final_loss, r.tokens_per_s, 4 * r.state_floats);
+    for (int i = 0; i < r.n_test; i++) printf("  %-16s accuracy %.4f\n", r.labels[i], r.accuracies[i]);
+    if (r.n_test) printf("  %-16s accuracy %.4f%s\n", "mean", r.accuracy, r.tvd >= 0 ? "" : "");
+    if (r.tvd >= 0) printf("  %-16s %.4f\n", "tvd", r.tvd);
+    if (c.json) train_result_json(stdout, &r);
+    return rc;
+}
