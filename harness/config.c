@@ -74,6 +74,7 @@ static const Flag flags[] = {
     {"force", F_BOOL, O(force), "0", 0, 1, NULL, G_RUN, "-", "train even if this config already finished in the database"},
     {"max-steps", F_INT, O(max_steps), "0", 0, 1e12, NULL, G_RUN, "-", "stop after this many optimiser steps (0 = all; smoke tests)"},
     {"progress", F_CHOICE, O(progress), "auto", 0, 0, "auto|bar|lines|none", G_RUN, "-", "progress on stderr"},
+    {"nan-at-step", F_INT, O(nan_at_step), "0", 0, 1e12, NULL, G_RUN, "-", NULL /* test only */},
     {"zero-mixer", F_BOOL, O(zero_mixer), "0", 0, 1, NULL, G_RUN, "-", NULL /* test only: zero every mixer output */},
 };
 #define NFLAGS ((int)(sizeof flags / sizeof flags[0]))
@@ -377,6 +378,8 @@ void config_json(const RunConfig *c0, char *buf, size_t n) {
                          quote ? "\"" : "");
         first = 0;
     }
+    // A sabotaged model (test-only) must never pass for the real config in a store.
+    if (c.zero_mixer && used < n) used += snprintf(buf + used, n - used, ",\"zero-mixer\":1");
     if (used < n) snprintf(buf + used, n - used, "}");
 }
 

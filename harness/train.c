@@ -303,6 +303,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
             int np = gather(s, idx, B, 0, &w);
             model_zero_grad(m);
             double loss = model_forward(m, w.inputs, B, s->L, w.pos, w.tgt, np);
+            if (c->nan_at_step && step + 1 == c->nan_at_step) loss = NAN;  // test hook
             if (!isfinite(loss)) { status = 1; why = "diverged"; break; }
             model_backward(m);
             double lr = lr_schedule(step, total, (long)(c->warmup * total), c->lr, c->min_lr);
