@@ -32,11 +32,13 @@ typedef struct {
     char task[16], model[64], mixer[16], variant[48], config_hash[24];
     int d_model, epochs_done;
     double lr, state_floats, accuracy, tokens_per_s;
-    uint64_t seed;
+    uint64_t seed;               // NULL columns read as "" / 0 / NAN (reals, e.g. accuracy of a running row)
 } RunRow;
 
 // Opens (creating if needed) and migrates. NULL with one line in err ("cannot open results
 // database X: ...", "X is not a recallbench database", "database X is locked") on failure.
+// Writers wait up to 30 s for a busy database (then fail with "database X is locked");
+// the environment variable RB_BUSY_TIMEOUT_MS overrides the wait (tests use a short one).
 Store *store_open(const char *path, char *err, size_t errn);
 void store_close(Store *s);
 const char *store_errmsg(Store *s);
@@ -63,8 +65,9 @@ int store_list_runs(Store *s, const char *task, void (*fn)(const RunRow *r, void
 // Records a bench measurement. Returns 0 or -1.
 int store_log_bench(Store *s, const char *config_json, const char *backend, int threads,
                     double tokens_per_s, double gemm_frac, const char *git_rev, const char *host);
-// Copies every run (with its evals) of src into s, skipping runs whose config hash is already
-// finished in s; returns runs copied or -1.
+// Copies the ok runs (with their evals) of src into s, skipping runs whose config hash is already
+// finished in s (of several ok rows of one hash in src, the newest); returns runs copied or -1.
+// src's other rows are not copied; its bench rows are (store.c states the rules).
 int store_merge_from(Store *s, const char *src_path, char *err, size_t errn);
 // The raw handle for read-only analyses (frontier, plot, report).
 struct sqlite3 *store_db(Store *s);

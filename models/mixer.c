@@ -1,6 +1,5 @@
 // mixer.c — the mixer registry and defaults. Depends on mixer.h.
-// Mixers are linked weakly so the build works while a mixer's room is still open: an absent mixer
-// is reported as unknown.
+// Every mixer is referenced here, so linking the registry links them all.
 #include "mixer.h"
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +31,13 @@ void rb_gemm_account(double t0, double flops) {
     rb_gemm_stat[tid].flops += flops;
 }
 
-extern const MixerOps conv_ops __attribute__((weak));
-extern const MixerOps attention_ops __attribute__((weak));
-extern const MixerOps swa_ops __attribute__((weak));
-extern const MixerOps bla_ops __attribute__((weak));
-extern const MixerOps gsa_ops __attribute__((weak));
-extern const MixerOps la_ops __attribute__((weak));
-extern const MixerOps mamba_ops __attribute__((weak));
+extern const MixerOps conv_ops;
+extern const MixerOps attention_ops;
+extern const MixerOps swa_ops;
+extern const MixerOps bla_ops;
+extern const MixerOps gsa_ops;
+extern const MixerOps la_ops;
+extern const MixerOps mamba_ops;
 
 const MixerOps *mixer_ops(MixerKind k) {
     switch (k) {

@@ -1,0 +1,626 @@
+// frontier.c — `recallbench frontier`: best lr per state size, Pareto frontier, state needed per accuracy
+// level and state-efficiency ratios (table, CSV, JSON). Depends on store.h (sqlite3), config.h (default db).
+#include "frontier.h"
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "config.h"
+#include "store.h"
+#include "util.h"
+
+#define MAX_LEVELS 16
+
+// ---------------------------------------------------------------------------------------------------------
+// Pure math
+
+static int cmp_run(const void *x, const void *y) {
+    const FrRun *a = x, *b = y;
+    int c;
+    if ((c = strcmp(a->task, b->task))) return c;
+    if ((c = strcmp(a->variant, b->variant))) return c;
+    if (a->state_floats != b->state_floats) return a->state_floats < b->state_floats ? -1 : 1;
+    if ((c = strcmp(a->key, b->key))) return c;
+    if (a->seed != b->seed) return a->seed < b->seed ? -1 : 1;
+    return a->run_id < b->run_id ? -1 : a->run_id > b->run_id;
+}
+
+static int same_group(const FrRun *a, const FrRun *b) {
+    return !strcmp(a->task, b->task) && !strcmp(a->variant, b->variant) && a->state_floats == b->state_floats;
+}
+
+int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
+    FrRun *r = xmalloc(sizeof(FrRun) * (size_t)(n > 0 ? n : 1));
+    if (n > 0) memcpy(r, runs_in, sizeof(FrRun) * (size_t)n);
+    qsort(r, (size_t)n, sizeof(FrRun), cmp_run);
+    FrPoint *p = xcalloc((size_t)(n > 0 ? n : 1), sizeof(FrPoint));
+    int np = 0;
+    for (int g = 0; g < n;) {
+        int ge = g;
+        while (ge < n && same_group(&r[g], &r[ge])) ge++;
+        FrPoint *pt = &p[np++];
+        snprintf(pt->task, sizeof pt->task, "%s", r[g].task);
+        snprintf(pt->variant, sizeof pt->variant, "%s", r[g].variant);
+        pt->state_floats = r[g].state_floats;
+        pt->accuracy = -1;
+        // Configs of this group (same key = same config up to the seed) are contiguous: mean over seeds.
+        for (int k = g; k < ge;) {
+            int ke = k, best = k;
+            double sum = 0;
+            while (ke < ge && !strcmp(r[k].key, r[ke].key)) {
+                sum += r[ke].accuracy;
+                if (r[ke].accuracy > r[best].accuracy) best = ke;
+                ke++;
+            }
+            int ns = ke - k;
+            double mean = sum / ns;
+            pt->n_configs++;
+            // Highest mean; ties: more seeds, then the smaller lr (then key order, by iteration order).
+            int better = mean > pt->accuracy ||
+                         (mean == pt->accuracy && (ns > pt->n_seeds || (ns == pt->n_seeds && r[k].lr < pt->lr)));
+            if (better) {
+                pt->accuracy = mean;
+                pt->n_seeds = ns;
+                pt->lr = r[k].lr;
+                pt->best_run = r[best].run_id;
+                snprintf(pt->desc, sizeof pt->desc, "%s", r[k].desc);
+            }
+            k = ke;
+        }
+        g = ge;
+    }
+    free(r);
+    *out = p;
+    return np;
+}
+
+static int same_variant(const FrPoint *a, const FrPoint *b) {
+    return !strcmp(a->task, b->task) && !strcmp(a->variant, b->variant);
+}
+
+void frontier_pareto(FrPoint *p, int n) {
+    for (int i = 0; i < n; i++) {
+        p[i].on_frontier = 1;
+        for (int j = 0; j < n && p[i].on_frontier; j++) {
+            if (j == i || !same_variant(&p[i], &p[j])) continue;
+            if (p[j].state_floats <= p[i].state_floats && p[j].accuracy >= p[i].accuracy &&
+                (p[j].state_floats < p[i].state_floats || p[j].accuracy > p[i].accuracy))
+                p[i].on_frontier = 0;
+        }
+    }
+}
+
+double frontier_state_for(const FrPoint *p, int n, const char *task, const char *variant, double level,
+                          int *kind) {
+    // Frontier points in state order have strictly increasing accuracy, so the first one at or above the
+    // level and its predecessor bracket it.
+    const FrPoint *prev = NULL;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(p[i].task, task) || strcmp(p[i].variant, variant) || !p[i].on_frontier) continue;
+        if (p[i].accuracy >= level) {
+            if (!prev) { *kind = FR_AT_MOST; return p[i].state_floats; }
+            double t = (level - prev->accuracy) / (p[i].accuracy - prev->accuracy);
+            double l0 = log2(prev->state_floats), l1 = log2(p[i].state_floats);
+            *kind = FR_REACHED;
+            return exp2(l0 + t * (l1 - l0));
+        }
+        prev = &p[i];
+    }
+    *kind = FR_NOT_REACHED;
+    return 0;
+}
+
+int frontier_needs(const FrPoint *p, int n, const double *levels, int nlev, FrNeed **out) {
+    FrNeed *nd = xcalloc((size_t)(n * nlev > 0 ? n * nlev : 1), sizeof(FrNeed));
+    int nn = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && same_variant(&p[i], &p[i - 1])) continue;
+        for (int l = 0; l < nlev; l++) {
+            FrNeed *d = &nd[nn++];
+            snprintf(d->task, sizeof d->task, "%s", p[i].task);
+            snprintf(d->variant, sizeof d->variant, "%s", p[i].variant);
+            d->level = levels[l];
+            d->state_floats = frontier_state_for(p, n, p[i].task, p[i].variant, levels[l], &d->kind);
+        }
+    }
+    *out = nd;
+    return nn;
+}
+
+int frontier_ratios(const FrNeed *nd, int nn, const char *vs, FrRatio **out) {
+    // nd holds blocks of consecutive entries per (task, variant), one per level, in the same level order.
+    int cap = 16, nr = 0;
+    FrRatio *r = xmalloc(sizeof(FrRatio) * (size_t)cap);
+    for (int i = 0; i < nn;) {
+        int ie = i;
+        while (ie < nn && !strcmp(nd[ie].task, nd[i].task) && !strcmp(nd[ie].variant, nd[i].variant)) ie++;
+        for (int j = 0; j < nn;) {
+            int je = j;
+            while (je < nn && !strcmp(nd[je].task, nd[j].task) && !strcmp(nd[je].variant, nd[j].variant)) je++;
+            const FrNeed *A = &nd[i], *B = &nd[j];
+            int use = !strcmp(A->task, B->task) && strcmp(A->variant, B->variant) != 0 && ie - i == je - j &&
+                      (vs ? !strcmp(A->variant, vs) : strcmp(A->variant, B->variant) < 0);
+            for (int l = 0; use && l < ie - i; l++) {
+                const FrNeed *a = &nd[i + l], *b = &nd[j + l];
+                if (nr == cap) {
+                    cap *= 2;
+                    FrRatio *t = realloc(r, sizeof(FrRatio) * (size_t)cap);
+                    if (!t) die_runtime("out of memory");
+                    r = t;
+                }
+                FrRatio *x = &r[nr++];
+                memset(x, 0, sizeof *x);
+                snprintf(x->task, sizeof x->task, "%s", a->task);
+                snprintf(x->a, sizeof x->a, "%s", a->variant);
+                snprintf(x->b, sizeof x->b, "%s", b->variant);
+                x->level = a->level;
+                x->state_a = a->state_floats;
+                x->state_b = b->state_floats;
+                x->kind_a = a->kind;
+                x->kind_b = b->kind;
+                if (a->kind == FR_NOT_REACHED || b->kind == FR_NOT_REACHED) {
+                    strcpy(x->qual, "n/a");
+                    continue;
+                }
+                x->ratio = b->state_floats / a->state_floats;
+                // An "<= X" need is an upper bound: it bounds the ratio from one side only.
+                if (a->kind == FR_AT_MOST && b->kind == FR_AT_MOST) strcpy(x->qual, "~");
+                else if (a->kind == FR_AT_MOST) strcpy(x->qual, ">=");
+                else if (b->kind == FR_AT_MOST) strcpy(x->qual, "<=");
+            }
+            j = je;
+        }
+        i = ie;
+    }
+    *out = r;
+    return nr;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loading
+
+void frontier_strip_seed(char *j) {
+    for (char *p = j; (p = strstr(p, "\"seed\"")); p += 6) {
+        char *q = p + 6;
+        while (isspace((unsigned char)*q)) q++;
+        if (*q != ':') continue;
+        q++;
+        while (isspace((unsigned char)*q)) q++;
+        if (*q == '"') {
+            for (q++; *q && *q != '"'; q++)
+                if (*q == '\\' && q[1]) q++;
+            if (*q) q++;
+        } else {
+            while (*q && *q != ',' && *q != '}' && !isspace((unsigned char)*q)) q++;
+        }
+        while (isspace((unsigned char)*q)) q++;
+        char *start = p;
+        if (*q == ',') {
+            q++;
+        } else {
+            char *b = p;
+            while (b > j && isspace((unsigned char)b[-1])) b--;
+            if (b > j && b[-1] == ',') start = b - 1;
+        }
+        memmove(start, q, strlen(q) + 1);
+        return;
+    }
+}
+
+static const char *col_text(sqlite3_stmt *st, int i, const char *dflt) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t && *t ? (const char *)t : dflt;
+}
+
+int frontier_load(sqlite3 *db, const char *task, FrRun **out, char *err, size_t errn) {
+    static const char *sql =
+        "SELECT id, task, COALESCE(NULLIF(variant,''), NULLIF(mixer,''), model, '?'), state_floats, lr, seed,"
+        " accuracy, config_json, model, d_model, window, freqs, slots, feature_dim, state_dim"
+        " FROM runs WHERE status = 'ok' AND accuracy IS NOT NULL AND state_floats > 0"
+        " AND (?1 IS NULL OR task = ?1) ORDER BY id";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errn, "cannot read runs: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (task) sqlite3_bind_text(st, 1, task, -1, SQLITE_TRANSIENT);
+    int cap = 64, n = 0, rc;
+    FrRun *r = xmalloc(sizeof(FrRun) * (size_t)cap);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap *= 2;
+            FrRun *t = realloc(r, sizeof(FrRun) * (size_t)cap);
+            if (!t) die_runtime("out of memory");
+            r = t;
+        }
+        FrRun *x = &r[n++];
+        memset(x, 0, sizeof *x);
+        x->run_id = sqlite3_column_int64(st, 0);
+        snprintf(x->task, sizeof x->task, "%s", col_text(st, 1, "?"));
+        snprintf(x->variant, sizeof x->variant, "%s", col_text(st, 2, "?"));
+        x->state_floats = sqlite3_column_double(st, 3);
+        x->lr = sqlite3_column_double(st, 4);
+        x->seed = (uint64_t)sqlite3_column_int64(st, 5);
+        x->accuracy = sqlite3_column_double(st, 6);
+        int d = sqlite3_column_int(st, 9), w = sqlite3_column_int(st, 10), f = sqlite3_column_int(st, 11);
+        int m = sqlite3_column_int(st, 12), fd = sqlite3_column_int(st, 13), sd = sqlite3_column_int(st, 14);
+        const char *cj = col_text(st, 7, NULL);
+        if (cj && strlen(cj) < sizeof x->key) {
+            snprintf(x->key, sizeof x->key, "%s", cj);
+            frontier_strip_seed(x->key);
+        } else {
+            snprintf(x->key, sizeof x->key, "%s|%d|%d|%d|%d|%d|%d|%.17g", col_text(st, 8, "?"), d, w, f, m, fd,
+                     sd, x->lr);
+        }
+        int o = snprintf(x->desc, sizeof x->desc, "d=%d", d);
+        if (w > 0) o += snprintf(x->desc + o, sizeof x->desc - (size_t)o, " W=%d", w);
+        if (f > 0) o += snprintf(x->desc + o, sizeof x->desc - (size_t)o, " N=%d", f);
+        if (m > 0) o += snprintf(x->desc + o, sizeof x->desc - (size_t)o, " m=%d", m);
+        if (fd > 0) o += snprintf(x->desc + o, sizeof x->desc - (size_t)o, " f=%d", fd);
+        if (sd > 0) snprintf(x->desc + o, sizeof x->desc - (size_t)o, " dstate=%d", sd);
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errn, "cannot read runs: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        free(r);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    *out = r;
+    return n;
+}
+
+const char *frontier_fmt_bytes(double b, char *buf, size_t n) {
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) b /= 1024, u++;
+    if (u == 0 || fabs(b - round(b)) < 0.05 * (b < 10 ? 0.1 : 1)) snprintf(buf, n, "%.0f %s", b, unit[u]);
+    else snprintf(buf, n, "%.*f %s", b < 10 ? 2 : 1, b, unit[u]);
+    return buf;
+}
+
+int frontier_parse_levels(const char *s, double *levels, int max, char *err, size_t errn) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *e;
+        errno = 0;
+        double v = strtod(p, &e);
+        if (e == p || errno || !(v > 0 && v <= 1) || (*e && *e != ',')) {
+            snprintf(err, errn, "--levels %s: each level must be an accuracy in (0, 1], comma-separated", s);
+            return -1;
+        }
+        if (n == max) {
+            snprintf(err, errn, "--levels %s: at most %d levels", s, max);
+            return -1;
+        }
+        levels[n++] = v;
+        p = *e ? e + 1 : e;
+    }
+    if (n == 0) {
+        snprintf(err, errn, "--levels '%s': give at least one level in (0, 1]", s);
+        return -1;
+    }
+    return n;
+}
+
+const char *frontier_default_db(void) {
+    static RunConfig c;
+    config_defaults(&c);
+    return c.db[0] ? c.db : "results/results.db";
+}
+
+Store *frontier_open_existing(const char *path) {
+    if (access(path, R_OK) != 0)
+        die_runtime("cannot read results database %s: %s (run a sweep first, or pass --db PATH)", path,
+                    strerror(errno));
+    char err[512];
+    Store *s = store_open(path, err, sizeof err);
+    if (!s) die_runtime("%s", err);
+    return s;
+}
+
+int frontier_compute(sqlite3 *db, const char *task, FrPoint **out) {
+    char err[512];
+    FrRun *runs;
+    int n = frontier_load(db, task, &runs, err, sizeof err);
+    if (n < 0) die_runtime("%s", err);
+    int np = frontier_points(runs, n, out);
+    frontier_pareto(*out, np);
+    free(runs);
+    return np;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The command
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: recallbench frontier [--db PATH] [--task mqar|regbench] [--levels 0.5,0.7,0.9] [--vs VARIANT]\n"
+            "                            [--csv FILE] [--json]\n"
+            "Per (task, variant, state size) the best configuration (lr and mixer knobs; accuracy averaged over\n"
+            "seeds), the Pareto frontier of accuracy vs state, the state each variant needs to reach each level\n"
+            "(interpolated linearly in log2(state) between the two frontier points around it; \"<= X\" when the\n"
+            "smallest measured state already reaches it; \"not reached\" when no point does), and the efficiency\n"
+            "ratio R = state_B / state_A of every pair (A reaches the level with R x less state than B).\n"
+            "Reads runs with status ok. State is shown in bytes (4 x state floats).\n"
+            "  --db PATH        results database (default %s)\n"
+            "  --task T         only this task: mqar | regbench (default: every task in the database)\n"
+            "  --levels L,...   accuracy levels in (0, 1] (default 0.5,0.7,0.9)\n"
+            "  --threshold X    same as --levels X (one level)\n"
+            "  --vs VARIANT     ratios of VARIANT against every other variant only (default: every pair)\n"
+            "  --csv FILE       also write the points to FILE, the needs to FILE_levels.csv and the ratios to\n"
+            "                   FILE_ratios.csv (FILE without its .csv suffix)\n"
+            "  --json           print one JSON object {\"rows\", \"levels\", \"ratios\"} instead of the tables\n"
+            "  --help           this text\n"
+            "Exit status: 0 ok, 2 bad flag or value, 1 database or file error.\n",
+            frontier_default_db());
+}
+
+static const char *need_text(int kind, double floats, char *buf, size_t n) {
+    char b[32];
+    if (kind == FR_NOT_REACHED) snprintf(buf, n, "not reached");
+    else snprintf(buf, n, "%s%s", kind == FR_AT_MOST ? "<= " : "", frontier_fmt_bytes(4 * floats, b, sizeof b));
+    return buf;
+}
+
+static const char *kind_name(int k) {
+    return k == FR_REACHED ? "reached" : k == FR_AT_MOST ? "at_most" : "not_reached";
+}
+
+// Tables as plain text (markdown = 0) or markdown pipe tables (report.c reuses this).
+void frontier_print_tables(FILE *f, const FrPoint *p, int np, const FrNeed *nd, int nn, const FrRatio *r,
+                           int nr, const double *levels, int nlev, int markdown) {
+    const char *sep = markdown ? " | " : "  ";
+    for (int i = 0; i < np; i++) {
+        const char *task = p[i].task;
+        if (i > 0 && !strcmp(task, p[i - 1].task)) continue;
+        if (markdown) fprintf(f, "\n### %s: best configuration per state size\n\n", task);
+        else fprintf(f, "\n== %s: best configuration per state size (* = on the Pareto frontier) ==\n", task);
+        if (markdown)
+            fprintf(f, "| variant | state | accuracy | lr | seeds | configs | best config | frontier |\n"
+                       "|---|---:|---:|---:|---:|---:|---|:---:|\n");
+        else
+            fprintf(f, "%-18s%s%10s%s%8s%s%9s%s%5s%s%7s%s%-24s\n", "variant", sep, "state", sep, "accuracy", sep,
+                    "lr", sep, "seeds", sep, "configs", sep, "best config");
+        for (int j = i; j < np && !strcmp(p[j].task, task); j++) {
+            char b[32];
+            frontier_fmt_bytes(4 * p[j].state_floats, b, sizeof b);
+            if (markdown)
+                fprintf(f, "| %s | %s | %.3f | %.3g | %d | %d | %s | %s |\n", p[j].variant, b, p[j].accuracy,
+                        p[j].lr, p[j].n_seeds, p[j].n_configs, p[j].desc, p[j].on_frontier ? "*" : "");
+            else
+                fprintf(f, "%-18s%s%10s%s%8.3f%s%9.3g%s%5d%s%7d%s%-24s%s\n", p[j].variant, sep, b, sep,
+                        p[j].accuracy, sep, p[j].lr, sep, p[j].n_seeds, sep, p[j].n_configs, sep, p[j].desc,
+                        p[j].on_frontier ? " *" : "");
+        }
+        // Needs: one row per variant, one column per level.
+        if (markdown) {
+            fprintf(f, "\n### %s: state needed to reach each accuracy\n\n| variant |", task);
+            for (int l = 0; l < nlev; l++) fprintf(f, " acc %.2f |", levels[l]);
+            fprintf(f, "\n|---|");
+            for (int l = 0; l < nlev; l++) fprintf(f, "---:|");
+            fputc('\n', f);
+        } else {
+            fprintf(f, "\n== %s: state needed to reach each accuracy (log2-interpolated along the frontier) ==\n",
+                    task);
+            fprintf(f, "%-18s", "variant");
+            for (int l = 0; l < nlev; l++) fprintf(f, "%s%14s%.2f", sep, "acc ", levels[l]);
+            fputc('\n', f);
+        }
+        for (int k = 0; k < nn; k += nlev) {
+            if (strcmp(nd[k].task, task)) continue;
+            fprintf(f, markdown ? "| %s |" : "%-18s", nd[k].variant);
+            for (int l = 0; l < nlev; l++) {
+                char b[48];
+                need_text(nd[k + l].kind, nd[k + l].state_floats, b, sizeof b);
+                if (markdown) fprintf(f, " %s |", b);
+                else fprintf(f, "%s%18s", sep, b);
+            }
+            fputc('\n', f);
+        }
+        // Ratios: one row per pair, one column per level.
+        int any = 0;
+        for (int k = 0; k < nr; k++) any |= !strcmp(r[k].task, task);
+        if (!any) continue;
+        if (markdown) {
+            fprintf(f, "\n### %s: state efficiency (R = state_B / state_A: A reaches the accuracy with R x less "
+                       "state than B)\n\n| A | B |", task);
+            for (int l = 0; l < nlev; l++) fprintf(f, " acc %.2f |", levels[l]);
+            fprintf(f, "\n|---|---|");
+            for (int l = 0; l < nlev; l++) fprintf(f, "---:|");
+            fputc('\n', f);
+        } else {
+            fprintf(f, "\n== %s: state efficiency R = state_B / state_A (A reaches the accuracy with R x less "
+                       "state than B) ==\n", task);
+            fprintf(f, "%-18s%s%-18s", "A", sep, "B");
+            for (int l = 0; l < nlev; l++) fprintf(f, "%s%10s%.2f", sep, "acc ", levels[l]);
+            fputc('\n', f);
+        }
+        for (int k = 0; k < nr; k += nlev) {
+            if (strcmp(r[k].task, task)) continue;
+            if (markdown) fprintf(f, "| %s | %s |", r[k].a, r[k].b);
+            else fprintf(f, "%-18s%s%-18s", r[k].a, sep, r[k].b);
+            for (int l = 0; l < nlev; l++) {
+                const FrRatio *x = &r[k + l];
+                char b[32];
+                if (!strcmp(x->qual, "n/a")) snprintf(b, sizeof b, "n/a");
+                else snprintf(b, sizeof b, "%s%.2fx", x->qual, x->ratio);
+                if (markdown) fprintf(f, " %s |", b);
+                else fprintf(f, "%s%14s", sep, b);
+            }
+            fputc('\n', f);
+        }
+        if (!markdown)
+            fprintf(f, "(\"<= X\": reached already at the smallest measured state; \">=R\"/\"<=R\": a bound, since "
+                       "one side is such an upper bound; \"~\": both are; n/a: a side does not reach the level)\n");
+    }
+}
+
+static FILE *open_csv(const char *base, const char *suffix, char *path, size_t n) {
+    size_t bl = strlen(base);
+    if (!suffix) snprintf(path, n, "%s", base);
+    else if (bl > 4 && !strcmp(base + bl - 4, ".csv")) snprintf(path, n, "%.*s_%s.csv", (int)(bl - 4), base, suffix);
+    else snprintf(path, n, "%s_%s.csv", base, suffix);
+    FILE *f = fopen(path, "w");
+    if (!f) die_runtime("cannot write %s: %s", path, strerror(errno));
+    return f;
+}
+
+static void close_csv(FILE *f, const char *path) {
+    if (ferror(f) | fclose(f)) die_runtime("cannot write %s: %s", path, strerror(errno));
+}
+
+static void write_csv(const char *base, const FrPoint *p, int np, const FrNeed *nd, int nn, const FrRatio *r,
+                      int nr) {
+    char path[1100];
+    FILE *f = open_csv(base, NULL, path, sizeof path);
+    fprintf(f, "task,variant,state_floats,state_bytes,accuracy,lr,seeds,configs,on_frontier,best_run,config\n");
+    for (int i = 0; i < np; i++)
+        fprintf(f, "%s,%s,%.17g,%.17g,%.6f,%.6g,%d,%d,%d,%lld,\"%s\"\n", p[i].task, p[i].variant, p[i].state_floats,
+                4 * p[i].state_floats, p[i].accuracy, p[i].lr, p[i].n_seeds, p[i].n_configs, p[i].on_frontier,
+                (long long)p[i].best_run, p[i].desc);
+    close_csv(f, path);
+    fprintf(stderr, "wrote %s\n", path);
+    f = open_csv(base, "levels", path, sizeof path);
+    fprintf(f, "task,variant,level,state_bytes,kind\n");
+    for (int i = 0; i < nn; i++) {
+        fprintf(f, "%s,%s,%.4g,", nd[i].task, nd[i].variant, nd[i].level);
+        if (nd[i].kind != FR_NOT_REACHED) fprintf(f, "%.6g", 4 * nd[i].state_floats);
+        fprintf(f, ",%s\n", kind_name(nd[i].kind));
+    }
+    close_csv(f, path);
+    fprintf(stderr, "wrote %s\n", path);
+    f = open_csv(base, "ratios", path, sizeof path);
+    fprintf(f, "task,level,a,b,state_bytes_a,state_bytes_b,ratio,qualifier\n");
+    for (int i = 0; i < nr; i++) {
+        fprintf(f, "%s,%.4g,%s,%s,", r[i].task, r[i].level, r[i].a, r[i].b);
+        if (r[i].kind_a != FR_NOT_REACHED) fprintf(f, "%.6g", 4 * r[i].state_a);
+        fputc(',', f);
+        if (r[i].kind_b != FR_NOT_REACHED) fprintf(f, "%.6g", 4 * r[i].state_b);
+        fputc(',', f);
+        if (strcmp(r[i].qual, "n/a")) fprintf(f, "%.6g", r[i].ratio);
+        fprintf(f, ",%s\n", r[i].qual);
+    }
+    close_csv(f, path);
+    fprintf(stderr, "wrote %s\n", path);
+}
+
+static void write_json(FILE *f, const FrPoint *p, int np, const FrNeed *nd, int nn, const FrRatio *r, int nr) {
+    fputs("{\"rows\": [", f);
+    for (int i = 0; i < np; i++) {
+        fprintf(f, "%s{\"task\": ", i ? ", " : "");
+        json_string(f, p[i].task);
+        fputs(", \"variant\": ", f);
+        json_string(f, p[i].variant);
+        fprintf(f, ", \"state_floats\": %.17g, \"state_bytes\": %.17g, \"accuracy\": %.6f, \"lr\": %.6g, "
+                   "\"seeds\": %d, \"configs\": %d, \"frontier\": %s, \"run_id\": %lld, \"config\": ",
+                p[i].state_floats, 4 * p[i].state_floats, p[i].accuracy, p[i].lr, p[i].n_seeds, p[i].n_configs,
+                p[i].on_frontier ? "true" : "false", (long long)p[i].best_run);
+        json_string(f, p[i].desc);
+        fputc('}', f);
+    }
+    fputs("], \"levels\": [", f);
+    for (int i = 0; i < nn; i++) {
+        fprintf(f, "%s{\"task\": ", i ? ", " : "");
+        json_string(f, nd[i].task);
+        fputs(", \"variant\": ", f);
+        json_string(f, nd[i].variant);
+        fprintf(f, ", \"level\": %.4g, \"state_bytes\": ", nd[i].level);
+        if (nd[i].kind == FR_NOT_REACHED) fputs("null", f);
+        else fprintf(f, "%.6g", 4 * nd[i].state_floats);
+        fprintf(f, ", \"reached\": \"%s\"}", kind_name(nd[i].kind));
+    }
+    fputs("], \"ratios\": [", f);
+    for (int i = 0; i < nr; i++) {
+        fprintf(f, "%s{\"task\": ", i ? ", " : "");
+        json_string(f, r[i].task);
+        fputs(", \"a\": ", f);
+        json_string(f, r[i].a);
+        fputs(", \"b\": ", f);
+        json_string(f, r[i].b);
+        fprintf(f, ", \"level\": %.4g, \"ratio\": ", r[i].level);
+        if (!strcmp(r[i].qual, "n/a")) fputs("null", f);
+        else fprintf(f, "%.6g", r[i].ratio);
+        fprintf(f, ", \"qualifier\": \"%s\", \"a_reached\": \"%s\", \"b_reached\": \"%s\"}", r[i].qual,
+                kind_name(r[i].kind_a), kind_name(r[i].kind_b));
+    }
+    fputs("]}\n", f);
+}
+
+// Flag helper shared by the analysis commands: "--name value" or "--name=value"; returns the value or NULL.
+const char *frontier_flag_value(int argc, char **argv, int *i, const char *name) {
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n)) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n]) return NULL;
+    if (*i + 1 >= argc) die_usage("%s needs a value (see --help)", name);
+    return argv[++*i];
+}
+
+int frontier_check_task(const char *t) {
+    if (strcmp(t, "mqar") && strcmp(t, "regbench")) die_usage("--task %s: must be mqar or regbench", t);
+    return 0;
+}
+
+int cmd_frontier(int argc, char **argv) {
+    const char *db = NULL, *task = NULL, *csv = NULL, *vs = NULL, *v;
+    int json = 0;
+    double levels[MAX_LEVELS] = {0.5, 0.7, 0.9};
+    int nlev = 3;
+    char err[256];
+    for (int i = frontier_arg_start(argc, argv, "frontier"); i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--json")) json = 1;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--db"))) db = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--task"))) frontier_check_task(task = v);
+        else if ((v = frontier_flag_value(argc, argv, &i, "--csv"))) csv = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--vs"))) vs = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--levels")) ||
+                 (v = frontier_flag_value(argc, argv, &i, "--threshold"))) {
+            if ((nlev = frontier_parse_levels(v, levels, MAX_LEVELS, err, sizeof err)) < 0) die_usage("%s", err);
+        } else die_usage("frontier: unknown argument '%s' (see recallbench frontier --help)", a);
+    }
+    if (!db) db = frontier_default_db();
+    Store *s = frontier_open_existing(db);
+    FrPoint *p;
+    int np = frontier_compute(store_db(s), task, &p);
+    if (vs) {
+        int found = 0;
+        for (int i = 0; i < np; i++) found |= !strcmp(p[i].variant, vs);
+        if (!found) die_usage("--vs %s: no finished runs of that variant in %s", vs, db);
+    }
+    FrNeed *nd;
+    int nn = frontier_needs(p, np, levels, nlev, &nd);
+    FrRatio *r;
+    int nr = frontier_ratios(nd, nn, vs, &r);
+    if (np == 0) fprintf(stderr, "recallbench: no finished runs%s%s in %s\n", task ? " of task " : "", task ? task : "", db);
+    if (json) write_json(stdout, p, np, nd, nn, r, nr);
+    else {
+        printf("frontier of %s: %d state sizes\n", db, np);
+        frontier_print_tables(stdout, p, np, nd, nn, r, nr, levels, nlev, 0);
+    }
+    if (csv) write_csv(csv, p, np, nd, nn, r, nr);
+    if (fflush(stdout)) die_runtime("cannot write output: %s", strerror(errno));
+    free(p);
+    free(nd);
+    free(r);
+    store_close(s);
+    return 0;
+}
+
+int frontier_arg_start(int argc, char **argv, const char *cmd) {
+    int i = 0;
+    if (i < argc) {
+        const char *b = strrchr(argv[i], '/');
+        b = b ? b + 1 : argv[i];
+        if (!strcmp(b, "recallbench") || !strcmp(b, "exe")) i++;
+    }
+    if (i < argc && !strcmp(argv[i], cmd)) i++;
+    return i;
+}

@@ -1,0 +1,95 @@
+// frontier.h — the state-size frontier (architecture.md "harness/frontier"): best lr per (task, variant,
+// state size), the Pareto frontier of accuracy vs state, the state each variant needs to reach an accuracy
+// level, and state-efficiency ratios between variants. Pure functions + the loader; depends on sqlite3.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct sqlite3;
+
+// One finished (status ok) run as the frontier sees it.
+typedef struct {
+    int64_t run_id;
+    char task[16], variant[48];
+    char key[1024];        // identity of the config without its seed (runs differing only by seed share it)
+    char desc[96];         // short config summary for tables: "d=64 W=32 N=8"
+    double lr, state_floats, accuracy;
+    uint64_t seed;
+} FrRun;
+
+// The best configuration of one (task, variant, state size): the config (lr included) with the highest
+// mean accuracy over its seeds. Points come sorted by task, variant, state.
+typedef struct {
+    char task[16], variant[48], desc[96];
+    double state_floats, lr, accuracy;   // accuracy = mean over seeds of the chosen config
+    int n_seeds;                         // seeds averaged in the chosen config
+    int n_configs;                       // configs (lr, window, ...) compared at this state size
+    int on_frontier;                     // 1 if no point of the same (task, variant) dominates it
+    int64_t best_run;                    // the chosen config's best seed (for training curves)
+} FrPoint;
+
+// How a level was reached: exactly/interpolated, already at the smallest measured state (the true need is
+// at most that: "<= X"), or not at all (the variant's best accuracy is below the level).
+enum { FR_REACHED = 0, FR_AT_MOST = 1, FR_NOT_REACHED = -1 };
+
+typedef struct {
+    char task[16], variant[48];
+    double level, state_floats;          // state_floats undefined (0) when FR_NOT_REACHED
+    int kind;                            // FR_*
+} FrNeed;
+
+// Ratio state_b / state_a at one level: "a reaches the level with ratio x less state than b".
+// qual: "" exact, ">=" (a's need is an upper bound), "<=" (b's need is an upper bound), "~" (both are),
+// "n/a" (either not reached; ratio = 0).
+typedef struct {
+    char task[16], a[48], b[48];
+    double level, state_a, state_b, ratio;
+    int kind_a, kind_b;
+    char qual[4];
+} FrRatio;
+
+// Best configuration per (task, variant, state_floats). *out is malloc'd; returns the count (>= 0).
+int frontier_points(const FrRun *runs, int n, FrPoint **out);
+// Sets on_frontier within each (task, variant): a point is dominated if another point of the same
+// variant has state <= and accuracy >= with at least one strict. Points must be sorted (as returned).
+void frontier_pareto(FrPoint *p, int n);
+// State needed by (task, variant) to reach level along its frontier points, linear in log2(state)
+// between the two bracketing frontier points. Returns the state in floats (0 if not reached); *kind = FR_*.
+double frontier_state_for(const FrPoint *p, int n, const char *task, const char *variant, double level,
+                          int *kind);
+// Needs of every (task, variant) at every level (*out malloc'd, ordered task, variant, level). Returns count.
+int frontier_needs(const FrPoint *p, int n, const double *levels, int nlev, FrNeed **out);
+// Ratios for every pair of variants of a task at every level, a before b in name order; with vs != NULL
+// only pairs with a == vs (b = every other variant). *out malloc'd; returns the count.
+int frontier_ratios(const FrNeed *needs, int nneeds, const char *vs, FrRatio **out);
+
+// Reads the status-ok runs (optionally of one task) from a recallbench database. *out malloc'd; returns the
+// count, or -1 with one line in err.
+int frontier_load(struct sqlite3 *db, const char *task, FrRun **out, char *err, size_t errn);
+// Removes the "seed" member from a canonical config JSON (in place): the seed-free identity of a config.
+void frontier_strip_seed(char *json);
+// "512 B", "1.5 KiB", "24 MiB" into buf.
+const char *frontier_fmt_bytes(double bytes, char *buf, size_t n);
+// Parses "0.5,0.7,0.9" into levels (each in (0, 1]); returns the count or -1 with err.
+int frontier_parse_levels(const char *s, double *levels, int max, char *err, size_t errn);
+
+int cmd_frontier(int argc, char **argv);
+
+// Shared by frontier, plot and report: the database path the analyses read by default (config_defaults'
+// --db, else results/results.db), opening an existing database (exit 1 with a reason if it is missing or
+// unreadable; never creates one), and load + best-config + Pareto in one call (exit 1 on db errors).
+const char *frontier_default_db(void);
+struct Store *frontier_open_existing(const char *path);
+int frontier_compute(struct sqlite3 *db, const char *task, FrPoint **out);
+// The frontier tables (points, needs, ratios) as plain text (markdown = 0) or markdown pipe tables.
+void frontier_print_tables(FILE *f, const FrPoint *p, int np, const FrNeed *nd, int nn, const FrRatio *r,
+                           int nr, const double *levels, int nlev, int markdown);
+// Flag helper of the analysis commands: argv[*i] is "--name value" (advances *i) or "--name=value";
+// returns the value, NULL if argv[*i] is another flag; exit 2 if the value is missing.
+const char *frontier_flag_value(int argc, char **argv, int *i, const char *name);
+// Exit 2 unless t is mqar or regbench.
+int frontier_check_task(const char *t);
+// Index of the first argument of a subcommand in argv, whatever main passes: skips a leading program
+// name (".../recallbench") and then the subcommand name itself.
+int frontier_arg_start(int argc, char **argv, const char *cmd);

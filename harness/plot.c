@@ -1,0 +1,347 @@
+// plot.c — `recallbench plot`: writes the data of the frontier and training-curve figures and runs the
+// gnuplot scripts of plots/ (PNG + SVG). Depends on frontier.h, store.h, sqlite3, gnuplot at run time.
+#include <errno.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "frontier.h"
+#include "rb_build.h"
+#include "store.h"
+#include "util.h"
+
+extern char **environ;
+
+// One colour per variant, stable across figures (the six mixers of the study first).
+static const char *variant_color(const char *v, int i) {
+    static const struct { const char *name, *rgb; } known[] = {
+        {"attention", "#000000"}, {"swa", "#1f77b4"}, {"bla", "#d62728"}, {"gsa", "#2ca02c"},
+        {"la", "#ff7f0e"}, {"mamba", "#9467bd"}, {"bla-slots", "#e377c2"}, {"bla-decay", "#8c564b"},
+        {"la-elu", "#bcbd22"}, {"swa-perhead", "#17becf"}, {"bla-perhead", "#ff9896"}, {"conv", "#7f7f7f"},
+    };
+    static const char *palette[] = {"#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"};
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+        if (!strcmp(known[k].name, v)) return known[k].rgb;
+    return palette[i % 6];
+}
+
+static void mkdirs(const char *dir) {
+    char d[4096];
+    snprintf(d, sizeof d, "%s", dir);
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(d, 0777);
+        *p = '/';
+    }
+    if (mkdir(d, 0777) != 0 && errno != EEXIST) die_runtime("cannot create directory %s: %s", d, strerror(errno));
+}
+
+static FILE *xfopen(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) die_runtime("cannot write %s: %s", path, strerror(errno));
+    return f;
+}
+
+static void xfclose(FILE *f, const char *path) {
+    if (ferror(f) | fclose(f)) die_runtime("cannot write %s: %s", path, strerror(errno));
+}
+
+// Runs gnuplot -e "ASSIGNMENTS" SCRIPT; exit 1 with a reason if gnuplot is missing or fails.
+static void run_gnuplot(const char *assign, const char *script) {
+    char *av[] = {"gnuplot", "-e", (char *)assign, (char *)script, NULL};
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "gnuplot", NULL, NULL, av, environ);
+    if (rc == ENOENT) die_runtime("gnuplot not found on PATH: install it (e.g. apt install gnuplot-nox) to draw figures");
+    if (rc != 0) die_runtime("cannot run gnuplot: %s", strerror(rc));
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0)
+        if (errno != EINTR) die_runtime("waitpid: %s", strerror(errno));
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127) die_runtime("gnuplot not found on PATH: install it (e.g. apt install gnuplot-nox)");
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) die_runtime("gnuplot failed on %s (its messages are above)", script);
+}
+
+static void check_output(const char *base) {
+    char p[1100];
+    const char *ext[] = {".png", ".svg"};
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        snprintf(p, sizeof p, "%s%s", base, ext[i]);
+        if (stat(p, &sb) != 0 || sb.st_size == 0) die_runtime("gnuplot wrote no %s", p);
+        printf("%s\n", p);
+    }
+}
+
+static void append(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t n, const char *fmt, ...) {
+    size_t l = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + l, n - l, fmt, ap);
+    va_end(ap);
+}
+
+static void no_quote(const char *s, const char *what) {
+    if (strchr(s, '\'') || strchr(s, '"')) die_usage("%s %s: quotes in paths are not supported by the plot scripts", what, s);
+}
+
+// TVD of a RegBench run: its 'test' evaluation closest to the run's reported accuracy (latest on ties).
+static double run_tvd(sqlite3 *db, int64_t run) {
+    sqlite3_stmt *st;
+    double t = NAN;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT e.tvd FROM evals e JOIN runs r ON r.id = e.run_id WHERE e.run_id = ?1"
+                           " AND e.split != 'train' AND e.tvd IS NOT NULL AND e.tvd >= 0"
+                           " ORDER BY abs(e.accuracy - r.accuracy), e.epoch DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        die_runtime("cannot read evals: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, run);
+    if (sqlite3_step(st) == SQLITE_ROW) t = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return t;
+}
+
+static int task_label(const char *task, char *buf, size_t n) {
+    return snprintf(buf, n, "%s", !strcmp(task, "mqar") ? "MQAR" : !strcmp(task, "regbench") ? "RegBench" : task);
+}
+
+// Frontier figure of one task. Returns 1 if written.
+static int plot_frontier(sqlite3 *db, const char *task, const FrPoint *p, int np, const char *out,
+                         const char *scripts) {
+    char data[1100], base[1100], assign[4096], colors[1024] = "", label[32];
+    snprintf(data, sizeof data, "%s/data/frontier_%s.dat", out, task);
+    snprintf(base, sizeof base, "%s/frontier_%s", out, task);
+    int regbench = !strcmp(task, "regbench");
+    FILE *f = xfopen(data);
+    fprintf(f, "# recallbench plot: %s, best configuration per (variant, state size); columns: state_bytes accuracy "
+               "tvd (RegBench, best seed; else NaN)\n", task);
+    int nvar = 0;
+    for (int i = 0; i < np; i++) {
+        if (strcmp(p[i].task, task)) continue;
+        if (nvar == 0 || strcmp(p[i].variant, p[i - 1].variant) || strcmp(p[i - 1].task, task)) {
+            if (nvar) fprintf(f, "\n\n");
+            fprintf(f, "\"%s\"\n", p[i].variant);
+            append(colors, sizeof colors, "%s%s", nvar ? " " : "", variant_color(p[i].variant, nvar));
+            nvar++;
+        }
+        double tvd = regbench ? run_tvd(db, p[i].best_run) : NAN;
+        fprintf(f, "%.17g %.6f %.6f\n", 4 * p[i].state_floats, p[i].accuracy, tvd);
+    }
+    xfclose(f, data);
+    if (!nvar) return 0;
+    task_label(task, label, sizeof label);
+    char script[1100];
+    snprintf(script, sizeof script, "%s/frontier.gp", scripts);
+    snprintf(assign, sizeof assign,
+             "datafile='%s'; outbase='%s'; nvar=%d; colors='%s'; tvd=%d; "
+             "ptitle='%s: accuracy vs recurrent state size (best learning rate per size)'; ylab='%s'",
+             data, base, nvar, colors, regbench, label,
+             regbench ? "Greedy next-token accuracy" : "Accuracy (mean over test configurations)");
+    run_gnuplot(assign, script);
+    check_output(base);
+    return 1;
+}
+
+// Per-epoch test accuracy (mean over test configurations, or one split) and training loss of a run.
+static int write_run_curve(sqlite3 *db, int64_t run, const char *split, FILE *acc, FILE *loss, const char *title) {
+    sqlite3_stmt *st;
+    int n = 0;
+    if (acc) {
+        const char *sql = split ? "SELECT epoch, accuracy FROM evals WHERE run_id = ?1 AND split = ?2 AND accuracy IS "
+                                  "NOT NULL ORDER BY epoch"
+                                : "SELECT epoch, avg(accuracy) FROM evals WHERE run_id = ?1 AND split != 'train' AND "
+                                  "accuracy IS NOT NULL GROUP BY epoch ORDER BY epoch";
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) die_runtime("cannot read evals: %s", sqlite3_errmsg(db));
+        sqlite3_bind_int64(st, 1, run);
+        if (split) sqlite3_bind_text(st, 2, split, -1, SQLITE_TRANSIENT);
+        fprintf(acc, "\"%s\"\n", title);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            fprintf(acc, "%d %.6f\n", sqlite3_column_int(st, 0), sqlite3_column_double(st, 1));
+            n++;
+        }
+        if (!n) fprintf(acc, "0 NaN\n");
+        fprintf(acc, "\n\n");
+        sqlite3_finalize(st);
+    }
+    if (loss) {
+        if (sqlite3_prepare_v2(db, "SELECT epoch, loss FROM evals WHERE run_id = ?1 AND split = 'train' AND loss > 0 "
+                                   "ORDER BY epoch", -1, &st, NULL) != SQLITE_OK)
+            die_runtime("cannot read evals: %s", sqlite3_errmsg(db));
+        sqlite3_bind_int64(st, 1, run);
+        fprintf(loss, "\"%s\"\n", title);
+        int m = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            fprintf(loss, "%d %.6g\n", sqlite3_column_int(st, 0), sqlite3_column_double(st, 1));
+            m++;
+        }
+        if (!m) fprintf(loss, "0 NaN\n");
+        fprintf(loss, "\n\n");
+        sqlite3_finalize(st);
+        n += m;
+    }
+    return n;
+}
+
+// Training curves of one task: per variant, the run of its most accurate point (smallest state on ties).
+static int plot_curves(sqlite3 *db, const char *task, const FrPoint *p, int np, const char *out, const char *scripts) {
+    char accf[1100], lossf[1100], base[1100], colors[1024] = "", assign[4096], label[32];
+    snprintf(accf, sizeof accf, "%s/data/curves_%s_acc.dat", out, task);
+    snprintf(lossf, sizeof lossf, "%s/data/curves_%s_loss.dat", out, task);
+    snprintf(base, sizeof base, "%s/curves_%s", out, task);
+    FILE *fa = xfopen(accf), *fl = xfopen(lossf);
+    int nvar = 0, rows = 0;
+    for (int i = 0; i < np;) {
+        if (strcmp(p[i].task, task)) { i++; continue; }
+        int best = i, j = i;
+        for (; j < np && !strcmp(p[j].task, task) && !strcmp(p[j].variant, p[i].variant); j++)
+            if (p[j].accuracy > p[best].accuracy) best = j;
+        char title[160], b[32];
+        snprintf(title, sizeof title, "%s, %s state, lr %.3g (run %lld)", p[best].variant,
+                 frontier_fmt_bytes(4 * p[best].state_floats, b, sizeof b), p[best].lr, (long long)p[best].best_run);
+        rows += write_run_curve(db, p[best].best_run, NULL, fa, fl, title);
+        append(colors, sizeof colors, "%s%s", nvar ? " " : "", variant_color(p[best].variant, nvar));
+        nvar++;
+        i = j;
+    }
+    xfclose(fa, accf);
+    xfclose(fl, lossf);
+    if (!nvar || !rows) return 0;
+    task_label(task, label, sizeof label);
+    char script[1100];
+    snprintf(script, sizeof script, "%s/curves.gp", scripts);
+    snprintf(assign, sizeof assign,
+             "accfile='%s'; lossfile='%s'; outbase='%s'; nacc=%d; nloss=%d; acccolors='%s'; losscolors='%s'; "
+             "ptitle='%s: training curves of the most accurate run per variant'; acclab='%s'",
+             accf, lossf, base, nvar, nvar, colors, colors, label,
+             !strcmp(task, "regbench") ? "Test greedy accuracy" : "Test accuracy (mean over test configurations)");
+    run_gnuplot(assign, script);
+    check_output(base);
+    return 1;
+}
+
+// Training curves of one run: accuracy per test configuration, and the training loss.
+static void plot_run(sqlite3 *db, int64_t run, const char *out, const char *scripts) {
+    sqlite3_stmt *st;
+    char variant[64] = "", task[32] = "";
+    double state = 0, lr = 0;
+    if (sqlite3_prepare_v2(db, "SELECT COALESCE(variant, mixer, model, '?'), task, state_floats, lr FROM runs WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        die_runtime("cannot read runs: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, run);
+    if (sqlite3_step(st) != SQLITE_ROW) die_usage("--run %lld: no such run in the database", (long long)run);
+    snprintf(variant, sizeof variant, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(task, sizeof task, "%s", sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "?");
+    state = sqlite3_column_double(st, 2);
+    lr = sqlite3_column_double(st, 3);
+    sqlite3_finalize(st);
+    char accf[1100], lossf[1100], base[1100], colors[1024] = "", assign[4096], label[32], b[32];
+    snprintf(accf, sizeof accf, "%s/data/run%lld_acc.dat", out, (long long)run);
+    snprintf(lossf, sizeof lossf, "%s/data/run%lld_loss.dat", out, (long long)run);
+    snprintf(base, sizeof base, "%s/run%lld", out, (long long)run);
+    FILE *fa = xfopen(accf), *fl = xfopen(lossf);
+    if (sqlite3_prepare_v2(db, "SELECT DISTINCT split FROM evals WHERE run_id = ?1 AND split != 'train' AND accuracy IS "
+                               "NOT NULL ORDER BY L, K, split", -1, &st, NULL) != SQLITE_OK)
+        die_runtime("cannot read evals: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, run);
+    int nacc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char split[64];
+        snprintf(split, sizeof split, "%s", (const char *)sqlite3_column_text(st, 0));
+        write_run_curve(db, run, split, fa, NULL, split);
+        append(colors, sizeof colors, "%s%s", nacc ? " " : "", variant_color("", nacc));
+        nacc++;
+    }
+    sqlite3_finalize(st);
+    write_run_curve(db, run, NULL, NULL, fl, "training loss");
+    xfclose(fa, accf);
+    xfclose(fl, lossf);
+    if (!nacc) die_runtime("run %lld has no evaluations to plot", (long long)run);
+    task_label(task, label, sizeof label);
+    char script[1100];
+    snprintf(script, sizeof script, "%s/curves.gp", scripts);
+    snprintf(assign, sizeof assign,
+             "accfile='%s'; lossfile='%s'; outbase='%s'; nacc=%d; nloss=1; acccolors='%s'; losscolors='#000000'; "
+             "ptitle='%s run %lld: %s, %s state, lr %.3g'; acclab='Test accuracy per test configuration'",
+             accf, lossf, base, nacc, colors, label, (long long)run, variant,
+             frontier_fmt_bytes(4 * state, b, sizeof b), lr);
+    run_gnuplot(assign, script);
+    check_output(base);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: recallbench plot [--db PATH] [--out DIR] [--task mqar|regbench] [--run ID] [--scripts DIR]\n"
+            "Draws, per task, with gnuplot (PNG and SVG; the data files go to DIR/data/):\n"
+            "  DIR/frontier_<task>   accuracy vs recurrent state size (bytes, log2 axis), one line per variant\n"
+            "                        through its best configuration per state size (RegBench: a second panel\n"
+            "                        with the TVD to the true next-token distribution)\n"
+            "  DIR/curves_<task>     test accuracy and training loss vs epoch of each variant's most accurate run\n"
+            "  DIR/run<ID>           with --run ID: that run's accuracy per test configuration and training loss\n"
+            "Prints the paths written.\n"
+            "  --db PATH       results database (default %s)\n"
+            "  --out DIR       output directory, created if missing (default plots/out)\n"
+            "  --task T        only this task: mqar | regbench (default: every task with finished runs)\n"
+            "  --run ID        plot only the training curves of run ID\n"
+            "  --scripts DIR   where frontier.gp and curves.gp are (default $RB_PLOTS_DIR, else %s/plots)\n"
+            "  --help          this text\n"
+            "Exit status: 0 ok, 2 bad flag, 1 database error, gnuplot missing or failing.\n",
+            frontier_default_db(), RB_SOURCE_ROOT);
+}
+
+int cmd_plot(int argc, char **argv) {
+    const char *db = NULL, *out = "plots/out", *task = NULL, *scripts = getenv("RB_PLOTS_DIR"), *v;
+    long long run = 0;
+    for (int i = frontier_arg_start(argc, argv, "plot"); i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if ((v = frontier_flag_value(argc, argv, &i, "--db"))) db = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--out"))) out = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--task"))) frontier_check_task(task = v);
+        else if ((v = frontier_flag_value(argc, argv, &i, "--scripts"))) scripts = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--run"))) {
+            char *e;
+            run = strtoll(v, &e, 10);
+            if (e == v || *e || run < 1) die_usage("--run %s: must be a run id (an integer >= 1)", v);
+        } else die_usage("plot: unknown argument '%s' (see recallbench plot --help)", a);
+    }
+    if (!db) db = frontier_default_db();
+    char sdir[1024];
+    snprintf(sdir, sizeof sdir, "%s", scripts && *scripts ? scripts : RB_SOURCE_ROOT "/plots");
+    no_quote(out, "--out");
+    no_quote(sdir, "--scripts");
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/frontier.gp", sdir);
+    if (access(probe, R_OK) != 0)
+        die_runtime("plot scripts not found: %s (pass --scripts DIR or set RB_PLOTS_DIR to recallbench's plots/)", probe);
+    Store *s = frontier_open_existing(db);
+    sqlite3 *h = store_db(s);
+    char dd[1100];
+    snprintf(dd, sizeof dd, "%s/data", out);
+    mkdirs(dd);
+    if (run) {
+        plot_run(h, run, out, sdir);
+        store_close(s);
+        return 0;
+    }
+    FrPoint *p;
+    int np = frontier_compute(h, task, &p);
+    if (np == 0) {
+        store_close(s);
+        free(p);
+        die_runtime("no finished runs%s%s in %s: nothing to plot", task ? " of task " : "", task ? task : "", db);
+    }
+    int figs = 0;
+    for (int i = 0; i < np; i++) {
+        if (i > 0 && !strcmp(p[i].task, p[i - 1].task)) continue;
+        figs += plot_frontier(h, p[i].task, p, np, out, sdir);
+        figs += plot_curves(h, p[i].task, p, np, out, sdir);
+    }
+    free(p);
+    store_close(s);
+    if (fflush(stdout)) die_runtime("cannot write output: %s", strerror(errno));
+    return figs ? 0 : EXIT_RUNTIME;
+}

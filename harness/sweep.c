@@ -1,0 +1,845 @@
+// sweep.c — `recallbench sweep SPEC.ini`: expands an INI grid, skips configs finished in the store (by config
+// hash), runs the rest in -j worker processes (`recallbench train ... --json`), resumable after a kill.
+// Depends on config.h, store.h, util.h, inih (ini.h), POSIX (fork/exec, poll, waitpid).
+#include "sweep.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#include "frontier.h"
+#include "store.h"
+#include "util.h"
+
+#define SPEC_GROUPS (G_TASK | G_MODEL | G_MIXER | G_TRAIN)
+#define MAX_WORKERS 256
+
+// ---------------------------------------------------------------------------------------------------------
+// Spec parsing (inih; a line-counting reader gives every key its line number)
+
+typedef struct {
+    FILE *f;
+    int line, too_long;
+} Reader;
+
+typedef struct {
+    SweepSpec *s;
+    Reader *rd;
+    char err[512];
+    int failed;
+} ParseState;
+
+static char *count_lines(char *str, int num, void *stream) {
+    Reader *r = stream;
+    char *s = fgets(str, num, r->f);
+    if (!s) return NULL;
+    r->line++;
+    size_t n = strlen(s);
+    if (n > 0 && s[n - 1] != '\n' && !feof(r->f)) {
+        int ch;
+        while ((ch = fgetc(r->f)) != EOF && ch != '\n') {}
+        if (!r->too_long) r->too_long = r->line;
+    }
+    return s;
+}
+
+static void block_free(SpecBlock *b) {
+    for (int i = 0; i < b->nkeys; i++) {
+        for (int j = 0; j < b->keys[i].nvals; j++) free(b->keys[i].vals[j]);
+        free(b->keys[i].vals);
+    }
+    free(b->keys);
+    b->keys = NULL;
+    b->nkeys = 0;
+}
+
+void sweep_spec_free(SweepSpec *s) {
+    block_free(&s->sweep);
+    for (int i = 0; i < s->nmodels; i++) block_free(&s->models[i]);
+    free(s->models);
+    s->models = NULL;
+    s->nmodels = 0;
+}
+
+static SpecKey *block_key(SpecBlock *b, const char *key, int line) {
+    for (int i = 0; i < b->nkeys; i++)
+        if (!strcmp(b->keys[i].key, key)) return &b->keys[i];
+    SpecKey *t = realloc(b->keys, sizeof(SpecKey) * (size_t)(b->nkeys + 1));
+    if (!t) die_runtime("out of memory");
+    b->keys = t;
+    SpecKey *k = &b->keys[b->nkeys++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    k->line = line;
+    return k;
+}
+
+static const SpecKey *find_key(const SpecBlock *b, const char *key) {
+    for (int i = 0; i < b->nkeys; i++)
+        if (!strcmp(b->keys[i].key, key)) return &b->keys[i];
+    return NULL;
+}
+
+static const char *block_title(const SpecBlock *b, char *buf, size_t n) {
+    if (b->name[0]) snprintf(buf, n, "[model %s]", b->name);
+    else snprintf(buf, n, "[sweep]");
+    return buf;
+}
+
+static int parse_fail(ParseState *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int parse_fail(ParseState *ps, const char *fmt, ...) {
+    if (ps->failed) return 0;
+    ps->failed = 1;
+    int o = snprintf(ps->err, sizeof ps->err, "%s:%d: ", ps->s->file, ps->rd->line);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->err + o, sizeof ps->err - (size_t)o, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value) {
+    ParseState *ps = user;
+    SweepSpec *s = ps->s;
+    if (ps->failed) return 0;
+    SpecBlock *b;
+    if (!strcmp(section, "sweep")) {
+        b = &s->sweep;
+    } else if (!strncmp(section, "model ", 6) && section[6]) {
+        const char *nm = section + 6;
+        while (*nm == ' ') nm++;
+        b = NULL;
+        for (int i = 0; i < s->nmodels; i++)
+            if (!strcmp(s->models[i].name, nm)) b = &s->models[i];
+        if (!b) {
+            if (strlen(nm) >= sizeof b->name || strpbrk(nm, " \t,"))
+                return parse_fail(ps, "[%s]: model names are one word of at most 63 characters", section);
+            SpecBlock *t = realloc(s->models, sizeof(SpecBlock) * (size_t)(s->nmodels + 1));
+            if (!t) die_runtime("out of memory");
+            s->models = t;
+            b = &s->models[s->nmodels++];
+            memset(b, 0, sizeof *b);
+            snprintf(b->name, sizeof b->name, "%s", nm);
+            b->line = ps->rd->line;
+        }
+    } else if (!section[0]) {
+        return parse_fail(ps, "%s = %s: keys must be inside a [sweep] or [model NAME] section", name, value);
+    } else {
+        return parse_fail(ps, "unknown section [%s]: use [sweep] and [model NAME]", section);
+    }
+    char title[96];
+    block_title(b, title, sizeof title);
+    if (!*value) return parse_fail(ps, "%s %s has no value", title, name);
+    if (b == &s->sweep && (!strcmp(name, "name") || !strcmp(name, "db"))) {
+        if (strpbrk(value, " \t")) return parse_fail(ps, "[sweep] %s = %s: one word (no spaces)", name, value);
+        if (!strcmp(name, "name")) snprintf(s->name, sizeof s->name, "%s", value);
+        else snprintf(s->db, sizeof s->db, "%s", value);
+        return 1;
+    }
+    char key[48];
+    snprintf(key, sizeof key, "%s", name);
+    for (char *p = key; *p; p++)
+        if (*p == '_') *p = '-';
+    // Every item is checked now, so a typo fails before anything runs (config_set names the allowed range).
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", value);
+    SpecKey *k = NULL;
+    for (char *sv, *item = strtok_r(buf, " \t", &sv); item; item = strtok_r(NULL, " \t", &sv)) {
+        if (item[0] == ';' || item[0] == '#') break;  // a comment (inih leaves it on continuation lines)
+        RunConfig scratch;
+        config_defaults(&scratch);
+        char e[256];
+        int rc = config_set(&scratch, key, item, SPEC_GROUPS, e, sizeof e);
+        if (rc == -2) {
+            RunConfig c2;
+            config_defaults(&c2);
+            if (config_set(&c2, key, item, G_RUN, e, sizeof e) != -2)
+                return parse_fail(ps, "%s %s: a run option, not part of a config; give it on the command line "
+                                      "(recallbench sweep --help)", title, name);
+            return parse_fail(ps, "%s unknown key '%s' (keys are train flags without dashes: recallbench train "
+                                  "--help; [sweep] also takes name and db)", title, name);
+        }
+        if (rc < 0) return parse_fail(ps, "%s %s = %s: %s", title, name, item, e);
+        if (!k) k = block_key(b, key, ps->rd->line);
+        char **t = realloc(k->vals, sizeof(char *) * (size_t)(k->nvals + 1));
+        if (!t) die_runtime("out of memory");
+        k->vals = t;
+        k->vals[k->nvals++] = xstrdup(item);
+    }
+    return 1;
+}
+
+int sweep_spec_load(const char *path, SweepSpec *s, char *err, size_t errn) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->file, sizeof s->file, "%s", path);
+    Reader rd = {fopen(path, "r"), 0, 0};
+    if (!rd.f) {
+        snprintf(err, errn, "cannot read sweep spec %s: %s", path, strerror(errno));
+        return -1;
+    }
+    ParseState ps = {s, &rd, "", 0};
+    int rc = ini_parse_stream(count_lines, &rd, on_key, &ps);
+    fclose(rd.f);
+    if (ps.failed) {
+        snprintf(err, errn, "%s", ps.err);
+        return -1;
+    }
+    if (rd.too_long) {
+        snprintf(err, errn, "%s:%d: line too long for the INI reader: continue a list on indented lines", path,
+                 rd.too_long);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(err, errn, "%s:%d: not a section header, key = value line, or comment", path, rc);
+        return -1;
+    }
+    if (!s->name[0]) {
+        const char *b = strrchr(path, '/');
+        b = b ? b + 1 : path;
+        snprintf(s->name, sizeof s->name, "%.*s", (int)(strcspn(b, ".")), b);
+    }
+    if (s->sweep.nkeys == 0 && s->nmodels == 0) {
+        snprintf(err, errn, "%s: no [sweep] or [model NAME] settings: nothing to run", path);
+        return -1;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Grid expansion
+
+// The effective keys of one block: [sweep]'s keys in order (the block's values where it overrides them),
+// then the block's own keys in order.
+static int block_keys(const SweepSpec *s, const SpecBlock *b, const SpecKey **keys, int max) {
+    int n = 0;
+    for (int i = 0; i < s->sweep.nkeys && n < max; i++) {
+        const SpecKey *o = b ? find_key(b, s->sweep.keys[i].key) : NULL;
+        keys[n++] = o ? o : &s->sweep.keys[i];
+    }
+    for (int i = 0; b && i < b->nkeys && n < max; i++)
+        if (!find_key(&s->sweep, b->keys[i].key)) keys[n++] = &b->keys[i];
+    return n;
+}
+
+long sweep_grid_size(const SweepSpec *s) {
+    long total = 0;
+    for (int bi = s->nmodels ? 0 : -1; bi < s->nmodels; bi++) {
+        const SpecKey *keys[256];
+        int nk = block_keys(s, bi >= 0 ? &s->models[bi] : NULL, keys, 256);
+        long p = 1;
+        for (int i = 0; i < nk; i++) p *= keys[i]->nvals;
+        total += p;
+    }
+    return total;
+}
+
+int sweep_expand(const SweepSpec *s, const char *const *ov, int nov, SweepRun **out, int *ndup, char *err,
+                 size_t errn) {
+    long cap = sweep_grid_size(s);
+    SweepRun *r = xcalloc((size_t)(cap > 0 ? cap : 1), sizeof(SweepRun));
+    int n = 0, dup = 0;
+    for (int bi = s->nmodels ? 0 : -1; bi < s->nmodels; bi++) {
+        const SpecBlock *b = bi >= 0 ? &s->models[bi] : NULL;
+        const SpecKey *keys[256];
+        int nk = block_keys(s, b, keys, 256);
+        char title[96];
+        block_title(b ? b : &s->sweep, title, sizeof title);
+        int has_layers = 0;
+        for (int i = 0; i < nk; i++) has_layers |= !strcmp(keys[i]->key, "layers");
+        if (!has_layers) {
+            snprintf(err, errn, "%s:%d: %s sets no layers (e.g. layers = conv,%s)", s->file, b ? b->line : 1, title,
+                     b ? b->name : "bla");
+            free(r);
+            return -1;
+        }
+        int idx[256] = {0};
+        for (;;) {
+            SweepRun *x = &r[n];
+            memset(x, 0, sizeof *x);
+            config_defaults(&x->cfg);
+            int o = 0;
+            char point[256] = "";
+            int po = 0;
+            for (int i = 0; i < nk; i++) {
+                const SpecKey *k = keys[i];
+                const char *v = k->vals[idx[i]];
+                char e[256];
+                if (config_set(&x->cfg, k->key, v, SPEC_GROUPS, e, sizeof e) != 0) {
+                    snprintf(err, errn, "%s:%d: %s %s = %s: %s", s->file, k->line, title, k->key, v, e);
+                    free(r);
+                    return -1;
+                }
+                // Knobs worth showing: lists, and what the block itself sets.
+                int own = b && find_key(b, k->key) == k;
+                if ((k->nvals > 1 || own) && o < (int)sizeof x->knobs - 1)
+                    o += snprintf(x->knobs + o, sizeof x->knobs - (size_t)o, "%s%s=%s", o ? " " : "", k->key, v);
+                if (k->nvals > 1 && po < (int)sizeof point - 1)
+                    po += snprintf(point + po, sizeof point - (size_t)po, "%s%s=%s", po ? " " : "", k->key, v);
+            }
+            for (int i = 0; i + 1 < 2 * nov; i += 2) {
+                char e[256];
+                if (config_set(&x->cfg, ov[i], ov[i + 1], SPEC_GROUPS, e, sizeof e) != 0) {
+                    snprintf(err, errn, "%s", e);
+                    free(r);
+                    return -1;
+                }
+            }
+            TaskParams tp;
+            ModelCfg mc;
+            char e[512];
+            if (config_finalize(&x->cfg, &tp, &mc, e, sizeof e) != 0) {
+                snprintf(err, errn, "%s:%d: %s%s%s: %s", s->file, b ? b->line : 1, title, point[0] ? " at " : "",
+                         point, e);
+                free(r);
+                return -1;
+            }
+            char json[4096];
+            config_json(&x->cfg, json, sizeof json);
+            config_hash(json, x->hash);
+            config_variant(&x->cfg, x->variant, sizeof x->variant);
+            snprintf(x->model, sizeof x->model, "%s", b ? b->name : x->variant);
+            x->block = bi;
+            int seen = 0;
+            for (int j = 0; j < n && !seen; j++) seen = !strcmp(r[j].hash, x->hash);
+            if (seen) dup++;
+            else n++;
+            // Odometer: the last key varies fastest.
+            int i = nk - 1;
+            while (i >= 0 && ++idx[i] == keys[i]->nvals) idx[i--] = 0;
+            if (i < 0) break;
+        }
+    }
+    if (ndup) *ndup = dup;
+    *out = r;
+    return n;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Store status of every grid point
+
+enum { ST_PENDING, ST_FINISHED, ST_DIVERGED };
+
+typedef struct {
+    char (*hash)[24];
+    char (*status)[16];
+    int n, cap;
+} StatusList;
+
+static void collect_status(const RunRow *row, void *ud) {
+    StatusList *l = ud;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->hash = realloc(l->hash, sizeof *l->hash * (size_t)l->cap);
+        l->status = realloc(l->status, sizeof *l->status * (size_t)l->cap);
+        if (!l->hash || !l->status) die_runtime("out of memory");
+    }
+    snprintf(l->hash[l->n], sizeof l->hash[0], "%s", row->config_hash);
+    snprintf(l->status[l->n], sizeof l->status[0], "%s", row->status);
+    l->n++;
+}
+
+static void grid_status(Store *st, const SweepRun *r, int n, int *status) {
+    StatusList l = {0};
+    if (st && store_list_runs(st, NULL, collect_status, &l) < 0)
+        die_runtime("cannot read the results database: %s", store_errmsg(st));
+    for (int i = 0; i < n; i++) {
+        status[i] = ST_PENDING;
+        for (int j = 0; j < l.n; j++) {
+            if (strcmp(l.hash[j], r[i].hash)) continue;
+            if (!strcmp(l.status[j], "ok")) status[i] = ST_FINISHED;
+            else if (!strcmp(l.status[j], "diverged") && status[i] == ST_PENDING) status[i] = ST_DIVERGED;
+        }
+    }
+    free(l.hash);
+    free(l.status);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Workers
+
+typedef struct {
+    pid_t pid;
+    int fd, run, gpu, eof, reaped, wstatus;
+    double t0;
+    char out[8192];
+    size_t outn;
+} Worker;
+
+// Keeps the tail of a worker's stdout: its JSON result is the last line.
+static void out_append(Worker *x, const char *buf, size_t got) {
+    size_t cap = sizeof x->out - 1;
+    if (got > cap) { buf += got - cap; got = cap; }
+    if (x->outn + got > cap) {
+        size_t drop = x->outn + got - cap;
+        memmove(x->out, x->out + drop, x->outn - drop);
+        x->outn -= drop;
+    }
+    memcpy(x->out + x->outn, buf, got);
+    x->outn += got;
+}
+
+static volatile sig_atomic_t got_signal = 0;
+static void on_signal(int sig) {
+    if (!got_signal) got_signal = sig;
+    else got_signal = -1;  // a second signal: kill the workers outright
+}
+
+static int online_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void fmt_dur(double s, char *buf, size_t n) {
+    if (s < 0 || s != s) { snprintf(buf, n, "?"); return; }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+// Pulls "key": value out of a flat JSON line (number or string); 0 if absent.
+static int json_field(const char *j, const char *key, char *out, size_t n) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(j, pat);
+    if (!p) return 0;
+    p += strlen(pat);
+    while (*p == ' ' || *p == ':') p++;
+    size_t k = 0;
+    if (*p == '"') {
+        for (p++; *p && *p != '"' && k + 1 < n; p++) out[k++] = *p;
+    } else {
+        for (; *p && !strchr(",}] ", *p) && k + 1 < n; p++) out[k++] = *p;
+    }
+    out[k] = 0;
+    return k > 0;
+}
+
+static void mkdir_parent(const char *path) {
+    char d[1024];
+    snprintf(d, sizeof d, "%s", path);
+    char *sl = strrchr(d, '/');
+    if (!sl || sl == d) return;
+    *sl = 0;
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(d, 0777);
+        *p = '/';
+    }
+    if (mkdir(d, 0777) != 0 && errno != EEXIST) die_runtime("cannot create directory %s: %s", d, strerror(errno));
+}
+
+static void shell_word(FILE *f, const char *s) {
+    int safe = *s != 0;
+    for (const char *p = s; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/=+", *p)) safe = 0;
+    if (safe) { fputs(s, f); return; }
+    fputc('\'', f);
+    for (const char *p = s; *p; p++)
+        if (*p == '\'') fputs("'\\''", f);
+        else fputc(*p, f);
+    fputc('\'', f);
+}
+
+// The worker's argv: config_argv's "--name value" pairs joined as "--name=value" (which every flag type,
+// booleans included, parses the same way), then the run flags. NULL-terminated; free with free_argv.
+static char **worker_argv(const RunConfig *c, const char *exe, const char *db, const char *threads) {
+    char **ca = config_argv(c, exe);
+    int n = 0;
+    while (ca[n]) n++;
+    char **av = xcalloc((size_t)n + 8, sizeof(char *));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (i >= 2 && !strncmp(ca[i], "--", 2) && !strchr(ca[i], '=') && i + 1 < n && strncmp(ca[i + 1], "--", 2)) {
+            size_t l = strlen(ca[i]) + strlen(ca[i + 1]) + 2;
+            av[k] = xmalloc(l);
+            snprintf(av[k++], l, "%s=%s", ca[i], ca[i + 1]);
+            i++;
+        } else av[k++] = xstrdup(ca[i]);
+    }
+    config_argv_free(ca);
+    const char *extra[] = {"--db", db, "--json", "--threads", threads};
+    for (int i = 0; i < (threads ? 5 : 2); i++) av[k++] = xstrdup(extra[i]);
+    av[k] = NULL;
+    return av;
+}
+
+static void free_argv(char **av) {
+    for (char **p = av; *p; p++) free(*p);
+    free(av);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: recallbench sweep SPEC.ini [-j N] [--db PATH] [--backend cpu|cuda] [--gpus 0,1] [--threads T]\n"
+            "                         [--dry-run] [--list] [--retry-diverged] [--logs DIR] [--exe PATH]\n"
+            "Expands the grid of SPEC.ini, skips configs already finished in the database (same config hash),\n"
+            "and trains the rest in worker processes (`recallbench train ... --db PATH --json`). Safe to kill and\n"
+            "rerun: finished runs are kept and skipped, interrupted ones are redone.\n"
+            "  -j, --jobs N       worker processes (default 1; with --backend cuda: one per --gpus entry)\n"
+            "  --db PATH          results database (default: the spec's [sweep] db, else %s);\n"
+            "                     its directory is created if missing\n"
+            "  --backend B        cpu | cuda: overrides the spec's backend for every run (part of the hash)\n"
+            "  --gpus LIST        GPUs for --backend cuda (default 0); worker i gets CUDA_VISIBLE_DEVICES =\n"
+            "                     LIST[i mod count]\n"
+            "  --threads T        CPU threads per worker (default max(1, cores / workers))\n"
+            "  --dry-run          print the grid (index, model, variant, knobs, hash, status) and its size\n"
+            "  --list             print one self-contained `recallbench train ... --db PATH` command per\n"
+            "                     pending run (for GNU parallel or a Slurm array); runs nothing\n"
+            "  --retry-diverged   rerun configs that diverged before (default: keep them; they are deterministic)\n"
+            "  --logs DIR         per-run stderr logs DIR/<hash>.log (default: <db dir>/logs)\n"
+            "  --exe PATH         program named in --list commands (default: this binary's absolute path)\n"
+            "  --help             this text\n"
+            "Spec format (INI): [sweep] holds settings shared by every model, [model NAME] blocks each set layers\n"
+            "and their own grid; keys are train flags without dashes (recallbench train --help), a block's key\n"
+            "overrides [sweep]'s. A value with several whitespace-separated items is a list; the grid is the\n"
+            "cartesian product of every list of a block (first key slowest). Commas stay inside one value\n"
+            "(window = 32,256; train-mix = 64:4:1000,128:8:500). A repeated key or an indented continuation line\n"
+            "extends a list. [sweep] also takes name (default: the file name) and db (relative to the current\n"
+            "directory). Grid points identical after hashing (knobs a mixer does not read) run once.\n"
+            "Exit status: 0 all runs ok or diverged (a diverged run is a result), 1 a run failed or was\n"
+            "interrupted, or a database/I/O error, 2 bad flag or spec (FILE:LINE, key, value, allowed range).\n",
+            frontier_default_db());
+}
+
+static void print_progress(int tty, int done, int total, int failed, double t0) {
+    double el = now_seconds() - t0;
+    char e[32], eta[32];
+    fmt_dur(el, e, sizeof e);
+    fmt_dur(done > 0 ? el * (total - done) / done : -1, eta, sizeof eta);
+    if (tty) {
+        int w = 30, fill = total ? w * done / total : w;
+        char bar[64];
+        for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+        bar[w] = 0;
+        fprintf(stderr, "\r\033[K[%s] %d/%d runs, %d failed, %s elapsed, ETA %s", bar, done, total, failed, e, eta);
+    } else {
+        fprintf(stderr, "sweep: %d/%d runs done, %d failed, %s elapsed, ETA %s\n", done, total, failed, e, eta);
+    }
+    fflush(stderr);
+}
+
+int cmd_sweep(int argc, char **argv) {
+    const char *spec_path = NULL, *db = NULL, *backend = NULL, *gpus = NULL, *logs = NULL, *exe = NULL, *v;
+    int jobs = 0, threads = 0, dry = 0, list = 0, retry_div = 0;
+    for (int i = frontier_arg_start(argc, argv, "sweep"); i < argc; i++) {
+        const char *a = argv[i];
+        char *end;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--dry-run")) dry = 1;
+        else if (!strcmp(a, "--list")) list = 1;
+        else if (!strcmp(a, "--retry-diverged")) retry_div = 1;
+        else if ((v = frontier_flag_value(argc, argv, &i, "-j")) || (v = frontier_flag_value(argc, argv, &i, "--jobs")) ||
+                 (!strncmp(a, "-j", 2) && a[2] && (v = a + 2))) {
+            long x = strtol(v, &end, 10);
+            if (end == v || *end || x < 1 || x > MAX_WORKERS) die_usage("-j %s: must be an integer in [1, %d]", v, MAX_WORKERS);
+            jobs = (int)x;
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--threads"))) {
+            long x = strtol(v, &end, 10);
+            if (end == v || *end || x < 1 || x > 1024) die_usage("--threads %s: must be an integer in [1, 1024]", v);
+            threads = (int)x;
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--db"))) db = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--backend"))) {
+            if (strcmp(v, "cpu") && strcmp(v, "cuda")) die_usage("--backend %s: must be cpu or cuda", v);
+            backend = v;
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--gpus"))) {
+            if (!*v || strspn(v, "0123456789,") != strlen(v)) die_usage("--gpus %s: a comma list of GPU indices, e.g. 0,1", v);
+            gpus = v;
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--logs"))) logs = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--exe"))) exe = v;
+        else if (a[0] == '-') die_usage("sweep: unknown flag '%s' (see recallbench sweep --help)", a);
+        else if (spec_path) die_usage("sweep: one spec file only ('%s' and '%s')", spec_path, a);
+        else spec_path = a;
+    }
+    if (!spec_path) die_usage("sweep: give a spec file, e.g. recallbench sweep harness/sweeps/quick.ini");
+    if (gpus && !(backend && !strcmp(backend, "cuda"))) die_usage("--gpus %s: only with --backend cuda", gpus);
+
+    SweepSpec spec;
+    char err[1024];
+    if (sweep_spec_load(spec_path, &spec, err, sizeof err) != 0) {
+        if (access(spec_path, R_OK) != 0) die_runtime("%s", err);
+        die_usage("%s", err);
+    }
+    const char *ov[2] = {"backend", backend};
+    SweepRun *runs;
+    int ndup = 0;
+    int n = sweep_expand(&spec, ov, backend ? 1 : 0, &runs, &ndup, err, sizeof err);
+    if (n < 0) die_usage("%s", err);
+    if (!db) db = spec.db[0] ? spec.db : frontier_default_db();
+
+    // Worker layout.
+    int gpu_ids[MAX_WORKERS], ngpu = 0;
+    if (backend && !strcmp(backend, "cuda")) {
+        char g[256];
+        snprintf(g, sizeof g, "%s", gpus ? gpus : "0");
+        for (char *sv, *t = strtok_r(g, ",", &sv); t && ngpu < MAX_WORKERS; t = strtok_r(NULL, ",", &sv))
+            gpu_ids[ngpu++] = atoi(t);
+        if (!jobs) jobs = ngpu;
+    }
+    if (!jobs) jobs = 1;
+    if (!threads) threads = online_cores() / jobs > 1 ? online_cores() / jobs : 1;
+
+    char self[PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl > 0) self[sl] = 0;
+    else snprintf(self, sizeof self, "%s", "recallbench");
+
+    int *status = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));
+    Store *st = NULL;
+    if (dry || list) {
+        if (access(db, F_OK) == 0) st = frontier_open_existing(db);
+    } else {
+        mkdir_parent(db);
+        st = store_open(db, err, sizeof err);
+        if (!st) die_runtime("%s", err);
+        int stale = store_mark_stale(st);
+        if (stale < 0) die_runtime("cannot update %s: %s", db, store_errmsg(st));
+        if (stale > 0) fprintf(stderr, "sweep: %d interrupted run%s from an earlier sweep will be redone\n", stale, stale > 1 ? "s" : "");
+    }
+    grid_status(st, runs, n, status);
+    int nfin = 0, ndiv = 0, npend = 0;
+    for (int i = 0; i < n; i++) {
+        if (status[i] == ST_DIVERGED && retry_div) status[i] = ST_PENDING;
+        nfin += status[i] == ST_FINISHED;
+        ndiv += status[i] == ST_DIVERGED;
+        npend += status[i] == ST_PENDING;
+    }
+
+    if (dry) {
+        printf("sweep %s (%s): %d model block%s, database %s\n", spec.name, spec_path, spec.nmodels,
+               spec.nmodels == 1 ? "" : "s", db);
+        printf("%5s  %-14s %-14s %-16s %-9s %s\n", "#", "model", "variant", "hash", "status", "knobs");
+        for (int i = 0; i < n; i++)
+            printf("%5d  %-14s %-14s %-16s %-9s %s\n", i + 1, runs[i].model, runs[i].variant, runs[i].hash,
+                   status[i] == ST_FINISHED ? "finished" : status[i] == ST_DIVERGED ? "diverged" : "pending",
+                   runs[i].knobs);
+        printf("%d runs: %d finished, %d diverged (kept), %d pending", n, nfin, ndiv, npend);
+        if (ndup) printf("; %d duplicate grid points dropped (knobs their mixer does not read)", ndup);
+        printf("\n");
+        if (st) store_close(st);
+        return 0;
+    }
+    if (list) {
+        for (int i = 0; i < n; i++) {
+            if (status[i] != ST_PENDING) continue;
+            // Same arguments as a sweep worker gets (--db PATH, no --json/--threads).
+            char **av = worker_argv(&runs[i].cfg, exe ? exe : self, db, NULL);
+            for (char **p = av; *p; p++) {
+                if (p != av) fputc(' ', stdout);
+                shell_word(stdout, *p);
+            }
+            fputc('\n', stdout);
+            free_argv(av);
+        }
+        if (st) store_close(st);
+        return fflush(stdout) ? EXIT_RUNTIME : 0;
+    }
+
+    // Logs directory.
+    char logdir[1024];
+    if (logs) snprintf(logdir, sizeof logdir, "%s", logs);
+    else {
+        const char *s = strrchr(db, '/');
+        if (s) snprintf(logdir, sizeof logdir, "%.*s/logs", (int)(s - db), db);
+        else snprintf(logdir, sizeof logdir, "logs");
+    }
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/x", logdir);
+    mkdir_parent(probe);
+
+    int *pending = xmalloc(sizeof(int) * (size_t)(npend > 0 ? npend : 1));
+    for (int i = 0, k = 0; i < n; i++)
+        if (status[i] == ST_PENDING) pending[k++] = i;
+    if (jobs > npend && npend > 0) jobs = npend;
+    int tty = isatty(2);
+    fprintf(stderr, "sweep %s: %d runs in the grid, %d already finished, %d diverged before (kept), %d to run with %d "
+                    "worker%s x %d thread%s; database %s, logs %s/\n",
+            spec.name, n, nfin, ndiv, npend, jobs, jobs > 1 ? "s" : "", threads, threads > 1 ? "s" : "", db, logdir);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    Worker w[MAX_WORKERS];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < jobs; i++) w[i].pid = 0;
+    int next = 0, done = 0, nok = 0, nfail = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0;
+    double t0 = now_seconds(), last_bar = 0;
+    pid_t parent = getpid();
+    char thr[16];
+    snprintf(thr, sizeof thr, "%d", threads);
+
+    for (;;) {
+        // Launch.
+        for (int k = 0; k < jobs && !stopping && !got_signal && next < npend; k++) {
+            if (w[k].pid) continue;
+            int ri = pending[next++];
+            char logpath[1200];
+            snprintf(logpath, sizeof logpath, "%s/%s.log", logdir, runs[ri].hash);
+            int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+            if (logfd < 0) die_runtime("cannot write %s: %s", logpath, strerror(errno));
+            int pfd[2];
+            if (pipe2(pfd, O_CLOEXEC) != 0) die_runtime("pipe: %s", strerror(errno));
+            char **av = worker_argv(&runs[ri].cfg, self, db, thr);
+            fflush(stdout);
+            fflush(stderr);
+            pid_t pid = fork();
+            if (pid < 0) die_runtime("fork: %s", strerror(errno));
+            if (pid == 0) {
+#ifdef __linux__
+                prctl(PR_SET_PDEATHSIG, SIGTERM);  // a killed sweep takes its workers with it
+#endif
+                if (getppid() != parent) _exit(1);
+                int nul = open("/dev/null", O_RDONLY);
+                if (nul >= 0) dup2(nul, 0);
+                dup2(pfd[1], 1);
+                dup2(logfd, 2);
+                if (ngpu > 0) {
+                    char g[16];
+                    snprintf(g, sizeof g, "%d", gpu_ids[k % ngpu]);
+                    setenv("CUDA_VISIBLE_DEVICES", g, 1);
+                }
+                execv(self, av);
+                fprintf(stderr, "recallbench: cannot run %s: %s\n", self, strerror(errno));
+                _exit(127);
+            }
+            free_argv(av);
+            close(pfd[1]);
+            close(logfd);
+            w[k] = (Worker){.pid = pid, .fd = pfd[0], .run = ri, .gpu = ngpu ? gpu_ids[k % ngpu] : -1, .t0 = now_seconds()};
+            active++;
+        }
+        if (active == 0 && (stopping || got_signal || next >= npend)) break;
+
+        // Wait for output or exits.
+        struct pollfd pf[MAX_WORKERS];
+        int map[MAX_WORKERS], np = 0;
+        for (int k = 0; k < jobs; k++)
+            if (w[k].pid && !w[k].eof) { pf[np].fd = w[k].fd; pf[np].events = POLLIN; map[np++] = k; }
+        int pr = poll(pf, (nfds_t)np, np ? 500 : 200);
+        if (pr < 0 && errno != EINTR) die_runtime("poll: %s", strerror(errno));
+        if (np == 0 && pr == 0) usleep(1000);
+        for (int q = 0; pr > 0 && q < np; q++) {
+            if (!(pf[q].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            Worker *x = &w[map[q]];
+            char buf[4096];
+            ssize_t got = read(x->fd, buf, sizeof buf);
+            if (got <= 0) { if (got == 0 || errno != EINTR) x->eof = 1; continue; }
+            out_append(x, buf, (size_t)got);
+        }
+        int ws;
+        pid_t pid;
+        while ((pid = waitpid(-1, &ws, WNOHANG)) > 0)
+            for (int k = 0; k < jobs; k++)
+                if (w[k].pid == pid) { w[k].reaped = 1; w[k].wstatus = ws; }
+
+        // Signals: forward to the workers, then wait for them (their rows stay 'running' and become
+        // 'interrupted' at the next sweep, which redoes them).
+        if (got_signal && !stopping) {
+            stopping = 1;
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "sweep: signal received, stopping %d running worker%s\n", active, active == 1 ? "" : "s");
+            for (int k = 0; k < jobs; k++)
+                if (w[k].pid && !w[k].reaped) kill(w[k].pid, got_signal > 0 ? got_signal : SIGKILL);
+        }
+        if (got_signal == -1) {
+            for (int k = 0; k < jobs; k++)
+                if (w[k].pid && !w[k].reaped) kill(w[k].pid, SIGKILL);
+        }
+
+        // Finish workers that exited and closed their output.
+        for (int k = 0; k < jobs; k++) {
+            Worker *x = &w[k];
+            if (!x->pid || !x->reaped) continue;
+            if (!x->eof) {  // exited: drain what is left
+                char buf[4096];
+                ssize_t got;
+                while ((got = read(x->fd, buf, sizeof buf)) > 0) out_append(x, buf, (size_t)got);
+            }
+            close(x->fd);
+            x->out[x->outn] = 0;
+            while (x->outn > 0 && (x->out[x->outn - 1] == '\n' || x->out[x->outn - 1] == ' ')) x->out[--x->outn] = 0;
+            char *line = strrchr(x->out, '\n');
+            line = line ? line + 1 : x->out;
+            char jstatus[32] = "", acc[32] = "", sb[32] = "";
+            if (line[0] == '{') {
+                json_field(line, "status", jstatus, sizeof jstatus);
+                json_field(line, "accuracy", acc, sizeof acc);
+                json_field(line, "state_bytes", sb, sizeof sb);
+            }
+            const SweepRun *r = &runs[x->run];
+            const char *what;
+            int code = WIFEXITED(x->wstatus) ? WEXITSTATUS(x->wstatus) : -1;
+            if (code == 0) { what = "ok"; nok++; }
+            else if (code == 1 && !strcmp(jstatus, "diverged")) { what = "diverged"; ndiv_now++; }
+            else if (code == 2) { what = "rejected"; nrejected++; nfail++; stopping = 1; }
+            else if (stopping && got_signal) { what = "stopped"; nfail++; }
+            else { what = "failed"; nfail++; }
+            done++;
+            active--;
+            double dt = now_seconds() - x->t0;
+            char sbuf[32] = "";
+            if (acc[0]) snprintf(acc, sizeof acc, "%.3f", atof(acc));
+            if (sb[0]) frontier_fmt_bytes(atof(sb), sbuf, sizeof sbuf);
+            if (tty) fputs("\r\033[K", stderr);
+            fprintf(stderr, "[%*d/%d] %-8s %-12s %s%s%s%s%s (%.1fs)\n", npend >= 100 ? 3 : 2, done, npend, what,
+                    r->model, r->knobs, acc[0] ? "  acc " : "", acc, sbuf[0] ? "  state " : "", sbuf, dt);
+            if (strcmp(what, "ok") && strcmp(what, "diverged")) {
+                fprintf(stderr, "         exit %s; log %s/%s.log", code >= 0 ? "status" : "by signal", logdir, r->hash);
+                if (code >= 0) fprintf(stderr, " (status %d)", code);
+                else fprintf(stderr, " (signal %d)", WIFSIGNALED(x->wstatus) ? WTERMSIG(x->wstatus) : 0);
+                fputc('\n', stderr);
+                if (code == 2) {
+                    // Show why (e.g. the cuda backend not built), then stop: every run would fail alike.
+                    char lp[1200], lb[512];
+                    snprintf(lp, sizeof lp, "%s/%s.log", logdir, r->hash);
+                    FILE *lf = fopen(lp, "r");
+                    while (lf && fgets(lb, sizeof lb, lf)) fprintf(stderr, "         | %s", lb);
+                    if (lf) fclose(lf);
+                }
+            }
+            if (!tty) print_progress(0, done, npend, nfail, t0);
+            memset(x, 0, sizeof *x);
+        }
+        if (tty && now_seconds() - last_bar > 0.5) {
+            print_progress(1, done, npend, nfail, t0);
+            last_bar = now_seconds();
+        }
+    }
+    if (tty) fputs("\r\033[K", stderr);
+    char el[32];
+    fmt_dur(now_seconds() - t0, el, sizeof el);
+    int notrun = npend - next;
+    fprintf(stderr, "sweep %s: %d ok, %d diverged, %d failed, %d skipped (finished before)%s, %d not run; %s "
+                    "elapsed; database %s\n",
+            spec.name, nok, ndiv_now, nfail, nfin, ndiv ? " + diverged before" : "", notrun, el, db);
+    if (st) store_close(st);
+    sweep_spec_free(&spec);
+    free(runs);
+    free(status);
+    free(pending);
+    if (got_signal) {
+        fprintf(stderr, "sweep: interrupted; rerun the same command to resume (finished runs are kept)\n");
+        return EXIT_RUNTIME;
+    }
+    if (nrejected) return EXIT_USAGE;
+    return nfail ? EXIT_RUNTIME : 0;
+}

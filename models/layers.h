@@ -1,0 +1,101 @@
+// layers.h — forward/backward pairs of the shell's layers (models.md "The shell") and the shared
+// multi-head causal softmax core of attention/swa. Depends on real.h (cblas), OpenMP if present.
+//
+// Conventions (llm.c style): outputs first, shape integers last. Linear weights are [OC, C]
+// (PyTorch layout), out = inp @ w^T + b. Parameter gradients ACCUMULATE (+=). Whether an input
+// gradient is overwritten or accumulated is stated per function. Every parallel loop writes
+// disjoint outputs and reduces in a fixed order, so results do not depend on scheduling.
+// Threads: OpenMP only. OpenBLAS is set to one thread (rb_blas_single_thread) and big GEMMs are
+// split into row blocks across OpenMP threads (matmul_par), so the two pools never fight.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "real.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_num_threads(void) { return 1; }
+#endif
+
+// ---- GEMM helpers ----------------------------------------------------------------------------
+// OpenBLAS to one thread (idempotent). Called by model_create and every mixer's create().
+void rb_blas_single_thread(void);
+// C[M,N] (ldc) = beta*C + alpha * op(A) op(B), row-major with explicit leading dimensions.
+void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
+             int ta, int tb, real alpha, real beta);
+// matmul() of real.h with the M rows split over OpenMP threads (deterministic: K never split).
+void matmul_par(real *C, const real *A, const real *B, int M, int N, int K, int ta, int tb, real beta);
+
+// ---- embedding -------------------------------------------------------------------------------
+// out [B,T,D] = wte[tok] (+ wpe[t] if wpe). tok [B,T], wte [V,D], wpe [T,D] or NULL.
+void encoder_forward(real *out, const int32_t *tok, const real *wte, const real *wpe, int B, int T, int D);
+// dwte [V,D] +=, dwpe [T,D] += (if not NULL); dout [B,T,D].
+void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *tok, int B, int T, int D);
+
+// ---- norms (eps 1e-5, PyTorch default) -------------------------------------------------------
+// out [N,D] = (inp - mean) * rstd * w + b; mean, rstd [N] saved.
+void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w, const real *b,
+                       int N, int D);
+// dinp [N,D] += ; dw, db [D] += ; dout, inp [N,D].
+void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
+                        const real *mean, const real *rstd, int N, int D);
+// out [N,D] = inp * rstd * w, rstd = 1/sqrt(mean(inp^2) + eps); rstd [N] saved.
+void rmsnorm_forward(real *out, real *rstd, const real *inp, const real *w, int N, int D);
+// dinp [N,D] += ; dw [D] +=.
+void rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *inp, const real *w,
+                      const real *rstd, int N, int D);
+
+// ---- linear, GELU, MLP -----------------------------------------------------------------------
+// out [N,OC] = inp [N,C] @ w[OC,C]^T + b[OC] (b may be NULL).
+void linear_forward(real *out, const real *inp, const real *w, const real *b, int N, int C, int OC);
+// dinp [N,C] overwritten (acc_dinp = 0) or += (acc_dinp = 1), skipped if NULL; dw [OC,C] +=;
+// db [OC] += (if not NULL).
+void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
+                     int N, int C, int OC, int acc_dinp);
+// Exact (erf) GELU, PyTorch's F.gelu default. out [n] = gelu(inp [n]).
+void gelu_forward(real *out, const real *inp, size_t n);
+// dinp [n] overwritten = dout * gelu'(inp).
+void gelu_backward(real *dinp, const real *dout, const real *inp, size_t n);
+// out [N,D] = fc2(gelu(fc1(inp))): h [N,Hd] = fc1 pre-activation, a [N,Hd] = gelu(h) (both saved).
+void mlp_forward(real *out, real *h, real *a, const real *inp, const real *w1, const real *b1,
+                 const real *w2, const real *b2, int N, int D, int Hd);
+// dinp [N,D] overwritten; dw1 [Hd,D], db1 [Hd], dw2 [D,Hd], db2 [D] +=; scratch [N,Hd].
+void mlp_backward(real *dinp, real *dw1, real *db1, real *dw2, real *db2, real *scratch, const real *dout,
+                  const real *inp, const real *h, const real *a, const real *w1, const real *w2, int N,
+                  int D, int Hd);
+
+// ---- softmax cross-entropy -------------------------------------------------------------------
+// probs [N,V] = softmax(logits [N,V]); losses [N] = -log p[tgt] (0 where tgt < 0). Returns their
+// mean over rows with tgt >= 0 (0 if none), summed in row order.
+double crossentropy_forward(real *probs, real *losses, const real *logits, const int32_t *tgt, int N, int V);
+// dlogits [N,V] overwritten = (probs - onehot(tgt)) / n_valid on rows with tgt >= 0, 0 elsewhere.
+void crossentropy_backward(real *dlogits, const real *probs, const int32_t *tgt, int N, int V);
+
+// ---- depthwise causal short convolution (PyTorch Conv1d(groups=D, padding=K-1)[..., :T]) ------
+// out[b,t,c] = b[c] + sum_j w[c,j] inp[b, t-(K-1)+j, c] (zero before t = 0). w [D,K], b [D].
+void shortconv_forward(real *out, const real *inp, const real *w, const real *b, int B, int T, int D, int K);
+// dinp [B,T,D] += ; dw [D,K] += ; db [D] +=.
+void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
+                        int B, int T, int D, int K);
+
+// ---- multi-head causal softmax attention core (shared by attention, swa; usable by bla) ------
+// q, k, v: row (b,t) at q + (b*T+t)*ld, head h in columns [h*dh, (h+1)*dh) (so one fused qkv
+// buffer with ld = 3D works). Scores s(t, s') = q_t.k_s' / sqrt(dh) over keys s' in (t - W_h, t]
+// (W_h = window[h]; window NULL or window[h] <= 0: all s' <= t). Nothing T x T is stored: forward
+// saves the per-row log-sum-exp lse [B,H,T] and backward recomputes probabilities block by block.
+// scratch: nscratch regions of mha_scratch_floats(Tmax) floats (one per thread; at most nscratch
+// threads are used).
+size_t mha_scratch_floats(int Tmax);
+// out (row stride ldo, head h at columns h*dh) = softmax(scores) v. Overwritten.
+void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+                 const int *window, int B, int T, int H, int dh, real *scratch, int nscratch);
+// dq, dk, dv (row stride ldd, same column layout as q, k, v) overwritten on the head columns.
+void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+                  const real *q, const real *k, const real *v, int ld, const int *window, int B, int T,
+                  int H, int dh, real *scratch, int nscratch);
+// One query of one head against n cached rows (row stride ldc): out [dh] = softmax(kc q/sqrt(dh)) vc.
+// sc [n] scratch. Row order does not matter (softmax is permutation invariant).
+void mha_step(real *out, const real *q, const real *kc, const real *vc, int n, int ldc, int dh, real *sc);

@@ -1,0 +1,147 @@
+// attention.c — causal multi-head softmax attention (models.md table: state 2 d L), and the code
+// it shares with swa.c (attention.h). Depends on layers.h (mha_* core, linear), mixer.h.
+// Follows zoology's MHA: one fused Wqkv projection with bias, out_proj with bias (INIT_OUT).
+#include "attention.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../layers.h"
+
+typedef struct {
+    int D, H, dh, windowed, Bmax, Tmax, nscratch;
+    int window[RB_MAX_HEADS];  // attention core window per head (0 = all past tokens)
+    int cap[RB_MAX_HEADS];     // step cache rows per head: Tmax (attention) or W_h (swa ring)
+    size_t off[RB_MAX_HEADS];  // head h's K rows at state + off[h], V rows right after
+    size_t state_size;
+    real *qkv;      // [Bmax*Tmax, 3D] saved projections
+    real *att;      // [Bmax*Tmax, D] core output (before wo), saved
+    real *lse;      // [Bmax, H, Tmax] row log-sum-exp, saved
+    real *dqkv;     // [Bmax*Tmax, 3D]
+    real *datt;     // [Bmax*Tmax, D]
+    real *scratch;  // nscratch x mha_scratch_floats(Tmax)
+    real *sq, *so, *ssc;  // step: qkv [3D], core out [D], scores [max cap]
+} AttnCtx;
+
+int attn_validate_heads(const MixerCfg *c, char *err, size_t errn) {
+    if (c->d < 1) { snprintf(err, errn, "--d-model %d out of range: must be >= 1", c->d); return -1; }
+    if (c->heads < 1 || c->heads > RB_MAX_HEADS) {
+        snprintf(err, errn, "--heads %d out of range: must be in [1, %d]", c->heads, RB_MAX_HEADS);
+        return -1;
+    }
+    if (c->d % c->heads) {
+        snprintf(err, errn, "--heads %d out of range: must divide --d-model %d", c->heads, c->d);
+        return -1;
+    }
+    return 0;
+}
+
+int attn_param_specs(const MixerCfg *c, ParamSpec *s) {
+    size_t D = (size_t)c->d;
+    s[0] = (ParamSpec){"wqkv", 3 * D * D, INIT_NORMAL, 1};
+    s[1] = (ParamSpec){"bqkv", 3 * D, INIT_ZERO, 0};
+    s[2] = (ParamSpec){"wo", D * D, INIT_OUT, 1};
+    s[3] = (ParamSpec){"bo", D, INIT_ZERO, 0};
+    return 4;
+}
+
+void attn_destroy(void *ctx) {
+    AttnCtx *a = ctx;
+    if (!a) return;
+    free(a->qkv); free(a->att); free(a->lse); free(a->dqkv); free(a->datt); free(a->scratch);
+    free(a->sq); free(a->so); free(a->ssc);
+    free(a);
+}
+
+void *attn_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
+    rb_blas_single_thread();
+    AttnCtx *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->D = c->d; a->H = c->heads; a->dh = c->d / c->heads; a->windowed = windowed;
+    a->Bmax = Bmax; a->Tmax = Tmax;
+    a->nscratch = omp_get_max_threads();
+    int maxcap = 1;
+    size_t off = 0;
+    for (int h = 0; h < a->H; h++) {
+        a->window[h] = windowed ? c->window[h] : 0;
+        a->cap[h] = windowed ? c->window[h] : Tmax;
+        a->off[h] = off;
+        off += 2 * (size_t)a->cap[h] * a->dh;
+        if (a->cap[h] > maxcap) maxcap = a->cap[h];
+    }
+    a->state_size = off;
+    size_t BT = (size_t)Bmax * Tmax, D = a->D;
+    a->qkv = malloc(BT * 3 * D * sizeof(real));
+    a->att = malloc(BT * D * sizeof(real));
+    a->lse = malloc((size_t)Bmax * a->H * Tmax * sizeof(real));
+    a->dqkv = malloc(BT * 3 * D * sizeof(real));
+    a->datt = malloc(BT * D * sizeof(real));
+    a->scratch = malloc(a->nscratch * mha_scratch_floats(Tmax) * sizeof(real));
+    a->sq = malloc(3 * D * sizeof(real));
+    a->so = malloc(D * sizeof(real));
+    a->ssc = malloc((size_t)maxcap * sizeof(real));
+    if (!a->qkv || !a->att || !a->lse || !a->dqkv || !a->datt || !a->scratch || !a->sq || !a->so || !a->ssc) {
+        attn_destroy(a);
+        return NULL;
+    }
+    return a;
+}
+
+void attn_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, int T) {
+    AttnCtx *a = m->ctx;
+    int D = a->D, BT = B * T;
+    linear_forward(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
+    mha_forward(a->att, D, a->lse, a->qkv, a->qkv + D, a->qkv + 2 * D, 3 * D, a->windowed ? a->window : NULL,
+                B, T, a->H, a->dh, a->scratch, a->nscratch);
+    linear_forward(out, a->att, p[2], p[3], BT, D, D);
+}
+
+void attn_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
+                   const real *inp, int B, int T) {
+    AttnCtx *a = m->ctx;
+    int D = a->D, BT = B * T;
+    linear_backward(a->datt, dp[2], dp[3], dout, a->att, p[2], BT, D, D, 0);
+    mha_backward(a->dqkv, a->dqkv + D, a->dqkv + 2 * D, 3 * D, a->datt, D, a->lse, a->qkv, a->qkv + D,
+                 a->qkv + 2 * D, 3 * D, a->windowed ? a->window : NULL, B, T, a->H, a->dh, a->scratch,
+                 a->nscratch);
+    linear_backward(dinp, dp[0], dp[1], a->dqkv, inp, p[0], BT, D, 3 * D, 0);
+}
+
+size_t attn_step_state_size(const Mixer *m) { return ((const AttnCtx *)m->ctx)->state_size; }
+
+// KV cache: head h keeps cap[h] rows of k and of v; token t goes to row t % cap[h]. For attention
+// cap = Tmax (t < Tmax), for swa cap = W_h: the ring buffer is the recurrent state.
+void attn_step(Mixer *m, real *const *p, real *state, real *out, const real *x, int t) {
+    AttnCtx *a = m->ctx;
+    int D = a->D, dh = a->dh;
+    memcpy(a->sq, p[1], 3 * D * sizeof(real));
+    GEMV(CblasRowMajor, CblasNoTrans, 3 * D, D, 1, p[0], D, x, 1, 1, a->sq, 1);
+    for (int h = 0; h < a->H; h++) {
+        int cap = a->cap[h], slot = t % cap, n = t + 1 < cap ? t + 1 : cap;
+        real *K = state + a->off[h], *V = K + (size_t)cap * dh;
+        memcpy(K + (size_t)slot * dh, a->sq + D + h * dh, dh * sizeof(real));
+        memcpy(V + (size_t)slot * dh, a->sq + 2 * D + h * dh, dh * sizeof(real));
+        mha_step(a->so + h * dh, a->sq + h * dh, K, V, n, dh, dh, a->ssc);
+    }
+    memcpy(out, p[3], D * sizeof(real));
+    GEMV(CblasRowMajor, CblasNoTrans, D, D, 1, p[2], D, a->so, 1, 1, out, 1);
+}
+
+static int attention_validate(const MixerCfg *c, char *err, size_t errn) { return attn_validate_heads(c, err, errn); }
+static void *attention_create(const MixerCfg *c, int Bmax, int Tmax) { return attn_create(c, Bmax, Tmax, 0); }
+// K and V of every past token: 2 d L floats.
+static double attention_state_floats(const MixerCfg *c, int T) { return 2.0 * c->d * T; }
+
+const MixerOps attention_ops = {
+    .name = "attention",
+    .validate = attention_validate,
+    .param_specs = attn_param_specs,
+    .init_custom = NULL,
+    .create = attention_create,
+    .destroy = attn_destroy,
+    .forward = attn_forward,
+    .backward = attn_backward,
+    .step_state_size = attn_step_state_size,
+    .step = attn_step,
+    .state_floats = attention_state_floats,
+    .state_formula = "2*d*L",
+};

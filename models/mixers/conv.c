@@ -1,0 +1,119 @@
+// conv.c — BaseConv (zoology mixers/base_conv.py): y = shortconv_3(u) * (W u + b) + u, with a
+// depthwise causal kernel k = 3 with bias. Depends on layers.h (shortconv, linear), mixer.h.
+// The "+ u" is zoology's own skip inside BaseConv.forward (`return y + u`), on top of the block's
+// residual, which the shell adds: the layer computes x + (conv(n) * proj(n) + n), n = norm(x).
+// Init: projection N(0, 0.02) / bias 0 (zoology _init_weights for nn.Linear); the Conv1d keeps
+// PyTorch's default, U(-1/sqrt(k), 1/sqrt(k)) for kernel and bias (zoology never re-inits it).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../layers.h"
+#include "../mixer.h"
+
+#define CONV_K 3
+
+typedef struct {
+    int D;
+    real *uc;   // [Bmax*Tmax, D] shortconv(u), saved
+    real *up;   // [Bmax*Tmax, D] W u + b, saved
+    real *g;    // [Bmax*Tmax, D] scratch for backward
+} ConvCtx;
+
+static int conv_validate(const MixerCfg *c, char *err, size_t errn) {
+    if (c->d < 1) { snprintf(err, errn, "--d-model %d out of range: must be >= 1", c->d); return -1; }
+    return 0;
+}
+
+static int conv_param_specs(const MixerCfg *c, ParamSpec *s) {
+    size_t D = (size_t)c->d;
+    s[0] = (ParamSpec){"proj_w", D * D, INIT_NORMAL, 1};
+    s[1] = (ParamSpec){"proj_b", D, INIT_ZERO, 0};
+    s[2] = (ParamSpec){"conv_w", D * CONV_K, INIT_CUSTOM, 1};  // [D, k]; tap k-1 = current token
+    s[3] = (ParamSpec){"conv_b", D, INIT_CUSTOM, 0};
+    return 4;
+}
+
+static void conv_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
+    double bound = 1 / sqrt((double)CONV_K);  // PyTorch Conv1d default, fan_in = k (groups = d)
+    for (size_t i = 0; i < (size_t)c->d * CONV_K; i++) p[2][i] = (real)(bound * (2 * rng_uniform(rng) - 1));
+    for (int i = 0; i < c->d; i++) p[3][i] = (real)(bound * (2 * rng_uniform(rng) - 1));
+}
+
+static void conv_destroy(void *ctx) {
+    ConvCtx *a = ctx;
+    if (!a) return;
+    free(a->uc); free(a->up); free(a->g); free(a);
+}
+
+static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
+    rb_blas_single_thread();
+    ConvCtx *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->D = c->d;
+    size_t n = (size_t)Bmax * Tmax * c->d * sizeof(real);
+    a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n);
+    if (!a->uc || !a->up || !a->g) { conv_destroy(a); return NULL; }
+    return a;
+}
+
+static void conv_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, int T) {
+    ConvCtx *a = m->ctx;
+    int D = a->D;
+    size_t n = (size_t)B * T * D;
+    shortconv_forward(a->uc, inp, p[2], p[3], B, T, D, CONV_K);
+    linear_forward(a->up, inp, p[0], p[1], B * T, D, D);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a->uc[i] * a->up[i] + inp[i];
+}
+
+static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
+                          const real *inp, int B, int T) {
+    ConvCtx *a = m->ctx;
+    int D = a->D;
+    size_t n = (size_t)B * T * D;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a->g[i] = dout[i] * a->uc[i];          // d(up)
+    linear_backward(dinp, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 0);  // dinp = d(up) W
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        dinp[i] += dout[i];                                                 // the "+ u" skip
+        a->g[i] = dout[i] * a->up[i];                                       // d(uc)
+    }
+    shortconv_backward(dinp, dp[2], dp[3], a->g, inp, p[2], B, T, D, CONV_K);
+}
+
+// Step state: the previous k-1 = 2 inputs, [2, D] (row 0 = u_{t-2}, row 1 = u_{t-1}).
+static size_t conv_step_state_size(const Mixer *m) { return (size_t)(CONV_K - 1) * m->cfg.d; }
+
+static void conv_step(Mixer *m, real *const *p, real *state, real *out, const real *x, int t) {
+    int D = m->cfg.d;
+    const real *w = p[2], *cb = p[3];
+    real *u2 = state, *u1 = state + D;  // zeroed before t = 0: the causal padding
+    memcpy(out, p[1], D * sizeof(real));
+    GEMV(CblasRowMajor, CblasNoTrans, D, D, 1, p[0], D, x, 1, 1, out, 1);
+    for (int c = 0; c < D; c++) {
+        real uc = cb[c] + w[c * CONV_K + 0] * u2[c] + w[c * CONV_K + 1] * u1[c] + w[c * CONV_K + 2] * x[c];
+        out[c] = uc * out[c] + x[c];
+    }
+    memcpy(u2, u1, D * sizeof(real));
+    memcpy(u1, x, D * sizeof(real));
+}
+
+// Counted as the issue / models.md state it: 3 d floats per conv layer (the k = 3 tap window).
+static double conv_state_floats(const MixerCfg *c, int T) { return 3.0 * c->d; }
+
+const MixerOps conv_ops = {
+    .name = "conv",
+    .validate = conv_validate,
+    .param_specs = conv_param_specs,
+    .init_custom = conv_init_custom,
+    .create = conv_create,
+    .destroy = conv_destroy,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .step_state_size = conv_step_state_size,
+    .step = conv_step,
+    .state_floats = conv_state_floats,
+    .state_formula = "3*d",
+};

@@ -1,0 +1,514 @@
+// mamba.c — the mamba mixer: Mamba block with the selective SSM (S6) of Gu & Dao 2023 (models.md "mamba").
+// Depends on mixer.h, real.h (GEMM), mamba_internal.h (layout), OpenMP when available.
+//
+// Follows state-spaces/mamba `Mamba` (mamba_simple.py) and `selective_scan_ref`:
+//   [x, z] = W_in u;  x = silu(conv4(x) + b_conv);  [dt_low, B, C] = W_x x;
+//   delta = softplus(W_dt dt_low + b_dt);  h_t = exp(delta A) h_{t-1} + delta B x;
+//   y = C.h_t + D x;  out = W_out(y * silu(z)).
+// Training form: exact sequential scan over t, one task per (sequence, block of 16 channels),
+// vectorised over the channels; OpenMP over sequences and blocks. Deterministic: no sum depends on
+// the thread count. Backward recomputes h per (sequence, block) into a per-thread [T+1, N, 16]
+// buffer instead of saving the [B, T, E, N] states (E N floats per token).
+// Memory (floats, E = d_inner, P = dt_rank + 2N): activations 7E + P per token of Bmax x Tmax,
+// backward 3E + P per token, per-sequence partials Bmax (N E + E), per-thread (Tmax + 2) 16 N.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../mixer.h"
+#include "mamba_internal.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define K MAMBA_CONV_K
+#define CB 16  // channels per scan block (one AVX-512 vector of floats)
+#define MAMBA_N_MAX 1024
+#define MAMBA_EXPAND_MAX 16
+
+typedef struct {
+    int D, E, N, R, P;          // model width, d_inner, d_state, dt_rank, R + 2N
+    int Bmax, Tmax, nthr;
+    int B, T;                   // shape of the last forward
+    // forward activations, [M = B T rows, ...]
+    real *xz;                   // [M, 2E] in_proj output: x before the conv | z
+    real *xc;                   // [M, E]  conv output before silu
+    real *xs;                   // [M, E]  silu(xc): the SSM input
+    real *xdbl;                 // [M, P]  dt_low | B | C
+    real *delta;                // [M, E]  softplus(W_dt dt_low + b_dt)
+    real *y;                    // [M, E]  SSM output C.h + D x (backward: d delta, then d dt_pre)
+    real *g;                    // [M, E]  y * silu(z) (backward: d g, then d y)
+    real *AT;                   // [N, E]  A = -exp(A_log) of the last forward, transposed
+    // backward
+    real *dxz;                  // [M, 2E]
+    real *dxs;                  // [M, E]
+    real *dxdbl;                // [M, P]
+    real *dA_part, *dD_part;    // [Bmax, N, E], [Bmax, E]: per-sequence partials, summed in order
+    real *scratch;              // [nthr, scratch_stride]: h, or dh [N, CB] + H [Tmax+1, N, CB]
+    size_t scratch_stride;
+    real *sv;                   // step vectors: xz [2E], xs [E], xdbl [P], delta [E], g [E]
+} MambaCtx;
+
+// ---- scalar helpers -------------------------------------------------------------------------
+#ifdef RB_DOUBLE
+static inline real r_exp(real x) { return exp(x); }
+static inline real r_log1p(real x) { return log1p(x); }
+static inline real r_expm1(real x) { return expm1(x); }
+// exp for the SSM decays and the sigmoids: exact in the double build (gradient checks).
+static inline real exp_fast(real x) { return exp(x); }
+#else
+static inline real r_exp(real x) { return expf(x); }
+static inline real r_log1p(real x) { return log1pf(x); }
+static inline real r_expm1(real x) { return expm1f(x); }
+// exp(x), inlinable so the scan and gate loops vectorise (libm expf is a call per element):
+// x = k ln2 + r, |r| <= ln2/2, degree-7 Taylor, times 2^k; max rel. error 1e-7 on [-87, 88]; x is
+// clamped to that range (exp(-87) ~ 2e-38 stands in for 0). k is rounded by the 1.5 * 2^23 trick (floorf does not
+// vectorise without -fno-trapping-math) and read back from the bits of t.
+static inline float exp_fast(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504f + 12582912.0f, k = t - 12582912.0f;
+    float r = x - k * 0.693145752f - k * 1.42860677e-6f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t ti, si;
+    float s;
+    memcpy(&ti, &t, sizeof ti);
+    si = (ti - 0x4B400000 + 127) * (1 << 23);
+    memcpy(&s, &si, sizeof s);
+    return p * s;
+}
+#endif
+static inline real sigmoid(real v) { return 1 / (1 + exp_fast(-v)); }
+// softplus without overflow; its derivative sigmoid(x) equals -expm1(-softplus(x)).
+static inline real softplus(real v) { return (v > 0 ? v : 0) + r_log1p(r_exp(-(v > 0 ? v : -v))); }
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// ---- interface ------------------------------------------------------------------------------
+static int mamba_validate(const MixerCfg *c, char *err, size_t errn) {
+    if (c->d < 1) { snprintf(err, errn, "--d-model %d: must be >= 1", c->d); return -1; }
+    if (c->state_dim < 1 || c->state_dim > MAMBA_N_MAX) {
+        snprintf(err, errn, "--state-dim %d: must be in [1, %d]", c->state_dim, MAMBA_N_MAX);
+        return -1;
+    }
+    if (c->expand < 1 || c->expand > MAMBA_EXPAND_MAX) {
+        snprintf(err, errn, "--expand %d: must be in [1, %d]", c->expand, MAMBA_EXPAND_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+// No weight decay on A_log and D (mamba's _no_weight_decay) nor on the two biases.
+static int mamba_param_specs(const MixerCfg *c, ParamSpec *s) {
+    size_t D = (size_t)c->d, E = (size_t)mamba_d_inner(c), N = (size_t)c->state_dim;
+    size_t R = (size_t)mamba_dt_rank(c);
+    s[MAMBA_W_IN] = (ParamSpec){"in_proj", 2 * E * D, INIT_NORMAL, 1};
+    s[MAMBA_CONV_W] = (ParamSpec){"conv_w", E * K, INIT_CUSTOM, 1};
+    s[MAMBA_CONV_B] = (ParamSpec){"conv_b", E, INIT_CUSTOM, 0};
+    s[MAMBA_W_X] = (ParamSpec){"x_proj", (R + 2 * N) * E, INIT_NORMAL, 1};
+    s[MAMBA_W_DT] = (ParamSpec){"dt_proj", E * R, INIT_CUSTOM, 1};
+    s[MAMBA_B_DT] = (ParamSpec){"dt_bias", E, INIT_CUSTOM, 0};
+    s[MAMBA_A_LOG] = (ParamSpec){"A_log", E * N, INIT_CUSTOM, 0};
+    s[MAMBA_D] = (ParamSpec){"D", E, INIT_CUSTOM, 0};
+    s[MAMBA_W_OUT] = (ParamSpec){"out_proj", D * E, INIT_OUT, 1};
+    return MAMBA_NTENSORS;
+}
+
+// mamba_simple.py's Mamba.__init__: conv1d keeps PyTorch's default init, U(+-1/sqrt(fan_in = K));
+// W_dt ~ U(+-dt_rank^-0.5); b_dt = softplus^-1(dt), dt log-uniform in [1e-3, 0.1] (floor 1e-4);
+// A_log[c, n] = log(n + 1) (S4D-real); D = 1.
+static void mamba_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
+    int E = mamba_d_inner(c), N = c->state_dim, R = mamba_dt_rank(c);
+    double cb = 1 / sqrt((double)K);
+    for (int i = 0; i < E * K; i++) p[MAMBA_CONV_W][i] = (real)(cb * (2 * rng_uniform(rng) - 1));
+    for (int i = 0; i < E; i++) p[MAMBA_CONV_B][i] = (real)(cb * (2 * rng_uniform(rng) - 1));
+    double ws = 1 / sqrt((double)R);
+    for (int i = 0; i < E * R; i++) p[MAMBA_W_DT][i] = (real)(ws * (2 * rng_uniform(rng) - 1));
+    const double lo = log(1e-3), hi = log(0.1);
+    for (int i = 0; i < E; i++) {
+        double dt = exp(lo + rng_uniform(rng) * (hi - lo));
+        if (dt < 1e-4) dt = 1e-4;
+        p[MAMBA_B_DT][i] = (real)(dt + log(-expm1(-dt)));  // softplus^-1(dt)
+    }
+    for (int i = 0; i < E; i++)
+        for (int n = 0; n < N; n++) p[MAMBA_A_LOG][(size_t)i * N + n] = (real)log(n + 1.0);
+    for (int i = 0; i < E; i++) p[MAMBA_D][i] = 1;
+}
+
+static void mamba_destroy(void *vctx) {
+    MambaCtx *x = vctx;
+    if (!x) return;
+    real *bufs[] = {x->xz, x->xc, x->xs, x->xdbl, x->delta, x->y, x->g, x->AT, x->dxz, x->dxs,
+                    x->dxdbl, x->dA_part, x->dD_part, x->scratch, x->sv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(x);
+}
+
+static real *alloc_reals(size_t n) { return malloc((n > 0 ? n : 1) * sizeof(real)); }
+
+static void *mamba_create(const MixerCfg *c, int Bmax, int Tmax) {
+    MambaCtx *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->D = c->d; x->E = mamba_d_inner(c); x->N = c->state_dim; x->R = mamba_dt_rank(c);
+    x->P = x->R + 2 * x->N;
+    x->Bmax = Bmax; x->Tmax = Tmax;
+#ifdef _OPENMP
+    x->nthr = omp_get_max_threads();
+#else
+    x->nthr = 1;
+#endif
+    size_t M = (size_t)Bmax * Tmax, E = (size_t)x->E, N = (size_t)x->N, P = (size_t)x->P;
+    int ok = 1;
+#define ALLOC(ptr, n) ok &= ((ptr) = alloc_reals(n)) != NULL
+    ALLOC(x->xz, M * 2 * E); ALLOC(x->xc, M * E); ALLOC(x->xs, M * E); ALLOC(x->xdbl, M * P);
+    ALLOC(x->delta, M * E); ALLOC(x->y, M * E); ALLOC(x->g, M * E); ALLOC(x->AT, E * N);
+    ALLOC(x->dxz, M * 2 * E); ALLOC(x->dxs, M * E); ALLOC(x->dxdbl, M * P);
+    ALLOC(x->dA_part, (size_t)Bmax * E * N); ALLOC(x->dD_part, (size_t)Bmax * E);
+    x->scratch_stride = ((size_t)Tmax + 2) * N * CB;
+    ALLOC(x->scratch, (size_t)x->nthr * x->scratch_stride);
+    ALLOC(x->sv, 5 * E + P);
+#undef ALLOC
+    if (!ok) { mamba_destroy(x); return NULL; }
+    return x;
+}
+
+// xc [M,E] = conv_b + causal depthwise conv over time of x (rows of xz, stride 2E); xs = silu(xc).
+static void conv_forward(real *xc, real *xs, const real *xz, const real *w, const real *bias, int B,
+                         int T, int E, int nthr) {
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t m = (size_t)b * T + t;
+            real *o = xc + m * E, *s = xs + m * E;
+            for (int c = 0; c < E; c++) o[c] = bias[c];
+            for (int k = 0; k < K; k++) {
+                int ts = t - (K - 1) + k;  // tap K-1 is the current token
+                if (ts < 0) continue;
+                const real *in = xz + ((size_t)b * T + ts) * 2 * E;
+                for (int c = 0; c < E; c++) o[c] += w[(size_t)c * K + k] * in[c];
+            }
+            for (int c = 0; c < E; c++) s[c] = o[c] * sigmoid(o[c]);
+        }
+}
+
+// dxz[:, :E] = conv^T dxc; dw [E,K] += sum dxc x; db [E] += sum dxc. One task per block of CB
+// channels (vectorised over them), so sums over tokens keep a fixed order.
+static void conv_backward(real *dxz, real *dw, real *db, const real *dxc, const real *xz,
+                          const real *w, int B, int T, int E, int nthr) {
+    const int nblk = (E + CB - 1) / CB;
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int c0 = blk * CB, cb = E - c0 < CB ? E - c0 : CB;
+        real gw[K][CB], gb[CB], wk[K][CB];
+        for (int cc = 0; cc < cb; cc++) {
+            gb[cc] = 0;
+            for (int k = 0; k < K; k++) { gw[k][cc] = 0; wk[k][cc] = w[(size_t)(c0 + cc) * K + k]; }
+        }
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                size_t m = (size_t)b * T + t;
+                const real *restrict gx = dxc + m * E + c0;
+                real *restrict o = dxz + m * 2 * E + c0;
+                for (int cc = 0; cc < cb; cc++) { gb[cc] += gx[cc]; o[cc] = 0; }
+                for (int k = 0; k < K; k++) {
+                    int ts = t - (K - 1) + k;  // x[ts] fed output t through tap k
+                    if (ts >= 0) {
+                        const real *restrict in = xz + ((size_t)b * T + ts) * 2 * E + c0;
+                        for (int cc = 0; cc < cb; cc++) gw[k][cc] += gx[cc] * in[cc];
+                    }
+                    int tf = t + (K - 1) - k;  // output tf read x[t] through tap k
+                    if (tf < T) {
+                        const real *restrict gf = dxc + ((size_t)b * T + tf) * E + c0;
+                        for (int cc = 0; cc < cb; cc++) o[cc] += gf[cc] * wk[k][cc];
+                    }
+                }
+            }
+        for (int cc = 0; cc < cb; cc++) {
+            for (int k = 0; k < K; k++) dw[(size_t)(c0 + cc) * K + k] += gw[k][cc];
+            db[c0 + cc] += gb[cc];
+        }
+    }
+}
+
+// Selective scan (selective_scan_ref) and the gate, for channels c0 .. c0+cb-1 of sequence b:
+// y = C.h_t + D x, g = y silu(z) (z in rows of xz). Vectorised over the channels; the block's
+// state h [N, CB] stays in L1. Inlined with cb = CB for full blocks (a constant trip count).
+static inline __attribute__((always_inline)) void scan_forward_block(MambaCtx *x, real *restrict h,
+        const real *Dp, int b, int T, int c0, const int cb) {
+    const int E = x->E, N = x->N, R = x->R, P = x->P;
+    for (int j = 0; j < N * CB; j++) h[j] = 0;
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t;
+        const real *restrict dl = x->delta + i * E + c0, *restrict xv = x->xs + i * E + c0;
+        const real *restrict Bt = x->xdbl + i * P + R, *restrict Ct = Bt + N;
+        real dx[CB], acc[CB];
+        for (int cc = 0; cc < cb; cc++) { dx[cc] = dl[cc] * xv[cc]; acc[cc] = 0; }
+        for (int n = 0; n < N; n++) {
+            const real *restrict an = x->AT + (size_t)n * E + c0;
+            real *restrict hn = h + n * CB, bn = Bt[n], cn = Ct[n];
+            for (int cc = 0; cc < cb; cc++) {
+                hn[cc] = exp_fast(dl[cc] * an[cc]) * hn[cc] + dx[cc] * bn;
+                acc[cc] += cn * hn[cc];
+            }
+        }
+        real *restrict y = x->y + i * E + c0, *restrict g = x->g + i * E + c0;
+        const real *restrict z = x->xz + i * 2 * E + E + c0;
+        for (int cc = 0; cc < cb; cc++) {
+            y[cc] = acc[cc] + Dp[c0 + cc] * xv[cc];
+            g[cc] = y[cc] * z[cc] * sigmoid(z[cc]);
+        }
+    }
+}
+
+// One task per (sequence, block of CB channels).
+static void scan_forward(MambaCtx *x, const real *Dp, int B, int T, int nthr) {
+    const int E = x->E, nblk = (E + CB - 1) / CB;
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(nthr)
+    for (int b = 0; b < B; b++)
+        for (int blk = 0; blk < nblk; blk++) {
+            real *h = x->scratch + (size_t)thread_id() * x->scratch_stride;
+            if (E - blk * CB >= CB) scan_forward_block(x, h, Dp, b, T, blk * CB, CB);
+            else scan_forward_block(x, h, Dp, b, T, blk * CB, E - blk * CB);
+        }
+}
+
+// Backward of the scan for channels c0 .. c0+cb-1 of sequence b: h recomputed into H [T+1, N, CB]
+// (row 0 = the zero initial state), then the reverse-time recurrence dh_{t-1} = exp(delta_t A) dh_t
+// with dh_t += dy_t C_t. In: dy in x->g. Out: d delta, dxs; += dB, dC (rows of dxdbl), dAp [N, E],
+// dDp [E].
+static inline __attribute__((always_inline)) void scan_backward_block(MambaCtx *x, real *ddelta,
+        const real *Dp, real *restrict gh, real *restrict H, real *restrict dAp, real *restrict dDp,
+        int b, int T, int c0, const int cb) {
+    const int E = x->E, N = x->N, R = x->R, P = x->P;
+    for (int j = 0; j < N * CB; j++) H[j] = gh[j] = 0;
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t;
+        const real *restrict dl = x->delta + i * E + c0, *restrict xv = x->xs + i * E + c0;
+        const real *restrict Bt = x->xdbl + i * P + R;
+        for (int n = 0; n < N; n++) {
+            const real *restrict an = x->AT + (size_t)n * E + c0;
+            const real *restrict hp = H + ((size_t)t * N + n) * CB;
+            real *restrict ht = H + ((size_t)(t + 1) * N + n) * CB, bn = Bt[n];
+            for (int cc = 0; cc < cb; cc++)
+                ht[cc] = exp_fast(dl[cc] * an[cc]) * hp[cc] + dl[cc] * xv[cc] * bn;
+        }
+    }
+    for (int t = T - 1; t >= 0; t--) {
+        size_t i = (size_t)b * T + t;
+        const real *restrict dl = x->delta + i * E + c0, *restrict xv = x->xs + i * E + c0;
+        const real *restrict dy = x->g + i * E + c0;
+        const real *restrict Bt = x->xdbl + i * P + R, *restrict Ct = Bt + N;
+        real *restrict dBt = x->dxdbl + i * P + R, *restrict dCt = dBt + N;
+        real ddl[CB], dxv[CB];
+        for (int cc = 0; cc < cb; cc++) {
+            ddl[cc] = 0;
+            dxv[cc] = dy[cc] * Dp[c0 + cc];
+            dDp[c0 + cc] += dy[cc] * xv[cc];
+        }
+        for (int n = 0; n < N; n++) {
+            const real *restrict an = x->AT + (size_t)n * E + c0;
+            const real *restrict ht = H + ((size_t)(t + 1) * N + n) * CB, *restrict hp = ht - (size_t)N * CB;
+            real *restrict g = gh + (size_t)n * CB, *restrict dA = dAp + (size_t)n * E + c0;
+            real bn = Bt[n], cn = Ct[n], sB = 0, sC = 0;
+            #pragma omp simd reduction(+ : sB, sC)
+            for (int cc = 0; cc < cb; cc++) {
+                real da = exp_fast(dl[cc] * an[cc]);
+                g[cc] += dy[cc] * cn;                // g = dL/dh_t
+                sC += dy[cc] * ht[cc];
+                real q = g[cc] * hp[cc] * da;        // dL/d(delta a) through the decay
+                ddl[cc] += q * an[cc] + g[cc] * bn * xv[cc];
+                dA[cc] += q * dl[cc];
+                dxv[cc] += g[cc] * dl[cc] * bn;
+                sB += g[cc] * dl[cc] * xv[cc];
+                g[cc] *= da;
+            }
+            dBt[n] += sB;
+            dCt[n] += sC;
+        }
+        for (int cc = 0; cc < cb; cc++) {
+            ddelta[i * E + c0 + cc] = ddl[cc];
+            x->dxs[i * E + c0 + cc] = dxv[cc];
+        }
+    }
+}
+
+// One task per sequence: dB, dC of a token sum over the channel blocks in a fixed order; dA, dD go
+// to per-sequence partials (summed over sequences in order by the caller).
+static void scan_backward(MambaCtx *x, real *ddelta, const real *Dp, int B, int T, int nthr) {
+    const int E = x->E, N = x->N, R = x->R, P = x->P, nblk = (E + CB - 1) / CB;
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int b = 0; b < B; b++) {
+        real *gh = x->scratch + (size_t)thread_id() * x->scratch_stride, *H = gh + (size_t)N * CB;
+        real *dAp = x->dA_part + (size_t)b * N * E, *dDp = x->dD_part + (size_t)b * E;
+        memset(dAp, 0, (size_t)E * N * sizeof(real));
+        memset(dDp, 0, (size_t)E * sizeof(real));
+        for (int t = 0; t < T; t++) memset(x->dxdbl + ((size_t)b * T + t) * P + R, 0, 2 * (size_t)N * sizeof(real));
+        for (int blk = 0; blk < nblk; blk++) {
+            if (E - blk * CB >= CB) scan_backward_block(x, ddelta, Dp, gh, H, dAp, dDp, b, T, blk * CB, CB);
+            else scan_backward_block(x, ddelta, Dp, gh, H, dAp, dDp, b, T, blk * CB, E - blk * CB);
+        }
+    }
+}
+
+// Threads only when the scan has enough work: a parallel region costs more than a tiny batch
+// (gradient checks, short evals), and much more when the cores are oversubscribed.
+static int use_threads(const MambaCtx *x, int M) {
+    return (double)M * x->E * (x->N + 1) >= 1 << 16 ? x->nthr : 1;
+}
+
+static void mamba_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, int T) {
+    MambaCtx *x = m->ctx;
+    const int D = x->D, E = x->E, N = x->N, R = x->R, P = x->P, M = B * T;
+    const int nthr = use_threads(x, M);
+    x->B = B; x->T = T;
+    matmul(x->xz, inp, p[MAMBA_W_IN], M, 2 * E, D, 0, 1, 0);
+    conv_forward(x->xc, x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], B, T, E, nthr);
+    matmul(x->xdbl, x->xs, p[MAMBA_W_X], M, P, E, 0, 1, 0);
+    // delta [M,E] = softplus(dt_low [M,R] (row stride P) @ W_dt^T + b_dt)
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, M, E, R, 1, x->xdbl, P, p[MAMBA_W_DT], R, 0,
+         x->delta, E);
+    const real *bdt = p[MAMBA_B_DT], *Dp = p[MAMBA_D];
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < E; c++) x->delta[(size_t)i * E + c] = softplus(x->delta[(size_t)i * E + c] + bdt[c]);
+    for (int c = 0; c < E; c++)
+        for (int n = 0; n < N; n++) x->AT[(size_t)n * E + c] = -r_exp(p[MAMBA_A_LOG][(size_t)c * N + n]);
+    scan_forward(x, Dp, B, T, nthr);
+    matmul(out, x->g, p[MAMBA_W_OUT], M, D, E, 0, 1, 0);
+}
+
+static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
+                           const real *inp, int B, int T) {
+    MambaCtx *x = m->ctx;
+    const int D = x->D, E = x->E, N = x->N, R = x->R, P = x->P, M = B * T;
+    const int nthr = use_threads(x, M);
+    const real *Dp = p[MAMBA_D];
+    // out = g W_out^T: dW_out += dout^T g, then g <- dg = dout W_out.
+    matmul(dp[MAMBA_W_OUT], dout, x->g, D, E, M, 1, 0, 1);
+    matmul(x->g, dout, p[MAMBA_W_OUT], M, E, D, 0, 0, 0);
+    // g = y silu(z): dz into dxz[:, E:], dy into g.
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < E; c++) {
+            size_t j = (size_t)i * E + c;
+            real zv = x->xz[(size_t)i * 2 * E + E + c], s = sigmoid(zv), dg = x->g[j];
+            x->dxz[(size_t)i * 2 * E + E + c] = dg * x->y[j] * s * (1 + zv * (1 - s));
+            x->g[j] = dg * zv * s;
+        }
+    real *ddelta = x->y;  // y is dead after dz
+    scan_backward(x, ddelta, Dp, B, T, nthr);
+    // Sum the partials over sequences (fixed order); A = -exp(A_log) so dA_log = dA * A.
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int c = 0; c < E; c++) {
+        real sd = 0;
+        for (int b = 0; b < B; b++) sd += x->dD_part[(size_t)b * E + c];
+        dp[MAMBA_D][c] += sd;
+        for (int n = 0; n < N; n++) {
+            real s = 0;
+            for (int b = 0; b < B; b++) s += x->dA_part[((size_t)b * N + n) * E + c];
+            dp[MAMBA_A_LOG][(size_t)c * N + n] += s * x->AT[(size_t)n * E + c];
+        }
+    }
+    // delta = softplus(dt_pre): d dt_pre = d delta * sigmoid(dt_pre) = d delta * -expm1(-delta).
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < E; c++) ddelta[(size_t)i * E + c] *= -r_expm1(-x->delta[(size_t)i * E + c]);
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int c = 0; c < E; c++) {
+        real s = 0;
+        for (int i = 0; i < M; i++) s += ddelta[(size_t)i * E + c];
+        dp[MAMBA_B_DT][c] += s;
+    }
+    // dt_pre = dt_low W_dt^T: dW_dt [E,R] += ddt^T dt_low; d dt_low = ddt W_dt into dxdbl[:, :R].
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, E, R, M, 1, ddelta, E, x->xdbl, P, 1,
+         dp[MAMBA_W_DT], R);
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, R, E, 1, ddelta, E, p[MAMBA_W_DT], R, 0,
+         x->dxdbl, P);
+    // xdbl = xs W_x^T.
+    matmul(dp[MAMBA_W_X], x->dxdbl, x->xs, P, E, M, 1, 0, 1);
+    matmul(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1);
+    // xs = silu(xc): dxc in place of dxs.
+    #pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < E; c++) {
+            size_t j = (size_t)i * E + c;
+            real v = x->xc[j], s = sigmoid(v);
+            x->dxs[j] *= s * (1 + v * (1 - s));
+        }
+    conv_backward(x->dxz, dp[MAMBA_CONV_W], dp[MAMBA_CONV_B], x->dxs, x->xz, p[MAMBA_CONV_W], B, T,
+                  E, nthr);
+    // xz = inp W_in^T.
+    matmul(dp[MAMBA_W_IN], x->dxz, inp, 2 * E, D, M, 1, 0, 1);
+    matmul(dinp, x->dxz, p[MAMBA_W_IN], M, D, 2 * E, 0, 0, 0);
+}
+
+static size_t mamba_step_state_size(const Mixer *m) {
+    return mamba_state_h_offset(&m->cfg) + mamba_state_h_size(&m->cfg);
+}
+
+// One token of one sequence (mamba_simple.py's Mamba.step): roll the conv buffer, one SSM update.
+// Uses the ctx's step vectors: one step at a time per Mixer.
+static void mamba_step(Mixer *m, real *const *p, real *state, real *out, const real *inp, int t) {
+    MambaCtx *x = m->ctx;
+    const int D = x->D, E = x->E, N = x->N, R = x->R, P = x->P;
+    real *xz = x->sv, *xs = xz + 2 * E, *xdbl = xs + E, *dl = xdbl + P, *g = dl + E;
+    real *cs = state + mamba_state_conv_offset(&m->cfg), *h = state + mamba_state_h_offset(&m->cfg);
+    const real *w = p[MAMBA_CONV_W], *cb = p[MAMBA_CONV_B], *Dp = p[MAMBA_D];
+    GEMV(CblasRowMajor, CblasNoTrans, 2 * E, D, 1, p[MAMBA_W_IN], D, inp, 1, 0, xz, 1);
+    for (int c = 0; c < E; c++) {
+        real *s = cs + (size_t)c * (K - 1), v = cb[c];
+        for (int k = 0; k < K - 1; k++) v += w[(size_t)c * K + k] * s[k];
+        v += w[(size_t)c * K + K - 1] * xz[c];
+        for (int k = 0; k < K - 2; k++) s[k] = s[k + 1];
+        s[K - 2] = xz[c];
+        xs[c] = v * sigmoid(v);
+    }
+    GEMV(CblasRowMajor, CblasNoTrans, P, E, 1, p[MAMBA_W_X], E, xs, 1, 0, xdbl, 1);
+    GEMV(CblasRowMajor, CblasNoTrans, E, R, 1, p[MAMBA_W_DT], R, xdbl, 1, 0, dl, 1);
+    const real *Bt = xdbl + R, *Ct = Bt + N;
+    for (int c = 0; c < E; c++) {
+        real d = softplus(dl[c] + p[MAMBA_B_DT][c]), dx = d * xs[c], acc = 0;
+        real *hc = h + (size_t)c * N;
+        const real *al = p[MAMBA_A_LOG] + (size_t)c * N;
+        for (int n = 0; n < N; n++) {
+            hc[n] = exp_fast(d * -r_exp(al[n])) * hc[n] + dx * Bt[n];
+            acc += Ct[n] * hc[n];
+        }
+        real yv = acc + Dp[c] * xs[c], zv = xz[E + c];
+        g[c] = yv * zv * sigmoid(zv);
+    }
+    GEMV(CblasRowMajor, CblasNoTrans, D, E, 1, p[MAMBA_W_OUT], E, g, 1, 0, out, 1);
+}
+
+// The SSM state d_inner x N = expand*d*N; models.md's "2 d N" is this at the default expand 2
+// (zoology's Mamba.state_size hard-codes 2*d_model*d_state). The conv buffer is not counted.
+static double mamba_state_floats(const MixerCfg *c, int T) {
+    return (double)c->expand * c->d * c->state_dim;
+}
+
+const MixerOps mamba_ops = {
+    .name = "mamba",
+    .validate = mamba_validate,
+    .param_specs = mamba_param_specs,
+    .init_custom = mamba_init_custom,
+    .create = mamba_create,
+    .destroy = mamba_destroy,
+    .forward = mamba_forward,
+    .backward = mamba_backward,
+    .step_state_size = mamba_step_state_size,
+    .step = mamba_step,
+    .state_floats = mamba_state_floats,
+    .state_formula = "expand*d*N",
+};

@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# sweep.sh — the sweep runner end to end: grid counts (--dry-run), config-hash stability, spec errors (exit 2
+# with FILE:LINE), --list commands that run, a real -j 2 sweep whose rerun skips everything, kill -9 of a sweep
+# mid-run and resume (nothing finished lost or redone, the killed run redone), merge of overlapping databases.
+# Usage: tests/sweep.sh RECALLBENCH SOURCE_ROOT. Prints one line per check; exits 1 if any failed.
+set -u
+export LC_ALL=C
+rb=${1:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
+src=${2:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
+case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+fails=0
+check() {  # check NAME CONDITION-EXIT-STATUS [detail]
+    if [ "$2" = 0 ]; then echo "PASS  $1"; else echo "FAIL  $1 ${3:-}"; fails=$((fails + 1)); fi
+}
+q() { sqlite3 "$@" 2>/dev/null; }
+have_sqlite=1; command -v sqlite3 >/dev/null || have_sqlite=0
+count_ok() { if [ $have_sqlite = 1 ]; then q "$1" "select count(*) from runs where status='ok'"; else echo 0; fi; }
+
+# Microscopic MQAR: a run takes well under a second.
+tiny='vocab = 64
+seq-len = 16
+kv-pairs = 2
+train-examples = 200
+test-examples = 50
+d-model = 16
+epochs = 1
+batch = 32'
+
+# --- grid expansion counts --------------------------------------------------------------------------------
+cat > grid.ini <<EOF
+; comment
+[sweep]
+name = grid
+$tiny
+lr = 1e-3 1e-2
+seed = 1 2
+
+[model attention]
+layers = conv,attention
+
+[model swa]
+layers = conv,swa
+window = 4
+  8 16   ; a continuation line extends the list
+
+[model bla]
+layers = conv,bla
+window = 16
+freqs = 2 4
+lr = 3e-3
+EOF
+out=$("$rb" sweep grid.ini --dry-run --db grid.db); rc=$?
+check "dry-run exit 0" $rc
+# attention 2x2 = 4, swa 2x2x3 = 12, bla 1x2x2 = 4 (its lr overrides [sweep]'s list)
+echo "$out" | grep -q '^20 runs: 0 finished, 0 diverged (kept), 20 pending'; check "grid size 4 + 12 + 4 = 20" $? "$(echo "$out" | tail -1)"
+[ "$(echo "$out" | grep -c ' swa ')" = 12 ]; check "swa block: 2 lr x 2 seeds x 3 windows (continuation line)" $?
+[ ! -e grid.db ]; check "dry-run creates no database" $?
+hashes1=$(echo "$out" | awk '$1 ~ /^[0-9]+$/ {print $4}')
+[ "$(echo "$hashes1" | sort -u | wc -l)" = 20 ]; check "20 distinct config hashes" $?
+
+# A [sweep] list of a knob attention does not read: duplicates dropped, not run twice.
+cat > dup.ini <<EOF
+[sweep]
+$tiny
+window = 4 8
+[model attention]
+layers = conv,attention
+[model swa]
+layers = conv,swa
+EOF
+out=$("$rb" sweep dup.ini --dry-run --db dup.db)
+echo "$out" | tail -1 | grep -q '^3 runs: .*; 1 duplicate grid points dropped'; check "duplicates (knob not read) dropped" $? "$(echo "$out" | tail -1)"
+
+# --- config hash stability ----------------------------------------------------------------------------------
+hashes2=$("$rb" sweep grid.ini --dry-run --db grid.db | awk '$1 ~ /^[0-9]+$/ {print $4}')
+[ "$hashes1" = "$hashes2" ]; check "hashes identical across invocations (same order)" $?
+# Same grid, keys reordered, other spellings (underscores, comments): same set of hashes.
+cat > grid2.ini <<EOF
+[model bla]
+lr = 3e-3
+freqs = 2 4
+window = 16
+layers = conv,bla
+[model swa]
+window = 4 8 16
+layers = conv,swa
+[sweep]
+seed = 1 2
+lr = 1e-3 1e-2
+batch = 32
+epochs = 1
+d_model = 16
+test_examples = 50
+train-examples = 200
+kv-pairs = 2
+seq-len = 16
+vocab = 64
+[model attention]
+layers = conv,attention
+EOF
+hashes3=$("$rb" sweep grid2.ini --dry-run --db grid.db | awk '$1 ~ /^[0-9]+$/ {print $4}' | sort)
+[ "$(echo "$hashes1" | sort)" = "$hashes3" ]; check "hashes independent of key order and spelling" $?
+
+# --- spec errors: exit 2, one line naming FILE:LINE, key and value ------------------------------------------
+bad() {  # bad NAME EXPECTED-REGEX SPEC-TEXT
+    printf '%s\n' "$3" > bad.ini
+    msg=$("$rb" sweep bad.ini --dry-run --db bad.db 2>&1 >/dev/null); rc=$?
+    [ $rc = 2 ] && echo "$msg" | grep -Eq "$2"; check "$1 (exit 2: $msg)" $? "rc=$rc"
+}
+bad "unknown key" '^recallbench: bad\.ini:3: \[model a\] unknown key .wndow.' "[model a]
+layers = conv,swa
+wndow = 4"
+bad "bad value" "bad\.ini:3: \[sweep\] d-model = 0: .*d-model 0.*\[1, 8192\]" "[sweep]
+layers = conv,swa
+d-model = 64 0"
+bad "unknown section" "bad\.ini:2: unknown section \[models\]" "[models]
+layers = conv,swa"
+bad "block without layers" "bad\.ini:[0-9]+: \[model a\] sets no layers" "[model a]
+window = 4"
+bad "invalid grid point (finalize)" "bad\.ini:[0-9]+: \[model a\] at freqs=8: .*freqs" "[model a]
+layers = conv,bla
+window = 4
+freqs = 2 8"
+bad "run option in a spec" "bad\.ini:2: \[sweep\] threads: a run option" "[sweep]
+threads = 2"
+"$rb" sweep missing.ini --dry-run >/dev/null 2>&1; rc=$?
+[ $rc = 1 ]; check "missing spec file: exit 1" $? "rc=$rc"
+"$rb" sweep grid.ini -j 0 >/dev/null 2>&1; rc=$?
+[ $rc = 2 ]; check "-j 0: exit 2" $? "rc=$rc"
+"$rb" sweep --help | grep -q -- '--dry-run'; check "sweep --help lists the flags" $?
+
+# --- a real sweep with 2 concurrent workers; rerun skips everything ------------------------------------------
+cat > real.ini <<EOF
+[sweep]
+$tiny
+lr = 1e-3 1e-2
+[model attention]
+layers = conv,attention
+[model swa]
+layers = conv,swa
+window = 4 8
+EOF
+pending=$("$rb" sweep real.ini --dry-run --db real/a.db | awk '$1 ~ /^[0-9]+$/ {print $4}' | sort)
+"$rb" sweep real.ini -j 2 --db real/a.db 2> sweep1.err; rc=$?
+check "sweep -j 2 exit 0" $rc "$(tail -3 sweep1.err)"
+grep -q 'sweep real: 6 ok, 0 diverged, 0 failed, 0 skipped' sweep1.err; check "summary: 6 ok" $? "$(tail -1 sweep1.err)"
+if [ $have_sqlite = 1 ]; then
+    [ "$(count_ok real/a.db)" = 6 ]; check "6 ok rows in the store" $?
+    [ "$(q real/a.db "select count(*) from runs where status != 'ok'")" = 0 ]; check "no running/failed rows left" $?
+    [ "$(q real/a.db "select config_hash from runs order by config_hash")" = "$pending" ]
+    check "stored config hashes = dry-run hashes (train and sweep hash alike)" $?
+    [ "$(q real/a.db "select count(distinct run_id) from evals")" = 6 ]; check "evals of every run written" $?
+    ids1=$(q real/a.db "select id || ':' || config_hash || ':' || finished from runs order by id")
+fi
+ls real/logs/*.log >/dev/null 2>&1; check "per-run logs in <db dir>/logs" $?
+"$rb" sweep real.ini -j 2 --db real/a.db 2> sweep2.err; rc=$?
+check "rerun exit 0" $rc
+grep -q '6 already finished.*0 to run' sweep2.err; check "rerun skips all 6 finished runs" $? "$(head -1 sweep2.err)"
+if [ $have_sqlite = 1 ]; then
+    [ "$(q real/a.db "select id || ':' || config_hash || ':' || finished from runs order by id")" = "$ids1" ]
+    check "rerun left every row untouched" $?
+fi
+out=$("$rb" sweep real.ini --dry-run --db real/a.db | tail -1)
+echo "$out" | grep -q '^6 runs: 6 finished, 0 diverged (kept), 0 pending'; check "dry-run shows all finished" $? "$out"
+
+# --- --list: one self-contained command per pending run, which runs as is ----------------------------------
+cat > list.ini <<EOF
+[sweep]
+$tiny
+[model swa]
+layers = conv,swa
+window = 4 8 16
+EOF
+"$rb" sweep list.ini --list --db list.db > cmds.txt; rc=$?
+check "--list exit 0" $rc
+[ "$(wc -l < cmds.txt)" = 3 ] && [ "$(grep -c "^$rb train .* --db list.db\$" cmds.txt)" = 3 ]
+check "--list: 3 lines 'BINARY train ... --db list.db'" $? "$(head -1 cmds.txt)"
+head -1 cmds.txt | bash > /dev/null 2>&1; rc=$?
+check "first listed command runs (exit 0)" $rc
+"$rb" sweep list.ini --list --db list.db > cmds2.txt
+[ "$(wc -l < cmds2.txt)" = 2 ] && ! grep -qxF "$(head -1 cmds.txt)" cmds2.txt
+check "--list after it ran: 2 pending, the finished one gone" $?
+
+# --- kill -9 mid-run, then resume ----------------------------------------------------------------------------
+if [ $have_sqlite = 1 ] && command -v python3 >/dev/null; then
+    cat > slow.ini <<EOF
+[sweep]
+vocab = 64
+seq-len = 32
+kv-pairs = 4
+train-examples = 6000
+test-examples = 100
+d-model = 16
+epochs = 4
+batch = 32
+lr = 1e-3 2e-3 3e-3
+[model attention]
+layers = conv,attention
+EOF
+    # Started by a child-subreaper so the killed workers are reaped (as init would; some containers' pid 1
+    # does not reap, and a zombie pid still looks alive to the store).
+    python3 - "$rb" <<'PY'
+import ctypes, os, sqlite3, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+p = subprocess.Popen([sys.argv[1], "sweep", "slow.ini", "-j", "1", "--threads", "1", "--db", "slow/s.db"],
+                     start_new_session=True, stderr=open("slow1.err", "w"))
+def count(status):
+    try:
+        with sqlite3.connect("slow/s.db", timeout=5) as db:
+            return db.execute("select count(*) from runs where status=?", (status,)).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+for _ in range(1200):  # until one run finished and the next one is running
+    if count("ok") >= 1 and count("running") >= 1:
+        break
+    time.sleep(0.05)
+os.killpg(p.pid, 9)  # the sweep and its worker: kill -9 of the process group
+while True:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+PY
+    done_before=$(q slow/s.db "select id || ':' || config_hash || ':' || finished from runs where status='ok' order by id")
+    killed=$(q slow/s.db "select config_hash from runs where status='running'")
+    nb=$(echo "$done_before" | grep -c .)
+    [ "$nb" -ge 1 ] && [ "$nb" -le 2 ] && [ -n "$killed" ]
+    check "killed mid-run: $nb finished, one left 'running'" $? "ok=[$done_before] running=[$killed]"
+    "$rb" sweep slow.ini -j 1 --threads 1 --db slow/s.db 2> slow2.err; rc=$?
+    check "resumed sweep exit 0" $rc "$(tail -2 slow2.err)"
+    grep -q '1 interrupted run from an earlier sweep will be redone' slow2.err; check "resume reports the interrupted run" $? "$(head -2 slow2.err)"
+    grep -q "$nb already finished" slow2.err; check "resume skips the $nb finished run(s)" $? "$(grep 'runs in the grid' slow2.err)"
+    [ "$(q slow/s.db "select count(*) from runs where status='ok'")" = 3 ]; check "all 3 runs ok after resume" $?
+    [ "$(q slow/s.db "select count(*) from (select config_hash from runs group by config_hash having count(*) > 1)")" = 0 ]
+    check "one row per config (the killed row replaced, nothing duplicated)" $?
+    after=$(q slow/s.db "select id || ':' || config_hash || ':' || finished from runs where status='ok' order by id" | head -"$nb")
+    [ "$after" = "$done_before" ]; check "finished runs not redone (same ids, same finish times)" $?
+    [ "$(q slow/s.db "select status from runs where config_hash='$killed'")" = ok ]; check "the killed run was redone" $?
+else
+    echo "SKIP  kill -9 resume (needs sqlite3 and python3)"
+fi
+
+# --- merge of two stores with overlapping runs -----------------------------------------------------------------
+cat > ma.ini <<EOF
+[sweep]
+$tiny
+[model swa]
+layers = conv,swa
+window = 4 8
+EOF
+cat > mb.ini <<EOF
+[sweep]
+$tiny
+[model swa]
+layers = conv,swa
+window = 8 16
+EOF
+"$rb" sweep ma.ini -j 2 --db m/a.db 2>/dev/null && "$rb" sweep mb.ini -j 2 --db m/b.db 2>/dev/null
+check "two overlapping sweeps" $?
+out=$("$rb" merge m/a.db m/b.db -o m/all.db); rc=$?
+check "merge exit 0" $rc "$out"
+echo "$out" | grep -q 'm/all.db: 3 finished runs (0 before, 3 copied from 2 databases)'; check "merge: 2 + 2 runs, 1 overlapping -> 3" $? "$out"
+out=$("$rb" merge m/a.db m/b.db -o m/all.db)
+echo "$out" | grep -q 'm/all.db: 3 finished runs (3 before, 0 copied'; check "merging again copies nothing" $? "$out"
+if [ $have_sqlite = 1 ]; then
+    [ "$(q m/all.db "select count(distinct config_hash) from runs where status='ok'")" = 3 ]; check "3 distinct configs in the merged store" $?
+    a=$(q m/a.db "select count(*) from evals")
+    n=$(q m/all.db "select count(*) from evals"); per=$(( a / 2 ))
+    [ "$n" = $(( 3 * per )) ]; check "evals copied with their runs ($n rows)" $? "a=$a per=$per n=$n"
+    [ "$("$rb" sweep mb.ini --dry-run --db m/all.db | tail -1 | cut -d';' -f1)" = "2 runs: 2 finished, 0 diverged (kept), 0 pending" ]
+    check "a sweep sees merged runs as finished" $?
+fi
+"$rb" merge m/a.db -o m/a.db >/dev/null 2>&1; rc=$?
+[ $rc = 2 ]; check "merge into one of its inputs: exit 2" $? "rc=$rc"
+"$rb" merge m/none.db -o m/x.db >/dev/null 2>&1; rc=$?
+[ $rc = 1 ]; check "merge of a missing input: exit 1" $? "rc=$rc"
+
+echo "sweep.sh: $fails failed"
+[ $fails = 0 ]
