@@ -343,7 +343,14 @@ static void flag_value(const RunConfig *c, const Flag *f, char *out, size_t n) {
     switch (f->type) {
     case F_INT: snprintf(out, n, "%ld", f->size == sizeof(long) ? *(const long *)p : (long)*(const int *)p); break;
     case F_U64: snprintf(out, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case F_DOUBLE: snprintf(out, n, "%.17g", *(const double *)p); break;
+    case F_DOUBLE: {  // shortest text that reads back to the same double
+        double x = *(const double *)p;
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(out, n, "%.*g", prec, x);
+            if (strtod(out, NULL) == x) break;
+        }
+        break;
+    }
     case F_STR: snprintf(out, n, "%s", (const char *)p); break;
     case F_CHOICE: choice_name(f->choices, *(const int *)p, out, n); break;
     case F_BOOL: snprintf(out, n, "%d", *(const int *)p); break;
@@ -422,6 +429,11 @@ static int config_flags(const RunConfig *c, char **argv, int max) {
         char v[300], a[80];
         flag_value(c, f, v, sizeof v);
         if (f->type == F_STR && !v[0]) continue;  // empty mix = shorthand
+        if (f->type == F_BOOL) {  // a bare boolean flag takes no value
+            snprintf(a, sizeof a, "--%s%s", v[0] == '1' ? "" : "no-", f->name);
+            argv[k++] = xstrdup(a);
+            continue;
+        }
         snprintf(a, sizeof a, "--%s", f->name);
         argv[k++] = xstrdup(a);
         argv[k++] = xstrdup(v);

@@ -12,7 +12,7 @@ int cmd_frontier(int argc, char **argv) __attribute__((weak));
 int cmd_plot(int argc, char **argv) __attribute__((weak));
 int cmd_report(int argc, char **argv) __attribute__((weak));
 int cmd_merge(int argc, char **argv) __attribute__((weak));
-int cmd_regress(int argc, char **argv) __attribute__((weak));
+int cmd_regress(int argc, char **argv);
 
 typedef struct {
     const char *name, *summary;
@@ -29,7 +29,7 @@ static const Command commands[] = {
     {"merge", "fold several results databases into one", NULL},
     {"bench", "training tokens/s and GEMM share for one configuration", cmd_bench},
     {"kernel", "print and plot BLA impulse responses (the Dirichlet blur)", NULL},
-    {"regress", "accuracy regression suite against a baseline file (for CI)", NULL},
+    {"regress", "accuracy regression suite against a baseline file (for CI)", cmd_regress},
 };
 #define NCMD ((int)(sizeof commands / sizeof commands[0]))
 
@@ -61,7 +61,7 @@ static const Command *find(const char *name) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    if (argc < 2) die_usage("no command given (recallbench help lists them)");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("recallbench %s (git %s)\n", RB_VERSION, RB_GIT_REV);

@@ -25,7 +25,7 @@ tiny="--vocab 64 --seq-len 16 --kv-pairs 2 --train-examples 64 --test-examples 1
 for c in gen train sweep frontier plot report merge bench kernel regress; do
   "$rb" help $c >"$tmp/h" 2>&1 && grep -q "usage" "$tmp/h" && ok "help $c" || bad "help $c"
 done
-expect "no command" 2 "usage" -- "$rb"
+expect "no command" 2 "no command given" -- "$rb"
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$rb" frobnicate
 expect "unknown flag" 2 "unknown option --bogus" -- "$rb" train --bogus 3
 expect "d-model 0" 2 "--d-model 0 out of range" -- "$rb" train --d-model 0

@@ -58,7 +58,7 @@ check "dry-run exit 0" $rc
 echo "$out" | grep -q '^20 runs: 0 finished, 0 diverged (kept), 20 pending'; check "grid size 4 + 12 + 4 = 20" $? "$(echo "$out" | tail -1)"
 [ "$(echo "$out" | grep -c ' swa ')" = 12 ]; check "swa block: 2 lr x 2 seeds x 3 windows (continuation line)" $?
 [ ! -e grid.db ]; check "dry-run creates no database" $?
-hashes1=$(echo "$out" | awk '$1 ~ /^[0-9]+$/ {print $4}')
+hashes1=$(echo "$out" | awk '$1 ~ /^[0-9]+$/ && length($4) == 16 {print $4}')
 [ "$(echo "$hashes1" | sort -u | wc -l)" = 20 ]; check "20 distinct config hashes" $?
 
 # A [sweep] list of a knob attention does not read: duplicates dropped, not run twice.
@@ -75,7 +75,7 @@ out=$("$rb" sweep dup.ini --dry-run --db dup.db)
 echo "$out" | tail -1 | grep -q '^3 runs: .*; 1 duplicate grid points dropped'; check "duplicates (knob not read) dropped" $? "$(echo "$out" | tail -1)"
 
 # --- config hash stability ----------------------------------------------------------------------------------
-hashes2=$("$rb" sweep grid.ini --dry-run --db grid.db | awk '$1 ~ /^[0-9]+$/ {print $4}')
+hashes2=$("$rb" sweep grid.ini --dry-run --db grid.db | awk '$1 ~ /^[0-9]+$/ && length($4) == 16 {print $4}')
 [ "$hashes1" = "$hashes2" ]; check "hashes identical across invocations (same order)" $?
 # Same grid, keys reordered, other spellings (underscores, comments): same set of hashes.
 cat > grid2.ini <<EOF
@@ -101,7 +101,7 @@ vocab = 64
 [model attention]
 layers = conv,attention
 EOF
-hashes3=$("$rb" sweep grid2.ini --dry-run --db grid.db | awk '$1 ~ /^[0-9]+$/ {print $4}' | sort)
+hashes3=$("$rb" sweep grid2.ini --dry-run --db grid.db | awk '$1 ~ /^[0-9]+$/ && length($4) == 16 {print $4}' | sort)
 [ "$(echo "$hashes1" | sort)" = "$hashes3" ]; check "hashes independent of key order and spelling" $?
 
 # --- spec errors: exit 2, one line naming FILE:LINE, key and value ------------------------------------------
@@ -143,7 +143,7 @@ layers = conv,attention
 layers = conv,swa
 window = 4 8
 EOF
-pending=$("$rb" sweep real.ini --dry-run --db real/a.db | awk '$1 ~ /^[0-9]+$/ {print $4}' | sort)
+pending=$("$rb" sweep real.ini --dry-run --db real/a.db | awk '$1 ~ /^[0-9]+$/ && length($4) == 16 {print $4}' | sort)
 "$rb" sweep real.ini -j 2 --db real/a.db 2> sweep1.err; rc=$?
 check "sweep -j 2 exit 0" $rc "$(tail -3 sweep1.err)"
 grep -q 'sweep real: 6 ok, 0 diverged, 0 failed, 0 skipped' sweep1.err; check "summary: 6 ok" $? "$(tail -1 sweep1.err)"
