@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "config.h"
 #include "store.h"
@@ -465,6 +466,7 @@ static FILE *open_csv(const char *base, const char *suffix, char *path, size_t n
     if (!suffix) snprintf(path, n, "%s", base);
     else if (bl > 4 && !strcmp(base + bl - 4, ".csv")) snprintf(path, n, "%.*s_%s.csv", (int)(bl - 4), base, suffix);
     else snprintf(path, n, "%s_%s.csv", base, suffix);
+    frontier_mkdir_parent(path);
     FILE *f = fopen(path, "w");
     if (!f) die_runtime("cannot write %s: %s", path, strerror(errno));
     return f;
@@ -623,4 +625,19 @@ int frontier_arg_start(int argc, char **argv, const char *cmd) {
     }
     if (i < argc && !strcmp(argv[i], cmd)) i++;
     return i;
+}
+
+void frontier_mkdir_parent(const char *path) {
+    char d[4096];
+    snprintf(d, sizeof d, "%s", path);
+    char *sl = strrchr(d, '/');
+    if (!sl || sl == d) return;
+    *sl = 0;
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(d, 0777);
+        *p = '/';
+    }
+    if (mkdir(d, 0777) != 0 && errno != EEXIST) die_runtime("cannot create directory %s: %s", d, strerror(errno));
 }

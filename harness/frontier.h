@@ -93,3 +93,5 @@ int frontier_check_task(const char *t);
 // Index of the first argument of a subcommand in argv, whatever main passes: skips a leading program
 // name (".../recallbench") and then the subcommand name itself.
 int frontier_arg_start(int argc, char **argv, const char *cmd);
+// Creates the directories leading to path (mkdir -p of its dirname); exit 1 if that fails.
+void frontier_mkdir_parent(const char *path);

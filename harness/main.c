@@ -6,7 +6,7 @@
 #include "train.h"
 #include "util.h"
 
-int cmd_kernel(int argc, char **argv) __attribute__((weak));
+int cmd_kernel(int argc, char **argv);
 int cmd_sweep(int argc, char **argv) __attribute__((weak));
 int cmd_frontier(int argc, char **argv) __attribute__((weak));
 int cmd_plot(int argc, char **argv) __attribute__((weak));
@@ -28,7 +28,7 @@ static const Command commands[] = {
     {"report", "markdown summary of a results database", NULL},
     {"merge", "fold several results databases into one", NULL},
     {"bench", "training tokens/s and GEMM share for one configuration", cmd_bench},
-    {"kernel", "print and plot BLA impulse responses (the Dirichlet blur)", NULL},
+    {"kernel", "print and plot BLA impulse responses (the Dirichlet blur)", cmd_kernel},
     {"regress", "accuracy regression suite against a baseline file (for CI)", cmd_regress},
 };
 #define NCMD ((int)(sizeof commands / sizeof commands[0]))

@@ -133,13 +133,26 @@ static int plot_frontier(sqlite3 *db, const char *task, const FrPoint *p, int np
     }
     xfclose(f, data);
     if (!nvar) return 0;
+    // Power-of-two ticks labelled in B / KiB / MiB, with a margin so no point sits on the frame.
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < np; i++)
+        if (!strcmp(p[i].task, task)) {
+            lo = fmin(lo, log2(4 * p[i].state_floats));
+            hi = fmax(hi, log2(4 * p[i].state_floats));
+        }
+    int e0 = (int)floor(lo - 0.3), e1 = (int)ceil(hi + 0.3), step = (e1 - e0 + 7) / 8;
+    char xt[1024] = "";
+    for (int e = e0; e <= e1; e += step) {
+        char b[32];
+        append(xt, sizeof xt, "%s\"%s\" %.0f", xt[0] ? ", " : "", frontier_fmt_bytes(exp2(e), b, sizeof b), exp2(e));
+    }
     task_label(task, label, sizeof label);
     char script[1100];
     snprintf(script, sizeof script, "%s/frontier.gp", scripts);
     snprintf(assign, sizeof assign,
-             "datafile='%s'; outbase='%s'; nvar=%d; colors='%s'; tvd=%d; "
+             "datafile='%s'; outbase='%s'; nvar=%d; colors='%s'; tvd=%d; xt='%s'; xmin=%.0f; xmax=%.0f; "
              "ptitle='%s: accuracy vs recurrent state size (best learning rate per size)'; ylab='%s'",
-             data, base, nvar, colors, regbench, label,
+             data, base, nvar, colors, regbench, xt, exp2(e0), exp2(e1), label,
              regbench ? "Greedy next-token accuracy" : "Accuracy (mean over test configurations)");
     run_gnuplot(assign, script);
     check_output(base);

@@ -111,6 +111,7 @@ int cmd_report(int argc, char **argv) {
     FILE *f = stdout;
     if (out) {
         snprintf(tmp, sizeof tmp, "%s.tmp", out);
+        frontier_mkdir_parent(out);
         f = fopen(tmp, "w");
         if (!f) die_runtime("cannot write %s: %s", tmp, strerror(errno));
     }

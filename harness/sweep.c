@@ -428,21 +428,6 @@ static int json_field(const char *j, const char *key, char *out, size_t n) {
     return k > 0;
 }
 
-static void mkdir_parent(const char *path) {
-    char d[1024];
-    snprintf(d, sizeof d, "%s", path);
-    char *sl = strrchr(d, '/');
-    if (!sl || sl == d) return;
-    *sl = 0;
-    for (char *p = d + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        mkdir(d, 0777);
-        *p = '/';
-    }
-    if (mkdir(d, 0777) != 0 && errno != EEXIST) die_runtime("cannot create directory %s: %s", d, strerror(errno));
-}
-
 static void shell_word(FILE *f, const char *s) {
     int safe = *s != 0;
     for (const char *p = s; *p; p++)
@@ -603,7 +588,7 @@ int cmd_sweep(int argc, char **argv) {
     if (dry || list) {
         if (access(db, F_OK) == 0) st = frontier_open_existing(db);
     } else {
-        mkdir_parent(db);
+        frontier_mkdir_parent(db);
         st = store_open(db, err, sizeof err);
         if (!st) die_runtime("%s", err);
         int stale = store_mark_stale(st);
@@ -659,7 +644,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     char probe[1100];
     snprintf(probe, sizeof probe, "%s/x", logdir);
-    mkdir_parent(probe);
+    frontier_mkdir_parent(probe);
 
     int *pending = xmalloc(sizeof(int) * (size_t)(npend > 0 ? npend : 1));
     for (int i = 0, k = 0; i < n; i++)

@@ -59,6 +59,44 @@ static real max_of(const real *x, int n) {
     return m;
 }
 
+// Reductions over a row in 16 fixed lanes: vectorisable without -ffast-math, same order every run.
+#define LANES 16
+static inline real lanes_total(const real *lane) {
+    real s = 0;
+    for (int j = 0; j < LANES; j++) s += lane[j];
+    return s;
+}
+static inline real row_sum(const real *x, int n) {
+    real lane[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) lane[j] += x[i + j];
+    for (; i < n; i++) lane[0] += x[i];
+    return lanes_total(lane);
+}
+static inline real row_sumsq_centered(const real *x, real m, int n) {
+    real lane[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) lane[j] += (x[i + j] - m) * (x[i + j] - m);
+    for (; i < n; i++) lane[0] += (x[i] - m) * (x[i] - m);
+    return lanes_total(lane);
+}
+// sum a[i] b[i] and sum a[i] b[i] (c[i] - m) in one pass
+static inline void row_dot2(const real *a, const real *b, const real *c, real m, int n, real *s1, real *s2) {
+    real l1[LANES] = {0}, l2[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            real ab = a[i + j] * b[i + j];
+            l1[j] += ab;
+            l2[j] += ab * (c[i + j] - m);
+        }
+    for (; i < n; i++) { real ab = a[i] * b[i]; l1[0] += ab; l2[0] += ab * (c[i] - m); }
+    *s1 = lanes_total(l1);
+    *s2 = lanes_total(l2);
+}
+
 // ---- GEMM helpers ----------------------------------------------------------------------------
 
 void rb_blas_single_thread(void) {
@@ -137,11 +175,7 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const
     for (int n = 0; n < N; n++) {
         const real *x = inp + (size_t)n * D;
         real *o = out + (size_t)n * D;
-        real m = 0, v = 0;
-        for (int c = 0; c < D; c++) m += x[c];
-        m /= D;
-        for (int c = 0; c < D; c++) v += (x[c] - m) * (x[c] - m);
-        v /= D;
+        real m = row_sum(x, D) / D, v = row_sumsq_centered(x, m, D) / D;
         real s = (real)(1 / sqrt((double)v + LN_EPS));
         for (int c = 0; c < D; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
         mean[n] = m;
@@ -157,14 +191,10 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const 
         for (int n = 0; n < N; n++) {
             const real *x = inp + (size_t)n * D, *g = dout + (size_t)n * D;
             real *dx = dinp + (size_t)n * D, m = mean[n], s = rstd[n];
-            real dnm = 0, dnxm = 0;  // mean of dnorm, mean of dnorm * xhat
-            for (int c = 0; c < D; c++) {
-                real dn = w[c] * g[c];
-                dnm += dn;
-                dnxm += dn * (x[c] - m) * s;
-            }
+            real dnm, dnxm;  // mean of dnorm = w g, mean of dnorm * xhat
+            row_dot2(w, g, x, m, D, &dnm, &dnxm);
             dnm /= D;
-            dnxm /= D;
+            dnxm *= s / D;
             for (int c = 0; c < D; c++) dx[c] += (w[c] * g[c] - dnm - (x[c] - m) * s * dnxm) * s;
         }
         // parameter gradients: each thread owns a channel range, rows summed in order
@@ -185,8 +215,7 @@ void rmsnorm_forward(real *out, real *rstd, const real *inp, const real *w, int 
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const real *x = inp + (size_t)n * D;
-        real *o = out + (size_t)n * D, ms = 0;
-        for (int c = 0; c < D; c++) ms += x[c] * x[c];
+        real *o = out + (size_t)n * D, ms = row_sumsq_centered(x, 0, D);
         real s = (real)(1 / sqrt((double)ms / D + LN_EPS));
         for (int c = 0; c < D; c++) o[c] = x[c] * s * w[c];
         rstd[n] = s;
@@ -200,8 +229,8 @@ void rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *inp, c
 #pragma omp for schedule(static)
         for (int n = 0; n < N; n++) {
             const real *x = inp + (size_t)n * D, *g = dout + (size_t)n * D;
-            real *dx = dinp + (size_t)n * D, s = rstd[n], dot = 0;
-            for (int c = 0; c < D; c++) dot += w[c] * g[c] * x[c];
+            real *dx = dinp + (size_t)n * D, s = rstd[n], dot, unused;
+            row_dot2(w, g, x, 0, D, &unused, &dot);
             dot *= s * s * s / D;
             for (int c = 0; c < D; c++) dx[c] += w[c] * g[c] * s - x[c] * dot;
         }
@@ -340,19 +369,43 @@ void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const 
                 for (int c = 0; c < D; c++) dx[c] += w[c * K + j] * g[c];
             }
         }
+        // kernel/bias gradients: each thread owns a channel range, rows summed in order; taps are
+        // accumulated channel-contiguous (acc[j][c]) so the inner loop vectorises, then stored.
+        enum { CB = 256, KMAX = 8 };
+        real acc[KMAX + 1][CB];
         int th = omp_get_thread_num(), nt = omp_get_num_threads();
         int c0 = D * th / nt, c1 = D * (th + 1) / nt;
-        for (int bt = 0; bt < B * T; bt++) {
-            int t = bt % T;
-            const real *g = dout + (size_t)bt * D;
-            for (int c = c0; c < c1; c++) db[c] += g[c];
-            for (int j = 0; j < K; j++) {
-                int s = t - (K - 1) + j;
-                if (s < 0) continue;
-                const real *x = inp + (size_t)(bt - t + s) * D;
-                for (int c = c0; c < c1; c++) dw[c * K + j] += g[c] * x[c];
+        for (int cb = c0; cb < c1 && K <= KMAX; cb += CB) {
+            int ce = cb + CB < c1 ? cb + CB : c1, w = ce - cb;
+            for (int j = 0; j <= K; j++) memset(acc[j], 0, w * sizeof(real));
+            for (int bt = 0; bt < B * T; bt++) {
+                int t = bt % T;
+                const real *g = dout + (size_t)bt * D + cb;
+                for (int c = 0; c < w; c++) acc[K][c] += g[c];
+                for (int j = 0; j < K; j++) {
+                    int s = t - (K - 1) + j;
+                    if (s < 0) continue;
+                    const real *x = inp + (size_t)(bt - t + s) * D + cb;
+                    for (int c = 0; c < w; c++) acc[j][c] += g[c] * x[c];
+                }
+            }
+            for (int c = 0; c < w; c++) {
+                db[cb + c] += acc[K][c];
+                for (int j = 0; j < K; j++) dw[(size_t)(cb + c) * K + j] += acc[j][c];
             }
         }
+        if (K > KMAX)  // long kernels: plain strided accumulation
+            for (int bt = 0; bt < B * T; bt++) {
+                int t = bt % T;
+                const real *g = dout + (size_t)bt * D;
+                for (int c = c0; c < c1; c++) db[c] += g[c];
+                for (int j = 0; j < K; j++) {
+                    int s = t - (K - 1) + j;
+                    if (s < 0) continue;
+                    const real *x = inp + (size_t)(bt - t + s) * D;
+                    for (int c = c0; c < c1; c++) dw[(size_t)c * K + j] += g[c] * x[c];
+                }
+            }
     }
 }
 

@@ -23,13 +23,12 @@ do for [term in "png svg"] {
     set ylabel acclab
     set yrange [0:1.02]
     unset logscale y
-    set key bottom right Left reverse box opaque samplen 2
+    set key below Left reverse samplen 2
     plot for [i=1:nacc] accfile index (i-1) using 1:2 with linespoints lw 2 pt pts(i) ps 0.9 \
          lc rgb word(acccolors, i) title columnheader(1)
     set ylabel "Training loss (cross-entropy, log scale)"
     set yrange [*:*]
     set logscale y
-    set key top right
     plot for [i=1:nloss] lossfile index (i-1) using 1:2 with linespoints lw 2 pt pts(i) ps 0.9 \
          lc rgb word(losscolors, i) title columnheader(1)
     unset multiplot

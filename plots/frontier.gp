@@ -1,7 +1,8 @@
 # frontier.gp — accuracy vs recurrent state size (bytes, log2 axis), one line per variant, as in the
 # zoology/Based frontier figures. Filled by `recallbench plot` through -e: datafile (one block per variant,
 # separated by two blank lines, first line the quoted title; columns: state_bytes accuracy tvd), outbase
-# (writes outbase.png and outbase.svg), nvar, colors (one per block), ptitle, ylab, tvd (1: add a TVD panel).
+# (writes outbase.png and outbase.svg), nvar, colors (one per block), ptitle, ylab, tvd (1: add a TVD panel),
+# optional xt (xtics list '"1 KiB" 1024, ...'), xmin, xmax.
 if (!exists("ptitle")) ptitle = "Accuracy vs state size"
 if (!exists("ylab")) ylab = "Accuracy"
 if (!exists("tvd")) tvd = 0
@@ -9,6 +10,8 @@ pts(i) = word("7 5 9 11 13 15 4 6 8 10", (i - 1) % 10 + 1) + 0
 
 set logscale x 2
 set format x "%.0b %BB"
+if (exists("xt")) { eval("set xtics (".xt.")") }
+if (exists("xmin")) { set xrange [xmin:xmax] }
 set xlabel "Recurrent state size (bytes, log_2 scale)"
 set grid xtics ytics lc rgb "#dddddd"
 set border 3 lw 1.2

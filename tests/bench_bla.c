@@ -1,7 +1,7 @@
 // bench_bla.c — not a test: times one mixer's forward + backward at B=64, T=128, D=64 (bla vs swa vs
 // attention), median of reps. Depends on the float models library, mixcheck.c (parameters).
 // Build (from the repo root, after ninja -C build-bla):
-//   cc -O2 -march=native -fopenmp -Imodels -Itests tests/bench_bla.c tests/mixcheck.c \
+//   cc -O2 -march=native -fopenmp -Imodels -Itests tests/bench_bla.c tests/mixcheck.c
 //      build-bla/librb_models_f32.a -lopenblas -lm -o /tmp/bench_bla && OMP_NUM_THREADS=2 /tmp/bench_bla
 // BENCH_CPU_TIME=1 reports process CPU time instead of wall time (robust on a shared machine).
 #include <stdio.h>
