@@ -7,11 +7,11 @@
 #include "util.h"
 
 int cmd_kernel(int argc, char **argv);
-int cmd_sweep(int argc, char **argv) __attribute__((weak));
-int cmd_frontier(int argc, char **argv) __attribute__((weak));
-int cmd_plot(int argc, char **argv) __attribute__((weak));
-int cmd_report(int argc, char **argv) __attribute__((weak));
-int cmd_merge(int argc, char **argv) __attribute__((weak));
+int cmd_sweep(int argc, char **argv);
+int cmd_frontier(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
 
 typedef struct {
@@ -22,28 +22,18 @@ typedef struct {
 static const Command commands[] = {
     {"gen", "print task examples (text or JSONL)", cmd_gen},
     {"train", "train one model, record it in the results database", cmd_train},
-    {"sweep", "run a grid of configs from an INI spec (-j workers, resumable)", NULL},
-    {"frontier", "accuracy vs state: best lr per size, Pareto frontier, efficiency ratios", NULL},
-    {"plot", "gnuplot figures (PNG + SVG) of frontiers and training curves", NULL},
-    {"report", "markdown summary of a results database", NULL},
-    {"merge", "fold several results databases into one", NULL},
+    {"sweep", "run a grid of configs from an INI spec (-j workers, resumable)", cmd_sweep},
+    {"frontier", "accuracy vs state: best lr per size, Pareto frontier, efficiency ratios", cmd_frontier},
+    {"plot", "gnuplot figures (PNG + SVG) of frontiers and training curves", cmd_plot},
+    {"report", "markdown summary of a results database", cmd_report},
+    {"merge", "fold several results databases into one", cmd_merge},
     {"bench", "training tokens/s and GEMM share for one configuration", cmd_bench},
     {"kernel", "print and plot BLA impulse responses (the Dirichlet blur)", cmd_kernel},
     {"regress", "accuracy regression suite against a baseline file (for CI)", cmd_regress},
 };
 #define NCMD ((int)(sizeof commands / sizeof commands[0]))
 
-static int (*command_fn(const Command *c))(int, char **) {
-    if (c->fn) return c->fn;
-    if (!strcmp(c->name, "sweep")) return cmd_sweep;
-    if (!strcmp(c->name, "frontier")) return cmd_frontier;
-    if (!strcmp(c->name, "plot")) return cmd_plot;
-    if (!strcmp(c->name, "report")) return cmd_report;
-    if (!strcmp(c->name, "merge")) return cmd_merge;
-    if (!strcmp(c->name, "kernel")) return cmd_kernel;
-    if (!strcmp(c->name, "regress")) return cmd_regress;
-    return NULL;
-}
+static int (*command_fn(const Command *c))(int, char **) { return c->fn; }
 
 static void usage(FILE *f) {
     fprintf(f, "recallbench %s (%s) — trains small sequence models on synthetic recall tasks and maps\n"

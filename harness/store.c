@@ -102,9 +102,20 @@ static int busy_timeout_ms(void) {
 }
 
 // True when pid names no process (kill(pid, 0) fails with ESRCH). A pid <= 0 names no run process.
+// A process is dead if it is gone or a zombie: a killed worker whose parent never reaps it (PID 1 of
+// a container without an init) still answers kill(pid, 0).
 static int pid_dead(int64_t pid) {
     if (pid <= 0 || pid > INT32_MAX) return 1;
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;  // no /proc: trust kill()
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');  // "pid (comm) S ...": comm may contain spaces or ')'
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
 }
 // SQL function rb_pid_dead(pid): lets one UPDATE/DELETE decide staleness inside its transaction.
 static void sql_pid_dead(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

@@ -458,7 +458,7 @@ static char **worker_argv(const RunConfig *c, const char *exe, const char *db, c
     }
     config_argv_free(ca);
     const char *extra[] = {"--db", db, "--json", "--threads", threads};
-    for (int i = 0; i < (threads ? 5 : 2); i++) av[k++] = xstrdup(extra[i]);
+    for (int i = 0; i < 5; i++) av[k++] = xstrdup(extra[i]);
     av[k] = NULL;
     return av;
 }
@@ -621,14 +621,12 @@ int cmd_sweep(int argc, char **argv) {
     if (list) {
         for (int i = 0; i < n; i++) {
             if (status[i] != ST_PENDING) continue;
-            // Same arguments as a sweep worker gets (--db PATH, no --json/--threads).
-            char **av = worker_argv(&runs[i].cfg, exe ? exe : self, db, NULL);
-            for (char **p = av; *p; p++) {
-                if (p != av) fputc(' ', stdout);
-                shell_word(stdout, *p);
-            }
+            char *cmd = config_command(&runs[i].cfg, exe ? exe : self);
+            fputs(cmd, stdout);
+            fputs(" --db ", stdout);
+            shell_word(stdout, db);
             fputc('\n', stdout);
-            free_argv(av);
+            free(cmd);
         }
         if (st) store_close(st);
         return fflush(stdout) ? EXIT_RUNTIME : 0;
@@ -663,7 +661,7 @@ int cmd_sweep(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    Worker w[MAX_WORKERS];
+    static Worker w[MAX_WORKERS];
     memset(w, 0, sizeof w);
     for (int i = 0; i < jobs; i++) w[i].pid = 0;
     int next = 0, done = 0, nok = 0, nfail = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0;
@@ -783,15 +781,15 @@ int cmd_sweep(int argc, char **argv) {
             double dt = now_seconds() - x->t0;
             char sbuf[32] = "";
             if (acc[0]) snprintf(acc, sizeof acc, "%.3f", atof(acc));
+            if (code != 0 && code != 1) acc[0] = sb[0] = 0;
             if (sb[0]) frontier_fmt_bytes(atof(sb), sbuf, sizeof sbuf);
             if (tty) fputs("\r\033[K", stderr);
             fprintf(stderr, "[%*d/%d] %-8s %-12s %s%s%s%s%s (%.1fs)\n", npend >= 100 ? 3 : 2, done, npend, what,
                     r->model, r->knobs, acc[0] ? "  acc " : "", acc, sbuf[0] ? "  state " : "", sbuf, dt);
             if (strcmp(what, "ok") && strcmp(what, "diverged")) {
-                fprintf(stderr, "         exit %s; log %s/%s.log", code >= 0 ? "status" : "by signal", logdir, r->hash);
-                if (code >= 0) fprintf(stderr, " (status %d)", code);
-                else fprintf(stderr, " (signal %d)", WIFSIGNALED(x->wstatus) ? WTERMSIG(x->wstatus) : 0);
-                fputc('\n', stderr);
+                if (code >= 0) fprintf(stderr, "         exit status %d; log %s/%s.log\n", code, logdir, r->hash);
+                else fprintf(stderr, "         killed by signal %d; log %s/%s.log\n",
+                             WIFSIGNALED(x->wstatus) ? WTERMSIG(x->wstatus) : 0, logdir, r->hash);
                 if (code == 2) {
                     // Show why (e.g. the cuda backend not built), then stop: every run would fail alike.
                     char lp[1200], lb[512];

@@ -114,8 +114,10 @@ void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, i
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
         return;
     }
+    double t0 = rb_gemm_profile ? rb_gemm_clock() : 0;  // `recallbench bench` accounting (real.h)
     GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
          lda, B, ldb, beta, C, ldc);
+    if (rb_gemm_profile) rb_gemm_account(t0, 2.0 * M * N * K);
 }
 
 void matmul_par(real *C, const real *A, const real *B, int M, int N, int K, int ta, int tb, real beta) {

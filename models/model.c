@@ -17,11 +17,6 @@
 #include <string.h>
 #include "layers.h"
 
-// mixer.c refers to the mixers weakly, and a linker does not pull an archive member for a weak
-// reference: these strong references make sure the engine's own mixers are always linked.
-extern const MixerOps conv_ops, attention_ops, swa_ops;
-__attribute__((used)) static const MixerOps *const engine_mixers[] = {&conv_ops, &attention_ops, &swa_ops};
-
 enum { SUB_MIXER = 0, SUB_MLP = 1 };
 
 typedef struct {
@@ -54,7 +49,20 @@ struct Model {
     real *logits, *probs, *losses;               // [NPmax, V] x2, [NPmax]
     int32_t *tok, *pos, *tgt;                    // last forward's inputs [B*T], [npos] x2
     int B, T, npos;
+    size_t head_cap;     // rows logits/probs hold
 };
+
+// Grows logits/probs to npos rows (only when a batch scores more positions than any before).
+static int head_reserve(Model *m, int npos) {
+    if ((size_t)npos <= m->head_cap) return 0;
+    size_t cap = (size_t)npos, V = (size_t)m->V;
+    real *l = realloc(m->logits, cap * V * sizeof(real)), *p = l ? realloc(m->probs, cap * V * sizeof(real)) : NULL;
+    if (l) m->logits = l;
+    if (p) m->probs = p;
+    if (!l || !p) return -1;
+    m->head_cap = cap;
+    return 0;
+}
 
 static void *xcalloc(size_t n, size_t sz, int *fail) {
     void *p = calloc(n ? n : 1, sz);
@@ -195,8 +203,8 @@ Model *model_create(const ModelCfg *cfg, int Bmax, int Tmax, char *err, size_t e
     m->dxg = xcalloc(NP * D, sizeof(real), &fail);
     m->fmean = xcalloc(NP, sizeof(real), &fail);
     m->frstd = xcalloc(NP, sizeof(real), &fail);
-    m->logits = xcalloc(NP * V, sizeof(real), &fail);  // calloc: pages untouched until used
-    m->probs = xcalloc(NP * V, sizeof(real), &fail);
+    // logits/probs [npos, V] are sized on first use (head_reserve): Bmax*Tmax*V floats up front
+    // would be gigabytes for V = 8192 while MQAR scores only K positions per sequence.
     m->losses = xcalloc(NP, sizeof(real), &fail);
     m->tok = xcalloc(BT, sizeof(int32_t), &fail);
     m->pos = xcalloc(NP, sizeof(int32_t), &fail);
@@ -297,6 +305,10 @@ double model_forward(Model *m, const int32_t *inputs, int B, int T, const int32_
             fprintf(stderr, "model_forward: position %d / target %d out of range\n", pos[i], tgt[i]);
             return NAN;
         }
+    if (head_reserve(m, npos)) {
+        fprintf(stderr, "model_forward: out of memory for %d x %d logits\n", npos, V);
+        return NAN;
+    }
     m->B = B; m->T = T; m->npos = npos;
     memcpy(m->tok, inputs, (size_t)BT * sizeof(int32_t));
     memcpy(m->pos, pos, (size_t)npos * sizeof(int32_t));

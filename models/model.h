@@ -30,6 +30,7 @@ typedef struct Model Model;
 
 // Validates cfg (mixers included) and allocates everything for batches of up to Bmax x Tmax and
 // up to Bmax*Tmax scored positions. NULL with one line in err on invalid config or OOM.
+// (The [npos, V] logit buffers are sized by the largest npos a forward has seen, not up front.)
 Model *model_create(const ModelCfg *cfg, int Bmax, int Tmax, char *err, size_t errn);
 void model_free(Model *m);
 // Initialises parameters from seed (models.md "Init"); same seed, same weights, every backend.

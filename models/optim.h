@@ -15,5 +15,7 @@ Optim *optim_create(Model *m, const AdamWCfg *cfg);
 void optim_free(Optim *o);
 // One AdamW update with learning rate lr (from the schedule). Returns the grad norm before clipping.
 double optim_step(Optim *o, Model *m, double lr);
-// Cosine schedule: linear warmup from lr_min_warm to lr over warmup steps, then cosine to floor*lr.
+// Cosine schedule: linear warmup lr*(step+1)/warmup for step < warmup, then cosine from lr to
+// floor_frac*lr over steps [warmup, total], floor_frac*lr after. warmup 0, floor 0 = torch's
+// CosineAnnealingLR(T_max = total) as zoology uses.
 double lr_schedule(long step, long total, long warmup, double lr, double floor_frac);

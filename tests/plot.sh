@@ -8,6 +8,7 @@ export LC_ALL=C
 rb=${1:?usage: plot.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: plot.sh RECALLBENCH SOURCE_ROOT}
 case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
+[ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 [ -n "${RB_KEEP_PLOTS:-}" ] && trap 'rm -rf "$RB_KEEP_PLOTS"; cp -r "$tmp" "$RB_KEEP_PLOTS"; rm -rf "$tmp"' EXIT

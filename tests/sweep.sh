@@ -8,6 +8,7 @@ export LC_ALL=C
 rb=${1:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
 case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
+[ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -191,7 +192,7 @@ if [ $have_sqlite = 1 ] && command -v python3 >/dev/null; then
 vocab = 64
 seq-len = 32
 kv-pairs = 4
-train-examples = 6000
+train-examples = 20000
 test-examples = 100
 d-model = 16
 epochs = 4

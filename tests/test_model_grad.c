@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../models/layers.h"
 #include "../models/model.h"
 #include "mixcheck.h"
 
@@ -70,6 +71,49 @@ static int check_model(const char *label, ModelCfg *cfg, int B, int T, uint64_t 
     return fails;
 }
 
+// Same batch twice -> bitwise equal loss and gradients (parallel loops reduce in a fixed order);
+// then the same with one thread, which must match the multi-threaded run too.
+static int check_determinism(void) {
+    ModelCfg c;
+    memset(&c, 0, sizeof c);
+    c.vocab = 64; c.d_model = 32; c.n_layers = 2; c.mlp = 1; c.norm = NORM_LAYER;
+    mixer_cfg_default(&c.layer[0], MIX_CONV, 32, 1, 2);
+    mixer_cfg_default(&c.layer[1], MIX_ATTENTION, 32, 2, 2);
+    const int B = 16, T = 70;
+    char err[256];
+    Model *m = model_create(&c, B, T, err, sizeof err);
+    if (!m) { printf("FAIL determinism: %s\n", err); return 1; }
+    model_init(m, 9);
+    Rng rng;
+    rng_seed(&rng, 10);
+    int32_t tok[16 * 70], pos[16 * 8], tgt[16 * 8];
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)rng_below(&rng, 64);
+    for (int i = 0; i < B * 8; i++) { pos[i] = (i / 8) * T + 20 + 6 * (i % 8); tgt[i] = (int32_t)rng_below(&rng, 64); }
+    size_t P = model_num_params(m);
+    real *g[3];
+    double loss[3];
+    int nthr[3] = {omp_get_max_threads(), omp_get_max_threads(), 1};
+    for (int r = 0; r < 3; r++) {
+        omp_set_num_threads(nthr[r]);
+        model_zero_grad(m);
+        loss[r] = model_forward(m, tok, B, T, pos, tgt, B * 8);
+        model_backward(m);
+        g[r] = malloc(P * sizeof(real));
+        memcpy(g[r], model_grads(m), P * sizeof(real));
+    }
+    omp_set_num_threads(nthr[0]);
+    char lab[128];
+    snprintf(lab, sizeof lab, "determinism: two runs, %d threads, bitwise (loss, grads)", nthr[0]);
+    int fails = check_report(lab, loss[0] != loss[1] || memcmp(g[0], g[1], P * sizeof(real)) ? 1 : 0, 0);
+    double md = fabs(loss[0] - loss[2]);
+    for (size_t i = 0; i < P; i++) md = fmax(md, fabs(g[0][i] - g[2][i]));
+    snprintf(lab, sizeof lab, "determinism: %d threads vs 1 thread (max abs diff)", nthr[0]);
+    fails += check_report(lab, md, 1e-12);
+    for (int r = 0; r < 3; r++) free(g[r]);
+    model_free(m);
+    return fails;
+}
+
 static void layer(ModelCfg *c, int l, MixerKind k, int heads) {
     mixer_cfg_default(&c->layer[l], k, c->d_model, heads, c->n_layers);
 }
@@ -93,6 +137,7 @@ int main(void) {
     layer(&c, 2, MIX_ATTENTION, 1);
     fails += check_model("conv,swa,attention rms", &c, 2, 10, 202, tol);
 
+    fails += check_determinism();
     printf("%s: %d model check(s) failed\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
 }

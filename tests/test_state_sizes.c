@@ -8,7 +8,6 @@
 #include "mixcheck.h"
 
 extern const MixerOps conv_ops, attention_ops, swa_ops;
-extern const MixerOps la_ops __attribute__((weak));
 
 static Model *make(const char *layers, int d, int heads, int T, char *err, size_t errn, int window, int fdim) {
     ModelCfg c;

@@ -109,7 +109,7 @@ void attn_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const 
 size_t attn_step_state_size(const Mixer *m) { return ((const AttnCtx *)m->ctx)->state_size; }
 
 // KV cache: head h keeps cap[h] rows of k and of v; token t goes to row t % cap[h]. For attention
-// cap = Tmax (t < Tmax), for swa cap = W_h: the ring buffer is the recurrent state.
+// cap = Tmax (t must stay < Tmax), for swa cap = W_h: the ring buffer is the recurrent state.
 void attn_step(Mixer *m, real *const *p, real *state, real *out, const real *x, int t) {
     AttnCtx *a = m->ctx;
     int D = a->D, dh = a->dh;
