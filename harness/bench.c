@@ -35,12 +35,12 @@ int cmd_bench(int argc, char **argv) {
     // The reference CPU config of the engine issue is the default.
     snprintf(c.layers, sizeof c.layers, "conv,attention");
     c.vocab = 512; c.seq_len = 128; c.kv_pairs = 8; c.d_model = 64; c.batch = 64;
-    int steps = 20, warm = 3, k = 0, np;
+    int steps = 20, warm = 10, k = 0, np;
     char err[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: recallbench bench [config options] [--steps N] [--warmup-steps N] [--db PATH] [--json]\n"
+            printf("usage: recallbench bench [config options] [--steps N (20)] [--warmup-steps N (10)] [--db PATH] [--json]\n"
                    "Times training steps (forward + backward + AdamW) on one batch of the first training\n"
                    "configuration: median over N steps after warm-up. Default config: MQAR V 512, L 128, K 8,\n"
                    "--layers conv,attention, d_model 64, batch 64. Reports tokens/s, the GEMM share of the\n"

@@ -19,7 +19,8 @@
 int set_threads(int n) {
     if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
-    openblas_set_num_threads(n);
+    // The models parallelise with OpenMP and keep OpenBLAS on one thread (models/layers.h).
+    openblas_set_num_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif

@@ -17,14 +17,14 @@ double rb_gemm_clock(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-// Inside a parallel region a GEMM occupies its own thread; outside, OpenBLAS spreads it over all
-// threads, so its wall time counts once per thread.
+// Inside a parallel region a GEMM occupies its own thread; outside, OpenBLAS may spread it over its
+// own threads, so its wall time counts once per OpenBLAS thread.
 void rb_gemm_account(double t0, double flops) {
     double dt = rb_gemm_clock() - t0;
     int tid = 0, weight = 1;
 #ifdef _OPENMP
     if (omp_in_parallel()) tid = omp_get_thread_num();
-    else weight = omp_get_max_threads();
+    else weight = openblas_get_num_threads();
 #endif
     if (tid >= RB_GEMM_STAT_THREADS) tid = RB_GEMM_STAT_THREADS - 1;
     rb_gemm_stat[tid].seconds += dt * weight;

@@ -12,6 +12,7 @@
 // (b,h) (the step form shares gsa_token). Backward: one forward re-scan (states) and one reverse scan
 // (adjoints); the gate gradient uses the GLA identity d(cum log alpha)_t = p.dp + ok.dok - s.ds, so no
 // per-token state is stored and nothing is divided by alpha.
+#include "../layers.h"
 #include "../mixer.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,10 +174,10 @@ static void gsa_norm_forward(real *y, real *r, real *rstd, const real *o, const 
 static void gsa_forward(Mixer *mx, real *const *p, real *out, const real *inp, int B, int T) {
     GsaCtx *c = mx->ctx;
     const int N = B * T, D = c->D, H = c->H, dh = c->dh, m = c->m, Hm = c->Hm;
-    matmul(c->qa, inp, p[GSA_WQ], N, D, D, 0, 1, 0);
-    matmul(c->ka, inp, p[GSA_WK], N, D, D, 0, 1, 0);
-    matmul(c->va, inp, p[GSA_WV], N, D, D, 0, 1, 0);
-    matmul(c->fa, inp, p[GSA_WF], N, Hm, D, 0, 1, 0);
+    matmul_par(c->qa, inp, p[GSA_WQ], N, D, D, 0, 1, 0);
+    matmul_par(c->ka, inp, p[GSA_WK], N, D, D, 0, 1, 0);
+    matmul_par(c->va, inp, p[GSA_WV], N, D, D, 0, 1, 0);
+    matmul_par(c->fa, inp, p[GSA_WF], N, Hm, D, 0, 1, 0);
     gsa_activate(c->q, c->k, c->v, c->alpha, c->s, c->qa, c->ka, c->va, c->fa, N, D, Hm);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
@@ -190,7 +191,7 @@ static void gsa_forward(Mixer *mx, real *const *p, real *out, const real *inp, i
     }
     real *y = c->dk, *r = c->dq;  // kept for backward
     gsa_norm_forward(y, r, c->rstd, c->o, p[GSA_NORM], N, D);
-    matmul(out, r, p[GSA_WO], N, D, D, 0, 1, 0);
+    matmul_par(out, r, p[GSA_WO], N, D, D, 0, 1, 0);
 }
 
 static void gsa_backward(Mixer *mx, real *const *p, real *const *dp, real *dinp, const real *dout,
@@ -199,8 +200,8 @@ static void gsa_backward(Mixer *mx, real *const *p, real *const *dp, real *dinp,
     const int N = B * T, D = c->D, H = c->H, dh = c->dh, m = c->m, Hm = c->Hm;
     const real *w = p[GSA_NORM], *y = c->dk, *r = c->dq;  // from forward
     // out = r W_o^T
-    matmul(c->dr, dout, p[GSA_WO], N, D, D, 0, 0, 0);
-    matmul(dp[GSA_WO], dout, r, D, D, N, 1, 0, 1);
+    matmul_par(c->dr, dout, p[GSA_WO], N, D, D, 0, 0, 0);
+    matmul_par(dp[GSA_WO], dout, r, D, D, N, 1, 0, 1);
     // r = w * y * rstd: dw (fixed order over tokens), then dr -> dy -> do in place
     real *dw = dp[GSA_NORM];
 #pragma omp parallel for schedule(static)
@@ -301,14 +302,14 @@ static void gsa_backward(Mixer *mx, real *const *p, real *const *dp, real *dinp,
             c->dk[n] *= silu_grad(c->ka[n]);
             c->dv[n] *= silu_grad(c->va[n]);
         }
-    matmul(dinp, c->dq, p[GSA_WQ], N, D, D, 0, 0, 0);
-    matmul(dinp, c->dk, p[GSA_WK], N, D, D, 0, 0, 1);
-    matmul(dinp, c->dv, p[GSA_WV], N, D, D, 0, 0, 1);
-    matmul(dinp, c->dG, p[GSA_WF], N, D, Hm, 0, 0, 1);
-    matmul(dp[GSA_WQ], c->dq, inp, D, D, N, 1, 0, 1);
-    matmul(dp[GSA_WK], c->dk, inp, D, D, N, 1, 0, 1);
-    matmul(dp[GSA_WV], c->dv, inp, D, D, N, 1, 0, 1);
-    matmul(dp[GSA_WF], c->dG, inp, Hm, D, N, 1, 0, 1);
+    matmul_par(dinp, c->dq, p[GSA_WQ], N, D, D, 0, 0, 0);
+    matmul_par(dinp, c->dk, p[GSA_WK], N, D, D, 0, 0, 1);
+    matmul_par(dinp, c->dv, p[GSA_WV], N, D, D, 0, 0, 1);
+    matmul_par(dinp, c->dG, p[GSA_WF], N, D, Hm, 0, 0, 1);
+    matmul_par(dp[GSA_WQ], c->dq, inp, D, D, N, 1, 0, 1);
+    matmul_par(dp[GSA_WK], c->dk, inp, D, D, N, 1, 0, 1);
+    matmul_par(dp[GSA_WV], c->dv, inp, D, D, N, 1, 0, 1);
+    matmul_par(dp[GSA_WF], c->dG, inp, Hm, D, N, 1, 0, 1);
 }
 
 // State per sequence: per head [K (m x d_h), V (m x d_h)] = 2 m D floats in all.

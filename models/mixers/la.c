@@ -12,6 +12,7 @@
 // phi(q).phi(k) = 1 + q.k/sqrt(f) + (q.k)^2/(2f) exactly as the full x (x) x form. elu: phi = elu(x)+1.
 // The 1e-12 in the denominator is zoology's Based eps; the taylor kernel is >= 1/2 per token and
 // elu + 1 > 0, so it only guards an all-underflow elu row.
+#include "../layers.h"
 #include "../mixer.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,9 +173,9 @@ static real la_token(real *S, real *z, real *o, const real *phq, const real *phk
 static void la_forward(Mixer *mx, real *const *p, real *out, const real *inp, int B, int T) {
     LaCtx *c = mx->ctx;
     const int N = B * T, D = c->D, H = c->H, dh = c->dh, F = c->F, Q = c->H * c->fq;
-    matmul(c->qa, inp, p[LA_WQ], N, Q, D, 0, 1, 0);
-    matmul(c->ka, inp, p[LA_WK], N, Q, D, 0, 1, 0);
-    matmul(c->v, inp, p[LA_WV], N, D, D, 0, 1, 0);
+    matmul_par(c->qa, inp, p[LA_WQ], N, Q, D, 0, 1, 0);
+    matmul_par(c->ka, inp, p[LA_WK], N, Q, D, 0, 1, 0);
+    matmul_par(c->v, inp, p[LA_WV], N, D, D, 0, 1, 0);
     la_features(c, c->phq, c->phk, c->qa, c->ka, N);
     const size_t sh = la_st_per_head(c);
 #pragma omp parallel for schedule(static)
@@ -187,15 +188,15 @@ static void la_forward(Mixer *mx, real *const *p, real *out, const real *inp, in
             c->den[i * H + h] = la_token(S, z, c->o + od, c->phq + of, c->phk + of, c->v + od, F, dh);
         }
     }
-    matmul(out, c->o, p[LA_WO], N, D, D, 0, 1, 0);
+    matmul_par(out, c->o, p[LA_WO], N, D, D, 0, 1, 0);
 }
 
 static void la_backward(Mixer *mx, real *const *p, real *const *dp, real *dinp, const real *dout,
                         const real *inp, int B, int T) {
     LaCtx *c = mx->ctx;
     const int N = B * T, D = c->D, H = c->H, dh = c->dh, F = c->F, fq = c->fq, Q = c->H * c->fq;
-    matmul(c->dO, dout, p[LA_WO], N, D, D, 0, 0, 0);
-    matmul(dp[LA_WO], dout, c->o, D, D, N, 1, 0, 1);
+    matmul_par(c->dO, dout, p[LA_WO], N, D, D, 0, 0, 0);
+    matmul_par(dp[LA_WO], dout, c->o, D, D, N, 1, 0, 1);
     const size_t sh = la_st_per_head(c);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
@@ -249,12 +250,12 @@ static void la_backward(Mixer *mx, real *const *p, real *const *dp, real *dinp, 
             la_feature_backward(c->dqa + a, c->dphq + b, c->qa + a, fq, c->kind);
             la_feature_backward(c->dka + a, c->dphk + b, c->ka + a, fq, c->kind);
         }
-    matmul(dinp, c->dqa, p[LA_WQ], N, D, Q, 0, 0, 0);
-    matmul(dinp, c->dka, p[LA_WK], N, D, Q, 0, 0, 1);
-    matmul(dinp, c->dv, p[LA_WV], N, D, D, 0, 0, 1);
-    matmul(dp[LA_WQ], c->dqa, inp, Q, D, N, 1, 0, 1);
-    matmul(dp[LA_WK], c->dka, inp, Q, D, N, 1, 0, 1);
-    matmul(dp[LA_WV], c->dv, inp, D, D, N, 1, 0, 1);
+    matmul_par(dinp, c->dqa, p[LA_WQ], N, D, Q, 0, 0, 0);
+    matmul_par(dinp, c->dka, p[LA_WK], N, D, Q, 0, 0, 1);
+    matmul_par(dinp, c->dv, p[LA_WV], N, D, D, 0, 0, 1);
+    matmul_par(dp[LA_WQ], c->dqa, inp, Q, D, N, 1, 0, 1);
+    matmul_par(dp[LA_WK], c->dka, inp, Q, D, N, 1, 0, 1);
+    matmul_par(dp[LA_WV], c->dv, inp, D, D, N, 1, 0, 1);
 }
 
 // State per sequence: per head [S (F x d_h), z (F)].

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../layers.h"
 #include "../mixer.h"
 #include "mamba_internal.h"
 #ifdef _OPENMP
@@ -373,9 +374,9 @@ static void mamba_forward(Mixer *m, real *const *p, real *out, const real *inp, 
     const int D = x->D, E = x->E, N = x->N, R = x->R, P = x->P, M = B * T;
     const int nthr = use_threads(x, M);
     x->B = B; x->T = T;
-    matmul(x->xz, inp, p[MAMBA_W_IN], M, 2 * E, D, 0, 1, 0);
+    matmul_par(x->xz, inp, p[MAMBA_W_IN], M, 2 * E, D, 0, 1, 0);
     conv_forward(x->xc, x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], B, T, E, nthr);
-    matmul(x->xdbl, x->xs, p[MAMBA_W_X], M, P, E, 0, 1, 0);
+    matmul_par(x->xdbl, x->xs, p[MAMBA_W_X], M, P, E, 0, 1, 0);
     // delta [M,E] = softplus(dt_low [M,R] (row stride P) @ W_dt^T + b_dt)
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, M, E, R, 1, x->xdbl, P, p[MAMBA_W_DT], R, 0,
          x->delta, E);
@@ -386,7 +387,7 @@ static void mamba_forward(Mixer *m, real *const *p, real *out, const real *inp, 
     for (int c = 0; c < E; c++)
         for (int n = 0; n < N; n++) x->AT[(size_t)n * E + c] = -r_exp(p[MAMBA_A_LOG][(size_t)c * N + n]);
     scan_forward(x, Dp, B, T, nthr);
-    matmul(out, x->g, p[MAMBA_W_OUT], M, D, E, 0, 1, 0);
+    matmul_par(out, x->g, p[MAMBA_W_OUT], M, D, E, 0, 1, 0);
 }
 
 static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
@@ -396,8 +397,8 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
     const int nthr = use_threads(x, M);
     const real *Dp = p[MAMBA_D];
     // out = g W_out^T: dW_out += dout^T g, then g <- dg = dout W_out.
-    matmul(dp[MAMBA_W_OUT], dout, x->g, D, E, M, 1, 0, 1);
-    matmul(x->g, dout, p[MAMBA_W_OUT], M, E, D, 0, 0, 0);
+    matmul_par(dp[MAMBA_W_OUT], dout, x->g, D, E, M, 1, 0, 1);
+    matmul_par(x->g, dout, p[MAMBA_W_OUT], M, E, D, 0, 0, 0);
     // g = y silu(z): dz into dxz[:, E:], dy into g.
     #pragma omp parallel for schedule(static) num_threads(nthr)
     for (int i = 0; i < M; i++)
@@ -437,8 +438,8 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, R, E, 1, ddelta, E, p[MAMBA_W_DT], R, 0,
          x->dxdbl, P);
     // xdbl = xs W_x^T.
-    matmul(dp[MAMBA_W_X], x->dxdbl, x->xs, P, E, M, 1, 0, 1);
-    matmul(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1);
+    matmul_par(dp[MAMBA_W_X], x->dxdbl, x->xs, P, E, M, 1, 0, 1);
+    matmul_par(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1);
     // xs = silu(xc): dxc in place of dxs.
     #pragma omp parallel for schedule(static) num_threads(nthr)
     for (int i = 0; i < M; i++)
@@ -450,8 +451,8 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
     conv_backward(x->dxz, dp[MAMBA_CONV_W], dp[MAMBA_CONV_B], x->dxs, x->xz, p[MAMBA_CONV_W], B, T,
                   E, nthr);
     // xz = inp W_in^T.
-    matmul(dp[MAMBA_W_IN], x->dxz, inp, 2 * E, D, M, 1, 0, 1);
-    matmul(dinp, x->dxz, p[MAMBA_W_IN], M, D, 2 * E, 0, 0, 0);
+    matmul_par(dp[MAMBA_W_IN], x->dxz, inp, 2 * E, D, M, 1, 0, 1);
+    matmul_par(dinp, x->dxz, p[MAMBA_W_IN], M, D, 2 * E, 0, 0, 0);
 }
 
 static size_t mamba_step_state_size(const Mixer *m) {
