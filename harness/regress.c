@@ -21,7 +21,9 @@ static const Row suite[] = {
     {"attention", "mqar", MQAR_TINY " --layers conv,attention"},
     {"swa", "mqar", MQAR_TINY " --layers conv,swa --window 16"},
     {"bla", "mqar", MQAR_TINY " --layers conv,bla --window 64 --freqs 16"},
-    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 16"},
+    // GSA learns this task slower than attention and depends on the seed; 64 slots and 16 epochs put it
+    // clearly above 1/K for every seed tried (0.34-0.67).
+    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 64 --epochs 16"},
     {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16"},
     // Mamba learns MQAR late: at 8 or 24 epochs it sits near 1/K; 40 epochs reach its plateau (~0.69).
     {"mamba", "mqar", MQAR_TINY " --layers conv,mamba --state-dim 16 --epochs 40"},
@@ -158,7 +160,9 @@ int cmd_regress(int argc, char **argv) {
         FILE *f = fopen(baseline, "w");
         if (!f) die_runtime("cannot write baseline %s: %s", baseline, strerror(errno));
         fprintf(f, "# recallbench regression baseline: accuracy of each suite row (harness/regress.c)\n"
-                   "# written by `recallbench regress --update` at git %s\nmodel,task,expected,tolerance\n",
+                   "# written by `recallbench regress --update` at git %s; tolerances kept from the previous\n"
+                   "# file (new rows: 0.05). Choose a tolerance from the row's seed spread (regress --seed S).\n"
+                   "model,task,expected,tolerance\n",
                 git_revision());
         for (int i = 0; i < NROWS; i++) {
             Base *b = NULL;
@@ -166,7 +170,7 @@ int cmd_regress(int argc, char **argv) {
                 if (!strcmp(base[j].model, suite[i].model) && !strcmp(base[j].task, suite[i].task)) b = &base[j];
             double tol = b ? b->tol : 0.05, v = ran[i] ? measured[i] : b ? b->expected : NAN;
             if (!isfinite(v)) continue;
-            if (b && ran[i] && fabs(v - b->expected) > 1e-9)
+            if (b && ran[i] && fabs(v - b->expected) >= 5e-5)  // the file keeps 4 decimals
                 printf("updated %s/%s: %.4f -> %.4f\n", suite[i].model, suite[i].task, b->expected, v);
             else if (!b) printf("added %s/%s: %.4f (tolerance %.4f)\n", suite[i].model, suite[i].task, v, tol);
             fprintf(f, "%s,%s,%.4f,%.4f\n", suite[i].model, suite[i].task, v, tol);
