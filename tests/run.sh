@@ -5,6 +5,9 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-tests}
 cd "$root"
+# Tests run two at a time, each with OpenMP threads: idle threads must sleep, not spin, or two training
+# tests on two cores slow each other down several times over.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=release >/dev/null || { echo "meson setup failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
