@@ -459,7 +459,7 @@ static void shell_quote(char **buf, size_t *len, size_t *cap, const char *s) {
     for (const char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("-_.,:/=+", *p)) safe = 0;
     size_t need = strlen(s) * 4 + 4;
-    if (*len + need + 1 > *cap) { *cap = (*len + need + 1) * 2; *buf = realloc(*buf, *cap); if (!*buf) die_runtime("out of memory"); }
+    if (*len + need + 1 > *cap) { *cap = (*len + need + 1) * 2; *buf = xrealloc(*buf, *cap); }
     if (safe) *len += sprintf(*buf + *len, "%s", s);
     else {
         (*buf)[(*len)++] = '\'';

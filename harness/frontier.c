@@ -148,9 +148,7 @@ int frontier_ratios(const FrNeed *nd, int nn, const char *vs, FrRatio **out) {
                 const FrNeed *a = &nd[i + l], *b = &nd[j + l];
                 if (nr == cap) {
                     cap *= 2;
-                    FrRatio *t = realloc(r, sizeof(FrRatio) * (size_t)cap);
-                    if (!t) die_runtime("out of memory");
-                    r = t;
+                    r = xrealloc(r, sizeof(FrRatio) * (size_t)cap);
                 }
                 FrRatio *x = &r[nr++];
                 memset(x, 0, sizeof *x);
@@ -233,9 +231,7 @@ int frontier_load(sqlite3 *db, const char *task, FrRun **out, char *err, size_t 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             cap *= 2;
-            FrRun *t = realloc(r, sizeof(FrRun) * (size_t)cap);
-            if (!t) die_runtime("out of memory");
-            r = t;
+            r = xrealloc(r, sizeof(FrRun) * (size_t)cap);
         }
         FrRun *x = &r[n++];
         memset(x, 0, sizeof *x);

@@ -76,9 +76,7 @@ void sweep_spec_free(SweepSpec *s) {
 static SpecKey *block_key(SpecBlock *b, const char *key, int line) {
     for (int i = 0; i < b->nkeys; i++)
         if (!strcmp(b->keys[i].key, key)) return &b->keys[i];
-    SpecKey *t = realloc(b->keys, sizeof(SpecKey) * (size_t)(b->nkeys + 1));
-    if (!t) die_runtime("out of memory");
-    b->keys = t;
+    b->keys = xrealloc(b->keys, sizeof(SpecKey) * (size_t)(b->nkeys + 1));
     SpecKey *k = &b->keys[b->nkeys++];
     memset(k, 0, sizeof *k);
     snprintf(k->key, sizeof k->key, "%s", key);
@@ -126,9 +124,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         if (!b) {
             if (strlen(nm) >= sizeof b->name || strpbrk(nm, " \t,"))
                 return parse_fail(ps, "[%s]: model names are one word of at most 63 characters", section);
-            SpecBlock *t = realloc(s->models, sizeof(SpecBlock) * (size_t)(s->nmodels + 1));
-            if (!t) die_runtime("out of memory");
-            s->models = t;
+            s->models = xrealloc(s->models, sizeof(SpecBlock) * (size_t)(s->nmodels + 1));
             b = &s->models[s->nmodels++];
             memset(b, 0, sizeof *b);
             snprintf(b->name, sizeof b->name, "%s", nm);
@@ -173,9 +169,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         }
         if (rc < 0) return parse_fail(ps, "%s %s = %s: %s", title, name, item, e);
         if (!k) k = block_key(b, key, ps->rd->line);
-        char **t = realloc(k->vals, sizeof(char *) * (size_t)(k->nvals + 1));
-        if (!t) die_runtime("out of memory");
-        k->vals = t;
+        k->vals = xrealloc(k->vals, sizeof(char *) * (size_t)(k->nvals + 1));
         k->vals[k->nvals++] = xstrdup(item);
     }
     return 1;
@@ -341,9 +335,8 @@ static void collect_status(const RunRow *row, void *ud) {
     StatusList *l = ud;
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 256;
-        l->hash = realloc(l->hash, sizeof *l->hash * (size_t)l->cap);
-        l->status = realloc(l->status, sizeof *l->status * (size_t)l->cap);
-        if (!l->hash || !l->status) die_runtime("out of memory");
+        l->hash = xrealloc(l->hash, sizeof *l->hash * (size_t)l->cap);
+        l->status = xrealloc(l->status, sizeof *l->status * (size_t)l->cap);
     }
     snprintf(l->hash[l->n], sizeof l->hash[0], "%s", row->config_hash);
     snprintf(l->status[l->n], sizeof l->status[0], "%s", row->status);

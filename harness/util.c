@@ -27,6 +27,11 @@ void *xcalloc_at(size_t n, size_t s, const char *file, int line) {
     if (!p) die_runtime("out of memory allocating %zu x %zu bytes (%s:%d)", n, s, file, line);
     return p;
 }
+void *xrealloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) die_runtime("out of memory reallocating %zu bytes (%s:%d)", n, file, line);
+    return q;
+}
 char *xstrdup(const char *s) {
     char *d = xmalloc(strlen(s) + 1);
     return strcpy(d, s);

@@ -17,6 +17,9 @@ _Noreturn void die_runtime(const char *fmt, ...) __attribute__((format(printf, 1
 void *xmalloc_at(size_t n, const char *file, int line);
 void *xcalloc_at(size_t n, size_t s, const char *file, int line);
 char *xstrdup(const char *s);
+// realloc that exits 1 with file:line on failure (never returns NULL).
+#define xrealloc(p, n) xrealloc_at((p), (n), __FILE__, __LINE__)
+void *xrealloc_at(void *p, size_t n, const char *file, int line);
 
 double now_seconds(void);          // monotonic clock
 const char *host_name(void);       // gethostname, cached
