@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../models/optim.h"
+#include "../models/step.h"
 #include "store.h"
 #include "train.h"
 #include "util.h"
@@ -90,10 +91,7 @@ int cmd_bench(int argc, char **argv) {
     for (int it = 0; it < warm + steps; it++) {
         if (it == warm) { memset(rb_gemm_stat, 0, sizeof rb_gemm_stat); rb_gemm_profile = 1; }
         double t = now_seconds();
-        model_zero_grad(m);
-        model_forward(m, s->inputs, B, T, pos, tgt, npos);
-        model_backward(m);
-        optim_step(opt, m, c.lr);
+        model_train_step(m, opt, s->inputs, B, T, pos, tgt, npos, c.lr, NULL);
         if (it >= warm) times[it - warm] = now_seconds() - t;
     }
     rb_gemm_profile = 0;

@@ -1,6 +1,7 @@
 // config.c — the flag table: CLI parsing, INI keys, validation, help, canonical JSON, config hash.
 // Depends on config.h, tasks (task_validate), models (mixer registry, validate).
 #include "config.h"
+#include "rb_build.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -67,6 +68,8 @@ static const Flag flags[] = {
     {"early-stop", F_DOUBLE, O(early_stop), "0.99", 0, 1.01, NULL, G_TRAIN, NULL, "stop once mean test accuracy exceeds this (>1 = never)"},
     {"seed", F_U64, O(seed), "1", 0, 0, NULL, G_TRAIN, NULL, "seed of data, init and shuffling"},
     {"backend", F_CHOICE, O(backend), "cpu", 0, 0, "cpu|cuda", G_TRAIN, NULL, "compute backend"},
+    {"precision", F_CHOICE, O(precision), "tf32", 0, 0, "fp32|tf32|bf16", G_TRAIN, "cuda",
+     "cuda GEMM inputs (parameters, gradients, moments stay fp32)"},
     // run-only
     {"threads", F_INT, O(threads), "0", 0, 1024, NULL, G_RUN, "-", "CPU threads (0 = all cores)"},
     {"db", F_STR, O(db), "results/results.db", 0, 0, NULL, G_RUN, "-", "results database (SQLite)"},
@@ -272,10 +275,12 @@ int config_finalize(const RunConfig *c, TaskParams *tp, ModelCfg *mc, char *err,
         maxL = 19 * 49 + 18;  // longest possible RegBench instance (tasks.md)
     }
     if (task_validate(tp, err, errn)) return -1;
+#if !RB_HAVE_CUDA
     if (c->backend == BACKEND_CUDA) {
-        snprintf(err, errn, "--backend cuda: this build has no CUDA backend yet (use --backend cpu)");
+        snprintf(err, errn, "--backend cuda: this build has no CUDA backend (rebuild where nvcc and cuBLAS exist)");
         return -1;
     }
+#endif
     memset(mc, 0, sizeof *mc);
     mc->vocab = tp->vocab;
     mc->d_model = c->d_model;
@@ -284,6 +289,8 @@ int config_finalize(const RunConfig *c, TaskParams *tp, ModelCfg *mc, char *err,
     mc->norm = c->norm == 1 ? NORM_RMS : NORM_LAYER;
     mc->max_len = maxL;
     mc->zero_mixer = c->zero_mixer;
+    mc->backend = c->backend == BACKEND_CUDA ? MODEL_CUDA : MODEL_CPU;
+    mc->precision = c->precision;
     if (c->d_model % c->heads) {
         snprintf(err, errn, "--d-model %d invalid: must be divisible by --heads (%d)", c->d_model, c->heads);
         return -1;
@@ -328,6 +335,7 @@ static int knob_read(const RunConfig *c, const Flag *f) {
     if (!strcmp(f->reads, "-")) return 0;
     if (!strcmp(f->reads, "mqar")) return c->task == TASK_MQAR;
     if (!strcmp(f->reads, "regbench")) return c->task == TASK_REGBENCH;
+    if (!strcmp(f->reads, "cuda")) return c->backend == BACKEND_CUDA;
     char want[64], lay[sizeof c->layers];
     snprintf(want, sizeof want, "%s", f->reads);
     for (char *s1, *w = strtok_r(want, ",", &s1); w; w = strtok_r(NULL, ",", &s1)) {

@@ -29,6 +29,7 @@ typedef struct {
     int epochs, batch, decay_all;
     uint64_t seed;
     int backend;
+    int precision;             // cuda: RB_PREC_FP32 | TF32 | BF16 (models/cuda/cuda.h order)
     // run-only (not part of the config hash)
     int threads, json, force, zero_mixer, progress;
     long max_steps;            // stop after this many optimiser steps (0 = all); for smoke tests

@@ -12,6 +12,7 @@
 #include <omp.h>
 #endif
 #include "../models/optim.h"
+#include "../models/step.h"
 #include <sqlite3.h>
 #include "store.h"
 #include "util.h"
@@ -34,6 +35,8 @@ static void on_signal(int sig) { g_stop = sig; }
 typedef struct {
     int32_t *inputs, *pos, *tgt;
     int32_t *pred;      // [n, L] predictions of a split (eval)
+    int32_t *ppos;      // [B*L] predictions at the scored positions of one batch
+    uint32_t *mask;     // [B*L] RegBench allowed-letter masks of the scored positions
     int cap_tokens;
 } Work;
 
@@ -53,55 +56,28 @@ static int gather(const Split *s, const int *idx, int B, int eval_all, Work *w) 
     return np;
 }
 
-static int argmax(const real *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
-    return best;
-}
-
 typedef struct { double acc, loss, tvd; } EvalOut;
 
 // Evaluates one test split: MQAR accuracy as zoology (mean over examples of the fraction of correct
 // queries); RegBench greedy accuracy and TVD micro-averaged over scored positions (tasks.md).
-static EvalOut evaluate(Model *m, const Split *s, int task, int Bmax, Work *w) {
+// The arithmetic (argmax, TVD) runs where the model lives (models/step.h).
+static EvalOut evaluate(Model *m, const Split *s, int Bmax, Work *w) {
     EvalOut e = {0, 0, -1};
-    int V = model_cfg(m)->vocab;
-    double loss_sum = 0, hit = 0, tvd = 0;
-    long n_loss = 0, n_pos = 0;
+    EvalSums sum = {0};
     int idx[Bmax];
     for (int i = 0; i < s->n * s->L; i++) w->pred[i] = -1;
     for (int start = 0; start < s->n; start += Bmax) {
         int B = s->n - start < Bmax ? s->n - start : Bmax;
         for (int b = 0; b < B; b++) idx[b] = start + b;
         int np = gather(s, idx, B, 1, w);
-        double loss = model_forward(m, w->inputs, B, s->L, w->pos, w->tgt, np);
-        int nl = 0;
-        for (int i = 0; i < np; i++) nl += w->tgt[i] >= 0;
-        loss_sum += loss * nl;
-        n_loss += nl;
-        const real *lg = model_logits(m);
-        for (int i = 0; i < np; i++) {
-            const real *row = lg + (size_t)i * V;
-            int b = w->pos[i] / s->L, t = w->pos[i] % s->L, a = argmax(row, V);
-            w->pred[(size_t)(start + b) * s->L + t] = a;
-            if (task == TASK_REGBENCH) {
-                uint32_t mask = s->allowed[(size_t)(start + b) * s->L + t];
-                int k = __builtin_popcount(mask);
-                hit += (mask >> a) & 1;
-                double mx = row[a], z = 0, d = 0;
-                for (int v = 0; v < V; v++) z += exp(row[v] - mx);
-                for (int v = 0; v < V; v++) {
-                    double p = exp(row[v] - mx) / z, q = ((mask >> v) & 1) ? 1.0 / k : 0.0;
-                    d += fabs(p - q);
-                }
-                tvd += 0.5 * d;
-                n_pos++;
-            }
-        }
+        if (s->allowed)
+            for (int i = 0; i < np; i++) w->mask[i] = s->allowed[(size_t)start * s->L + w->pos[i]];
+        model_eval_batch(m, w->inputs, B, s->L, w->pos, w->tgt, np, s->allowed ? w->mask : NULL, w->ppos, &sum);
+        for (int i = 0; i < np; i++) w->pred[(size_t)start * s->L + w->pos[i]] = w->ppos[i];
     }
-    e.loss = n_loss ? loss_sum / n_loss : 0;
-    if (task == TASK_MQAR) e.acc = mqar_accuracy(s, w->pred);
-    else { e.acc = n_pos ? hit / n_pos : 0; e.tvd = n_pos ? tvd / n_pos : 0; }
+    e.loss = sum.n_loss ? sum.loss_sum / sum.n_loss : 0;
+    if (!s->allowed) e.acc = mqar_accuracy(s, w->pred);
+    else { e.acc = sum.n_pos ? sum.hit / sum.n_pos : 0; e.tvd = sum.n_pos ? sum.tvd_sum / sum.n_pos : 0; }
     return e;
 }
 
@@ -155,6 +131,9 @@ void train_result_json(FILE *f, const TrainResult *r) {
             4 * r->state_floats, r->state_floats, r->tokens_per_s, (long long)r->run_id, r->epochs, r->steps,
             r->final_loss, r->config_hash, git_revision());
     if (r->tvd >= 0) fprintf(f, ", \"tvd\": %.6f", r->tvd);
+    fprintf(f, ", \"device\": ");
+    json_string(f, r->device[0] ? r->device : "cpu");
+    fprintf(f, ", \"threads\": %d", r->threads);
     fprintf(f, "}\n");
 }
 
@@ -217,6 +196,8 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     }
     model_init(m, c->seed);
     res->state_floats = model_state_floats(m, Tmax);
+    snprintf(res->device, sizeof res->device, "%s", model_device_name(m));
+    res->threads = threads;
     AdamWCfg oc = {c->lr, 0.9, 0.999, 1e-8, c->weight_decay, c->clip, c->decay_all};
     Optim *opt = optim_create(m, &oc);
 
@@ -235,7 +216,8 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         RunInfo ri = {json, res->config_hash, c->task == TASK_MQAR ? "mqar" : "regbench", c->layers, mixer, variant,
                       c->d_model, mc.n_layers, c->heads, uses_w ? ml->window[0] : 0, ml->kind == MIX_BLA ? ml->freqs[0] : 0,
                       ml->kind == MIX_GSA ? ml->slots : 0, ml->kind == MIX_LA ? ml->feature_dim : 0,
-                      ml->kind == MIX_MAMBA ? ml->state_dim : 0, c->lr, c->seed, c->epochs, "cpu", res->state_floats,
+                      ml->kind == MIX_MAMBA ? ml->state_dim : 0, c->lr, c->seed, c->epochs,
+                      c->backend == BACKEND_CUDA ? "cuda" : "cpu", res->state_floats,
                       formula, git_revision(), host_name()};
         run = store_begin_run(st, &ri);
         if (run < 0) {
@@ -262,6 +244,8 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     w.pos = xmalloc(maxtok * sizeof(int32_t));
     w.tgt = xmalloc(maxtok * sizeof(int32_t));
     w.pred = xmalloc((maxsplit ? maxsplit : 1) * sizeof(int32_t));
+    w.ppos = xmalloc(maxtok * sizeof(int32_t));
+    w.mask = xmalloc(maxtok * sizeof(uint32_t));
     int *idx = xmalloc(Bmax * sizeof(int));
 
     Progress pg = {quiet || c->progress == 3 ? 0 : c->progress == 1 ? 1 : c->progress == 2 ? 2 : isatty(2) ? 1 : 2, 0};
@@ -271,9 +255,9 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     if (!quiet)
-        fprintf(stderr, "run %lld: %s %s d_model %d, %zu params, state %.0f floats (%.0f bytes), %ld steps, %d threads\n",
+        fprintf(stderr, "run %lld: %s %s d_model %d, %zu params, state %.0f floats (%.0f bytes), %ld steps, %d threads, %s\n",
                 (long long)run, c->task == TASK_MQAR ? "mqar" : "regbench", c->layers, c->d_model, model_num_params(m),
-                res->state_floats, 4 * res->state_floats, total, threads);
+                res->state_floats, 4 * res->state_floats, total, threads, res->device);
 
     Rng shuf;
     rng_seed_stream(&shuf, c->seed, 4);
@@ -302,14 +286,10 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
             for (int b = 0; b < B; b++) idx[b] = perm[order[2 * q]][start + b];
             double ts = now_seconds();
             int np = gather(s, idx, B, 0, &w);
-            model_zero_grad(m);
-            double loss = model_forward(m, w.inputs, B, s->L, w.pos, w.tgt, np);
+            double lr = lr_schedule(step, total, (long)(c->warmup * total), c->lr, c->min_lr), gn = 0;
+            double loss = model_train_step(m, opt, w.inputs, B, s->L, w.pos, w.tgt, np, lr, &gn);
             if (c->nan_at_step && step + 1 == c->nan_at_step) loss = NAN;  // test hook
-            if (!isfinite(loss)) { status = 1; why = "diverged"; break; }
-            model_backward(m);
-            double lr = lr_schedule(step, total, (long)(c->warmup * total), c->lr, c->min_lr);
-            double gn = optim_step(opt, m, lr);
-            if (!isfinite(gn)) { status = 1; why = "diverged"; break; }
+            if (!isfinite(loss) || !isfinite(gn)) { status = 1; why = "diverged"; break; }
             train_time += now_seconds() - ts;
             tokens += (double)B * s->L;
             step++;
@@ -324,7 +304,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         // Evaluate every test configuration.
         double mean = 0, tvd = 0;
         for (int i = 0; i < ds->n_test; i++) {
-            EvalOut e = evaluate(m, &ds->test[i], c->task, Bmax, &w);
+            EvalOut e = evaluate(m, &ds->test[i], Bmax, &w);
             res->accuracies[i] = e.acc;
             snprintf(res->labels[i], sizeof res->labels[i], "%s", ds->test[i].label);
             mean += e.acc;
@@ -372,7 +352,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         fprintf(stderr, "recallbench: run %lld %s at epoch %d step %ld%s\n", (long long)run, why, epoch, step,
                 strcmp(why, "diverged") ? "" : " (non-finite loss); marked diverged, earlier results kept");
     if (!quiet) fprintf(stderr, "done in %.1f s\n", now_seconds() - t0);
-    free(idx); free(w.inputs); free(w.pos); free(w.tgt); free(w.pred); free(order);
+    free(idx); free(w.inputs); free(w.pos); free(w.tgt); free(w.pred); free(w.ppos); free(w.mask); free(order);
     for (int i = 0; i < ds->n_train; i++) free(perm[i]);
     free(perm);
     optim_free(opt);

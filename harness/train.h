@@ -21,6 +21,8 @@ typedef struct {
     int64_t run_id;
     char config_hash[17];
     char stored_json[4096];      // status skipped: the stored result_json of the finished run
+    char device[128];            // "cpu" or the GPU name
+    int threads;                 // CPU threads of the run
 } TrainResult;
 
 // Runs one configuration. db_path NULL = no store. quiet: no progress output. Returns 0 on success,

@@ -16,6 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "layers.h"
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+#include "cuda/cuda.h"
+#include "cuda/cuda_model.h"
+#define DEV(m) ((CudaModel *)(m)->dev)
+#else
+#define DEV(m) ((void)(m), (void *)0)
+#endif
 
 enum { SUB_MIXER = 0, SUB_MLP = 1 };
 
@@ -50,6 +57,7 @@ struct Model {
     int32_t *tok, *pos, *tgt;                    // last forward's inputs [B*T], [npos] x2
     int B, T, npos;
     size_t head_cap;     // rows logits/probs hold
+    void *dev;           // MODEL_CUDA: the device model (cuda/cuda_model.h); NULL on the CPU
 };
 
 // Grows logits/probs to npos rows (only when a batch scores more positions than any before).
@@ -175,6 +183,14 @@ Model *model_create(const ModelCfg *cfg, int Bmax, int Tmax, char *err, size_t e
     m->grads = xcalloc(m->P, sizeof(real), &fail);
     if (fail) FAIL("out of memory (%zu parameters)", m->P);
 
+    if (c->backend == MODEL_CUDA) {  // the device holds mixers and activations
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+        if (!(m->dev = cuda_model_create(m, Bmax, Tmax, err, errn))) { model_free(m); return NULL; }
+        return m;
+#else
+        FAIL("--backend cuda: this build has no CUDA backend (rebuild where nvcc and cuBLAS exist)");
+#endif
+    }
     // mixers and activations
     for (int l = 0; l < c->n_layers; l++)
         if (mixer_create(&m->mix[l], &c->layer[l], Bmax, Tmax))
@@ -215,6 +231,9 @@ Model *model_create(const ModelCfg *cfg, int Bmax, int Tmax, char *err, size_t e
 
 void model_free(Model *m) {
     if (!m) return;
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (m->dev) cuda_model_free(DEV(m));
+#endif
     for (int l = 0; l < m->cfg.n_layers && l < RB_MAX_LAYERS; l++) mixer_destroy(&m->mix[l]);
     if (m->resid)
         for (int j = 0; j <= m->nsub; j++) free(m->resid[j]);
@@ -258,6 +277,9 @@ void model_init(Model *m, uint64_t seed) {
         }
     }
     model_zero_grad(m);
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (m->dev) cuda_model_upload(DEV(m), m->params);
+#endif
 }
 
 const ModelCfg *model_cfg(const Model *m) { return &m->cfg; }
@@ -267,7 +289,12 @@ real *model_grads(Model *m) { return m->grads; }
 int model_num_tensors(const Model *m) { return m->ntensors; }
 const TensorInfo *model_tensor(const Model *m, int i) { return i >= 0 && i < m->ntensors ? &m->tensors[i] : NULL; }
 const real *model_logits(const Model *m) { return m->logits; }
-void model_zero_grad(Model *m) { memset(m->grads, 0, m->P * sizeof(real)); }
+void model_zero_grad(Model *m) {
+    memset(m->grads, 0, m->P * sizeof(real));
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (m->dev) cuda_model_zero_grad(DEV(m));
+#endif
+}
 
 double model_state_floats(const Model *m, int T) {
     double s = 0;
@@ -310,6 +337,9 @@ double model_forward(Model *m, const int32_t *inputs, int B, int T, const int32_
         return NAN;
     }
     m->B = B; m->T = T; m->npos = npos;
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (m->dev) return cuda_model_forward(DEV(m), inputs, B, T, pos, tgt, npos, m->logits);
+#endif
     memcpy(m->tok, inputs, (size_t)BT * sizeof(int32_t));
     memcpy(m->pos, pos, (size_t)npos * sizeof(int32_t));
     memcpy(m->tgt, tgt, (size_t)npos * sizeof(int32_t));
@@ -343,6 +373,9 @@ double model_forward(Model *m, const int32_t *inputs, int B, int T, const int32_
 }
 
 void model_backward(Model *m) {
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (m->dev) { cuda_model_backward(DEV(m)); return; }
+#endif
     const int D = m->D, V = m->V, B = m->B, T = m->T, BT = B * T, np = m->npos;
     const size_t n = (size_t)BT * D;
     memset(m->dres, 0, n * sizeof(real));
@@ -374,4 +407,28 @@ void model_backward(Model *m) {
         norm_bwd(m, m->dres, m->fout, m->resid[j], sb->mean, sb->rstd, sb->tn_w, sb->tn_b, BT);
     }
     encoder_backward(tg(m, m->t_wte), m->t_wpe >= 0 ? tg(m, m->t_wpe) : NULL, m->dres, m->tok, B, T, D);
+}
+
+// ---- backend plumbing (model.h "The slab's structure", model_sync_host) -------------------------
+void *model_device(const Model *m) { return m->dev; }
+const char *model_device_name(const Model *m) {
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (m->dev) return rb_cuda_device_name();
+#endif
+    return "cpu";
+}
+void model_sync_host(Model *m) {
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (m->dev) cuda_model_download(DEV(m), m->params, m->grads);
+#else
+    (void)m;
+#endif
+}
+int model_num_subs(const Model *m) { return m->nsub; }
+ModelSubInfo model_sub_info(const Model *m, int j) {
+    const Sub *s = &m->sub[j];
+    return (ModelSubInfo){s->kind, s->layer, s->tn_w, s->tn_b, s->t0, s->nt};
+}
+void model_head_tensors(const Model *m, int *wte, int *wpe, int *nfw, int *nfb) {
+    *wte = m->t_wte; *wpe = m->t_wpe; *nfw = m->t_nfw; *nfb = m->t_nfb;
 }

@@ -17,7 +17,11 @@ typedef struct {
     int norm;                          // NORM_LAYER | NORM_RMS
     int max_len;                       // longest sequence the model will see (Tmax)
     int zero_mixer;                    // test-only sabotage: mixer outputs multiplied by 0
+    int backend;                       // MODEL_CPU | MODEL_CUDA (where the arithmetic runs)
+    int precision;                     // MODEL_CUDA: GEMM inputs, RB_PREC_* of cuda/cuda.h
 } ModelCfg;
+
+enum { MODEL_CPU = 0, MODEL_CUDA = 1 };
 
 // One parameter tensor in the slab: name ("layer1.bla.wq"), offset, size, weight decay flag.
 typedef struct {
@@ -52,5 +56,19 @@ const real *model_logits(const Model *m);
 // Backward of the last forward's loss; gradients accumulate (+=) into model_grads().
 void model_backward(Model *m);
 void model_zero_grad(Model *m);
+// MODEL_CUDA: device params and grads -> the host slabs (model_params/model_grads are stale until
+// then; model_init uploads). No-op on the CPU.
+void model_sync_host(Model *m);
+// Where the model computes: "cpu" or the GPU's name ("NVIDIA H200").
+const char *model_device_name(const Model *m);
+// The device model (cuda/cuda_model.h CudaModel) or NULL on the CPU.
+void *model_device(const Model *m);
+// The slab's structure, for the device model (models/cuda/model.cu): sub-layer j is a mixer
+// (kind 0) or MLP (1) of layer `layer`, its norm tensors tn_w, tn_b (-1: none) and its tensors
+// t0 .. t0+nt-1; the head's tensors through model_head_tensors (-1: absent).
+typedef struct { int kind, layer, tn_w, tn_b, t0, nt; } ModelSubInfo;
+int model_num_subs(const Model *m);
+ModelSubInfo model_sub_info(const Model *m, int j);
+void model_head_tensors(const Model *m, int *wte, int *wpe, int *nfw, int *nfb);
 // Recurrent state of the whole model in floats as the literature counts it (sum over layers).
 double model_state_floats(const Model *m, int T);

@@ -95,3 +95,8 @@ double lr_schedule(long step, long total, long warmup, double lr, double floor_f
     double lo = lr * floor_frac;
     return lo + (lr - lo) * 0.5 * (1 + cos(M_PI * prog));
 }
+
+// For the device step (cuda/model.cu keeps its own moments on the device): the config, and the
+// 1-based number of the step about to be taken (bias correction).
+const AdamWCfg *optim_cfg(const Optim *o) { return &o->cfg; }
+long optim_next_t(Optim *o) { return ++o->t; }

@@ -18,4 +18,7 @@ double optim_step(Optim *o, Model *m, double lr);
 // Cosine schedule: linear warmup lr*(step+1)/warmup for step < warmup, then cosine from lr to
 // floor_frac*lr over steps [warmup, total], floor_frac*lr after. warmup 0, floor 0 = torch's
 // CosineAnnealingLR(T_max = total) as zoology uses.
+// The config, and the 1-based count of the step about to be taken (counts it): for the device step.
+const AdamWCfg *optim_cfg(const Optim *o);
+long optim_next_t(Optim *o);
 double lr_schedule(long step, long total, long warmup, double lr, double floor_frac);

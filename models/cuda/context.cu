@@ -1,0 +1,215 @@
+// context.cu — the process's device context (device, stream, cuBLAS handle, GEMM precision), GEMM
+// wrappers that mirror models/real.h and layers.h, allocation, deterministic column sums, and the
+// device mixer registry. Depends on common.cuh, CUDA runtime, cuBLAS.
+#include <string.h>
+#include "common.cuh"
+
+static struct {
+    int ready, prec;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_ws;
+    char name[256];
+} g;  // prec 0 until rb_cuda_set_precision: model creation always sets it
+
+extern "C" void rb_cuda_fatal(const char *file, int line, const char *what, const char *msg) {
+    fprintf(stderr, "recallbench: CUDA error at %s:%d: %s (%s)\n", file, line, msg, what);
+    exit(1);
+}
+
+cudaStream_t rb_cuda_stream(void) { return g.stream; }
+cublasHandle_t rb_cuda_cublas(void) { return g.blas; }
+
+extern "C" int rb_cuda_init(char *err, size_t errn) {
+    if (g.ready) return 0;
+    int n = 0, drv = 0, rt = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    if (e == cudaErrorInsufficientDriver || (drv && drv < rt)) {
+        snprintf(err, errn, "CUDA driver %d.%d is older than this build's runtime %d.%d: update the driver or rebuild "
+                 "with a matching toolkit", drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+        return -1;
+    }
+    if (e != cudaSuccess || n == 0) {
+        snprintf(err, errn, "no CUDA device visible (%s); use --backend cpu",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        return -1;
+    }
+    cudaDeviceProp prop;
+    if ((e = cudaSetDevice(0)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess) {
+        snprintf(err, errn, "cannot open CUDA device 0: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    snprintf(g.name, sizeof g.name, "%s", prop.name);
+    if ((e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        snprintf(err, errn, "cannot create a CUDA stream: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    if (cublasCreate(&g.blas) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(err, errn, "cannot create a cuBLAS handle (out of device memory?)");
+        return -1;
+    }
+    // A workspace of our own: cuBLAS then allocates nothing during graph capture, and the same
+    // workspace on the same stream keeps its results bitwise reproducible.
+    const size_t ws = 32u << 20;
+    if (cudaMalloc(&g.blas_ws, ws) != cudaSuccess) {
+        snprintf(err, errn, "out of device memory (cuBLAS workspace)");
+        return -1;
+    }
+    CHECK_CUBLAS(cublasSetStream(g.blas, g.stream));
+    CHECK_CUBLAS(cublasSetWorkspace(g.blas, g.blas_ws, ws));
+    g.ready = 1;
+    return 0;
+}
+
+extern "C" void rb_cuda_set_precision(int prec) { g.prec = prec; }
+extern "C" int rb_cuda_precision(void) { return g.prec; }
+extern "C" const char *rb_cuda_device_name(void) { return g.ready ? g.name : "none"; }
+extern "C" void rb_cuda_sync(void) {
+    CHECK_CUDA(cudaStreamSynchronize(g.stream));
+    CHECK_CUDA(cudaGetLastError());
+}
+
+extern "C" void *rb_cuda_alloc_bytes(size_t nbytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, nbytes ? nbytes : 4) != cudaSuccess) {
+        cudaGetLastError();  // clear the sticky-free OOM error
+        return NULL;
+    }
+    return p;
+}
+extern "C" float *rb_cuda_alloc(size_t n) { return (float *)rb_cuda_alloc_bytes(n * sizeof(float)); }
+extern "C" void rb_cuda_free(void *p) { if (p) cudaFree(p); }
+extern "C" void rb_cuda_upload(void *dst, const void *src, size_t n) {
+    CHECK_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, g.stream));
+    rb_cuda_sync();
+}
+extern "C" void rb_cuda_download(void *dst, const void *src, size_t n) {
+    CHECK_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, g.stream));
+    rb_cuda_sync();
+}
+
+static cublasComputeType_t compute_type(void) {
+    return g.prec == RB_PREC_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+         : g.prec == RB_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the ops.
+extern "C" void rb_cuda_gemm_ld(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N,
+                                int K, int ta, int tb, float alpha, float beta) {
+    if (M <= 0 || N <= 0) return;
+    CHECK_CUBLAS(cublasGemmEx(g.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                              &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc,
+                              compute_type(), CUBLAS_GEMM_DEFAULT));
+}
+
+extern "C" void rb_cuda_matmul(float *C, const float *A, const float *B, int M, int N, int K, int ta, int tb,
+                               float beta) {
+    rb_cuda_gemm_ld(C, N, A, ta ? M : K, B, tb ? K : N, M, N, K, ta, tb, 1.f, beta);
+}
+
+extern "C" void rb_cuda_gemm_batched(float *C, int ldc, long long sC, const float *A, int lda, long long sA,
+                                     const float *B, int ldb, long long sB, int M, int N, int K, int ta, int tb,
+                                     float alpha, float beta, int batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    CHECK_CUBLAS(cublasGemmStridedBatchedEx(g.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            N, M, K, &alpha, B, CUDA_R_32F, ldb, sB, A, CUDA_R_32F, lda, sA, &beta,
+                                            C, CUDA_R_32F, ldc, sC, batch, compute_type(), CUBLAS_GEMM_DEFAULT));
+}
+
+// ---- deterministic column sums --------------------------------------------------------------
+#define COLSUM_ROWS 256  // rows per partial sum
+
+__global__ void colsum_partial(float *part, const float *in, int R, int C, int ld) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (c >= C) return;
+    int r0 = chunk * COLSUM_ROWS, r1 = min(R, r0 + COLSUM_ROWS);
+    float s = 0.f;
+    for (int r = r0; r < r1; r++) s += in[(size_t)r * ld + c];
+    part[(size_t)chunk * C + c] = s;
+}
+
+__global__ void colsum_final(float *out, const float *part, int nchunk, int C, int accumulate) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float s = 0.f;
+    for (int k = 0; k < nchunk; k++) s += part[(size_t)k * C + c];
+    out[c] = accumulate ? out[c] + s : s;
+}
+
+size_t rb_colsum_scratch(int R, int C) { return (size_t)cdiv(R, COLSUM_ROWS) * C; }
+
+void rb_colsum(float *out, const float *in, int R, int C, int ld, int accumulate, float *scratch) {
+    int nchunk = cdiv(R, COLSUM_ROWS);
+    if (R <= 0) { nchunk = 0; }
+    dim3 grid(cdiv(C, 128), nchunk > 0 ? nchunk : 1);
+    if (nchunk > 0) { colsum_partial<<<grid, 128, 0, g.stream>>>(scratch, in, R, C, ld); CHECK_LAUNCH(); }
+    colsum_final<<<cdiv(C, 128), 128, 0, g.stream>>>(out, scratch, nchunk, C, accumulate);
+    CHECK_LAUNCH();
+}
+
+// ---- device mixer registry: a mixer is listed once its .cu file is built (meson defines RB_CUDA_X) --
+#define DECL(x) extern "C" const MixerCudaOps x;
+#ifdef RB_CUDA_CONV
+DECL(conv_cuda_ops)
+#endif
+#ifdef RB_CUDA_ATTENTION
+DECL(attention_cuda_ops)
+DECL(swa_cuda_ops)
+#endif
+#ifdef RB_CUDA_BLA
+DECL(bla_cuda_ops)
+#endif
+#ifdef RB_CUDA_GSA
+DECL(gsa_cuda_ops)
+#endif
+#ifdef RB_CUDA_LA
+DECL(la_cuda_ops)
+#endif
+#ifdef RB_CUDA_MAMBA
+DECL(mamba_cuda_ops)
+#endif
+
+extern "C" const MixerCudaOps *mixer_cuda_ops(MixerKind k) {
+    switch (k) {
+#ifdef RB_CUDA_CONV
+    case MIX_CONV: return &conv_cuda_ops;
+#endif
+#ifdef RB_CUDA_ATTENTION
+    case MIX_ATTENTION: return &attention_cuda_ops;
+    case MIX_SWA: return &swa_cuda_ops;
+#endif
+#ifdef RB_CUDA_BLA
+    case MIX_BLA: return &bla_cuda_ops;
+#endif
+#ifdef RB_CUDA_GSA
+    case MIX_GSA: return &gsa_cuda_ops;
+#endif
+#ifdef RB_CUDA_LA
+    case MIX_LA: return &la_cuda_ops;
+#endif
+#ifdef RB_CUDA_MAMBA
+    case MIX_MAMBA: return &mamba_cuda_ops;
+#endif
+    default: return NULL;
+    }
+}
+
+extern "C" int mixer_cuda_create(Mixer *m, const MixerCfg *c, int Bmax, int Tmax) {
+    const MixerCudaOps *d = mixer_cuda_ops(c->kind);
+    m->ops = mixer_ops(c->kind);
+    m->cfg = *c;
+    m->Bmax = Bmax;
+    m->Tmax = Tmax;
+    m->ctx = NULL;
+    if (!d || !m->ops) return -1;
+    m->ctx = d->create(c, Bmax, Tmax);
+    return m->ctx ? 0 : -1;
+}
+
+extern "C" void mixer_cuda_destroy(Mixer *m) {
+    const MixerCudaOps *d = m->ops ? mixer_cuda_ops(m->cfg.kind) : NULL;
+    if (d && m->ctx) d->destroy(m->ctx);
+    m->ctx = NULL;
+}
