@@ -5,6 +5,9 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-tests}
 cd "$root"
+# The CUDA backend is compiled wherever the toolkit is (CI too: it has nvcc but no GPU; the cuda
+# tests then skip). meson finds nvcc on PATH.
+if [ -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then export PATH=$PATH:/usr/local/cuda/bin; fi
 # Tests run two at a time, each with OpenMP threads: idle threads must sleep, not spin, or two training
 # tests on two cores slow each other down several times over.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}

@@ -26,7 +26,11 @@ extern "C" int rb_cuda_init(char *err, size_t errn) {
     cudaError_t e = cudaGetDeviceCount(&n);
     cudaDriverGetVersion(&drv);
     cudaRuntimeGetVersion(&rt);
-    if (e == cudaErrorInsufficientDriver || (drv && drv < rt)) {
+    if (drv == 0 || e == cudaErrorNoDevice) {
+        snprintf(err, errn, "no CUDA device visible (no NVIDIA driver or GPU on this machine); use --backend cpu");
+        return -1;
+    }
+    if (e == cudaErrorInsufficientDriver || drv < rt) {
         snprintf(err, errn, "CUDA driver %d.%d is older than this build's runtime %d.%d: update the driver or rebuild "
                  "with a matching toolkit", drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
         return -1;
