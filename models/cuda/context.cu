@@ -4,13 +4,17 @@
 #include <string.h>
 #include "common.cuh"
 
-static struct {
+// Per host thread: several runs in threads of one process each get their own stream and cuBLAS
+// handle, so their kernels overlap on one GPU (bench -j). prec 0 until rb_cuda_set_precision: model
+// creation always sets it.
+typedef struct {
     int ready, prec;
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_ws;
     char name[256];
-} g;  // prec 0 until rb_cuda_set_precision: model creation always sets it
+} Ctx;
+static thread_local Ctx g;
 
 extern "C" void rb_cuda_fatal(const char *file, int line, const char *what, const char *msg) {
     fprintf(stderr, "recallbench: CUDA error at %s:%d: %s (%s)\n", file, line, msg, what);

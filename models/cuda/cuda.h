@@ -25,7 +25,8 @@ extern "C" {
 enum { RB_PREC_FP32 = 0, RB_PREC_TF32 = 1, RB_PREC_BF16 = 2 };
 
 // Opens the device (CUDA_VISIBLE_DEVICES picks it; the first visible one is used), creates the
-// stream and the cuBLAS handle. Idempotent. 0 on success; else -1 with one line in err
+// stream and the cuBLAS handle of the calling host thread (the context is per thread: runs in
+// several threads overlap on one GPU). Idempotent per thread. 0 on success; else -1 with one line in err
 // ("no CUDA device visible", "CUDA driver 12.4 is older than the runtime 13.0: ...").
 int rb_cuda_init(char *err, size_t errn);
 void rb_cuda_set_precision(int prec);   // RB_PREC_*; default RB_PREC_TF32
