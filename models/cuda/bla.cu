@@ -1,0 +1,350 @@
+// bla.cu — the device form of the BLA mixer (models/mixers/bla.c, design/bla.md): the quadratic
+// parallel form with the h-convolutions as batched GEMMs, and the recurrent step for B sequences.
+// Depends on layers.cuh (common.cuh, cuBLAS) and the CPU operator builders of bla_ops.h.
+//
+// Every operator (A, B, R, h[a,m], the visible-point counts) is built once in create() by the CPU
+// functions of bla_ops.c and uploaded: no formula of bla.md is re-derived here.
+#include <math.h>
+#include <string.h>
+#include "layers.cuh"
+extern "C" {
+#include "../bla_ops.h"
+}
+
+// Per-head operators on the device (the fields of bla.c's BlaHead), plus nv[t]: how many points are
+// visible at position t (the CPU evaluates bla_point_masked in its loops; here it is tabulated once).
+typedef struct {
+    int W, N, M;   // window, kept coefficients, reconstruction points
+    int Mv;        // points with age <= Tmax-1 (columns of h)
+    int Lnv;       // entries of nv: past Lnv-1 every point is visible (ages < W)
+    float *h;      // [Tmax, Mv] impulse responses
+    float *A;      // [N, N]
+    float *Bv;     // [N]
+    float *R;      // [M, N]
+    int *nv;       // [Lnv] visible points at position t (min(t, Lnv-1)), device
+    int *nvh;      // the same table on the host (the step's launch argument)
+} BlaHeadDev;
+
+typedef struct {
+    int D, H, dh, Bmax, Tmax, readout, Nmax, Mmax, Mvmax;
+    BlaHeadDev hd[RB_MAX_HEADS];
+    float *qkv;        // [Bmax*Tmax, 3D] saved projections q | k | v
+    float *o;          // [Bmax*Tmax, D] head outputs before wo, saved
+    float *att;        // [Bmax*H, att_blk] softmax probabilities, row stride Mv(T)
+    size_t att_blk;    // Tmax * Mvmax
+    float *dO, *dqkv;  // backward workspaces (layouts of o and qkv)
+    float *S, *X;      // [Bmax, Tmax, Tmax] each: the CPU's per-thread T x T scratch, for all sequences
+    float *Y;          // [Bmax, Tmax * Mvmax]
+    float *colsum;     // bias-gradient scratch
+    // step workspace, for Bmax sequences
+    float *sqkv;       // [Bmax, 3D]
+    float *so;         // [Bmax, D]
+    float *stmp;       // [Bmax*H, 2 Nmax dh] new Z^K, Z^V before they replace the state
+    float *ssc;        // [Bmax*H, 2 Nmax + Mmax] u, cv, scores
+} BlaCudaCtx;
+
+static void bla_cuda_destroy(void *vctx) {
+    BlaCudaCtx *c = (BlaCudaCtx *)vctx;
+    if (!c) return;
+    for (int h = 0; h < RB_MAX_HEADS; h++) {
+        rb_cuda_free(c->hd[h].h);
+        rb_cuda_free(c->hd[h].A);
+        rb_cuda_free(c->hd[h].Bv);
+        rb_cuda_free(c->hd[h].R);
+        rb_cuda_free(c->hd[h].nv);
+        free(c->hd[h].nvh);
+    }
+    rb_cuda_free(c->qkv); rb_cuda_free(c->o); rb_cuda_free(c->att); rb_cuda_free(c->dO); rb_cuda_free(c->dqkv);
+    rb_cuda_free(c->S); rb_cuda_free(c->X); rb_cuda_free(c->Y); rb_cuda_free(c->colsum);
+    rb_cuda_free(c->sqkv); rb_cuda_free(c->so); rb_cuda_free(c->stmp); rb_cuda_free(c->ssc);
+    free(c);
+}
+
+// Casts n doubles to float and uploads them into a fresh device buffer (NULL on OOM).
+static float *upload_cast(const double *src, size_t n) {
+    float *tmp = (float *)malloc(sizeof(float) * (n ? n : 1)), *d = rb_cuda_alloc(n ? n : 1);
+    if (!tmp || !d) { free(tmp); rb_cuda_free(d); return NULL; }
+    for (size_t i = 0; i < n; i++) tmp[i] = (float)src[i];
+    rb_cuda_upload(d, tmp, sizeof(float) * n);
+    free(tmp);
+    return d;
+}
+
+// Mirrors bla_create: the same operators from the same CPU builders (bla_operators_build,
+// bla_impulse_response in double, cast once), uploaded; workspaces for B <= Bmax, T <= Tmax.
+static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
+    const MixerOps *ops = mixer_ops(MIX_BLA);
+    char err[256];
+    if (!ops || ops->validate(cfg, err, sizeof err) || Bmax < 1 || Tmax < 1) return NULL;
+    BlaCudaCtx *c = (BlaCudaCtx *)calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->D = cfg->d;
+    c->H = cfg->heads;
+    c->dh = cfg->d / cfg->heads;
+    c->Bmax = Bmax;
+    c->Tmax = Tmax;
+    c->readout = cfg->bla_readout;
+    for (int h = 0; h < c->H; h++) {
+        BlaHeadDev *hd = &c->hd[h];
+        BlaOperators op;
+        if (bla_operators_build(&op, cfg->window[h], cfg->freqs[h], cfg->bla_readout, cfg->bla_transition)) goto fail;
+        hd->W = op.W;
+        hd->N = op.N;
+        hd->M = op.M;
+        hd->Mv = bla_points_visible(op.M, Tmax, op.W, op.N, c->readout);
+        BlaOperators vis = op;
+        vis.M = hd->Mv;
+        double *hdbl = (double *)malloc(sizeof(double) * Tmax * hd->Mv);
+        // nv[t] for t < Lnv; every point has age < W, so from t = W on all M are visible.
+        hd->Lnv = (Tmax > op.W ? Tmax : op.W) + 1;
+        int *nvh = (int *)malloc(sizeof(int) * hd->Lnv);
+        if (!hdbl || !nvh) { free(hdbl); free(nvh); bla_operators_free(&op); goto fail; }
+        for (int t = 0, n = 0; t < hd->Lnv; t++) {
+            while (n < op.M && !bla_point_masked(n, t, op.W, op.N, c->readout)) n++;
+            nvh[t] = n;
+        }
+        bla_impulse_response(hdbl, &vis, Tmax);
+        hd->h = upload_cast(hdbl, (size_t)Tmax * hd->Mv);
+        hd->A = upload_cast(op.A, (size_t)op.N * op.N);
+        hd->Bv = upload_cast(op.B, (size_t)op.N);
+        hd->R = upload_cast(op.R, (size_t)op.M * op.N);
+        hd->nv = (int *)rb_cuda_alloc_bytes(sizeof(int) * hd->Lnv);
+        if (hd->nv) rb_cuda_upload(hd->nv, nvh, sizeof(int) * hd->Lnv);
+        free(hdbl);
+        hd->nvh = nvh;
+        bla_operators_free(&op);
+        if (!hd->h || !hd->A || !hd->Bv || !hd->R || !hd->nv) goto fail;
+        if (hd->N > c->Nmax) c->Nmax = hd->N;
+        if (hd->M > c->Mmax) c->Mmax = hd->M;
+        if (hd->Mv > c->Mvmax) c->Mvmax = hd->Mv;
+    }
+    {
+        const size_t D = c->D, n = (size_t)Bmax * Tmax * D, TT = (size_t)Tmax * Tmax;
+        c->qkv = rb_cuda_alloc(3 * n);
+        c->o = rb_cuda_alloc(n);
+        c->dO = rb_cuda_alloc(n);
+        c->dqkv = rb_cuda_alloc(3 * n);
+        c->att_blk = (size_t)Tmax * c->Mvmax;
+        c->att = rb_cuda_alloc((size_t)Bmax * c->H * c->att_blk);
+        c->S = rb_cuda_alloc((size_t)Bmax * TT);
+        c->X = rb_cuda_alloc((size_t)Bmax * TT);
+        c->Y = rb_cuda_alloc((size_t)Bmax * c->att_blk);
+        c->colsum = rb_cuda_alloc(rb_colsum_scratch(Bmax * Tmax, 3 * c->D));
+        c->sqkv = rb_cuda_alloc((size_t)Bmax * 3 * D);
+        c->so = rb_cuda_alloc((size_t)Bmax * D);
+        c->stmp = rb_cuda_alloc((size_t)Bmax * c->H * 2 * c->Nmax * c->dh);
+        c->ssc = rb_cuda_alloc((size_t)Bmax * c->H * (2 * c->Nmax + c->Mmax));
+        if (!c->qkv || !c->o || !c->dO || !c->dqkv || !c->att || !c->S || !c->X || !c->Y || !c->colsum || !c->sqkv ||
+            !c->so || !c->stmp || !c->ssc)
+            goto fail;
+    }
+    return c;
+fail:
+    bla_cuda_destroy(c);
+    return NULL;
+}
+
+// ---- parallel form: head_forward / head_backward of bla.c, batched over the B sequences --------------
+// Mirrors reindex_ages: X[b,t,j] = scale * S[b,t,t-j] for j <= t, 0 above (its own inverse).
+__global__ void bla_reindex_kernel(float *X, const float *S, int T, float scale, long long total) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    long long TT = (long long)T * T, b = i / TT;
+    int r = (int)(i - b * TT), t = r / T, j = r - t * T;
+    X[i] = j <= t ? scale * S[b * TT + (long long)t * T + (t - j)] : 0.f;
+}
+
+static void reindex(float *X, const float *S, int B, int T, float scale) {
+    long long total = (long long)B * T * T;
+    bla_reindex_kernel<<<cdiv(total, 256), 256, 0, rb_cuda_stream()>>>(X, S, T, scale, total);
+    CHECK_LAUNCH();
+}
+
+// Mirrors the softmax loop of head_forward: row (b, t) of a (stride Mv, sequence stride bs) becomes
+// softmax over its first nv[t] entries, 0 after. One warp per row; fixed-order warp reductions.
+__global__ void bla_softmax_kernel(float *a, long long bs, int T, int Mv, const int *nv, int rows) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int b = row / T, t = row - b * T, n = nv[t];
+    float *r = a + b * bs + (long long)t * Mv;
+    float mx = -INFINITY;
+    for (int m = lane; m < n; m += 32) mx = fmaxf(mx, r[m]);
+    mx = warp_max(mx);
+    float sum = 0.f;
+    for (int m = lane; m < n; m += 32) {
+        float e = expf(r[m] - mx);
+        r[m] = e;
+        sum += e;
+    }
+    float inv = 1.f / warp_sum(sum);
+    for (int m = lane; m < Mv; m += 32) r[m] = m < n ? r[m] * inv : 0.f;
+}
+
+// Mirrors the softmax backward loop of head_backward: y <- a * (y - a.y), per row.
+__global__ void bla_softmax_backward_kernel(float *y, long long ys, const float *a, long long as, int T, int Mv,
+                                            int rows) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int b = row / T, t = row - b * T;
+    float *yr = y + b * ys + (long long)t * Mv;
+    const float *ar = a + b * as + (long long)t * Mv;
+    float dot = 0.f;
+    for (int m = lane; m < Mv; m += 32) dot += ar[m] * yr[m];
+    dot = warp_sum(dot);
+    for (int m = lane; m < Mv; m += 32) yr[m] = ar[m] * (yr[m] - dot);
+}
+
+// Row-major batched GEMM over the B sequences (argument order of bla.c's gemm(), plus strides).
+static inline void gemmb(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, long long sA,
+                         const float *Bm, int ldb, long long sB, float beta, float *C, int ldc, long long sC, int batch) {
+    rb_cuda_gemm_batched(C, ldc, sC, A, lda, sA, Bm, ldb, sB, m, n, k, ta, tb, alpha, beta, batch);
+}
+
+// head_forward for head h of all B sequences: scores = Srev H, softmax, Grev = a H^T, O = G V.
+static void head_forward(BlaCudaCtx *c, int h, int B, int T) {
+    const BlaHeadDev *hd = &c->hd[h];
+    const int D = c->D, dh = c->dh, Mv = bla_points_visible(hd->M, T, hd->W, hd->N, c->readout);
+    const long long TT = (long long)T * T, sq = (long long)T * 3 * D, so = (long long)T * D;
+    const long long sa = (long long)c->H * c->att_blk;
+    const float *Q = c->qkv + (size_t)h * dh, *K = Q + D, *V = Q + 2 * D;
+    float *O = c->o + (size_t)h * dh, *S = c->S, *X = c->X, *a = c->att + (size_t)h * c->att_blk;
+    gemmb(0, 1, T, T, dh, (float)(1.0 / sqrt((double)dh)), Q, 3 * D, sq, K, 3 * D, sq, 0, S, T, TT, B);  // S = QK^T/sqrt(d_k)
+    reindex(X, S, B, T, 1.f);                                                                        // X[t,j] = S[t,t-j]
+    gemmb(0, 0, T, Mv, T, 1, X, T, TT, hd->h, hd->Mv, 0, 0, a, Mv, sa, B);                          // scores [T, Mv]
+    int rows = B * T;
+    bla_softmax_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(a, sa, T, Mv, hd->nv, rows);
+    CHECK_LAUNCH();
+    gemmb(0, 1, T, T, Mv, 1, a, Mv, sa, hd->h, hd->Mv, 0, 0, X, T, TT, B);                          // Grev = a H^T
+    reindex(S, X, B, T, 1.f);                                                                        // G
+    gemmb(0, 0, T, dh, T, 1, S, T, TT, V, 3 * D, sq, 0, O, D, so, B);                               // O = G V
+}
+
+// head_backward for head h of all B sequences (dO in c->dO); writes dQ, dK, dV of this head.
+static void head_backward(BlaCudaCtx *c, int h, int B, int T) {
+    const BlaHeadDev *hd = &c->hd[h];
+    const int D = c->D, dh = c->dh, Mv = bla_points_visible(hd->M, T, hd->W, hd->N, c->readout), ld = 3 * D;
+    const long long TT = (long long)T * T, sq = (long long)T * 3 * D, so = (long long)T * D;
+    const long long sa = (long long)c->H * c->att_blk, sy = (long long)c->att_blk;
+    const float *Q = c->qkv + (size_t)h * dh, *K = Q + D, *V = Q + 2 * D, *dO = c->dO + (size_t)h * dh;
+    const float *a = c->att + (size_t)h * c->att_blk;
+    float *dQ = c->dqkv + (size_t)h * dh, *dK = dQ + D, *dV = dQ + 2 * D, *S = c->S, *X = c->X, *Y = c->Y;
+    gemmb(0, 1, T, T, Mv, 1, a, Mv, sa, hd->h, hd->Mv, 0, 0, X, T, TT, B);   // recompute Grev
+    reindex(S, X, B, T, 1.f);                                                 // G
+    gemmb(1, 0, T, dh, T, 1, S, T, TT, dO, D, so, 0, dV, ld, sq, B);         // dV = G^T dO
+    gemmb(0, 1, T, T, dh, 1, dO, D, so, V, ld, sq, 0, S, T, TT, B);          // dG = dO V^T
+    reindex(X, S, B, T, 1.f);                                                 // dGrev (s <= t only)
+    gemmb(0, 0, T, Mv, T, 1, X, T, TT, hd->h, hd->Mv, 0, 0, Y, Mv, sy, B);   // da = dGrev H
+    int rows = B * T;
+    bla_softmax_backward_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(Y, sy, a, sa, T, Mv, rows);
+    CHECK_LAUNCH();
+    gemmb(0, 1, T, T, Mv, 1, Y, Mv, sy, hd->h, hd->Mv, 0, 0, X, T, TT, B);   // dSrev = dscore H^T
+    reindex(S, X, B, T, (float)(1.0 / sqrt((double)dh)));                     // dS (scaled)
+    gemmb(0, 0, T, dh, T, 1, S, T, TT, K, ld, sq, 0, dQ, ld, sq, B);         // dQ = dS K
+    gemmb(1, 0, T, dh, T, 1, S, T, TT, Q, ld, sq, 0, dK, ld, sq, B);         // dK = dS^T Q
+}
+
+// Mirrors bla_forward: out = concat_h BLA_h(q, k, v) wo^T + bo, [q | k | v] = inp wqkv^T + bqkv.
+static void bla_cuda_forward(Mixer *m, float *const *p, float *out, const float *inp, int B, int T) {
+    BlaCudaCtx *c = (BlaCudaCtx *)m->ctx;
+    const int D = c->D, BT = B * T;
+    cuda_linear_forward(c->qkv, inp, p[0], p[1], BT, D, 3 * D);
+    for (int h = 0; h < c->H; h++) head_forward(c, h, B, T);
+    cuda_linear_forward(out, c->o, p[2], p[3], BT, D, D);
+}
+
+// Mirrors bla_backward: dinp overwritten, dp[0..3] +=.
+static void bla_cuda_backward(Mixer *m, float *const *p, float *const *dp, float *dinp, const float *dout,
+                              const float *inp, int B, int T) {
+    BlaCudaCtx *c = (BlaCudaCtx *)m->ctx;
+    const int D = c->D, BT = B * T;
+    cuda_linear_backward(c->dO, dp[2], dp[3], dout, c->o, p[2], BT, D, D, 0, c->colsum);
+    for (int h = 0; h < c->H; h++) head_backward(c, h, B, T);
+    cuda_linear_backward(dinp, dp[0], dp[1], c->dqkv, inp, p[0], BT, D, 3 * D, 0, c->colsum);
+}
+
+// ---- recurrent form ---------------------------------------------------------------------------------
+// The CPU's state exactly: per head Z^K [N, dh] then Z^V [N, dh], heads in order.
+static size_t bla_cuda_step_state_size(const Mixer *m) { return m->ops->step_state_size(m); }
+
+// Mirrors state_update and the readout of bla_step for head h of sequence b = blockIdx.x:
+// Z <- A Z + B x^T (double accumulation, as the CPU), u = Z^K q / sqrt(d_k), score = R u over the nv
+// visible points, a = softmax, cv = R^T a, o = Z^V^T cv. Scratch in global memory per (b, h) so any
+// N, M fit; __syncthreads orders the block's global accesses.
+__global__ void bla_step_kernel(float *state, long long sstride, size_t off, float *so, const float *sqkv,
+                                const float *A, const float *Bv, const float *R, int N, int nv, int D, int dh,
+                                int h, int H, float *stmp, size_t tblk, float *ssc, size_t sblk, double scale) {
+    __shared__ float red[32];
+    const int b = blockIdx.x, tid = threadIdx.x, nth = blockDim.x;
+    float *ZK = state + b * sstride + off, *ZV = ZK + (size_t)N * dh;
+    const float *q = sqkv + (size_t)b * 3 * D + (size_t)h * dh, *k = q + D, *v = q + 2 * D;
+    float *tmp = stmp + ((size_t)b * H + h) * tblk;
+    float *u = ssc + ((size_t)b * H + h) * sblk, *cv = u + N, *sc = cv + N;
+    const int nd = N * dh;
+    for (int e = tid; e < 2 * nd; e += nth) {  // state_update of Z^K (e < nd) and Z^V
+        const int z = e >= nd, r = e - z * nd, i = r / dh, j = r - i * dh;
+        const float *Z = z ? ZV : ZK, *x = z ? v : k;
+        double s = (double)Bv[i] * x[j];
+        for (int kk = 0; kk < N; kk++) s += (double)A[(size_t)i * N + kk] * Z[(size_t)kk * dh + j];
+        tmp[e] = (float)s;
+    }
+    __syncthreads();
+    for (int e = tid; e < 2 * nd; e += nth) ZK[e] = tmp[e];  // Z^V follows Z^K in the state
+    __syncthreads();
+    for (int i = tid; i < N; i += nth) {
+        double s = 0;
+        for (int j = 0; j < dh; j++) s += (double)ZK[(size_t)i * dh + j] * q[j];
+        u[i] = (float)(s * scale);
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int m = tid; m < nv; m += nth) {
+        double s = 0;
+        for (int i = 0; i < N; i++) s += (double)R[(size_t)m * N + i] * u[i];
+        sc[m] = (float)s;
+        mx = fmaxf(mx, sc[m]);
+    }
+    mx = block_max(mx, red);
+    float sum = 0.f;
+    for (int m = tid; m < nv; m += nth) {
+        sc[m] = (float)exp((double)sc[m] - mx);
+        sum += sc[m];
+    }
+    sum = block_sum(sum, red);  // its internal __syncthreads also publishes sc[]
+    const float inv = 1.f / sum;
+    for (int i = tid; i < N; i += nth) {
+        float s = 0.f;
+        for (int m = 0; m < nv; m++) s += sc[m] * inv * R[(size_t)m * N + i];
+        cv[i] = s;
+    }
+    __syncthreads();
+    for (int j = tid; j < dh; j += nth) {
+        double s = 0;
+        for (int i = 0; i < N; i++) s += (double)cv[i] * ZV[(size_t)i * dh + j];
+        so[(size_t)b * D + (size_t)h * dh + j] = (float)s;
+    }
+}
+
+// Mirrors bla_step for B sequences at position t: state [B, step_state_size], x, out [B, D].
+static void bla_cuda_step(Mixer *m, float *const *p, float *state, float *out, const float *x, int B, int t) {
+    BlaCudaCtx *c = (BlaCudaCtx *)m->ctx;
+    const int D = c->D, dh = c->dh;
+    const long long sstride = (long long)bla_cuda_step_state_size(m);
+    cuda_linear_forward(c->sqkv, x, p[0], p[1], B, D, 3 * D);  // [q | k | v] = wqkv x + bqkv
+    const size_t tblk = 2 * (size_t)c->Nmax * dh, sblk = 2 * (size_t)c->Nmax + c->Mmax;
+    size_t off = 0;
+    for (int h = 0; h < c->H; h++) {
+        const BlaHeadDev *hd = &c->hd[h];
+        const int n = hd->nvh[t < hd->Lnv ? t : hd->Lnv - 1];  // visible points at t (table of create())
+        bla_step_kernel<<<B, 128, 0, rb_cuda_stream()>>>(state, sstride, off, c->so, c->sqkv, hd->A, hd->Bv, hd->R,
+                                                         hd->N, n, D, dh, h, c->H, c->stmp, tblk, c->ssc, sblk,
+                                                         1.0 / sqrt((double)dh));
+        CHECK_LAUNCH();
+        off += 2 * (size_t)hd->N * dh;
+    }
+    cuda_linear_forward(out, c->so, p[2], p[3], B, D, D);  // out = wo o + bo
+}
+
+extern "C" const MixerCudaOps bla_cuda_ops = {
+    bla_cuda_create,          bla_cuda_destroy, bla_cuda_forward, bla_cuda_backward,
+    bla_cuda_step_state_size, bla_cuda_step,
+};

@@ -1,0 +1,67 @@
+// test_cuda_bla.c — the device BLA mixer (models/cuda/bla.cu) against the CPU form (models/mixers/bla.c):
+// forward, backward, every parameter gradient, step == forward. Depends on cuda_check.h.
+//
+// Grid: W in {16, 64, 256} x N in {4, 8, 32} (N <= W) x dense/slots x project/decay, with T cycling
+// through 37, 130, 257 (no multiple of any tile) and d through 48, 128; then two heads with
+// different (W, N), and N = W dense (the SWA limit). B >= 2 everywhere.
+#include <stdio.h>
+#include "cuda_check.h"
+
+// fp32: both sides are float GEMMs over the same sums in different orders (T <= 257 terms, softmax
+// in between): 1e-4 of the largest entry. tf32 (10-bit mantissa GEMM inputs, two GEMMs deep before
+// the softmax): 2e-2.
+#define TOL_FP32 1e-4
+#define TOL_TF32 2e-2
+
+static MixerCfg cfg(int d, int heads, const int *W, const int *N, int readout, int transition) {
+    MixerCfg c;
+    mixer_cfg_default(&c, MIX_BLA, d, heads, 2);
+    for (int h = 0; h < heads; h++) {
+        c.window[h] = W[h];
+        c.freqs[h] = N[h];
+    }
+    c.bla_readout = readout;
+    c.bla_transition = transition;
+    return c;
+}
+
+int main(void) {
+    cuda_check_init_or_skip();
+    const int Ws[] = {16, 64, 256}, Ns[] = {4, 8, 32}, Ts[] = {37, 130, 257}, Ds[] = {48, 128};
+    const char *rn[] = {"dense", "slots"}, *tn[] = {"project", "decay"};
+    int k = 0;
+    for (int wi = 0; wi < 3; wi++)
+        for (int ni = 0; ni < 3; ni++) {
+            if (Ns[ni] > Ws[wi]) continue;
+            for (int r = 0; r < 2; r++)
+                for (int tr = 0; tr < 2; tr++, k++) {
+                    int W = Ws[wi], N = Ns[ni], T = Ts[k % 3], d = Ds[(k / 3) % 2], B = 2 + k % 2;
+                    MixerCfg c = cfg(d, 1, &W, &N, r, tr);
+                    char label[128];
+                    snprintf(label, sizeof label, "bla W%d N%d %s %s d%d", W, N, rn[r], tn[tr], d);
+                    cuda_check_mixer(label, &c, B, T, 1000 + k, TOL_FP32, TOL_TF32);
+                }
+        }
+    // Two heads, a sharp recent window and a blurry distant one (bla.md "Per-head resolution").
+    {
+        const int W[2] = {16, 256}, N[2] = {8, 32};
+        for (int r = 0; r < 2; r++)
+            for (int tr = 0; tr < 2; tr++) {
+                int d = r ? 128 : 48, T = tr ? 257 : 130;
+                MixerCfg c = cfg(d, 2, W, N, r, tr);
+                char label[128];
+                snprintf(label, sizeof label, "bla 2 heads W16,256 N8,32 %s %s d%d", rn[r], tn[tr], d);
+                cuda_check_mixer(label, &c, 2, T, 2000 + r * 2 + tr, TOL_FP32, TOL_TF32);
+            }
+        const int W2[2] = {64, 32}, N2[2] = {4, 32};
+        MixerCfg c = cfg(48, 2, W2, N2, 0, 0);
+        cuda_check_mixer("bla 2 heads W64,32 N4,32 dense project d48", &c, 3, 37, 2100, TOL_FP32, TOL_TF32);
+    }
+    // N = W dense: h is the identity on ages < W (the SWA limit, bla.md claim 2), T past the window.
+    {
+        const int W = 16, N = 16;
+        MixerCfg c = cfg(48, 1, &W, &N, 0, 0);
+        cuda_check_mixer("bla W16 N16 dense project d48 (swa limit)", &c, 2, 37, 3000, TOL_FP32, TOL_TF32);
+    }
+    return cuda_check_done("bla");
+}
