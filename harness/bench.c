@@ -1,6 +1,8 @@
 // bench.c — `recallbench bench`: training tokens/s (forward + backward + AdamW) of one configuration,
 // the GEMM share of the step and the achieved fraction of this machine's sgemm peak; logged to the
 // store. Depends on config, train (set_threads), models, tasks, store.
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../models/optim.h"
@@ -33,26 +35,85 @@ static double sgemm_peak_gflops(int threads) {
     return 2.0 * n * n * n / best / 1e9;
 }
 
+// One timed run: its own model (and, on CUDA, its own stream: models/cuda/cuda.h), warm-up steps,
+// then `steps` timed steps. With a barrier, concurrent runs start their timed steps together.
+typedef struct {
+    const ModelCfg *mc;
+    const int32_t *inputs;
+    int B, T;
+    const int32_t *pos, *tgt;
+    int npos;
+    AdamWCfg oc;
+    double lr;
+    uint64_t seed;
+    int warm, steps;
+    double *times;
+    pthread_barrier_t *barrier;
+    int profile;          // CPU, one run: GEMM accounting during the timed steps
+    char err[512];
+    int rc;               // 0, or the exit status of a failure (message in err)
+    double t_start, t_end;
+    char device[128];
+    size_t nparams;
+} BenchJob;
+
+static void *bench_job(void *arg) {
+    BenchJob *j = arg;
+    Model *m = model_create(j->mc, j->B, j->T, j->err, sizeof j->err);
+    if (!m) {
+        j->rc = j->mc->backend == MODEL_CUDA ? 1 : 2;
+        if (j->barrier) { pthread_barrier_wait(j->barrier); }  // keep the others from waiting forever
+        return NULL;
+    }
+    model_init(m, j->seed);
+    snprintf(j->device, sizeof j->device, "%s", model_device_name(m));
+    j->nparams = model_num_params(m);
+    Optim *opt = optim_create(m, &j->oc);
+    for (int it = 0; it < j->warm; it++) model_train_step(m, opt, j->inputs, j->B, j->T, j->pos, j->tgt, j->npos, j->lr, NULL);
+    if (j->barrier) pthread_barrier_wait(j->barrier);
+    if (j->profile) { memset(rb_gemm_stat, 0, sizeof rb_gemm_stat); rb_gemm_profile = 1; }
+    j->t_start = now_seconds();
+    for (int it = 0; it < j->steps; it++) {
+        double t = now_seconds();
+        double loss = model_train_step(m, opt, j->inputs, j->B, j->T, j->pos, j->tgt, j->npos, j->lr, NULL);
+        j->times[it] = now_seconds() - t;
+        if (!isfinite(loss)) { snprintf(j->err, sizeof j->err, "bench: the loss diverged at step %d", it + 1); j->rc = 1; break; }
+    }
+    j->t_end = now_seconds();
+    if (j->profile) rb_gemm_profile = 0;
+    optim_free(opt);
+    model_free(m);
+    return NULL;
+}
+
 int cmd_bench(int argc, char **argv) {
     RunConfig c;
     config_defaults(&c);
     // The reference CPU config of the engine issue is the default.
     snprintf(c.layers, sizeof c.layers, "conv,attention");
     c.vocab = 512; c.seq_len = 128; c.kv_pairs = 8; c.d_model = 64; c.batch = 64;
-    int steps = 20, warm = 10, k = 0, np;
+    int steps = 20, warm = 10, k = 0, np, jobs_n = 1;
     char err[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: recallbench bench [config options] [--steps N (20)] [--warmup-steps N (10)] [--db PATH] [--json]\n"
+            printf("usage: recallbench bench [config options] [--steps N (20)] [--warmup-steps N (10)] [-j N (1)] [--db PATH] [--json]\n"
                    "Times training steps (forward + backward + AdamW) on one batch of the first training\n"
                    "configuration: median over N steps after warm-up. Default config: MQAR V 512, L 128, K 8,\n"
                    "--layers conv,attention, d_model 64, batch 64. Reports tokens/s, the GEMM share of the\n"
-                   "step and the GEMM throughput against this machine's sgemm peak (1024^3).\n");
+                   "step and the GEMM throughput against this machine's sgemm peak (1024^3). -j N: N runs at once\n"
+                   "in threads (each its own model and, with --backend cuda, its own stream on the one GPU); prints\n"
+                   "their aggregate tokens/s.\n");
             config_print_help(stdout, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN);
             return 0;
         }
-        if (!strcmp(a, "--steps") || !strcmp(a, "--warmup-steps")) {
+        if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
+            if (i + 1 >= argc) die_usage("%s needs a value", a);
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 64) die_usage("%s %s out of range: must be an integer in [1, 64]", a, argv[i]);
+            jobs_n = (int)v;
+        } else if (!strcmp(a, "--steps") || !strcmp(a, "--warmup-steps")) {
             if (i + 1 >= argc) die_usage("%s needs a value", a);
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -79,54 +140,78 @@ int cmd_bench(int argc, char **argv) {
     const Split *s = &ds->train[0];
     int B = s->n < c.batch ? s->n : c.batch, T = s->L;
     mc.max_len = T;
-    Model *m = model_create(&mc, B, T, err, sizeof err);
-    if (!m) die_usage("%s", err);
-    model_init(m, c.seed);
-    AdamWCfg oc = {c.lr, 0.9, 0.999, 1e-8, c.weight_decay, c.clip, c.decay_all};
-    Optim *opt = optim_create(m, &oc);
     int32_t *pos = xmalloc((size_t)B * T * sizeof(int32_t)), *tgt = xmalloc((size_t)B * T * sizeof(int32_t));
     int npos = 0;
     for (int i = 0; i < B * T; i++) if (s->targets[i] >= 0) { pos[npos] = i; tgt[npos] = s->targets[i]; npos++; }
-    double *times = xmalloc(steps * sizeof(double)), gemm_s = 0, gemm_f = 0;
-    for (int it = 0; it < warm + steps; it++) {
-        if (it == warm) { memset(rb_gemm_stat, 0, sizeof rb_gemm_stat); rb_gemm_profile = 1; }
-        double t = now_seconds();
-        model_train_step(m, opt, s->inputs, B, T, pos, tgt, npos, c.lr, NULL);
-        if (it >= warm) times[it - warm] = now_seconds() - t;
+    BenchJob job0 = {.mc = &mc, .inputs = s->inputs, .B = B, .T = T, .pos = pos, .tgt = tgt, .npos = npos,
+                     .oc = {c.lr, 0.9, 0.999, 1e-8, c.weight_decay, c.clip, c.decay_all}, .lr = c.lr, .seed = c.seed,
+                     .warm = warm, .steps = steps};
+    BenchJob *jobs = xmalloc(jobs_n * sizeof(BenchJob));
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)jobs_n);
+    for (int j = 0; j < jobs_n; j++) {
+        jobs[j] = job0;
+        jobs[j].times = xmalloc(steps * sizeof(double));
+        jobs[j].barrier = jobs_n > 1 ? &bar : NULL;
+        jobs[j].profile = jobs_n == 1 && c.backend == BACKEND_CPU;
     }
+    if (jobs_n == 1) bench_job(&jobs[0]);
+    else {
+        pthread_t *th = xmalloc(jobs_n * sizeof(pthread_t));
+        for (int j = 0; j < jobs_n; j++) pthread_create(&th[j], NULL, bench_job, &jobs[j]);
+        for (int j = 0; j < jobs_n; j++) pthread_join(th[j], NULL);
+        free(th);
+    }
+    for (int j = 0; j < jobs_n; j++)
+        if (jobs[j].rc) {
+            fprintf(stderr, "recallbench: %s\n", jobs[j].err);
+            exit(jobs[j].rc);
+        }
+    double *times = jobs[0].times, gemm_s = 0, gemm_f = 0;
+    const char *device = jobs[0].device;
+    size_t nparams = jobs[0].nparams;
     rb_gemm_profile = 0;
     for (int i = 0; i < RB_GEMM_STAT_THREADS; i++) { gemm_s += rb_gemm_stat[i].seconds; gemm_f += rb_gemm_stat[i].flops; }
     double total = 0;
     for (int i = 0; i < steps; i++) total += times[i];
     qsort(times, steps, sizeof(double), cmp_double);
     double med = times[steps / 2], tps = B * T / med;
+    // Concurrent runs (started together by the barrier): the sum of each run's own tokens/s over its
+    // timed steps.
+    double agg = 0;
+    for (int j = 0; j < jobs_n && jobs_n > 1; j++) agg += (double)B * T * steps / (jobs[j].t_end - jobs[j].t_start);
     double share = gemm_s / (threads * total), gflops = gemm_f / total / 1e9 / 1;
-    double peak = sgemm_peak_gflops(threads);
+    double peak = c.backend == BACKEND_CPU ? sgemm_peak_gflops(threads) : 0;
     double gemm_rate = gemm_s > 0 ? gemm_f / (gemm_s / threads) / 1e9 : 0;
-    printf("bench: %s %s d_model %d heads %d batch %d L %d, %d threads, %zu params\n",
-           c.task == TASK_MQAR ? "mqar" : "regbench", c.layers, c.d_model, c.heads, B, T, threads, model_num_params(m));
-    printf("  step time  median %.2f ms (min %.2f, max %.2f) over %d steps after %d warm-up\n", med * 1e3,
+    printf("bench: %s %s d_model %d heads %d batch %d L %d, %s, %d threads, %zu params\n",
+           c.task == TASK_MQAR ? "mqar" : "regbench", c.layers, c.d_model, c.heads, B, T, device, threads, nparams);
+    printf("  step time  median %.3f ms (min %.3f, max %.3f) over %d steps after %d warm-up\n", med * 1e3,
            times[0] * 1e3, times[steps - 1] * 1e3, steps, warm);
     printf("  throughput %.0f tokens/s (training: forward + backward + AdamW)\n", tps);
-    printf("  GEMM       %.0f%% of step time, %.1f GFLOP/s inside GEMM calls (%.0f%% of sgemm peak %.1f GFLOP/s);\n"
-           "             whole step %.1f GFLOP/s of GEMM work\n",
-           100 * share, gemm_rate, 100 * gemm_rate / peak, peak, gflops);
+    if (jobs_n > 1) printf("  aggregate  %.0f tokens/s over %d concurrent runs on one device\n", agg, jobs_n);
+    if (c.backend == BACKEND_CPU && jobs_n == 1)
+        printf("  GEMM       %.0f%% of step time, %.1f GFLOP/s inside GEMM calls (%.0f%% of sgemm peak %.1f GFLOP/s);\n"
+               "             whole step %.1f GFLOP/s of GEMM work\n",
+               100 * share, gemm_rate, 100 * gemm_rate / peak, peak, gflops);
     char json[4096];
     config_json(&c, json, sizeof json);
     Store *st = store_open(c.db, err, sizeof err);
     if (!st) fprintf(stderr, "recallbench: bench not logged: %s\n", err);
     else {
-        if (store_log_bench(st, json, "cpu", threads, tps, share, git_revision(), host_name()))
+        if (store_log_bench(st, json, c.backend == BACKEND_CUDA ? "cuda" : "cpu", threads, jobs_n > 1 ? agg : tps, share,
+                            git_revision(), host_name()))
             fprintf(stderr, "recallbench: bench not logged: %s\n", store_errmsg(st));
         store_close(st);
     }
     if (c.json)
-        printf("{\"tokens_per_s\": %.1f, \"backend\": \"cpu\", \"threads\": %d, \"step_ms\": %.3f, \"gemm_share\": %.4f, "
+        printf("{\"tokens_per_s\": %.1f, \"backend\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"jobs\": %d, "
+               "\"aggregate_tokens_per_s\": %.1f, \"step_ms\": %.3f, \"gemm_share\": %.4f, "
                "\"gemm_gflops\": %.2f, \"peak_gflops\": %.2f, \"git_rev\": \"%s\"}\n",
-               tps, threads, med * 1e3, share, gemm_rate, peak, git_revision());
-    free(times); free(pos); free(tgt);
-    optim_free(opt);
-    model_free(m);
+               tps, c.backend == BACKEND_CUDA ? "cuda" : "cpu", device, threads, jobs_n, jobs_n > 1 ? agg : tps,
+               med * 1e3, share, gemm_rate, peak, git_revision());
+    for (int j = 0; j < jobs_n; j++) free(jobs[j].times);
+    free(jobs); free(pos); free(tgt);
+    pthread_barrier_destroy(&bar);
     dataset_free(ds);
     return 0;
 }
