@@ -1,0 +1,392 @@
+// gsa.cu — device form of models/mixers/gsa.c (Gated Slot Attention): same tensors, same ctx buffers,
+// one kernel per CPU helper or loop nest (named in each comment). Depends on layers.cuh (cuBLAS), mixer.h.
+//
+// The recurrence runs as an exact sequential-in-time scan, one block per (batch, head): the block
+// holds the head's state K, V [m, d_h] (and in backward the adjoints) in shared memory when it fits
+// (else in the ctx's global workspace), and its threads split the state: one warp per slot row for
+// the row updates and the dot products over d_h (warp_sum: fixed butterfly order), one thread per
+// column for the sums over slots (fixed slot order). No atomics; every reduction has a fixed order.
+#include <math.h>
+#include "layers.cuh"
+
+// Same values as gsa.c's GSA_NORM_EPS / GSA_GATE_NORMALIZER (fla's norm_eps, gate_logit_normalizer).
+#define GSA_NORM_EPS 1e-6f
+#define GSA_GATE_NORMALIZER 8.0f
+#define GSA_THREADS 256  // scan block: 8 warps
+#define GSA_ROW_THREADS 128
+
+extern "C" double gsa_test_force_alpha;  // gsa.c's test-only hook (read on the host at forward time)
+
+enum { GSA_WQ, GSA_WK, GSA_WV, GSA_WF, GSA_NORM, GSA_WO, GSA_NT };  // gsa.c's tensor order
+
+typedef struct {
+    int D, H, dh, m, Hm, Bmax, Tmax;
+    float *qa, *ka, *va, *q, *k, *v, *o, *dr, *dq, *dk, *dv;  // [BT, D], as GsaCtx
+    float *fa, *alpha, *s, *p, *dok, *dS, *dG;                 // [BT, Hm]
+    float *rstd;                                               // [BT]
+    float *st;        // [Bmax*H, 4 m d_h] scan states when they do not fit in shared memory
+    float *cs;        // rb_colsum scratch for the norm-weight gradient
+    float *sx;        // step scratch [Bmax, 9 D + 1 + 4 Hm]
+    int smem_fwd, smem_bwd;  // 1: the scan keeps its state in shared memory
+    size_t shb_fwd, shb_bwd;  // dynamic shared bytes per scan block
+} GsaCudaCtx;
+
+__device__ __forceinline__ float gsa_sigm(float x) {
+    if (x >= 0) return 1.f / (1.f + expf(-x));
+    float e = expf(x);
+    return e / (1.f + e);
+}
+__device__ __forceinline__ float gsa_logsigm(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
+__device__ __forceinline__ float gsa_silu(float x) { return x * gsa_sigm(x); }
+__device__ __forceinline__ float gsa_silu_grad(float x) {
+    float g = gsa_sigm(x);
+    return g * (1.f + x * (1.f - g));
+}
+
+// Mirrors gsa_activate: q, k, v [N, D] = silu(qa, ka, va); alpha, s [N, Hm] from the gate logits.
+__global__ void gsa_activate_kernel(float *q, float *k, float *v, float *alpha, float *s, const float *qa,
+                                    const float *ka, const float *va, const float *fa, long long nd, long long nh,
+                                    float force) {
+    long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (n < nd) { q[n] = gsa_silu(qa[n]); k[n] = gsa_silu(ka[n]); v[n] = gsa_silu(va[n]); }
+    if (n < nh) {
+        if (force >= 0) {
+            alpha[n] = force; s[n] = 1.f - force;
+        } else {
+            float g = gsa_logsigm(fa[n]) / GSA_GATE_NORMALIZER;
+            alpha[n] = expf(g); s[n] = -expm1f(g);
+        }
+    }
+}
+
+// Mirrors the forward scan over gsa_token: block per (b, h), T tokens. State: in shared memory
+// (use_smem, zeroed) or at state + bh * stride (zeroed if zero; the step form keeps it there).
+__global__ void __launch_bounds__(GSA_THREADS) gsa_scan_kernel(float *p, float *o, const float *q, const float *k,
+        const float *v, const float *alpha, const float *s, float *state, long long stride, int use_smem, int zero,
+        int T, int H, int m, int dh) {
+    extern __shared__ float sh[];
+    __shared__ float red[32];
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, tid = threadIdx.x, nt = blockDim.x;
+    const int lane = tid & 31, warp = tid >> 5, nw = nt >> 5, D = H * dh, Hm = H * m;
+    float *K, *buf = sh;
+    if (use_smem) { K = sh; buf = sh + 2 * (size_t)m * dh; } else K = state + (size_t)bh * stride;
+    float *V = K + (size_t)m * dh;
+    float *sq = buf, *sk = sq + dh, *sv = sk + dh, *sa = sv + dh, *ss = sa + m, *sp = ss + m;
+    if (use_smem || zero)
+        for (int e = tid; e < 2 * m * dh; e += nt) K[e] = 0.f;
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        __syncthreads();  // the previous token's readers are done with the buffers
+        for (int j = tid; j < dh; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; }
+        for (int r = tid; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; }
+        __syncthreads();
+        for (int r = warp; r < m; r += nw) {  // K = diag(alpha) K + s k^T; scores K q
+            float *row = K + (size_t)r * dh, a = sa[r], si = ss[r], acc = 0.f;
+            for (int j = lane; j < dh; j += 32) {
+                row[j] = a * row[j] + si * sk[j];
+                acc += row[j] * sq[j];
+            }
+            acc = warp_sum(acc);
+            if (lane == 0) sp[r] = acc;
+        }
+        __syncthreads();
+        float mx = -INFINITY;
+        for (int r = tid; r < m; r += nt) mx = fmaxf(mx, sp[r]);
+        mx = block_max(mx, red);
+        float sum = 0.f;
+        for (int r = tid; r < m; r += nt) { float e = expf(sp[r] - mx); sp[r] = e; sum += e; }
+        sum = block_sum(sum, red);
+        float inv = 1.f / sum;
+        for (int r = tid; r < m; r += nt) { sp[r] *= inv; p[om + r] = sp[r]; }
+        __syncthreads();
+        for (int j = tid; j < dh; j += nt) {  // V = diag(alpha) V + s v^T; o = V^T p (slot order)
+            float acc = 0.f, vj = sv[j];
+            for (int r = 0; r < m; r++) {
+                float *e = V + (size_t)r * dh + j;
+                *e = sa[r] * *e + ss[r] * vj;
+                acc += sp[r] * *e;
+            }
+            o[od + j] = acc;
+        }
+    }
+}
+
+// Mirrors gsa_norm_forward: block per row; y = silu(o), r = y * rstd * w.
+__global__ void gsa_norm_forward_kernel(float *y, float *r, float *rstd, const float *o, const float *w, int D) {
+    __shared__ float red[32];
+    const size_t i = blockIdx.x;
+    const float *oi = o + i * D;
+    float *yi = y + i * D, *ri = r + i * D, ss = 0.f;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) { float yv = gsa_silu(oi[j]); yi[j] = yv; ss += yv * yv; }
+    ss = block_sum(ss, red);
+    float rs = 1.f / sqrtf(ss / D + GSA_NORM_EPS);
+    if (threadIdx.x == 0) rstd[i] = rs;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) ri[j] = yi[j] * rs * w[j];
+}
+
+// Mirrors gsa_backward's norm part, per row: tmp = dr * y * rstd (summed over rows for dw by
+// rb_colsum), then dr -> do in place through the RMSNorm and the silu.
+__global__ void gsa_norm_backward_kernel(float *g, float *tmp, const float *y, const float *o, const float *rstd,
+                                         const float *w, int D) {
+    __shared__ float red[32];
+    const size_t i = blockIdx.x;
+    float *gi = g + i * D, *ti = tmp + i * D, rs = rstd[i], dot = 0.f;
+    const float *yi = y + i * D, *oi = o + i * D;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        ti[j] = gi[j] * yi[j] * rs;
+        dot += w[j] * gi[j] * yi[j];
+    }
+    dot = block_sum(dot, red);
+    float cst = rs * rs * rs * dot / D;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) gi[j] = (rs * w[j] * gi[j] - yi[j] * cst) * gsa_silu_grad(oi[j]);
+}
+
+// Mirrors gsa_backward's two scans per (b, h): the forward re-scan (dok, dG's p.dp + ok.dok part, dq)
+// and the reverse scan of the adjoints (dk, dv, dS). dO = do [N, D].
+__global__ void __launch_bounds__(GSA_THREADS) gsa_bwd_scan_kernel(float *dok, float *dG, float *dq, float *dk,
+        float *dv, float *dS, const float *q, const float *k, const float *v, const float *dO, const float *alpha,
+        const float *s, const float *pp, float *state, int use_smem, int T, int H, int m, int dh) {
+    extern __shared__ float sh[];
+    __shared__ float red[32];
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, tid = threadIdx.x, nt = blockDim.x;
+    const int lane = tid & 31, warp = tid >> 5, nw = nt >> 5, D = H * dh, Hm = H * m;
+    const size_t md = (size_t)m * dh;
+    float *K, *buf = sh;
+    if (use_smem) { K = sh; buf = sh + 4 * md; } else K = state + (size_t)bh * 4 * md;
+    float *V = K + md, *AK = V + md, *AV = AK + md;
+    float *sq = buf, *sk = sq + dh, *sv = sk + dh, *sd = sv + dh;
+    float *sa = sd + dh, *ss = sa + m, *sp = ss + m, *sg = sp + m, *sx = sg + m;  // sx: dp, then dok
+    for (size_t e = tid; e < 4 * md; e += nt) K[e] = 0.f;
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        __syncthreads();
+        for (int j = tid; j < dh; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; sd[j] = dO[od + j]; }
+        for (int r = tid; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sp[r] = pp[om + r]; }
+        __syncthreads();
+        for (int r = warp; r < m; r += nw) {  // V_t, dp = V_t do
+            float *row = V + (size_t)r * dh, a = sa[r], si = ss[r], acc = 0.f;
+            for (int j = lane; j < dh; j += 32) {
+                row[j] = a * row[j] + si * sv[j];
+                acc += row[j] * sd[j];
+            }
+            acc = warp_sum(acc);
+            if (lane == 0) sx[r] = acc;
+        }
+        __syncthreads();
+        float pdp = 0.f;
+        for (int r = tid; r < m; r += nt) pdp += sp[r] * sx[r];
+        pdp = block_sum(pdp, red);
+        for (int r = tid; r < m; r += nt) { sg[r] = sp[r] * sx[r]; sx[r] = sp[r] * (sx[r] - pdp); }
+        __syncthreads();
+        for (int r = warp; r < m; r += nw) {  // K_t, ok = K_t q; dG = p dp + ok dok
+            float *row = K + (size_t)r * dh, a = sa[r], si = ss[r], acc = 0.f;
+            for (int j = lane; j < dh; j += 32) {
+                row[j] = a * row[j] + si * sk[j];
+                acc += row[j] * sq[j];
+            }
+            acc = warp_sum(acc);
+            if (lane == 0) { dG[om + r] = sg[r] + acc * sx[r]; dok[om + r] = sx[r]; }
+        }
+        __syncthreads();
+        for (int j = tid; j < dh; j += nt) {  // dq = K_t^T dok (slot order)
+            float acc = 0.f;
+            for (int r = 0; r < m; r++) acc += sx[r] * K[(size_t)r * dh + j];
+            dq[od + j] = acc;
+        }
+    }
+    // reverse scan: AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1}, AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1}
+    float *san = sg;  // alpha_{t+1} (0 at the end)
+    for (int t = T - 1; t >= 0; t--) {
+        size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        __syncthreads();
+        for (int j = tid; j < dh; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; sd[j] = dO[od + j]; }
+        for (int r = tid; r < m; r += nt) {
+            ss[r] = s[om + r]; sp[r] = pp[om + r]; sx[r] = dok[om + r];
+            san[r] = t + 1 < T ? alpha[om + Hm + r] : 0.f;
+        }
+        __syncthreads();
+        for (int r = warp; r < m; r += nw) {
+            float *rv = AV + (size_t)r * dh, *rk = AK + (size_t)r * dh;
+            float ar = san[r], pr = sp[r], gr = sx[r], ds = 0.f;
+            for (int j = lane; j < dh; j += 32) {
+                rv[j] = ar * rv[j] + pr * sd[j];
+                ds += rv[j] * sv[j];
+                rk[j] = ar * rk[j] + gr * sq[j];
+                ds += rk[j] * sk[j];
+            }
+            ds = warp_sum(ds);
+            if (lane == 0) dS[om + r] = ds;
+        }
+        __syncthreads();
+        for (int j = tid; j < dh; j += nt) {  // dv = AV^T s, dk = AK^T s (slot order)
+            float av = 0.f, ak = 0.f;
+            for (int r = 0; r < m; r++) {
+                av += ss[r] * AV[(size_t)r * dh + j];
+                ak += ss[r] * AK[(size_t)r * dh + j];
+            }
+            dv[od + j] = av; dk[od + j] = ak;
+        }
+    }
+}
+
+// Mirrors gsa_backward's gate loop: per (b, slot of all heads), reverse cumulative sum over t;
+// dG ends as the gate-logit gradient.
+__global__ void gsa_gate_kernel(float *dG, const float *dS, const float *s, const float *alpha, const float *fa,
+                                int B, int T, int Hm, int forced) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= B * Hm) return;
+    int b = idx / Hm, hr = idx % Hm;
+    float cum = 0.f;
+    for (int t = T - 1; t >= 0; t--) {
+        size_t n = ((size_t)b * T + t) * Hm + hr;
+        cum += dG[n] - s[n] * dS[n];
+        float dlog = cum - dS[n] * alpha[n];
+        dG[n] = forced ? 0.f : dlog * gsa_sigm(-fa[n]) / GSA_GATE_NORMALIZER;
+    }
+}
+
+// Mirrors gsa_backward's silu backward to the pre-activations.
+__global__ void gsa_silu_backward_kernel(float *dq, float *dk, float *dv, const float *qa, const float *ka,
+                                         const float *va, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    dq[i] *= gsa_silu_grad(qa[i]);
+    dk[i] *= gsa_silu_grad(ka[i]);
+    dv[i] *= gsa_silu_grad(va[i]);
+}
+
+static size_t gsa_fwd_shared(int m, int dh, int smem) { return ((smem ? 2 * (size_t)m * dh : 0) + 3 * dh + 3 * m) * 4; }
+static size_t gsa_bwd_shared(int m, int dh, int smem) { return ((smem ? 4 * (size_t)m * dh : 0) + 4 * dh + 5 * m) * 4; }
+
+static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
+    GsaCudaCtx *x = (GsaCudaCtx *)calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->D = c->d; x->H = c->heads; x->dh = c->d / c->heads; x->m = c->slots; x->Hm = c->heads * c->slots;
+    x->Bmax = Bmax; x->Tmax = Tmax;
+    size_t N = (size_t)Bmax * Tmax, D = x->D, Hm = x->Hm;
+    size_t st = (size_t)Bmax * x->H * 4 * x->m * x->dh, cs = rb_colsum_scratch((int)N, (int)D);
+    size_t sx = (size_t)Bmax * (9 * D + 1 + 4 * Hm);
+    size_t total = N * D * 11 + N * Hm * 7 + N + st + cs + sx;
+    float *w = rb_cuda_alloc(total);
+    if (!w) { free(x); return NULL; }
+    float **nd[] = {&x->qa, &x->ka, &x->va, &x->q, &x->k, &x->v, &x->o, &x->dr, &x->dq, &x->dk, &x->dv};
+    for (size_t i = 0; i < sizeof nd / sizeof *nd; i++, w += N * D) *nd[i] = w;
+    float **nh[] = {&x->fa, &x->alpha, &x->s, &x->p, &x->dok, &x->dS, &x->dG};
+    for (size_t i = 0; i < sizeof nh / sizeof *nh; i++, w += N * Hm) *nh[i] = w;
+    x->rstd = w; w += N;
+    x->st = w; w += st;
+    x->cs = w; w += cs;
+    x->sx = w;
+    // State in shared memory when the block's opt-in limit allows it (set here: not during capture).
+    int dev = 0, optin = 0;
+    CHECK_CUDA(cudaGetDevice(&dev));
+    CHECK_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    size_t lim = (size_t)optin - 32 * 4;  // the static reduction buffer
+    x->smem_fwd = gsa_fwd_shared(x->m, x->dh, 1) <= lim;
+    x->smem_bwd = gsa_bwd_shared(x->m, x->dh, 1) <= lim;
+    x->shb_fwd = gsa_fwd_shared(x->m, x->dh, x->smem_fwd);
+    x->shb_bwd = gsa_bwd_shared(x->m, x->dh, x->smem_bwd);
+    if (x->shb_fwd > lim || x->shb_bwd > lim) { rb_cuda_free(x->qa); free(x); return NULL; }
+    CHECK_CUDA(cudaFuncSetAttribute(gsa_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)x->shb_fwd));
+    CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)x->shb_bwd));
+    return x;
+}
+
+static void gsa_cuda_destroy(void *ctx) {
+    GsaCudaCtx *x = (GsaCudaCtx *)ctx;
+    if (!x) return;
+    rb_cuda_free(x->qa);  // the first carve of the one allocation
+    free(x);
+}
+
+static float gsa_force(void) { return gsa_test_force_alpha >= 0 ? (float)gsa_test_force_alpha : -1.f; }
+
+static void gsa_activate_launch(float *q, float *k, float *v, float *alpha, float *s, const float *qa,
+                                const float *ka, const float *va, const float *fa, int N, int D, int Hm) {
+    long long nd = (long long)N * D, nh = (long long)N * Hm, n = nd > nh ? nd : nh;
+    gsa_activate_kernel<<<cdiv(n, 256), 256, 0, rb_cuda_stream()>>>(q, k, v, alpha, s, qa, ka, va, fa, nd, nh,
+                                                                    gsa_force());
+    CHECK_LAUNCH();
+}
+
+static void gsa_cuda_forward(Mixer *mx, float *const *p, float *out, const float *inp, int B, int T) {
+    GsaCudaCtx *c = (GsaCudaCtx *)mx->ctx;
+    const int N = B * T, D = c->D, H = c->H, dh = c->dh, m = c->m, Hm = c->Hm;
+    cudaStream_t st = rb_cuda_stream();
+    rb_cuda_matmul(c->qa, inp, p[GSA_WQ], N, D, D, 0, 1, 0.f);
+    rb_cuda_matmul(c->ka, inp, p[GSA_WK], N, D, D, 0, 1, 0.f);
+    rb_cuda_matmul(c->va, inp, p[GSA_WV], N, D, D, 0, 1, 0.f);
+    rb_cuda_matmul(c->fa, inp, p[GSA_WF], N, Hm, D, 0, 1, 0.f);
+    gsa_activate_launch(c->q, c->k, c->v, c->alpha, c->s, c->qa, c->ka, c->va, c->fa, N, D, Hm);
+    gsa_scan_kernel<<<B * H, GSA_THREADS, c->shb_fwd, st>>>(c->p, c->o, c->q, c->k, c->v, c->alpha, c->s, c->st,
+                                                            4LL * m * dh, c->smem_fwd, 1, T, H, m, dh);
+    CHECK_LAUNCH();
+    float *y = c->dk, *r = c->dq;  // kept for backward, as on the CPU
+    gsa_norm_forward_kernel<<<N, GSA_ROW_THREADS, 0, st>>>(y, r, c->rstd, c->o, p[GSA_NORM], D);
+    CHECK_LAUNCH();
+    rb_cuda_matmul(out, r, p[GSA_WO], N, D, D, 0, 1, 0.f);
+}
+
+static void gsa_cuda_backward(Mixer *mx, float *const *p, float *const *dp, float *dinp, const float *dout,
+                              const float *inp, int B, int T) {
+    GsaCudaCtx *c = (GsaCudaCtx *)mx->ctx;
+    const int N = B * T, D = c->D, H = c->H, dh = c->dh, m = c->m, Hm = c->Hm;
+    cudaStream_t st = rb_cuda_stream();
+    const float *y = c->dk, *r = c->dq;  // from forward
+    rb_cuda_matmul(c->dr, dout, p[GSA_WO], N, D, D, 0, 0, 0.f);
+    rb_cuda_matmul(dp[GSA_WO], dout, r, D, D, N, 1, 0, 1.f);
+    // norm: dw = colsum(dr * y * rstd) (tmp in dv, free until the reverse scan), dr -> do in place
+    gsa_norm_backward_kernel<<<N, GSA_ROW_THREADS, 0, st>>>(c->dr, c->dv, y, c->o, c->rstd, p[GSA_NORM], D);
+    CHECK_LAUNCH();
+    rb_colsum(dp[GSA_NORM], c->dv, N, D, D, 1, c->cs);
+    gsa_bwd_scan_kernel<<<B * H, GSA_THREADS, c->shb_bwd, st>>>(c->dok, c->dG, c->dq, c->dk, c->dv, c->dS, c->q,
+                                                                c->k, c->v, c->dr, c->alpha, c->s, c->p, c->st,
+                                                                c->smem_bwd, T, H, m, dh);
+    CHECK_LAUNCH();
+    gsa_gate_kernel<<<cdiv((long long)B * Hm, 128), 128, 0, st>>>(c->dG, c->dS, c->s, c->alpha, c->fa, B, T, Hm,
+                                                                  gsa_test_force_alpha >= 0);
+    CHECK_LAUNCH();
+    long long nd = (long long)N * D;
+    gsa_silu_backward_kernel<<<cdiv(nd, 256), 256, 0, st>>>(c->dq, c->dk, c->dv, c->qa, c->ka, c->va, nd);
+    CHECK_LAUNCH();
+    rb_cuda_matmul(dinp, c->dq, p[GSA_WQ], N, D, D, 0, 0, 0.f);
+    rb_cuda_matmul(dinp, c->dk, p[GSA_WK], N, D, D, 0, 0, 1.f);
+    rb_cuda_matmul(dinp, c->dv, p[GSA_WV], N, D, D, 0, 0, 1.f);
+    rb_cuda_matmul(dinp, c->dG, p[GSA_WF], N, D, Hm, 0, 0, 1.f);
+    rb_cuda_matmul(dp[GSA_WQ], c->dq, inp, D, D, N, 1, 0, 1.f);
+    rb_cuda_matmul(dp[GSA_WK], c->dk, inp, D, D, N, 1, 0, 1.f);
+    rb_cuda_matmul(dp[GSA_WV], c->dv, inp, D, D, N, 1, 0, 1.f);
+    rb_cuda_matmul(dp[GSA_WF], c->dG, inp, Hm, D, N, 1, 0, 1.f);
+}
+
+// As gsa_step_state_size: per head [K (m x d_h), V (m x d_h)].
+static size_t gsa_cuda_step_state_size(const Mixer *mx) {
+    const GsaCudaCtx *c = (const GsaCudaCtx *)mx->ctx;
+    return (size_t)c->H * 2 * c->m * c->dh;
+}
+
+// Mirrors gsa_step for B sequences: the scan kernel with T = 1 on the caller's state in place.
+static void gsa_cuda_step(Mixer *mx, float *const *p, float *state, float *out, const float *x, int B, int t) {
+    GsaCudaCtx *c = (GsaCudaCtx *)mx->ctx;
+    const int D = c->D, H = c->H, dh = c->dh, m = c->m, Hm = c->Hm;
+    cudaStream_t st = rb_cuda_stream();
+    float *qa = c->sx, *ka = qa + (size_t)B * D, *va = ka + (size_t)B * D, *q = va + (size_t)B * D;
+    float *k = q + (size_t)B * D, *v = k + (size_t)B * D, *o = v + (size_t)B * D, *y = o + (size_t)B * D;
+    float *r = y + (size_t)B * D, *rs = r + (size_t)B * D, *fa = rs + B, *alpha = fa + (size_t)B * Hm;
+    float *s = alpha + (size_t)B * Hm, *pp = s + (size_t)B * Hm;
+    rb_cuda_matmul(qa, x, p[GSA_WQ], B, D, D, 0, 1, 0.f);
+    rb_cuda_matmul(ka, x, p[GSA_WK], B, D, D, 0, 1, 0.f);
+    rb_cuda_matmul(va, x, p[GSA_WV], B, D, D, 0, 1, 0.f);
+    rb_cuda_matmul(fa, x, p[GSA_WF], B, Hm, D, 0, 1, 0.f);
+    gsa_activate_launch(q, k, v, alpha, s, qa, ka, va, fa, B, D, Hm);
+    gsa_scan_kernel<<<B * H, GSA_THREADS, gsa_fwd_shared(m, dh, 0), st>>>(pp, o, q, k, v, alpha, s, state,
+                                                                          2LL * m * dh, 0, 0, 1, H, m, dh);
+    CHECK_LAUNCH();
+    gsa_norm_forward_kernel<<<B, GSA_ROW_THREADS, 0, st>>>(y, r, rs, o, p[GSA_NORM], D);
+    CHECK_LAUNCH();
+    rb_cuda_matmul(out, r, p[GSA_WO], B, D, D, 0, 1, 0.f);
+}
+
+extern "C" const MixerCudaOps gsa_cuda_ops = {
+    gsa_cuda_create, gsa_cuda_destroy, gsa_cuda_forward, gsa_cuda_backward, gsa_cuda_step_state_size, gsa_cuda_step,
+};

@@ -1,0 +1,33 @@
+// test_cuda_la.c — the device linear attention (models/cuda/la.cu) against the CPU form
+// (models/mixers/la.c): forward, dinp, every parameter gradient, step == forward, Taylor f 8/16 and
+// elu, heads 1 and 2, d 48/64, T 1/37/130. Depends on cuda_check.h.
+#include <stdio.h>
+#include "cuda_check.h"
+
+static MixerCfg cfg(int d, int heads, int kind, int f) {
+    MixerCfg c;
+    mixer_cfg_default(&c, MIX_LA, d, heads, 2);
+    c.feature_map = kind;
+    c.feature_dim = f;
+    return c;
+}
+
+int main(void) {
+    cuda_check_init_or_skip();
+    static const struct { int d, heads, kind, f, B, T; } cs[] = {
+        {48, 1, LA_TAYLOR, 8, 2, 37},  {48, 2, LA_TAYLOR, 8, 2, 1},   {64, 1, LA_TAYLOR, 16, 2, 130},
+        {64, 2, LA_TAYLOR, 16, 3, 37}, {48, 2, LA_TAYLOR, 16, 2, 130},
+        {48, 1, LA_ELU, 0, 2, 130},    {48, 2, LA_ELU, 0, 3, 37},     {64, 2, LA_ELU, 0, 2, 130},
+        {64, 1, LA_ELU, 0, 2, 1},
+    };
+    for (unsigned i = 0; i < sizeof cs / sizeof *cs; i++) {
+        MixerCfg c = cfg(cs[i].d, cs[i].heads, cs[i].kind, cs[i].kind == LA_TAYLOR ? cs[i].f : 16);
+        char label[96];
+        if (cs[i].kind == LA_TAYLOR)
+            snprintf(label, sizeof label, "la taylor d%d h%d f%d", cs[i].d, cs[i].heads, cs[i].f);
+        else
+            snprintf(label, sizeof label, "la elu d%d h%d", cs[i].d, cs[i].heads);
+        cuda_check_mixer(label, &c, cs[i].B, cs[i].T, 1200 + i, 1e-4, 2e-2);
+    }
+    return cuda_check_done("la");
+}
