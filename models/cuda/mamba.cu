@@ -1,0 +1,536 @@
+// mamba.cu — device form of models/mixers/mamba.c: the Mamba block with the selective SSM (S6).
+// Depends on layers.cuh (cuBLAS GEMMs through rb_cuda_*), mamba_internal.h (layout, sizes), mixer.h.
+//
+// Same math, tensor order and step-state layout as mamba.c; the projections are cuBLAS GEMMs, the rest
+// is five kernels per pass. The scan (mamba's selective_scan in the "one thread per channel" form):
+// a thread owns (sequence b, channel c) and keeps the N states in registers while it walks over t;
+// the forward saves h at every SCAN_TC-token chunk boundary, the backward walks the chunks in reverse,
+// recomputes h inside a chunk from the saved state (into a per-thread [SCAN_TC+1, N] array) and runs
+// the reverse recurrence. Every sum over (b, t) or over channels is a fixed-order reduction: per-thread
+// partials over t, then sums over b (or over warps) in index order, so a run gives the same bits.
+#include <math.h>
+#include "layers.cuh"
+extern "C" {
+#include "../mixers/mamba_internal.h"
+}
+
+#define K MAMBA_CONV_K
+#define SCAN_TC 16   // tokens per chunk: chunk-start states saved by the forward, recomputed in the backward
+#define SCAN_BX 64   // channels per block of the scan kernels (one block row = one sequence)
+#define NMAX_DEV 32  // largest d_state with a compiled scan (register arrays of NMAX states per thread)
+
+typedef struct {
+    int D, E, N, R, P, NM;      // model width, d_inner, d_state, dt_rank, R + 2N, compiled N (>= N)
+    int Bmax, Tmax, nw;         // nw = warps across E (dB/dC partials per token)
+    // forward activations [M = B T rows, ...], as MambaCtx of mamba.c
+    float *xz;                  // [M, 2E] in_proj output: x before the conv | z
+    float *xs;                  // [M, E]  silu(conv(x)) (xc is recomputed by the backward)
+    float *xdbl;                // [M, P]  dt_low | B | C
+    float *dtp;                 // [M, E]  W_dt dt_low (delta = softplus(dtp + b_dt), recomputed)
+    float *y;                   // [M, E]  C.h + D x
+    float *g;                   // [M, E]  y silu(z)
+    float *hs;                  // [Bmax, nchunk, N, E] state at the end of each chunk
+    // backward
+    float *dg;                  // [M, E]  d g
+    float *dxz;                 // [M, 2E]
+    float *dxs;                 // [M, E]
+    float *ddt;                 // [M, E]  d dt_pre
+    float *dxdbl;               // [M, P]
+    float *dbc_part;            // [M, nw, 2N] per-warp sums over channels of dB | dC
+    float *dA_part;             // [Bmax, N, E] per-sequence sums over t
+    float *dD_part, *dbdt_part, *dcb_part;  // [Bmax, E]
+    float *dcw_part;            // [Bmax, E, K]
+    // step vectors for Bmax sequences: xz [2E], xs [E], xdbl [P], dtp [E], g [E]
+    float *sxz, *sxs, *sxdbl, *sdtp, *sg;
+} MambaCudaCtx;
+
+// ---- scalar helpers (mamba.c's sigmoid / softplus; __expf stands in for exp_fast, both ~1e-7 rel.) --
+__device__ __forceinline__ float sigm(float v) { return 1.f / (1.f + __expf(-v)); }
+__device__ __forceinline__ float softplus_d(float v) { return fmaxf(v, 0.f) + log1pf(__expf(-fabsf(v))); }
+
+// ---- conv_forward: xs = silu(conv_b + causal depthwise conv4 of x (rows of xz, stride 2E)) -------
+__global__ void conv_forward_kernel(float *xs, const float *xz, const float *w, const float *bias, int T, int E,
+                                    long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int c = (int)(i % E);
+    long long m = i / E;
+    int t = (int)(m % T);
+    float o = bias[c];
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int ts = t - (K - 1) + k;  // tap K-1 is the current token
+        if (ts >= 0) o += w[c * K + k] * xz[(m - (K - 1) + k) * 2 * E + c];
+    }
+    xs[i] = o * sigm(o);
+}
+
+// ---- scan_forward (mamba.c scan_forward_block, plus the softplus of mamba_forward) ------------------
+// Thread (b, c): delta = softplus(dtp + b_dt); h_t = exp(delta A) h_{t-1} + delta B_t x; y = C_t.h + D x;
+// g = y silu(z). Saves h at the end of every chunk but the last into hs.
+template <int NM>
+__global__ void __launch_bounds__(SCAN_BX) scan_forward_kernel(float *y, float *g, float *hs, const float *xs,
+        const float *xz, const float *xdbl, const float *dtp, const float *bdt, const float *A_log,
+        const float *Dp, int T, int E, int N, int R, int P) {
+    const int c = blockIdx.x * SCAN_BX + threadIdx.x, b = blockIdx.y;
+    if (c >= E) return;
+    const int nch = (T + SCAN_TC - 1) / SCAN_TC;
+    float A[NM], h[NM];
+#pragma unroll
+    for (int n = 0; n < NM; n++) { A[n] = n < N ? -expf(A_log[(size_t)c * N + n]) : 0.f; h[n] = 0.f; }
+    const float bc = bdt[c], dc = Dp[c];
+    for (int t = 0; t < T; t++) {
+        const size_t m = (size_t)b * T + t;
+        const float dl = softplus_d(dtp[m * E + c] + bc), xv = xs[m * E + c], dx = dl * xv;
+        const float *Bt = xdbl + m * P + R, *Ct = Bt + N;
+        float acc = 0.f;
+#pragma unroll
+        for (int n = 0; n < NM; n++)
+            if (n < N) {
+                h[n] = __expf(dl * A[n]) * h[n] + dx * Bt[n];
+                acc += Ct[n] * h[n];
+            }
+        const float yv = acc + dc * xv, zv = xz[m * 2 * E + E + c];
+        y[m * E + c] = yv;
+        g[m * E + c] = yv * zv * sigm(zv);
+        if ((t + 1) % SCAN_TC == 0 && t + 1 < T) {
+            float *hp = hs + (((size_t)b * nch + t / SCAN_TC) * N) * E + c;
+#pragma unroll
+            for (int n = 0; n < NM; n++)
+                if (n < N) hp[(size_t)n * E] = h[n];
+        }
+    }
+}
+
+// Warp transpose-sum of V values per lane (V a power of two): afterwards lane l holds the sum over the
+// 32 lanes of value (l mod V) in its v[0] (for V <= 32), or value 32 r + l in v[r] (V > 32). Each
+// level halves the values a lane carries: a fixed butterfly order, the same bits every run.
+template <int V>
+__device__ __forceinline__ void warp_transpose_sum(float *v, int lane) {
+    if constexpr (V > 32) {
+#pragma unroll
+        for (int r = 0; r < V / 32; r++) {
+            float u[32];
+#pragma unroll
+            for (int i = 0; i < 32; i++) u[i] = v[32 * r + i];
+            warp_transpose_sum<32>(u, lane);
+            v[r] = u[0];
+        }
+    } else {
+#pragma unroll
+        for (int off = 16; off >= V; off >>= 1)  // levels above V: plain butterfly sums
+#pragma unroll
+            for (int i = 0; i < V; i++) v[i] += __shfl_xor_sync(0xffffffffu, v[i], off);
+#pragma unroll
+        for (int half = V / 2; half >= 1; half >>= 1) {
+            const bool up = (lane & half) != 0;  // this lane keeps the upper half of its values
+#pragma unroll
+            for (int i = 0; i < half; i++) {
+                float send = up ? v[i] : v[i + half], keep = up ? v[i + half] : v[i];
+                v[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
+            }
+        }
+    }
+}
+
+// ---- scan_backward (mamba.c scan_backward_block, fused with the gate backward of mamba_backward and
+// the softplus derivative) --------------------------------------------------------------------------
+// In: dg (d of g). Out: dz into dxz[:, E:]; ddt = d dt_pre; dxs = d xs through the scan (the x_proj
+// GEMM adds the rest); per-warp partials of dB, dC per token; per-sequence partials of dA, dD, d b_dt.
+// Threads with c >= E take part in the warp sums with zeros.
+template <int NM>
+__global__ void __launch_bounds__(SCAN_BX) scan_backward_kernel(float *dxz, float *ddt, float *dxs,
+        float *dbc_part, float *dA_part, float *dD_part, float *dbdt_part, const float *dg, const float *y,
+        const float *hs, const float *xs, const float *xz, const float *xdbl, const float *dtp,
+        const float *bdt, const float *A_log, const float *Dp, int T, int E, int N, int R, int P, int nw) {
+    const int c = blockIdx.x * SCAN_BX + threadIdx.x, b = blockIdx.y, lane = threadIdx.x & 31;
+    const int w = c >> 5;  // warp index across E
+    if ((c & ~31) >= E) return;  // a wholly idle warp (its dB/dC partial slot does not exist)
+    const bool ok = c < E;
+    const int cc = ok ? c : E - 1;  // idle lanes read valid memory, contribute zeros
+    const int nch = (T + SCAN_TC - 1) / SCAN_TC;
+    float A[NM], gh[NM], dA[NM];
+#pragma unroll
+    for (int n = 0; n < NM; n++) {
+        A[n] = n < N ? -expf(A_log[(size_t)cc * N + n]) : 0.f;
+        gh[n] = 0.f;
+        dA[n] = 0.f;
+    }
+    const float bc = bdt[cc], dc = Dp[cc];
+    float dDs = 0.f, dbs = 0.f;
+    float H[(SCAN_TC + 1) * NM];  // h at the chunk's start (row 0) and after each of its tokens
+    for (int k = nch - 1; k >= 0; k--) {
+        const int t0 = k * SCAN_TC, t1 = min(T, t0 + SCAN_TC);
+        if (k == 0) {
+#pragma unroll
+            for (int n = 0; n < NM; n++) H[n] = 0.f;
+        } else {
+            const float *hp = hs + (((size_t)b * nch + k - 1) * N) * E + cc;
+#pragma unroll
+            for (int n = 0; n < NM; n++) H[n] = n < N ? hp[(size_t)n * E] : 0.f;
+        }
+        for (int t = t0; t < t1; t++) {
+            const size_t m = (size_t)b * T + t;
+            const float dl = softplus_d(dtp[m * E + cc] + bc), dx = dl * xs[m * E + cc];
+            const float *Bt = xdbl + m * P + R;
+            const float *hp = H + (t - t0) * NM;
+            float *ht = H + (t - t0 + 1) * NM;
+#pragma unroll
+            for (int n = 0; n < NM; n++) ht[n] = n < N ? __expf(dl * A[n]) * hp[n] + dx * Bt[n] : 0.f;
+        }
+        for (int t = t1 - 1; t >= t0; t--) {
+            const size_t m = (size_t)b * T + t;
+            const float dpre = dtp[m * E + cc] + bc, dl = softplus_d(dpre), xv = xs[m * E + cc];
+            const float zv = xz[m * 2 * E + E + cc], s = sigm(zv), dgv = ok ? dg[m * E + cc] : 0.f;
+            const float dy = dgv * zv * s;  // g = y silu(z)
+            if (ok) dxz[m * 2 * E + E + c] = dgv * y[m * E + c] * s * (1.f + zv * (1.f - s));
+            const float *Bt = xdbl + m * P + R, *Ct = Bt + N;
+            const float *hp = H + (t - t0) * NM, *ht = hp + NM;
+            float ddl = 0.f, dxv = dy * dc;
+            dDs += dy * xv;
+            float v[2 * NM];  // this channel's terms of dB_t[n] (v[n]) and dC_t[n] (v[NM + n])
+#pragma unroll
+            for (int n = 0; n < NM; n++) {
+                if (n < N) {
+                    const float bn = Bt[n], da = __expf(dl * A[n]);
+                    gh[n] += dy * Ct[n];                 // dL/dh_t
+                    v[NM + n] = dy * ht[n];
+                    const float q = gh[n] * hp[n] * da;  // dL/d(delta a) through the decay
+                    ddl += q * A[n] + gh[n] * bn * xv;
+                    dA[n] += q * dl;
+                    dxv += gh[n] * dl * bn;
+                    v[n] = gh[n] * dl * xv;
+                    gh[n] *= da;
+                } else {
+                    v[n] = v[NM + n] = 0.f;
+                }
+            }
+            const float dd = ddl * -expm1f(-dl);  // softplus' = sigmoid(dt_pre) = -expm1(-delta)
+            if (ok) {
+                ddt[m * E + c] = dd;
+                dxs[m * E + c] = dxv;
+            } else {
+#pragma unroll
+                for (int j = 0; j < 2 * NM; j++) v[j] = 0.f;
+            }
+            dbs += ok ? dd : 0.f;
+            warp_transpose_sum<2 * NM>(v, lane);
+            float *part = dbc_part + (m * nw + w) * 2 * N;
+            if (2 * NM <= 32) {
+                const int j = lane;  // value index j = lane (lanes >= 2 NM hold copies)
+                if (j < 2 * NM) {
+                    if (j < NM) { if (j < N) part[j] = v[0]; }
+                    else if (j - NM < N) part[N + j - NM] = v[0];
+                }
+            } else {
+#pragma unroll
+                for (int r = 0; r < (2 * NM + 31) / 32; r++) {
+                    const int j = 32 * r + lane;
+                    if (j < NM) { if (j < N) part[j] = v[r]; }
+                    else if (j - NM < N) part[N + j - NM] = v[r];
+                }
+            }
+        }
+    }
+    if (!ok) return;
+#pragma unroll
+    for (int n = 0; n < NM; n++)
+        if (n < N) dA_part[((size_t)b * N + n) * E + c] = dA[n];
+    dD_part[(size_t)b * E + c] = dDs;
+    dbdt_part[(size_t)b * E + c] = dbs;
+}
+
+// dxdbl[m, R + j] = sum over warps (in order) of dbc_part[m, w, j]: dB | dC of each token.
+__global__ void dbc_reduce_kernel(float *dxdbl, const float *part, long long M, int nw, int N2, int R, int P) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= M * N2) return;
+    long long m = i / N2;
+    int j = (int)(i % N2);
+    const float *p = part + m * nw * N2 + j;
+    float s = 0.f;
+    for (int w = 0; w < nw; w++) s += p[(size_t)w * N2];
+    dxdbl[m * P + R + j] = s;
+}
+
+// ---- conv_backward (mamba.c conv_backward with the silu derivative of mamba_backward) -----------------
+// Thread (b, c), reverse walk over t: dxc_t = dxs_t silu'(xc_t) (xc recomputed from xz);
+// dxz[t, c] = sum_k w[k] dxc_{t+K-1-k}; per-sequence partials of dw, db (sums over t in order).
+__global__ void conv_backward_kernel(float *dxz, float *dcw_part, float *dcb_part, const float *dxs,
+                                     const float *xz, const float *w, const float *bias, int T, int E) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (c >= E) return;
+    float wk[K], gw[K], fut[K - 1];  // fut[j] = dxc at t + 1 + j
+#pragma unroll
+    for (int k = 0; k < K; k++) { wk[k] = w[c * K + k]; gw[k] = 0.f; }
+#pragma unroll
+    for (int j = 0; j < K - 1; j++) fut[j] = 0.f;
+    float gb = 0.f;
+    const float bc = bias[c];
+    const float *xb = xz + (size_t)b * T * 2 * E + c;
+    for (int t = T - 1; t >= 0; t--) {
+        float xin[K];
+        float o = bc;
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            int ts = t - (K - 1) + k;
+            xin[k] = ts >= 0 ? xb[(size_t)ts * 2 * E] : 0.f;
+            o += wk[k] * xin[k];
+        }
+        const float s = sigm(o), gx = dxs[((size_t)b * T + t) * E + c] * s * (1.f + o * (1.f - s));
+        gb += gx;
+#pragma unroll
+        for (int k = 0; k < K; k++) gw[k] += gx * xin[k];
+        // output tf = t + K-1-k read x[t] through tap k: tap K-1 is dxc_t itself
+        float d = wk[K - 1] * gx;
+#pragma unroll
+        for (int k = K - 2; k >= 0; k--) d += wk[k] * fut[K - 2 - k];
+        dxz[((size_t)b * T + t) * 2 * E + c] = d;
+#pragma unroll
+        for (int j = K - 2; j > 0; j--) fut[j] = fut[j - 1];
+        fut[0] = gx;
+    }
+#pragma unroll
+    for (int k = 0; k < K; k++) dcw_part[((size_t)b * E + c) * K + k] = gw[k];
+    dcb_part[(size_t)b * E + c] = gb;
+}
+
+// Parameter gradients of the per-sequence partials, summed over b in order (mamba.c's loops after
+// scan_backward and in conv_backward): thread (c, j), j < N: A_log (dA_log = dA * A, A = -exp(A_log));
+// N: D; N+1: b_dt; N+2: conv_b; N+3+k: conv_w tap k.
+__global__ void param_reduce_kernel(float *dA_log, float *dDp, float *dbdt, float *dcb, float *dcw,
+                                    const float *dA_part, const float *dD_part, const float *dbdt_part,
+                                    const float *dcb_part, const float *dcw_part, const float *A_log, int B,
+                                    int E, int N) {
+    const int J = N + 3 + K;
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= E * J) return;
+    int c = i / J, j = i % J;
+    float s = 0.f;
+    if (j < N) {
+        for (int b = 0; b < B; b++) s += dA_part[((size_t)b * N + j) * E + c];
+        dA_log[(size_t)c * N + j] += s * -expf(A_log[(size_t)c * N + j]);
+    } else if (j < N + 3) {
+        const float *p = j == N ? dD_part : j == N + 1 ? dbdt_part : dcb_part;
+        float *o = j == N ? dDp : j == N + 1 ? dbdt : dcb;
+        for (int b = 0; b < B; b++) s += p[(size_t)b * E + c];
+        o[c] += s;
+    } else {
+        int k = j - N - 3;
+        for (int b = 0; b < B; b++) s += dcw_part[((size_t)b * E + c) * K + k];
+        dcw[c * K + k] += s;
+    }
+}
+
+// ---- step kernels (mamba.c mamba_step), thread (b, c); state [B, S]: conv buffer [E, K-1], h [E, N] ---
+__global__ void conv_step_kernel(float *xs, float *state, const float *xz, const float *w, const float *bias,
+                                 int B, int E, size_t S) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * E) return;
+    int b = i / E, c = i % E;
+    float *s = state + (size_t)b * S + (size_t)c * (K - 1);
+    const float xv = xz[(size_t)b * 2 * E + c];
+    float v = bias[c];
+#pragma unroll
+    for (int k = 0; k < K - 1; k++) v += w[c * K + k] * s[k];
+    v += w[c * K + K - 1] * xv;
+#pragma unroll
+    for (int k = 0; k < K - 2; k++) s[k] = s[k + 1];
+    s[K - 2] = xv;
+    xs[i] = v * sigm(v);
+}
+
+__global__ void ssm_step_kernel(float *g, float *state, const float *xs, const float *xz, const float *xdbl,
+                                const float *dtp, const float *bdt, const float *A_log, const float *Dp, int B,
+                                int E, int N, int R, int P, size_t S, size_t hoff) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * E) return;
+    int b = i / E, c = i % E;
+    float *h = state + (size_t)b * S + hoff + (size_t)c * N;
+    const float *Bt = xdbl + (size_t)b * P + R, *Ct = Bt + N;
+    const float dl = softplus_d(dtp[i] + bdt[c]), xv = xs[i], dx = dl * xv;
+    float acc = 0.f;
+    for (int n = 0; n < N; n++) {
+        float hn = __expf(dl * -expf(A_log[(size_t)c * N + n])) * h[n] + dx * Bt[n];
+        h[n] = hn;
+        acc += Ct[n] * hn;
+    }
+    const float yv = acc + Dp[c] * xv, zv = xz[(size_t)b * 2 * E + E + c];
+    g[i] = yv * zv * sigm(zv);
+}
+
+// ---- interface ---------------------------------------------------------------------------------------
+static int compiled_n(int N) {
+    int nm = 1;
+    while (nm < N) nm <<= 1;
+    return nm < 2 ? 2 : nm;
+}
+
+static void mamba_cuda_destroy(void *vctx) {
+    MambaCudaCtx *x = (MambaCudaCtx *)vctx;
+    if (!x) return;
+    float *bufs[] = {x->xz, x->xs, x->xdbl, x->dtp, x->y, x->g, x->hs, x->dg, x->dxz, x->dxs, x->ddt,
+                     x->dxdbl, x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dcb_part, x->dcw_part,
+                     x->sxz};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) rb_cuda_free(bufs[i]);
+    free(x);
+}
+
+static void *mamba_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
+    if (c->state_dim > NMAX_DEV) {
+        fprintf(stderr, "recallbench: mamba on cuda: --state-dim %d: the device scan supports 1 .. %d\n",
+                c->state_dim, NMAX_DEV);
+        return NULL;
+    }
+    MambaCudaCtx *x = (MambaCudaCtx *)calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->D = c->d; x->E = mamba_d_inner(c); x->N = c->state_dim; x->R = mamba_dt_rank(c);
+    x->P = x->R + 2 * x->N; x->NM = compiled_n(x->N);
+    x->Bmax = Bmax; x->Tmax = Tmax; x->nw = cdiv(x->E, 32);
+    size_t M = (size_t)Bmax * Tmax, E = x->E, N = x->N, P = x->P, nch = cdiv(Tmax, SCAN_TC);
+    int ok = 1;
+#define ALLOC(ptr, n) ok &= ((ptr) = rb_cuda_alloc(n)) != NULL
+    ALLOC(x->xz, M * 2 * E); ALLOC(x->xs, M * E); ALLOC(x->xdbl, M * P); ALLOC(x->dtp, M * E);
+    ALLOC(x->y, M * E); ALLOC(x->g, M * E); ALLOC(x->hs, (size_t)Bmax * nch * N * E);
+    ALLOC(x->dg, M * E); ALLOC(x->dxz, M * 2 * E); ALLOC(x->dxs, M * E); ALLOC(x->ddt, M * E);
+    ALLOC(x->dxdbl, M * P); ALLOC(x->dbc_part, M * x->nw * 2 * N); ALLOC(x->dA_part, (size_t)Bmax * N * E);
+    ALLOC(x->dD_part, (size_t)Bmax * E); ALLOC(x->dbdt_part, (size_t)Bmax * E); ALLOC(x->dcb_part, (size_t)Bmax * E);
+    ALLOC(x->dcw_part, (size_t)Bmax * E * K);
+    ALLOC(x->sxz, (size_t)Bmax * (6 * E + P));
+#undef ALLOC
+    if (!ok) { mamba_cuda_destroy(x); return NULL; }
+    x->sxs = x->sxz + (size_t)Bmax * 2 * E; x->sxdbl = x->sxs + (size_t)Bmax * E;
+    x->sdtp = x->sxdbl + (size_t)Bmax * P; x->sg = x->sdtp + (size_t)Bmax * E;
+    return x;
+}
+
+// The scan kernels for the compiled N (the next power of two >= d_state, at least 2).
+static void launch_scan_forward(MambaCudaCtx *x, float *const *p, int B, int T) {
+    dim3 grid(cdiv(x->E, SCAN_BX), B);
+#define FWD(NM) scan_forward_kernel<NM><<<grid, SCAN_BX, 0, rb_cuda_stream()>>>(x->y, x->g, x->hs, x->xs, x->xz, \
+        x->xdbl, x->dtp, p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
+    switch (x->NM) {
+    case 2: FWD(2); break;
+    case 4: FWD(4); break;
+    case 8: FWD(8); break;
+    case 16: FWD(16); break;
+    default: FWD(32); break;
+    }
+#undef FWD
+    CHECK_LAUNCH();
+}
+
+static void launch_scan_backward(MambaCudaCtx *x, float *const *p, int B, int T) {
+    dim3 grid(cdiv(x->E, SCAN_BX), B);
+#define BWD(NM) scan_backward_kernel<NM><<<grid, SCAN_BX, 0, rb_cuda_stream()>>>(x->dxz, x->ddt, x->dxs, \
+        x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dg, x->y, x->hs, x->xs, x->xz, x->xdbl, x->dtp, \
+        p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P, x->nw)
+    switch (x->NM) {
+    case 2: BWD(2); break;
+    case 4: BWD(4); break;
+    case 8: BWD(8); break;
+    case 16: BWD(16); break;
+    default: BWD(32); break;
+    }
+#undef BWD
+    CHECK_LAUNCH();
+}
+
+static void mamba_cuda_forward(Mixer *m, float *const *p, float *out, const float *inp, int B, int T) {
+    MambaCudaCtx *x = (MambaCudaCtx *)m->ctx;
+    const int D = x->D, E = x->E, R = x->R, P = x->P, M = B * T;
+    cudaStream_t st = rb_cuda_stream();
+    rb_cuda_matmul(x->xz, inp, p[MAMBA_W_IN], M, 2 * E, D, 0, 1, 0.f);
+    long long n = (long long)M * E;
+    conv_forward_kernel<<<cdiv(n, 256), 256, 0, st>>>(x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], T, E, n);
+    CHECK_LAUNCH();
+    rb_cuda_matmul(x->xdbl, x->xs, p[MAMBA_W_X], M, P, E, 0, 1, 0.f);
+    // dtp [M,E] = dt_low [M,R] (row stride P) @ W_dt^T; the bias and softplus are applied in the scan
+    rb_cuda_gemm_ld(x->dtp, E, x->xdbl, P, p[MAMBA_W_DT], R, M, E, R, 0, 1, 1.f, 0.f);
+    launch_scan_forward(x, p, B, T);
+    rb_cuda_matmul(out, x->g, p[MAMBA_W_OUT], M, D, E, 0, 1, 0.f);
+}
+
+static void mamba_cuda_backward(Mixer *m, float *const *p, float *const *dp, float *dinp, const float *dout,
+                                const float *inp, int B, int T) {
+    MambaCudaCtx *x = (MambaCudaCtx *)m->ctx;
+    const int D = x->D, E = x->E, N = x->N, R = x->R, P = x->P, M = B * T;
+    cudaStream_t st = rb_cuda_stream();
+    // out = g W_out^T: dW_out += dout^T g; dg = dout W_out.
+    rb_cuda_matmul(dp[MAMBA_W_OUT], dout, x->g, D, E, M, 1, 0, 1.f);
+    rb_cuda_matmul(x->dg, dout, p[MAMBA_W_OUT], M, E, D, 0, 0, 0.f);
+    launch_scan_backward(x, p, B, T);
+    long long nbc = (long long)M * 2 * N;
+    dbc_reduce_kernel<<<cdiv(nbc, 256), 256, 0, st>>>(x->dxdbl, x->dbc_part, M, x->nw, 2 * N, R, P);
+    CHECK_LAUNCH();
+    // dt_pre = dt_low W_dt^T: dW_dt [E,R] += ddt^T dt_low; d dt_low = ddt W_dt into dxdbl[:, :R].
+    rb_cuda_gemm_ld(dp[MAMBA_W_DT], R, x->ddt, E, x->xdbl, P, E, R, M, 1, 0, 1.f, 1.f);
+    rb_cuda_gemm_ld(x->dxdbl, P, x->ddt, E, p[MAMBA_W_DT], R, M, R, E, 0, 0, 1.f, 0.f);
+    // xdbl = xs W_x^T.
+    rb_cuda_matmul(dp[MAMBA_W_X], x->dxdbl, x->xs, P, E, M, 1, 0, 1.f);
+    rb_cuda_matmul(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1.f);
+    dim3 cgrid(cdiv(E, 64), B);
+    conv_backward_kernel<<<cgrid, 64, 0, st>>>(x->dxz, x->dcw_part, x->dcb_part, x->dxs, x->xz, p[MAMBA_CONV_W],
+                                               p[MAMBA_CONV_B], T, E);
+    CHECK_LAUNCH();
+    int nj = E * (N + 3 + K);
+    param_reduce_kernel<<<cdiv(nj, 128), 128, 0, st>>>(dp[MAMBA_A_LOG], dp[MAMBA_D], dp[MAMBA_B_DT],
+        dp[MAMBA_CONV_B], dp[MAMBA_CONV_W], x->dA_part, x->dD_part, x->dbdt_part, x->dcb_part, x->dcw_part,
+        p[MAMBA_A_LOG], B, E, N);
+    CHECK_LAUNCH();
+    // xz = inp W_in^T.
+    rb_cuda_matmul(dp[MAMBA_W_IN], x->dxz, inp, 2 * E, D, M, 1, 0, 1.f);
+    rb_cuda_matmul(dinp, x->dxz, p[MAMBA_W_IN], M, D, 2 * E, 0, 0, 0.f);
+}
+
+static size_t mamba_cuda_step_state_size(const Mixer *m) {
+    return mamba_state_h_offset(&m->cfg) + mamba_state_h_size(&m->cfg);
+}
+
+// One token of B sequences (mamba.c mamba_step).
+static void mamba_cuda_step(Mixer *m, float *const *p, float *state, float *out, const float *inp, int B, int t) {
+    MambaCudaCtx *x = (MambaCudaCtx *)m->ctx;
+    const int D = x->D, E = x->E, N = x->N, R = x->R, P = x->P;
+    cudaStream_t st = rb_cuda_stream();
+    const size_t S = mamba_cuda_step_state_size(m);
+    rb_cuda_matmul(x->sxz, inp, p[MAMBA_W_IN], B, 2 * E, D, 0, 1, 0.f);
+    int n = B * E;
+    conv_step_kernel<<<cdiv(n, 128), 128, 0, st>>>(x->sxs, state + mamba_state_conv_offset(&m->cfg), x->sxz,
+                                                   p[MAMBA_CONV_W], p[MAMBA_CONV_B], B, E, S);
+    CHECK_LAUNCH();
+    rb_cuda_matmul(x->sxdbl, x->sxs, p[MAMBA_W_X], B, P, E, 0, 1, 0.f);
+    rb_cuda_gemm_ld(x->sdtp, E, x->sxdbl, P, p[MAMBA_W_DT], R, B, E, R, 0, 1, 1.f, 0.f);
+    ssm_step_kernel<<<cdiv(n, 128), 128, 0, st>>>(x->sg, state, x->sxs, x->sxz, x->sxdbl, x->sdtp, p[MAMBA_B_DT],
+                                                  p[MAMBA_A_LOG], p[MAMBA_D], B, E, N, R, P, S,
+                                                  mamba_state_h_offset(&m->cfg));
+    CHECK_LAUNCH();
+    rb_cuda_matmul(out, x->sg, p[MAMBA_W_OUT], B, D, E, 0, 1, 0.f);
+    (void)t;
+}
+
+extern "C" const MixerCudaOps mamba_cuda_ops = {
+    mamba_cuda_create, mamba_cuda_destroy, mamba_cuda_forward, mamba_cuda_backward,
+    mamba_cuda_step_state_size, mamba_cuda_step,
+};
+
+// Test support (tests/test_cuda_mamba.c): times the two scan kernels alone with CUDA events, after a
+// forward and backward at (B, T) filled the activations. ms per call, averaged over iters calls.
+extern "C" void mamba_cuda_scan_ms(Mixer *m, float *const *p, int B, int T, int iters, float *fwd_ms,
+                                   float *bwd_ms) {
+    MambaCudaCtx *x = (MambaCudaCtx *)m->ctx;
+    cudaStream_t st = rb_cuda_stream();
+    cudaEvent_t e0, e1, e2;
+    CHECK_CUDA(cudaEventCreate(&e0)); CHECK_CUDA(cudaEventCreate(&e1)); CHECK_CUDA(cudaEventCreate(&e2));
+    CHECK_CUDA(cudaEventRecord(e0, st));
+    for (int i = 0; i < iters; i++) launch_scan_forward(x, p, B, T);
+    CHECK_CUDA(cudaEventRecord(e1, st));
+    for (int i = 0; i < iters; i++) launch_scan_backward(x, p, B, T);
+    CHECK_CUDA(cudaEventRecord(e2, st));
+    CHECK_CUDA(cudaEventSynchronize(e2));
+    CHECK_LAUNCH();
+    float a = 0, b = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&a, e0, e1));
+    CHECK_CUDA(cudaEventElapsedTime(&b, e1, e2));
+    *fwd_ms = a / iters;
+    *bwd_ms = b / iters;
+    cudaEventDestroy(e0); cudaEventDestroy(e1); cudaEventDestroy(e2);
+}
