@@ -1,0 +1,526 @@
+// attention.cu — device form of models/mixers/attention.c and swa.c (causal multi-head softmax
+// attention, optional per-head window): fused qkv projection, a flash-style core, wo projection.
+// Depends on layers.cuh (cuda_linear_*), common.cuh, ../mixers/attention.h (param specs, CPU ops).
+//
+// The core mirrors layers.c mha_forward / mha_backward / mha_step: nothing T x T in memory; the
+// forward keeps the per-row log-sum-exp lse [B,H,T]; the backward recomputes probabilities from it
+// (FlashAttention-2: Dsum = rowsum(dO * O) first, then one kernel per key tile accumulating dk, dv
+// over query tiles, and one per query tile accumulating dq over key tiles: no atomics, fixed order).
+// Tiles are 64 queries x 64 keys in shared memory; a query tile visits only the key tiles its rows
+// can see ((t - W_h, t]), so swa costs O(T W). The head dim is padded to DHP in {16,32,48,64,96,128}
+// (zeros in shared memory, exact). Tile products run on tensor cores (mma.sync tf32) unless the
+// precision is fp32, where the same tiles run as fp32 FMAs (the --precision contract: fp32 exact).
+#include <math.h>
+#include <string.h>
+#include "layers.cuh"
+extern "C" {
+#include "../mixers/attention.h"
+}
+
+#define ATT_B 64  // queries per tile = keys per tile
+#define ATT_LDP (ATT_B + 4)
+
+typedef struct {
+    int win[RB_MAX_HEADS];   // window per head, 0 = all past tokens (as AttnCtx.window)
+} AttWin;
+
+typedef struct {
+    int cap[RB_MAX_HEADS];         // cache rows per head (Tmax, or W_h for swa)
+    long long off[RB_MAX_HEADS];   // head h's K rows at state + off[h], V rows after
+} AttCache;
+
+typedef struct {
+    int D, H, dh, dhp, windowed, Bmax, Tmax, maxcap;
+    AttWin w;
+    AttCache c;
+    size_t state_size;
+    float *qkv, *att, *lse, *dqkv, *datt, *dsum, *scratch;  // as AttnCtx (+ dsum [B,H,T], colsum scratch)
+    float *sq, *so, *ssc;                                   // step: qkv [Bmax,3D], core out [Bmax,D], scores
+} AttCudaCtx;
+
+__device__ __forceinline__ int head_win(const AttWin &w, int h) { return w.win[h] > 0 ? w.win[h] : (1 << 29); }
+
+// ---- tile products --------------------------------------------------------------------------------
+// A warp owns 16-row x 8-column output tiles in the mma.sync m16n8k8 accumulator layout (lane g =
+// lane/4, q = lane%4: rows g and g+8, columns 2q and 2q+1). With NW warps over M = 64 rows: warp w
+// owns tile row w%4 and column slice w/4 of NW/4 slices, NT = N/8/(NW/4) tiles. Element acc[j][r]:
+// row (w%4)*16 + g + 8*(r>>1), column slice*NT*8 + j*8 + 2q + (r&1).
+template <int N, int NW> struct Tile {
+    static constexpr int NT = N / 8 / (NW / 4);
+    static_assert(N % (8 * (NW / 4)) == 0, "tile columns must split over the warps");
+};
+
+__device__ __forceinline__ int tile_row(int r) {
+    int w = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    return (w & 3) * 16 + g + 8 * (r >> 1);
+}
+template <int N, int NW> __device__ __forceinline__ int tile_col(int j, int r) {
+    int w = threadIdx.x >> 5, q = threadIdx.x & 3;
+    return (w >> 2) * Tile<N, NW>::NT * 8 + j * 8 + 2 * q + (r & 1);
+}
+
+__device__ __forceinline__ unsigned to_tf32(float x) {
+    unsigned u;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
+    return u;
+}
+
+// acc (+)= A[64,K] B[K,N]; A(m,k), B(k,n) read shared memory. K multiple of 8.
+template <int N, int NW, bool TC, class FA, class FB>
+__device__ __forceinline__ void tile_mma(float (&acc)[Tile<N, NW>::NT][4], FA A, FB B, int K) {
+    constexpr int NT = Tile<N, NW>::NT;
+    const int w = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;
+    const int r0 = (w & 3) * 16 + g, c0 = (w >> 2) * NT * 8;
+    for (int k = 0; k < K; k += 8) {
+        if (TC) {
+            unsigned a0 = to_tf32(A(r0, k + q)), a1 = to_tf32(A(r0 + 8, k + q));
+            unsigned a2 = to_tf32(A(r0, k + q + 4)), a3 = to_tf32(A(r0 + 8, k + q + 4));
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                int n = c0 + j * 8 + g;
+                unsigned b0 = to_tf32(B(k + q, n)), b1 = to_tf32(B(k + q + 4, n));
+                asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                             "{%8,%9}, {%0,%1,%2,%3};"
+                             : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
+                             : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+            }
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < 8; kk++) {
+                float lo = A(r0, k + kk), hi = A(r0 + 8, k + kk);
+#pragma unroll
+                for (int j = 0; j < NT; j++) {
+                    int n = c0 + j * 8 + 2 * q;
+                    float b0 = B(k + kk, n), b1 = B(k + kk, n + 1);
+                    acc[j][0] = fmaf(lo, b0, acc[j][0]);
+                    acc[j][1] = fmaf(lo, b1, acc[j][1]);
+                    acc[j][2] = fmaf(hi, b0, acc[j][2]);
+                    acc[j][3] = fmaf(hi, b1, acc[j][3]);
+                }
+            }
+        }
+    }
+}
+
+template <int NT> __device__ __forceinline__ void zero_acc(float (&acc)[NT][4]) {
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+}
+
+// dst[64][ld] = rows r0.. of one head's columns of a [.., ldsrc] matrix (zeros past n rows / dh columns).
+template <int DHP>
+__device__ __forceinline__ void load_rows(float *dst, int ld, const float *src, long long ldsrc, int n, int dh) {
+    for (int i = threadIdx.x; i < ATT_B * DHP; i += blockDim.x) {
+        int r = i / DHP, c = i % DHP;
+        dst[r * ld + c] = r < n && c < dh ? src[r * ldsrc + c] : 0.f;
+    }
+}
+
+// ---- forward: mirrors mha_forward (online softmax over the visible key tiles) --------------------
+template <int DHP, int NW, bool TC>
+__global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, float *lse, const float *qkv, int ld,
+                                                           AttWin win, int T, int H, int dh, float scale) {
+    constexpr int LD = DHP + 4, LDV = DHP + 8;
+    extern __shared__ float sm[];
+    float *Qs = sm, *Ks = Qs + ATT_B * LD, *Vs = Ks + ATT_B * LD, *Ps = Vs + ATT_B * LDV;
+    float *mrow = Ps + ATT_B * ATT_LDP, *lrow = mrow + ATT_B, *alpha = lrow + ATT_B;
+    const int bh = blockIdx.y, b = bh / H, h = bh % H, q0 = blockIdx.x * ATT_B, W = head_win(win, h);
+    const int D = ldo;
+    const float *base = qkv + (long long)b * T * ld;
+    load_rows<DHP>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh);
+    for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) { mrow[i] = -INFINITY; lrow[i] = 0.f; }
+    float o[Tile<DHP, NW>::NT][4];
+    zero_acc(o);
+    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1;
+    for (int k0 = lo / ATT_B * ATT_B; k0 <= hi; k0 += ATT_B) {
+        __syncthreads();  // previous tile's K, V, P reads done
+        load_rows<DHP>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh);
+        load_rows<DHP>(Vs, LDV, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh);
+        __syncthreads();
+        float s[Tile<ATT_B, NW>::NT][4];
+        zero_acc(s);
+        tile_mma<ATT_B, NW, TC>(s, [&](int m, int k) { return Qs[m * LD + k]; },
+                                [&](int k, int n) { return Ks[n * LD + k]; }, DHP);
+#pragma unroll
+        for (int j = 0; j < Tile<ATT_B, NW>::NT; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                int m = tile_row(r), n = tile_col<ATT_B, NW>(j, r), t = q0 + m, sk = k0 + n;
+                bool ok = t < T && sk <= t && t - sk < W;
+                Ps[m * ATT_LDP + n] = ok ? s[j][r] * scale : -INFINITY;
+            }
+        __syncthreads();
+        // row pass: warp per row, lanes over the 64 keys (fixed-order warp reductions)
+        const int lane = threadIdx.x & 31;
+        for (int m = threadIdx.x >> 5; m < ATT_B; m += NW) {
+            float v0 = Ps[m * ATT_LDP + lane], v1 = Ps[m * ATT_LDP + lane + 32];
+            float mo = mrow[m], mn = fmaxf(mo, warp_max(fmaxf(v0, v1)));
+            float p0 = 0.f, p1 = 0.f, a = 1.f;
+            if (mn != -INFINITY) { p0 = expf(v0 - mn); p1 = expf(v1 - mn); a = expf(mo - mn); }
+            float rs = warp_sum(p0 + p1);
+            Ps[m * ATT_LDP + lane] = p0;
+            Ps[m * ATT_LDP + lane + 32] = p1;
+            if (lane == 0) { mrow[m] = mn; lrow[m] = lrow[m] * a + rs; alpha[m] = a; }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < Tile<DHP, NW>::NT; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) o[j][r] *= alpha[tile_row(r)];
+        tile_mma<DHP, NW, TC>(o, [&](int m, int k) { return Ps[m * ATT_LDP + k]; },
+                              [&](int k, int n) { return Vs[k * LDV + n]; }, ATT_B);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < Tile<DHP, NW>::NT; j++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            int m = tile_row(r), c = tile_col<DHP, NW>(j, r), t = q0 + m;
+            if (t < T && c < dh) out[((long long)b * T + t) * ldo + h * dh + c] = o[j][r] / lrow[m];
+        }
+    for (int m = threadIdx.x; m < ATT_B; m += blockDim.x)
+        if (q0 + m < T) lse[(long long)bh * T + q0 + m] = mrow[m] + logf(lrow[m]);
+}
+
+// ---- backward -------------------------------------------------------------------------------------
+// Dsum[b,h,t] = dO_t . O_t over the head's columns (= rowsum(P dP) of mha_backward). Warp per row.
+__global__ void attn_dsum_kernel(float *dsum, const float *dout, const float *out, int ldo, int BTH, int T, int H,
+                                 int dh) {
+    int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (wid >= BTH) return;
+    int bt = wid / H, h = wid % H, b = bt / T, t = bt % T;
+    const float *g = dout + (long long)bt * ldo + h * dh, *o = out + (long long)bt * ldo + h * dh;
+    float s = 0.f;
+    for (int c = lane; c < dh; c += 32) s += g[c] * o[c];
+    s = warp_sum(s);
+    if (lane == 0) dsum[((long long)b * H + h) * T + t] = s;
+}
+
+// dk, dv of one key tile over the query tiles that see it (mirrors mha_backward's dK += s dS^T Q,
+// dV += P^T dO). Tiles are transposed: rows = keys, columns = queries.
+template <int DHP, int NW, bool TC>
+__global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int ldd, const float *dout, int ldo,
+                                                                const float *lse, const float *dsum, const float *qkv,
+                                                                int ld, AttWin win, int T, int H, int dh, float scale) {
+    constexpr int LD = DHP + 4;
+    extern __shared__ float sm[];
+    float *Ks = sm, *Vs = Ks + ATT_B * LD, *Qs = Vs + ATT_B * LD, *Gs = Qs + ATT_B * LD;
+    float *Ps = Gs + ATT_B * LD, *Ss = Ps + ATT_B * ATT_LDP, *ls = Ss + ATT_B * ATT_LDP, *ds = ls + ATT_B;
+    const int bh = blockIdx.y, b = bh / H, h = bh % H, k0 = blockIdx.x * ATT_B, W = head_win(win, h);
+    const int D = ldo;
+    const float *base = qkv + (long long)b * T * ld, *gbase = dout + (long long)b * T * ldo;
+    load_rows<DHP>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh);
+    load_rows<DHP>(Vs, LD, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh);
+    constexpr int NTD = Tile<DHP, NW>::NT, NTS = Tile<ATT_B, NW>::NT;
+    float dk[NTD][4], dv[NTD][4];
+    zero_acc(dk);
+    zero_acc(dv);
+    const int hi = min(T - 1, k0 + ATT_B - 1 + W - 1);
+    for (int q0 = k0; q0 <= hi; q0 += ATT_B) {
+        __syncthreads();
+        load_rows<DHP>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh);
+        load_rows<DHP>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh);
+        for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) {
+            bool in = q0 + i < T;
+            ls[i] = in ? lse[(long long)bh * T + q0 + i] : 0.f;
+            ds[i] = in ? dsum[(long long)bh * T + q0 + i] : 0.f;
+        }
+        __syncthreads();
+        float s[NTS][4], dp[NTS][4];
+        zero_acc(s);
+        zero_acc(dp);
+        tile_mma<ATT_B, NW, TC>(s, [&](int m, int k) { return Ks[m * LD + k]; },
+                                [&](int k, int n) { return Qs[n * LD + k]; }, DHP);
+        tile_mma<ATT_B, NW, TC>(dp, [&](int m, int k) { return Vs[m * LD + k]; },
+                                [&](int k, int n) { return Gs[n * LD + k]; }, DHP);
+#pragma unroll
+        for (int j = 0; j < NTS; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                int m = tile_row(r), n = tile_col<ATT_B, NW>(j, r), sk = k0 + m, t = q0 + n;
+                bool ok = t < T && sk <= t && t - sk < W;
+                float p = ok ? expf(s[j][r] * scale - ls[n]) : 0.f;
+                Ps[m * ATT_LDP + n] = p;
+                Ss[m * ATT_LDP + n] = p * (dp[j][r] - ds[n]);
+            }
+        __syncthreads();
+        tile_mma<DHP, NW, TC>(dv, [&](int m, int k) { return Ps[m * ATT_LDP + k]; },
+                              [&](int k, int n) { return Gs[k * LD + n]; }, ATT_B);
+        tile_mma<DHP, NW, TC>(dk, [&](int m, int k) { return Ss[m * ATT_LDP + k]; },
+                              [&](int k, int n) { return Qs[k * LD + n]; }, ATT_B);
+    }
+#pragma unroll
+    for (int j = 0; j < NTD; j++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            int m = tile_row(r), c = tile_col<DHP, NW>(j, r), sk = k0 + m;
+            if (sk < T && c < dh) {
+                float *row = dqkv + ((long long)b * T + sk) * ldd;
+                row[D + h * dh + c] = dk[j][r] * scale;
+                row[2 * D + h * dh + c] = dv[j][r];
+            }
+        }
+}
+
+// dq of one query tile over its visible key tiles (mirrors mha_backward's dQ = s dS K).
+template <int DHP, int NW, bool TC>
+__global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int ldd, const float *dout, int ldo,
+                                                              const float *lse, const float *dsum, const float *qkv,
+                                                              int ld, AttWin win, int T, int H, int dh, float scale) {
+    constexpr int LD = DHP + 4;
+    extern __shared__ float sm[];
+    float *Qs = sm, *Gs = Qs + ATT_B * LD, *Ks = Gs + ATT_B * LD, *Vs = Ks + ATT_B * LD;
+    float *Ss = Vs + ATT_B * LD, *ls = Ss + ATT_B * ATT_LDP, *ds = ls + ATT_B;
+    const int bh = blockIdx.y, b = bh / H, h = bh % H, q0 = blockIdx.x * ATT_B, W = head_win(win, h);
+    const int D = ldo;
+    const float *base = qkv + (long long)b * T * ld, *gbase = dout + (long long)b * T * ldo;
+    load_rows<DHP>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh);
+    load_rows<DHP>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh);
+    for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) {
+        bool in = q0 + i < T;
+        ls[i] = in ? lse[(long long)bh * T + q0 + i] : 0.f;
+        ds[i] = in ? dsum[(long long)bh * T + q0 + i] : 0.f;
+    }
+    constexpr int NTD = Tile<DHP, NW>::NT, NTS = Tile<ATT_B, NW>::NT;
+    float dq[NTD][4];
+    zero_acc(dq);
+    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1;
+    for (int k0 = lo / ATT_B * ATT_B; k0 <= hi; k0 += ATT_B) {
+        __syncthreads();
+        load_rows<DHP>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh);
+        load_rows<DHP>(Vs, LD, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh);
+        __syncthreads();
+        float s[NTS][4], dp[NTS][4];
+        zero_acc(s);
+        zero_acc(dp);
+        tile_mma<ATT_B, NW, TC>(s, [&](int m, int k) { return Qs[m * LD + k]; },
+                                [&](int k, int n) { return Ks[n * LD + k]; }, DHP);
+        tile_mma<ATT_B, NW, TC>(dp, [&](int m, int k) { return Gs[m * LD + k]; },
+                                [&](int k, int n) { return Vs[n * LD + k]; }, DHP);
+#pragma unroll
+        for (int j = 0; j < NTS; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                int m = tile_row(r), n = tile_col<ATT_B, NW>(j, r), t = q0 + m, sk = k0 + n;
+                bool ok = t < T && sk <= t && t - sk < W;
+                float p = ok ? expf(s[j][r] * scale - ls[m]) : 0.f;
+                Ss[m * ATT_LDP + n] = p * (dp[j][r] - ds[m]);
+            }
+        __syncthreads();
+        tile_mma<DHP, NW, TC>(dq, [&](int m, int k) { return Ss[m * ATT_LDP + k]; },
+                              [&](int k, int n) { return Ks[k * LD + n]; }, ATT_B);
+    }
+#pragma unroll
+    for (int j = 0; j < NTD; j++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            int m = tile_row(r), c = tile_col<DHP, NW>(j, r), t = q0 + m;
+            if (t < T && c < dh) dqkv[((long long)b * T + t) * ldd + h * dh + c] = dq[j][r] * scale;
+        }
+}
+
+// ---- dispatch over the padded head dim and the precision -------------------------------------------
+template <int DHP> struct Cfg {
+    static constexpr int NW = DHP >= 96 ? 8 : 4;
+    static constexpr size_t fwd_smem = sizeof(float) * (ATT_B * (2 * (DHP + 4) + DHP + 8) + ATT_B * ATT_LDP + 3 * ATT_B);
+    static constexpr size_t dkdv_smem = sizeof(float) * (4 * ATT_B * (DHP + 4) + 2 * ATT_B * ATT_LDP + 2 * ATT_B);
+    static constexpr size_t dq_smem = sizeof(float) * (4 * ATT_B * (DHP + 4) + ATT_B * ATT_LDP + 2 * ATT_B);
+};
+
+static int pad_dh(int dh) {
+    static const int sizes[] = {16, 32, 48, 64, 96, 128};
+    for (int s : sizes)
+        if (dh <= s) return s;
+    return 0;
+}
+
+template <int DHP, bool TC> static void set_smem(void) {
+    typedef Cfg<DHP> C;
+    CHECK_CUDA(cudaFuncSetAttribute(attn_fwd_kernel<DHP, C::NW, TC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)C::fwd_smem));
+    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<DHP, C::NW, TC>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::dkdv_smem));
+    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dq_kernel<DHP, C::NW, TC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)C::dq_smem));
+}
+
+template <int DHP, bool TC> static void core_fwd(const AttCudaCtx *a, int B, int T) {
+    typedef Cfg<DHP> C;
+    dim3 grid(cdiv(T, ATT_B), B * a->H);
+    float scale = (float)(1 / sqrt((double)a->dh));
+    attn_fwd_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::fwd_smem, rb_cuda_stream()>>>(
+        a->att, a->D, a->lse, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale);
+    CHECK_LAUNCH();
+}
+
+template <int DHP, bool TC> static void core_bwd(const AttCudaCtx *a, int B, int T) {
+    typedef Cfg<DHP> C;
+    dim3 grid(cdiv(T, ATT_B), B * a->H);
+    float scale = (float)(1 / sqrt((double)a->dh));
+    attn_bwd_dkdv_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::dkdv_smem, rb_cuda_stream()>>>(
+        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale);
+    CHECK_LAUNCH();
+    attn_bwd_dq_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::dq_smem, rb_cuda_stream()>>>(
+        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale);
+    CHECK_LAUNCH();
+}
+
+#define DISPATCH(fn, a, ...)                                                                               \
+    do {                                                                                                   \
+        bool tc_ = rb_cuda_precision() != RB_PREC_FP32;                                                    \
+        switch ((a)->dhp) {                                                                                \
+        case 16: tc_ ? fn<16, true>(a, __VA_ARGS__) : fn<16, false>(a, __VA_ARGS__); break;                \
+        case 32: tc_ ? fn<32, true>(a, __VA_ARGS__) : fn<32, false>(a, __VA_ARGS__); break;                \
+        case 48: tc_ ? fn<48, true>(a, __VA_ARGS__) : fn<48, false>(a, __VA_ARGS__); break;                \
+        case 64: tc_ ? fn<64, true>(a, __VA_ARGS__) : fn<64, false>(a, __VA_ARGS__); break;                \
+        case 96: tc_ ? fn<96, true>(a, __VA_ARGS__) : fn<96, false>(a, __VA_ARGS__); break;                \
+        default: tc_ ? fn<128, true>(a, __VA_ARGS__) : fn<128, false>(a, __VA_ARGS__); break;              \
+        }                                                                                                  \
+    } while (0)
+
+// ---- the mixer (mirrors attention.c) -----------------------------------------------------------------
+static void att_destroy(void *ctx) {
+    AttCudaCtx *a = (AttCudaCtx *)ctx;
+    if (!a) return;
+    rb_cuda_free(a->qkv); rb_cuda_free(a->att); rb_cuda_free(a->lse); rb_cuda_free(a->dqkv);
+    rb_cuda_free(a->datt); rb_cuda_free(a->dsum); rb_cuda_free(a->scratch);
+    rb_cuda_free(a->sq); rb_cuda_free(a->so); rb_cuda_free(a->ssc);
+    free(a);
+}
+
+static void *att_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
+    AttCudaCtx *a = (AttCudaCtx *)calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->D = c->d; a->H = c->heads; a->dh = c->d / c->heads; a->windowed = windowed;
+    a->Bmax = Bmax; a->Tmax = Tmax;
+    a->dhp = pad_dh(a->dh);
+    if (!a->dhp) {
+        fprintf(stderr, "recallbench: attention head dim %d (d_model / heads) above the CUDA kernels' 128\n", a->dh);
+        free(a);
+        return NULL;
+    }
+    a->maxcap = 1;
+    size_t off = 0;
+    for (int h = 0; h < a->H; h++) {  // same cache layout as attn_create
+        a->w.win[h] = windowed ? c->window[h] : 0;
+        a->c.cap[h] = windowed ? c->window[h] : Tmax;
+        a->c.off[h] = (long long)off;
+        off += 2 * (size_t)a->c.cap[h] * a->dh;
+        if (a->c.cap[h] > a->maxcap) a->maxcap = a->c.cap[h];
+    }
+    a->state_size = off;
+    size_t BT = (size_t)Bmax * Tmax, D = a->D;
+    a->qkv = rb_cuda_alloc(BT * 3 * D);
+    a->att = rb_cuda_alloc(BT * D);
+    a->lse = rb_cuda_alloc((size_t)Bmax * a->H * Tmax);
+    a->dqkv = rb_cuda_alloc(BT * 3 * D);
+    a->datt = rb_cuda_alloc(BT * D);
+    a->dsum = rb_cuda_alloc((size_t)Bmax * a->H * Tmax);
+    a->scratch = rb_cuda_alloc(rb_colsum_scratch((int)BT, 3 * (int)D));
+    a->sq = rb_cuda_alloc((size_t)Bmax * 3 * D);
+    a->so = rb_cuda_alloc((size_t)Bmax * D);
+    a->ssc = rb_cuda_alloc((size_t)Bmax * a->H * a->maxcap);
+    if (!a->qkv || !a->att || !a->lse || !a->dqkv || !a->datt || !a->dsum || !a->scratch || !a->sq || !a->so ||
+        !a->ssc) {
+        att_destroy(a);
+        return NULL;
+    }
+    switch (a->dhp) {  // dynamic shared memory above 48 KB must be allowed per kernel
+    case 16: set_smem<16, true>(); set_smem<16, false>(); break;
+    case 32: set_smem<32, true>(); set_smem<32, false>(); break;
+    case 48: set_smem<48, true>(); set_smem<48, false>(); break;
+    case 64: set_smem<64, true>(); set_smem<64, false>(); break;
+    case 96: set_smem<96, true>(); set_smem<96, false>(); break;
+    default: set_smem<128, true>(); set_smem<128, false>(); break;
+    }
+    return a;
+}
+
+static void att_forward(Mixer *m, float *const *p, float *out, const float *inp, int B, int T) {
+    AttCudaCtx *a = (AttCudaCtx *)m->ctx;
+    int D = a->D, BT = B * T;
+    cuda_linear_forward(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
+    DISPATCH(core_fwd, a, B, T);
+    cuda_linear_forward(out, a->att, p[2], p[3], BT, D, D);
+}
+
+static void att_backward(Mixer *m, float *const *p, float *const *dp, float *dinp, const float *dout,
+                         const float *inp, int B, int T) {
+    AttCudaCtx *a = (AttCudaCtx *)m->ctx;
+    int D = a->D, BT = B * T;
+    cuda_linear_backward(a->datt, dp[2], dp[3], dout, a->att, p[2], BT, D, D, 0, a->scratch);
+    long long nw = (long long)BT * a->H;
+    attn_dsum_kernel<<<cdiv(nw * 32, 256), 256, 0, rb_cuda_stream()>>>(a->dsum, a->datt, a->att, D, (int)nw, T,
+                                                                      a->H, a->dh);
+    CHECK_LAUNCH();
+    DISPATCH(core_bwd, a, B, T);
+    cuda_linear_backward(dinp, dp[0], dp[1], a->dqkv, inp, p[0], BT, D, 3 * D, 0, a->scratch);
+}
+
+static size_t att_step_state_size(const Mixer *m) { return ((const AttCudaCtx *)m->ctx)->state_size; }
+
+// mirrors attn_step's per-head part and mha_step for B sequences: block per (b, h); token t goes to
+// cache row t % cap[h]; scores over the n = min(t+1, cap) filled rows (row order is irrelevant).
+__global__ void attn_step_kernel(float *so, float *state, long long S, const float *sq, float *ssc, int maxcap,
+                                 AttCache cache, int t, int H, int dh, float scale) {
+    __shared__ float red[32];
+    extern __shared__ float qs[];
+    const int b = blockIdx.x / H, h = blockIdx.x % H, D = H * dh;
+    const int cap = cache.cap[h], slot = t % cap, n = t + 1 < cap ? t + 1 : cap;
+    float *K = state + (long long)b * S + cache.off[h], *V = K + (long long)cap * dh;
+    const float *x = sq + (long long)b * 3 * D;
+    for (int j = threadIdx.x; j < dh; j += blockDim.x) {
+        qs[j] = x[h * dh + j];
+        K[(long long)slot * dh + j] = x[D + h * dh + j];
+        V[(long long)slot * dh + j] = x[2 * D + h * dh + j];
+    }
+    __syncthreads();
+    float *sc = ssc + (long long)blockIdx.x * maxcap;
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int i = threadIdx.x >> 5; i < n; i += nw) {
+        float s = 0.f;
+        for (int j = lane; j < dh; j += 32) s += qs[j] * K[(long long)i * dh + j];
+        s = warp_sum(s);
+        if (lane == 0) sc[i] = s * scale;
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, sc[i]);
+    mx = block_max(mx, red);
+    float sum = 0.f;
+    __syncthreads();  // block_max's reads of red done before block_sum reuses it
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float e = expf(sc[i] - mx);
+        sc[i] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, red);
+    __syncthreads();
+    float inv = 1.f / sum;
+    for (int j = threadIdx.x; j < dh; j += blockDim.x) {
+        float o = 0.f;
+        for (int i = 0; i < n; i++) o += sc[i] * V[(long long)i * dh + j];
+        so[(long long)b * D + h * dh + j] = o * inv;
+    }
+}
+
+static void att_step(Mixer *m, float *const *p, float *state, float *out, const float *x, int B, int t) {
+    AttCudaCtx *a = (AttCudaCtx *)m->ctx;
+    int D = a->D;
+    cuda_linear_forward(a->sq, x, p[0], p[1], B, D, 3 * D);
+    float scale = (float)(1 / sqrt((double)a->dh));
+    attn_step_kernel<<<B * a->H, 128, a->dh * sizeof(float), rb_cuda_stream()>>>(
+        a->so, state, (long long)a->state_size, a->sq, a->ssc, a->maxcap, a->c, t, a->H, a->dh, scale);
+    CHECK_LAUNCH();
+    cuda_linear_forward(out, a->so, p[2], p[3], B, D, D);
+}
+
+static void *attention_cuda_create(const MixerCfg *c, int Bmax, int Tmax) { return att_create(c, Bmax, Tmax, 0); }
+static void *swa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) { return att_create(c, Bmax, Tmax, 1); }
+
+extern "C" const MixerCudaOps attention_cuda_ops = {
+    attention_cuda_create, att_destroy, att_forward, att_backward, att_step_state_size, att_step,
+};
+extern "C" const MixerCudaOps swa_cuda_ops = {
+    swa_cuda_create, att_destroy, att_forward, att_backward, att_step_state_size, att_step,
+};
