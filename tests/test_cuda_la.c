@@ -1,6 +1,6 @@
 // test_cuda_la.c — the device linear attention (models/cuda/la.cu) against the CPU form
 // (models/mixers/la.c): forward, dinp, every parameter gradient, step == forward, Taylor f 8/16 and
-// elu, heads 1 and 2, d 48/64, T 1/37/130. Depends on cuda_check.h.
+// elu, heads 1 and 2, d 48/64, T 2/37/130. Depends on cuda_check.h.
 #include <stdio.h>
 #include "cuda_check.h"
 
@@ -14,11 +14,15 @@ static MixerCfg cfg(int d, int heads, int kind, int f) {
 
 int main(void) {
     cuda_check_init_or_skip();
+    // T = 2, not 1: at T = 1 the output is exactly v (o = S^T phq / phq.z with S = phk v^T, z = phk),
+    // so the q and k gradients are identically zero and their relative errors compare rounding noise
+    // with rounding noise (measured on the device: dwq 0.82, dwk 0.77 "relative" at T = 1 while
+    // dinp agreed to 2e-6). T = 2 is the shortest sequence where they are real.
     static const struct { int d, heads, kind, f, B, T; } cs[] = {
-        {48, 1, LA_TAYLOR, 8, 2, 37},  {48, 2, LA_TAYLOR, 8, 2, 1},   {64, 1, LA_TAYLOR, 16, 2, 130},
+        {48, 1, LA_TAYLOR, 8, 2, 37},  {48, 2, LA_TAYLOR, 8, 2, 2},   {64, 1, LA_TAYLOR, 16, 2, 130},
         {64, 2, LA_TAYLOR, 16, 3, 37}, {48, 2, LA_TAYLOR, 16, 2, 130},
         {48, 1, LA_ELU, 0, 2, 130},    {48, 2, LA_ELU, 0, 3, 37},     {64, 2, LA_ELU, 0, 2, 130},
-        {64, 1, LA_ELU, 0, 2, 1},
+        {64, 1, LA_ELU, 0, 2, 2},
     };
     for (unsigned i = 0; i < sizeof cs / sizeof *cs; i++) {
         MixerCfg c = cfg(cs[i].d, cs[i].heads, cs[i].kind, cs[i].kind == LA_TAYLOR ? cs[i].f : 16);
