@@ -192,7 +192,9 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         fprintf(stderr, "recallbench: %s\n", err);
         dataset_free(ds);
         if (st) store_close(st);
-        return 2;
+        // a device failure is a runtime error (1); an invalid model configuration is usage (2)
+        return !strncmp(err, "no CUDA device", 14) || !strncmp(err, "CUDA driver", 11) ||
+               !strncmp(err, "out of device memory", 20) ? 1 : 2;
     }
     model_init(m, c->seed);
     res->state_floats = model_state_floats(m, Tmax);

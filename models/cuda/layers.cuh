@@ -2,8 +2,17 @@
 // pointers, queued on rb_cuda_stream(). Depends on common.cuh. Parameter gradients ACCUMULATE (+=);
 // input gradients as stated per function (as on the CPU). No float atomics: fixed-order reductions.
 // scratch arguments: device floats of the size stated (from create(), never allocated here).
+// C linkage, and includable from C (the device-vs-CPU tests): nothing CUDA-only is declared here.
 #pragma once
+#ifdef __CUDACC__
 #include "common.cuh"
+#else
+#include <stddef.h>
+#include <stdint.h>
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 // ---- linear (layers.h linear_*) ---------------------------------------------------------------
 // out [N,OC] = inp [N,C] @ w[OC,C]^T + b[OC] (b may be NULL).
@@ -22,5 +31,82 @@ void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *i
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D);
 // depthwise causal short convolution, as shortconv_forward: w [D,K], b [D].
 void cuda_shortconv_forward(float *out, const float *inp, const float *w, const float *b, int B, int T, int D, int K);
-// Backward forms and the rest (encoder_backward, norm backward, gelu/mlp, cross-entropy, shortconv
-// backward) are declared by whoever implements them in layers.cu, in this same style, below.
+
+// ---- row sort + gather: the deterministic scatter-add (no float atomics) ----------------------
+// Stable counting sort of n keys in [0, R): list [n] holds 0..n-1 grouped by key, increasing index
+// within a key; start [R+1] the group boundaries. iscratch: cuda_rowsort_scratch_ints(R) ints.
+size_t cuda_rowsort_scratch_ints(int R);
+void cuda_rowsort(int *start, int *list, const int32_t *key, int n, int R, int *iscratch);
+// dst[r, :] += sum over the group of r (in list order) of src[list[k], :]; rows without members
+// are left untouched. dst [R,D], src [n,D].
+void cuda_row_gather_add(float *dst, const float *src, const int *start, const int *list, int R, int D);
+
+// ---- embedding backward (encoder_backward) ---------------------------------------------------
+// dwte [V,D] += , dwpe [T,D] += (if not NULL); dout [B,T,D], tok [B,T] on the device. Each vocab row
+// sums the positions holding its token in position order (a device counting sort, then a gather).
+// iscratch: cuda_encoder_scratch_ints(B*T, V) ints.
+size_t cuda_encoder_scratch_ints(int BT, int V);
+void cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int D,
+                           int V, int *iscratch);
+
+// ---- norm backward (layernorm_backward / rmsnorm_backward) -----------------------------------
+// dinp [N,D] += ; dw, db [D] += (db absent for rms). The weight grads are column sums over rows in
+// fixed 256-row chunks; scratch: cuda_norm_scratch(N, D) floats.
+size_t cuda_norm_scratch(int N, int D);
+void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                             const float *mean, const float *rstd, int N, int D, float *scratch);
+void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                           const float *rstd, int N, int D, float *scratch);
+
+// ---- GELU and the MLP (gelu_*, mlp_*) --------------------------------------------------------
+// Exact (erf) GELU. out [n] = gelu(inp); dinp [n] overwritten = dout * gelu'(inp) (may alias dout).
+void cuda_gelu_forward(float *out, const float *inp, size_t n);
+void cuda_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+// As mlp_forward / mlp_backward; backward also needs scratch2 of rb_colsum_scratch(N, Hd) floats
+// (the bias sums; Hd >= D so it covers both linears).
+void cuda_mlp_forward(float *out, float *h, float *a, const float *inp, const float *w1, const float *b1,
+                      const float *w2, const float *b2, int N, int D, int Hd);
+void cuda_mlp_backward(float *dinp, float *dw1, float *db1, float *dw2, float *db2, float *scratch,
+                       const float *dout, const float *inp, const float *h, const float *a, const float *w1,
+                       const float *w2, int N, int D, int Hd, float *scratch2);
+
+// ---- softmax cross-entropy at the scored positions (crossentropy_forward + _backward) --------
+// Fused, one block per row: losses [N] = -log softmax(logits)[tgt] (0 where tgt < 0); if
+// want_grad, the logits are overwritten IN PLACE by dlogits = (softmax - onehot) / n_valid (rows
+// with tgt < 0: 0). *loss_dev (device double) = mean loss over valid rows in row order (0 if none).
+// dscratch: 2 floats + 1 int of device scratch (cuda_ce_scratch_bytes()).
+size_t cuda_ce_scratch_bytes(void);
+void cuda_crossentropy_fused(float *logits, float *losses, double *loss_dev, const int32_t *tgt, int N, int V,
+                             int want_grad, void *dscratch);
+
+// ---- shortconv backward (shortconv_backward) -------------------------------------------------
+// dinp [B,T,D] += ; dw [D,K] += ; db [D] += (fixed 256-row chunks); scratch:
+// cuda_shortconv_scratch(B*T, D, K) floats.
+size_t cuda_shortconv_scratch(int BT, int D, int K);
+void cuda_shortconv_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                             int B, int T, int D, int K, float *scratch);
+
+// ---- elementwise helpers of the shell and mixers ----------------------------------------------
+// y [n] = a + b
+void cuda_add(float *y, const float *a, const float *b, size_t n);
+// out [npos,D] = x[pos[i], :]
+void cuda_gather_rows(float *out, const float *x, const int32_t *pos, int npos, int D);
+
+// ---- optimizer (models/cuda/optim.cu, mirroring models/optim.c) -------------------------------
+// Hyper-parameters as the device reads them (staged by the caller, e.g. from pinned host memory
+// inside a captured graph): lr, t (1-based step), beta1, beta2, eps, weight_decay, clip, decay_all.
+typedef struct { double lr, t, beta1, beta2, eps, weight_decay, clip, decay_all; } CudaAdamHyper;
+// Sum of squares of g [P] in fixed 4096-element chunks (double), chunk sums added in chunk order:
+// *norm_dev = sqrt(total). part: cuda_gradnorm_scratch(P) doubles.
+size_t cuda_gradnorm_scratch(size_t P);
+void cuda_grad_norm(double *norm_dev, const float *g, size_t P, double *part);
+// Clip (torch clip_grad_norm_ from *norm_dev) + AdamW as optim_step, per-element decay flags
+// decay [P] (1: weight decay applies). Skipped entirely when *skip_if_nan_dev (a device double,
+// e.g. the loss; may be NULL) is not finite, as the CPU step returns before updating.
+// scal: 16 floats of device scratch.
+void cuda_adamw(float *p, const float *g, float *m, float *v, const uint8_t *decay, size_t P,
+                const CudaAdamHyper *hp_dev, const double *norm_dev, const double *skip_if_nan_dev, float *scal);
+
+#ifdef __cplusplus
+}
+#endif
