@@ -23,6 +23,10 @@ typedef struct {
     float *R;      // [M, N]
     int *nv;       // [Lnv] visible points at position t (min(t, Lnv-1)), device
     int *nvh;      // the same table on the host (the step's launch argument)
+    // chunked form (bla.md "Parallel form"), products of the CPU's A, B, R taken on the host in double:
+    float *E;      // [C, Mv, N]  E_i = R A^(i+1): a point's view of the state entering the chunk, i steps in
+    float *Fr;     // [C, N]      Fr[i] = A^(C-1-i) B: token i's contribution to the state leaving the chunk
+    float *AC;     // [N, N]      A^C: the state across one chunk
 } BlaHeadDev;
 
 typedef struct {
@@ -41,7 +45,21 @@ typedef struct {
     float *so;         // [Bmax, D]
     float *stmp;       // [Bmax*H, 2 Nmax dh] new Z^K, Z^V before they replace the state
     float *ssc;        // [Bmax*H, 2 Nmax + Mmax] u, cv, scores
+    // chunked form: S, X hold [Bmax, C, C] instead of [Bmax, Tmax, Tmax]
+    int chunked, nchmax;
+    float *Zk, *Zv;    // [H][Bmax, nchmax, Nmax*dh] states entering each chunk (saved for backward)
+    float *Wv;         // [H][Bmax, Tmax, Nmax] w_t = E_i^T a_t (saved for backward)
+    float *U;          // [Bmax, Tmax, Nmax] u_t, then dw_t / du_t in backward
+    float *dZk, *dZv;  // [Bmax, nchmax, Nmax*dh] gradients of the chunk states
 } BlaCudaCtx;
+
+// Chunk length of the chunked form (T need not be a multiple: the last chunk is short).
+#define BLA_CHUNK 64
+// The chunked form stores E [C, Mv, N] per head; above this many floats the quadratic form is used.
+#define BLA_CHUNK_MAX_E (1u << 24)
+// Form of the parallel pass for mixers created from now on: 0 chunked where E fits (default), 1 quadratic.
+static int g_form;
+extern "C" void bla_cuda_set_form(int form) { g_form = form; }
 
 static void bla_cuda_destroy(void *vctx) {
     BlaCudaCtx *c = (BlaCudaCtx *)vctx;
@@ -53,10 +71,15 @@ static void bla_cuda_destroy(void *vctx) {
         rb_cuda_free(c->hd[h].R);
         rb_cuda_free(c->hd[h].nv);
         free(c->hd[h].nvh);
+        rb_cuda_free(c->hd[h].E);
+        rb_cuda_free(c->hd[h].Fr);
+        rb_cuda_free(c->hd[h].AC);
     }
     rb_cuda_free(c->qkv); rb_cuda_free(c->o); rb_cuda_free(c->att); rb_cuda_free(c->dO); rb_cuda_free(c->dqkv);
     rb_cuda_free(c->S); rb_cuda_free(c->X); rb_cuda_free(c->Y); rb_cuda_free(c->colsum);
     rb_cuda_free(c->sqkv); rb_cuda_free(c->so); rb_cuda_free(c->stmp); rb_cuda_free(c->ssc);
+    rb_cuda_free(c->Zk); rb_cuda_free(c->Zv); rb_cuda_free(c->Wv); rb_cuda_free(c->U);
+    rb_cuda_free(c->dZk); rb_cuda_free(c->dZv);
     free(c);
 }
 
@@ -68,6 +91,48 @@ static float *upload_cast(const double *src, size_t n) {
     rb_cuda_upload(d, tmp, sizeof(float) * n);
     free(tmp);
     return d;
+}
+
+// The chunked form's operators for one head, from the CPU's double A, B, R (op): E_i = R A^(i+1) for
+// the Mv visible points, A^C, and Fr[i] = A^(C-1-i) B, the last through bla_impulse_response with an
+// identity readout (h[a, n] = (A^a B)[n]). Products only: no formula of bla.md is re-derived.
+static int chunk_operators(BlaHeadDev *hd, const BlaOperators *op) {
+    const int N = op->N, C = BLA_CHUNK, Mv = hd->Mv;
+    double *P = (double *)calloc((size_t)N * N, sizeof(double)), *Q = (double *)malloc(sizeof(double) * N * N);
+    double *E = (double *)malloc(sizeof(double) * C * Mv * N), *I = (double *)calloc((size_t)N * N, sizeof(double));
+    double *F = (double *)malloc(sizeof(double) * C * N), *Fr = (double *)malloc(sizeof(double) * C * N);
+    int rc = -1;
+    if (!P || !Q || !E || !I || !F || !Fr) goto done;
+    for (int i = 0; i < N; i++) P[(size_t)i * N + i] = I[(size_t)i * N + i] = 1;
+    for (int i = 0; i < C; i++) {
+        for (int r = 0; r < N; r++)  // P <- A P = A^(i+1)
+            for (int k = 0; k < N; k++) {
+                double s = 0;
+                for (int j = 0; j < N; j++) s += op->A[(size_t)r * N + j] * P[(size_t)j * N + k];
+                Q[(size_t)r * N + k] = s;
+            }
+        memcpy(P, Q, sizeof(double) * N * N);
+        for (int m = 0; m < Mv; m++)  // E_i = R P
+            for (int k = 0; k < N; k++) {
+                double s = 0;
+                for (int j = 0; j < N; j++) s += op->R[(size_t)m * N + j] * P[(size_t)j * N + k];
+                E[((size_t)i * Mv + m) * N + k] = s;
+            }
+    }
+    {
+        BlaOperators id = *op;
+        id.R = I;
+        id.M = N;
+        bla_impulse_response(F, &id, C);  // F[a, n] = (A^a B)[n]
+        for (int i = 0; i < C; i++) memcpy(Fr + (size_t)i * N, F + (size_t)(C - 1 - i) * N, sizeof(double) * N);
+    }
+    hd->E = upload_cast(E, (size_t)C * Mv * N);
+    hd->AC = upload_cast(P, (size_t)N * N);
+    hd->Fr = upload_cast(Fr, (size_t)C * N);
+    rc = hd->E && hd->AC && hd->Fr ? 0 : -1;
+done:
+    free(P); free(Q); free(E); free(I); free(F); free(Fr);
+    return rc;
 }
 
 // Mirrors bla_create: the same operators from the same CPU builders (bla_operators_build,
@@ -104,6 +169,9 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
             nvh[t] = n;
         }
         bla_impulse_response(hdbl, &vis, Tmax);
+        if (g_form != 1 && (size_t)BLA_CHUNK * hd->Mv * op.N <= BLA_CHUNK_MAX_E && chunk_operators(hd, &op)) {
+            free(hdbl); free(nvh); bla_operators_free(&op); goto fail;
+        }
         hd->h = upload_cast(hdbl, (size_t)Tmax * hd->Mv);
         hd->A = upload_cast(op.A, (size_t)op.N * op.N);
         hd->Bv = upload_cast(op.B, (size_t)op.N);
@@ -118,6 +186,9 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
         if (hd->M > c->Mmax) c->Mmax = hd->M;
         if (hd->Mv > c->Mvmax) c->Mvmax = hd->Mv;
     }
+    c->chunked = 1;
+    for (int h = 0; h < c->H; h++) c->chunked &= c->hd[h].E != NULL;
+    c->nchmax = cdiv(Tmax, BLA_CHUNK);
     {
         const size_t D = c->D, n = (size_t)Bmax * Tmax * D, TT = (size_t)Tmax * Tmax;
         c->qkv = rb_cuda_alloc(3 * n);
@@ -126,8 +197,19 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
         c->dqkv = rb_cuda_alloc(3 * n);
         c->att_blk = (size_t)Tmax * c->Mvmax;
         c->att = rb_cuda_alloc((size_t)Bmax * c->H * c->att_blk);
-        c->S = rb_cuda_alloc((size_t)Bmax * TT);
-        c->X = rb_cuda_alloc((size_t)Bmax * TT);
+        const size_t SX = c->chunked ? (size_t)BLA_CHUNK * BLA_CHUNK : TT;
+        c->S = rb_cuda_alloc((size_t)Bmax * SX);
+        c->X = rb_cuda_alloc((size_t)Bmax * SX);
+        if (c->chunked) {
+            const size_t zb = (size_t)Bmax * c->nchmax * c->Nmax * c->dh, wb = (size_t)Bmax * Tmax * c->Nmax;
+            c->Zk = rb_cuda_alloc(c->H * zb);
+            c->Zv = rb_cuda_alloc(c->H * zb);
+            c->dZk = rb_cuda_alloc(zb);
+            c->dZv = rb_cuda_alloc(zb);
+            c->Wv = rb_cuda_alloc(c->H * wb);
+            c->U = rb_cuda_alloc(wb);
+            if (!c->Zk || !c->Zv || !c->dZk || !c->dZv || !c->Wv || !c->U) goto fail;
+        }
         c->Y = rb_cuda_alloc((size_t)Bmax * c->att_blk);
         c->colsum = rb_cuda_alloc(rb_colsum_scratch(Bmax * Tmax, 3 * c->D));
         c->sqkv = rb_cuda_alloc((size_t)Bmax * 3 * D);
@@ -243,12 +325,150 @@ static void head_backward(BlaCudaCtx *c, int h, int B, int T) {
     gemmb(1, 0, T, dh, T, 1, S, T, TT, Q, ld, sq, 0, dK, ld, sq, B);         // dK = dS^T Q
 }
 
+// ---- chunked parallel form (bla.md "Parallel form": O(L N d + L M N) plus O(L C (d + M)) in-chunk) ----
+// Position t = cC + i of chunk c. With Zs_c the state entering chunk c (Zs_0 = 0,
+// Zs_{c+1} = A^C Zs_c + sum_i Fr[i] x_{cC+i}^T), the state at t is A^(i+1) Zs_c + the chunk's own tokens, so
+//   score_t = E_i u_t + sum_{s in chunk, s<=t} h[t-s] (q_t.k_s)/sqrt(d_k),   u_t = Zs^K_c q_t / sqrt(d_k)
+//   o_t     = Zs^V_c^T w_t + sum_{s in chunk, s<=t} G[t,s] v_s,             w_t = E_i^T a_t
+// The in-chunk sums are head_forward's GEMMs on C x C blocks; only the chunk states cross chunks.
+// Every GEMM is batched over the B sequences (or, for the per-offset E_i products, over i with the
+// sequences as rows).
+typedef struct {
+    const BlaHeadDev *hd;
+    int D, dh, N, Mv, T, B, nch;
+    long long sq, so, sa, sy, sz, sw;  // sequence strides: qkv, o, att, Y, chunk states, [T, N] rows
+    float scale;
+} ChunkGeo;
+
+static ChunkGeo chunk_geo(const BlaCudaCtx *c, int h, int B, int T) {
+    ChunkGeo g;
+    g.hd = &c->hd[h];
+    g.D = c->D; g.dh = c->dh; g.N = g.hd->N; g.T = T; g.B = B;
+    g.Mv = bla_points_visible(g.hd->M, T, g.hd->W, g.hd->N, c->readout);
+    g.nch = cdiv(T, BLA_CHUNK);
+    g.sq = (long long)T * 3 * g.D; g.so = (long long)T * g.D;
+    g.sa = (long long)c->H * c->att_blk; g.sy = (long long)c->att_blk;
+    g.sz = (long long)c->nchmax * c->Nmax * c->dh; g.sw = (long long)T * g.N;
+    g.scale = (float)(1.0 / sqrt((double)c->dh));
+    return g;
+}
+
+// Zs[c] for c = 1..nch-1 from full chunks 0..nch-2 (state of X = keys or values, column offset in qkv).
+static void chunk_scan(const ChunkGeo *g, float *Z, const float *X) {
+    const int N = g->N, dh = g->dh, C = BLA_CHUNK, ld = 3 * g->D;
+    const long long nz = (long long)N * dh;
+    for (int c = 0; c + 1 < g->nch; c++) {
+        float *Zn = Z + (c + 1) * nz;
+        gemmb(1, 0, N, dh, C, 1, g->hd->Fr, N, 0, X + (size_t)c * C * ld, ld, g->sq, 0, Zn, dh, g->sz, g->B);
+        if (c > 0) gemmb(0, 0, N, dh, N, 1, g->hd->AC, N, 0, Z + c * nz, dh, g->sz, 1, Zn, dh, g->sz, g->B);
+    }
+}
+
+static void head_forward_chunked(BlaCudaCtx *c, int h, int B, int T) {
+    const ChunkGeo g = chunk_geo(c, h, B, T);
+    const BlaHeadDev *hd = g.hd;
+    const int D = g.D, dh = g.dh, N = g.N, Mv = g.Mv, C = BLA_CHUNK, ld = 3 * D;
+    const long long nz = (long long)N * dh;
+    const float *Q = c->qkv + (size_t)h * dh, *K = Q + D, *V = Q + 2 * D;
+    float *O = c->o + (size_t)h * dh, *S = c->S, *X = c->X, *a = c->att + (size_t)h * c->att_blk;
+    float *Zk = c->Zk + (size_t)h * B * g.sz, *Zv = c->Zv + (size_t)h * B * g.sz;
+    float *Wv = c->Wv + (size_t)h * B * g.sw, *U = c->U;
+    chunk_scan(&g, Zk, K);
+    chunk_scan(&g, Zv, V);
+    for (int ch = 0; ch < g.nch; ch++) {  // scores
+        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
+        const long long LL = (long long)L * L;
+        gemmb(0, 1, L, L, dh, g.scale, Q + (size_t)t0 * ld, ld, g.sq, K + (size_t)t0 * ld, ld, g.sq, 0, S, L, LL, B);
+        reindex(X, S, B, L, 1.f);
+        gemmb(0, 0, L, Mv, L, 1, X, L, LL, hd->h, hd->Mv, 0, 0, a + (size_t)t0 * Mv, Mv, g.sa, B);
+        if (ch == 0) continue;
+        gemmb(0, 1, L, N, dh, g.scale, Q + (size_t)t0 * ld, ld, g.sq, Zk + ch * nz, dh, g.sz, 0, U + (size_t)t0 * N, N,
+              g.sw, B);                                                                   // u_t
+        gemmb(0, 1, B, Mv, N, 1, U + (size_t)t0 * N, (int)g.sw, N, hd->E, N, (long long)hd->Mv * N, 1,
+              a + (size_t)t0 * Mv, (int)g.sa, Mv, L);                                     // += E_i u_t
+    }
+    int rows = B * T;
+    bla_softmax_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(a, g.sa, T, Mv, hd->nv, rows);
+    CHECK_LAUNCH();
+    for (int ch = 0; ch < g.nch; ch++) {  // outputs
+        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
+        const long long LL = (long long)L * L;
+        gemmb(0, 1, L, L, Mv, 1, a + (size_t)t0 * Mv, Mv, g.sa, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // Grev
+        reindex(S, X, B, L, 1.f);
+        gemmb(0, 0, L, dh, L, 1, S, L, LL, V + (size_t)t0 * ld, ld, g.sq, 0, O + (size_t)t0 * D, D, g.so, B);
+        if (ch == 0) continue;
+        gemmb(0, 0, B, N, Mv, 1, a + (size_t)t0 * Mv, (int)g.sa, Mv, hd->E, N, (long long)hd->Mv * N, 0,
+              Wv + (size_t)t0 * N, (int)g.sw, N, L);                                      // w_t = E_i^T a_t
+        gemmb(0, 0, L, dh, N, 1, Wv + (size_t)t0 * N, N, g.sw, Zv + ch * nz, dh, g.sz, 1, O + (size_t)t0 * D, D,
+              g.so, B);                                                                   // += Zs^V^T w_t
+    }
+}
+
+// Backward of head_forward_chunked: the same sums transposed, then the chunk states' gradients flow
+// back through the scan (dZs_c += (A^C)^T dZs_{c+1}; dx of chunk c-1 += Fr dZs_c).
+static void head_backward_chunked(BlaCudaCtx *c, int h, int B, int T) {
+    const ChunkGeo g = chunk_geo(c, h, B, T);
+    const BlaHeadDev *hd = g.hd;
+    const int D = g.D, dh = g.dh, N = g.N, Mv = g.Mv, C = BLA_CHUNK, ld = 3 * D;
+    const long long nz = (long long)N * dh;
+    const float *Q = c->qkv + (size_t)h * dh, *K = Q + D, *V = Q + 2 * D, *dO = c->dO + (size_t)h * dh;
+    const float *a = c->att + (size_t)h * c->att_blk;
+    const float *Zk = c->Zk + (size_t)h * B * g.sz, *Zv = c->Zv + (size_t)h * B * g.sz;
+    const float *Wv = c->Wv + (size_t)h * B * g.sw;
+    float *dQ = c->dqkv + (size_t)h * dh, *dK = dQ + D, *dV = dQ + 2 * D, *S = c->S, *X = c->X, *Y = c->Y;
+    float *dW = c->U, *dZk = c->dZk, *dZv = c->dZv;
+    for (int ch = 0; ch < g.nch; ch++) {  // through the outputs: dV (in chunk), da, dZs^V
+        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
+        const long long LL = (long long)L * L;
+        const float *dOc = dO + (size_t)t0 * D;
+        gemmb(0, 1, L, L, Mv, 1, a + (size_t)t0 * Mv, Mv, g.sa, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // Grev
+        reindex(S, X, B, L, 1.f);
+        gemmb(1, 0, L, dh, L, 1, S, L, LL, dOc, D, g.so, 0, dV + (size_t)t0 * ld, ld, g.sq, B);      // dV = G^T dO
+        gemmb(0, 1, L, L, dh, 1, dOc, D, g.so, V + (size_t)t0 * ld, ld, g.sq, 0, S, L, LL, B);       // dG
+        reindex(X, S, B, L, 1.f);
+        gemmb(0, 0, L, Mv, L, 1, X, L, LL, hd->h, hd->Mv, 0, 0, Y + (size_t)t0 * Mv, Mv, g.sy, B);   // da
+        if (ch == 0) continue;
+        gemmb(0, 1, L, N, dh, 1, dOc, D, g.so, Zv + ch * nz, dh, g.sz, 0, dW + (size_t)t0 * N, N, g.sw, B);  // dw
+        gemmb(0, 1, B, Mv, N, 1, dW + (size_t)t0 * N, (int)g.sw, N, hd->E, N, (long long)hd->Mv * N, 1,
+              Y + (size_t)t0 * Mv, (int)g.sy, Mv, L);                                      // da += E_i dw_t
+        gemmb(1, 0, N, dh, L, 1, Wv + (size_t)t0 * N, N, g.sw, dOc, D, g.so, 0, dZv + ch * nz, dh, g.sz, B);  // dZs^V
+    }
+    int rows = B * T;
+    bla_softmax_backward_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(Y, g.sy, a, g.sa, T, Mv, rows);
+    CHECK_LAUNCH();
+    for (int ch = 0; ch < g.nch; ch++) {  // through the scores: dQ, dK (in chunk), dZs^K
+        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
+        const long long LL = (long long)L * L;
+        gemmb(0, 1, L, L, Mv, 1, Y + (size_t)t0 * Mv, Mv, g.sy, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // dSrev
+        reindex(S, X, B, L, g.scale);
+        gemmb(0, 0, L, dh, L, 1, S, L, LL, K + (size_t)t0 * ld, ld, g.sq, 0, dQ + (size_t)t0 * ld, ld, g.sq, B);
+        gemmb(1, 0, L, dh, L, 1, S, L, LL, Q + (size_t)t0 * ld, ld, g.sq, 0, dK + (size_t)t0 * ld, ld, g.sq, B);
+        if (ch == 0) continue;
+        float *dU = dW;  // dw is spent: reuse its rows for du_t = E_i^T dscore_t
+        gemmb(0, 0, B, N, Mv, 1, Y + (size_t)t0 * Mv, (int)g.sy, Mv, hd->E, N, (long long)hd->Mv * N, 0,
+              dU + (size_t)t0 * N, (int)g.sw, N, L);
+        gemmb(0, 0, L, dh, N, g.scale, dU + (size_t)t0 * N, N, g.sw, Zk + ch * nz, dh, g.sz, 1, dQ + (size_t)t0 * ld,
+              ld, g.sq, B);                                                                // dq += Zs^K^T du / sqrt(d_k)
+        gemmb(1, 0, N, dh, L, g.scale, dU + (size_t)t0 * N, N, g.sw, Q + (size_t)t0 * ld, ld, g.sq, 0, dZk + ch * nz,
+              dh, g.sz, B);                                                                // dZs^K
+    }
+    for (int ch = g.nch - 1; ch >= 1; ch--) {  // back through the scan
+        if (ch + 1 < g.nch) {
+            gemmb(1, 0, N, dh, N, 1, hd->AC, N, 0, dZk + (ch + 1) * nz, dh, g.sz, 1, dZk + ch * nz, dh, g.sz, B);
+            gemmb(1, 0, N, dh, N, 1, hd->AC, N, 0, dZv + (ch + 1) * nz, dh, g.sz, 1, dZv + ch * nz, dh, g.sz, B);
+        }
+        const size_t r0 = (size_t)(ch - 1) * C * ld;
+        gemmb(0, 0, C, dh, N, 1, hd->Fr, N, 0, dZk + ch * nz, dh, g.sz, 1, dK + r0, ld, g.sq, B);
+        gemmb(0, 0, C, dh, N, 1, hd->Fr, N, 0, dZv + ch * nz, dh, g.sz, 1, dV + r0, ld, g.sq, B);
+    }
+}
+
 // Mirrors bla_forward: out = concat_h BLA_h(q, k, v) wo^T + bo, [q | k | v] = inp wqkv^T + bqkv.
 static void bla_cuda_forward(Mixer *m, float *const *p, float *out, const float *inp, int B, int T) {
     BlaCudaCtx *c = (BlaCudaCtx *)m->ctx;
     const int D = c->D, BT = B * T;
     cuda_linear_forward(c->qkv, inp, p[0], p[1], BT, D, 3 * D);
-    for (int h = 0; h < c->H; h++) head_forward(c, h, B, T);
+    for (int h = 0; h < c->H; h++) c->chunked ? head_forward_chunked(c, h, B, T) : head_forward(c, h, B, T);
     cuda_linear_forward(out, c->o, p[2], p[3], BT, D, D);
 }
 
@@ -258,7 +478,7 @@ static void bla_cuda_backward(Mixer *m, float *const *p, float *const *dp, float
     BlaCudaCtx *c = (BlaCudaCtx *)m->ctx;
     const int D = c->D, BT = B * T;
     cuda_linear_backward(c->dO, dp[2], dp[3], dout, c->o, p[2], BT, D, D, 0, c->colsum);
-    for (int h = 0; h < c->H; h++) head_backward(c, h, B, T);
+    for (int h = 0; h < c->H; h++) c->chunked ? head_backward_chunked(c, h, B, T) : head_backward(c, h, B, T);
     cuda_linear_backward(dinp, dp[0], dp[1], c->dqkv, inp, p[0], BT, D, 3 * D, 0, c->colsum);
 }
 
