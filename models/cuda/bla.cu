@@ -1,5 +1,5 @@
-// bla.cu — the device form of the BLA mixer (models/mixers/bla.c, design/bla.md): the quadratic
-// parallel form with the h-convolutions as batched GEMMs, and the recurrent step for B sequences.
+// bla.cu — the device form of the BLA mixer (models/mixers/bla.c, design/bla.md): the parallel form
+// chunked through the state (default) or quadratic as bla.c, and the recurrent step for B sequences.
 // Depends on layers.cuh (common.cuh, cuBLAS) and the CPU operator builders of bla_ops.h.
 //
 // Every operator (A, B, R, h[a,m], the visible-point counts) is built once in create() by the CPU
