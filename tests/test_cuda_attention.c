@@ -87,6 +87,8 @@ int main(void) {
     cuda_check_mixer("attention d128 h1 T200", &c, 2, 200, 42, tf, tt);
     c = cfg(MIX_ATTENTION, 40, 2);  // dh 20: padded to 32
     cuda_check_mixer("attention d40 h2 T70", &c, 2, 70, 43, tf, tt);
+    c = cfg(MIX_ATTENTION, 42, 2);  // dh 21, D % 4 != 0: the scalar tile loads
+    cuda_check_mixer("attention d42 h2 T70", &c, 2, 70, 44, tf, tt);
 
     const int Ws[] = {1, 5, 16, 64};
     for (int i = 0; i < 4; i++) {
@@ -108,6 +110,9 @@ int main(void) {
     c = cfg(MIX_SWA, 64, 2);
     c.window[0] = 300; c.window[1] = 64;  // window longer than T: attention
     cuda_check_mixer("swa d64 h2 W300,64 T256", &c, 2, 256, 73, tf, tt);
+    c = cfg(MIX_SWA, 42, 3);  // dh 14, scalar loads, windows across a tile edge
+    c.window[0] = 3; c.window[1] = 65; c.window[2] = 129;
+    cuda_check_mixer("swa d42 h3 W3,65,129 T199", &c, 2, 199, 74, tf, tt);
 
     // GPU reference size: MQAR L 256, d 128, batch 256 (65536 tokens)
     c = cfg(MIX_ATTENTION, 128, 1);

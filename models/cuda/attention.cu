@@ -107,35 +107,71 @@ template <int NT> __device__ __forceinline__ void zero_acc(float (&acc)[NT][4]) 
     for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
 }
 
-// dst[64][ld] = rows r0.. of one head's columns of a [.., ldsrc] matrix (zeros past n rows / dh columns).
-template <int DHP>
-__device__ __forceinline__ void load_rows(float *dst, int ld, const float *src, long long ldsrc, int n, int dh) {
-    for (int i = threadIdx.x; i < ATT_B * DHP; i += blockDim.x) {
-        int r = i / DHP, c = i % DHP;
-        dst[r * ld + c] = r < n && c < dh ? src[r * ldsrc + c] : 0.f;
+// Asynchronous 16-byte copies global -> shared (cp.async, sm_80+): a whole tile is in flight at
+// once, and the next tile loads while this one is used. src_bytes 0 writes zeros (padding).
+__device__ __forceinline__ void cp_async16(float *dst, const float *src, int src_bytes) {
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// dst[64][ld] = n rows of one head's columns of a [.., ldsrc] matrix (zeros past n rows / dh
+// columns). vec (dh, ldsrc multiples of 4): cp.async, complete after cp_async_wait + barrier;
+// else plain loads (complete after the barrier).
+template <int DHP, int NTHR>
+__device__ __forceinline__ void load_rows(float *dst, int ld, const float *src, long long ldsrc, int n, int dh,
+                                          bool vec) {
+    if (vec) {
+        constexpr int V4 = DHP / 4, TOT = ATT_B * V4, IT = (TOT + NTHR - 1) / NTHR;
+#pragma unroll
+        for (int it = 0; it < IT; it++) {
+            int i = threadIdx.x + it * NTHR;
+            if (TOT % NTHR == 0 || i < TOT) {
+                int r = i / V4, c = (i % V4) * 4;
+                bool ok = r < n && c < dh;
+                cp_async16(dst + r * ld + c, ok ? src + r * ldsrc + c : src, ok ? 16 : 0);
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < ATT_B * DHP; i += NTHR) {
+            int r = i / DHP, c = i % DHP;
+            dst[r * ld + c] = r < n && c < dh ? src[r * ldsrc + c] : 0.f;
+        }
     }
 }
 
 // ---- forward: mirrors mha_forward (online softmax over the visible key tiles) --------------------
 template <int DHP, int NW, bool TC>
 __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, float *lse, const float *qkv, int ld,
-                                                           AttWin win, int T, int H, int dh, float scale) {
-    constexpr int LD = DHP + 4, LDV = DHP + 8;
+                                                           AttWin win, int T, int H, int dh, float scale, bool vec) {
+    constexpr int LD = DHP + 4, LDV = DHP + 8, NTHR = NW * 32;
     extern __shared__ float sm[];
-    float *Qs = sm, *Ks = Qs + ATT_B * LD, *Vs = Ks + ATT_B * LD, *Ps = Vs + ATT_B * LDV;
+    float *Qs = sm, *Kb = Qs + ATT_B * LD, *Vb = Kb + 2 * ATT_B * LD, *Ps = Vb + 2 * ATT_B * LDV;
     float *mrow = Ps + ATT_B * ATT_LDP, *lrow = mrow + ATT_B, *alpha = lrow + ATT_B;
     const int bh = blockIdx.y, b = bh / H, h = bh % H, q0 = blockIdx.x * ATT_B, W = head_win(win, h);
     const int D = ldo;
     const float *base = qkv + (long long)b * T * ld;
-    load_rows<DHP>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh);
+    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1, kfirst = lo / ATT_B * ATT_B;
+    load_rows<DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
+    load_rows<DHP, NTHR>(Kb, LD, base + (long long)kfirst * ld + D + h * dh, ld, T - kfirst, dh, vec);
+    load_rows<DHP, NTHR>(Vb, LDV, base + (long long)kfirst * ld + 2 * D + h * dh, ld, T - kfirst, dh, vec);
+    cp_async_commit();
     for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) { mrow[i] = -INFINITY; lrow[i] = 0.f; }
     float o[Tile<DHP, NW>::NT][4];
     zero_acc(o);
-    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1;
-    for (int k0 = lo / ATT_B * ATT_B; k0 <= hi; k0 += ATT_B) {
-        __syncthreads();  // previous tile's K, V, P reads done
-        load_rows<DHP>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh);
-        load_rows<DHP>(Vs, LDV, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh);
+    for (int k0 = kfirst, it = 0; k0 <= hi; k0 += ATT_B, it++) {
+        const float *Ks = Kb + (it & 1) * ATT_B * LD, *Vs = Vb + (it & 1) * ATT_B * LDV;
+        if (k0 + ATT_B <= hi) {  // prefetch the next key tile into the other buffer
+            int k1 = k0 + ATT_B, nb = (it + 1) & 1;
+            load_rows<DHP, NTHR>(Kb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + D + h * dh, ld, T - k1, dh, vec);
+            load_rows<DHP, NTHR>(Vb + nb * ATT_B * LDV, LDV, base + (long long)k1 * ld + 2 * D + h * dh, ld, T - k1,
+                                 dh, vec);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
         __syncthreads();
         float s[Tile<ATT_B, NW>::NT][4];
         zero_acc(s);
@@ -169,8 +205,8 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, 
             for (int r = 0; r < 4; r++) o[j][r] *= alpha[tile_row(r)];
         tile_mma<DHP, NW, TC>(o, [&](int m, int k) { return Ps[m * ATT_LDP + k]; },
                               [&](int k, int n) { return Vs[k * LDV + n]; }, ATT_B);
+        __syncthreads();  // this buffer and Ps are rewritten next
     }
-    __syncthreads();
 #pragma unroll
     for (int j = 0; j < Tile<DHP, NW>::NT; j++)
 #pragma unroll
@@ -201,16 +237,17 @@ __global__ void attn_dsum_kernel(float *dsum, const float *dout, const float *ou
 template <int DHP, int NW, bool TC>
 __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int ldd, const float *dout, int ldo,
                                                                 const float *lse, const float *dsum, const float *qkv,
-                                                                int ld, AttWin win, int T, int H, int dh, float scale) {
-    constexpr int LD = DHP + 4;
+                                                                int ld, AttWin win, int T, int H, int dh, float scale,
+                                                                bool vec) {
+    constexpr int LD = DHP + 4, NTHR = NW * 32;
     extern __shared__ float sm[];
     float *Ks = sm, *Vs = Ks + ATT_B * LD, *Qs = Vs + ATT_B * LD, *Gs = Qs + ATT_B * LD;
     float *Ps = Gs + ATT_B * LD, *Ss = Ps + ATT_B * ATT_LDP, *ls = Ss + ATT_B * ATT_LDP, *ds = ls + ATT_B;
     const int bh = blockIdx.y, b = bh / H, h = bh % H, k0 = blockIdx.x * ATT_B, W = head_win(win, h);
     const int D = ldo;
     const float *base = qkv + (long long)b * T * ld, *gbase = dout + (long long)b * T * ldo;
-    load_rows<DHP>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh);
-    load_rows<DHP>(Vs, LD, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh);
+    load_rows<DHP, NTHR>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh, vec);
+    load_rows<DHP, NTHR>(Vs, LD, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh, vec);
     constexpr int NTD = Tile<DHP, NW>::NT, NTS = Tile<ATT_B, NW>::NT;
     float dk[NTD][4], dv[NTD][4];
     zero_acc(dk);
@@ -218,13 +255,15 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int
     const int hi = min(T - 1, k0 + ATT_B - 1 + W - 1);
     for (int q0 = k0; q0 <= hi; q0 += ATT_B) {
         __syncthreads();
-        load_rows<DHP>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh);
-        load_rows<DHP>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh);
+        load_rows<DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
+        load_rows<DHP, NTHR>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh, vec);
+        cp_async_commit();
         for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) {
             bool in = q0 + i < T;
             ls[i] = in ? lse[(long long)bh * T + q0 + i] : 0.f;
             ds[i] = in ? dsum[(long long)bh * T + q0 + i] : 0.f;
         }
+        cp_async_wait<0>();
         __syncthreads();
         float s[NTS][4], dp[NTS][4];
         zero_acc(s);
@@ -266,16 +305,21 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int
 template <int DHP, int NW, bool TC>
 __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int ldd, const float *dout, int ldo,
                                                               const float *lse, const float *dsum, const float *qkv,
-                                                              int ld, AttWin win, int T, int H, int dh, float scale) {
-    constexpr int LD = DHP + 4;
+                                                              int ld, AttWin win, int T, int H, int dh, float scale,
+                                                              bool vec) {
+    constexpr int LD = DHP + 4, NTHR = NW * 32;
     extern __shared__ float sm[];
-    float *Qs = sm, *Gs = Qs + ATT_B * LD, *Ks = Gs + ATT_B * LD, *Vs = Ks + ATT_B * LD;
-    float *Ss = Vs + ATT_B * LD, *ls = Ss + ATT_B * ATT_LDP, *ds = ls + ATT_B;
+    float *Qs = sm, *Gs = Qs + ATT_B * LD, *Kb = Gs + ATT_B * LD, *Vb = Kb + 2 * ATT_B * LD;
+    float *Ss = Vb + 2 * ATT_B * LD, *ls = Ss + ATT_B * ATT_LDP, *ds = ls + ATT_B;
     const int bh = blockIdx.y, b = bh / H, h = bh % H, q0 = blockIdx.x * ATT_B, W = head_win(win, h);
     const int D = ldo;
     const float *base = qkv + (long long)b * T * ld, *gbase = dout + (long long)b * T * ldo;
-    load_rows<DHP>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh);
-    load_rows<DHP>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh);
+    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1, kfirst = lo / ATT_B * ATT_B;
+    load_rows<DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
+    load_rows<DHP, NTHR>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh, vec);
+    load_rows<DHP, NTHR>(Kb, LD, base + (long long)kfirst * ld + D + h * dh, ld, T - kfirst, dh, vec);
+    load_rows<DHP, NTHR>(Vb, LD, base + (long long)kfirst * ld + 2 * D + h * dh, ld, T - kfirst, dh, vec);
+    cp_async_commit();
     for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) {
         bool in = q0 + i < T;
         ls[i] = in ? lse[(long long)bh * T + q0 + i] : 0.f;
@@ -284,11 +328,18 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int l
     constexpr int NTD = Tile<DHP, NW>::NT, NTS = Tile<ATT_B, NW>::NT;
     float dq[NTD][4];
     zero_acc(dq);
-    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1;
-    for (int k0 = lo / ATT_B * ATT_B; k0 <= hi; k0 += ATT_B) {
-        __syncthreads();
-        load_rows<DHP>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh);
-        load_rows<DHP>(Vs, LD, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh);
+    for (int k0 = kfirst, it = 0; k0 <= hi; k0 += ATT_B, it++) {
+        const float *Ks = Kb + (it & 1) * ATT_B * LD, *Vs = Vb + (it & 1) * ATT_B * LD;
+        if (k0 + ATT_B <= hi) {  // prefetch the next key tile into the other buffer
+            int k1 = k0 + ATT_B, nb = (it + 1) & 1;
+            load_rows<DHP, NTHR>(Kb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + D + h * dh, ld, T - k1, dh, vec);
+            load_rows<DHP, NTHR>(Vb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + 2 * D + h * dh, ld, T - k1, dh,
+                                 vec);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
         __syncthreads();
         float s[NTS][4], dp[NTS][4];
         zero_acc(s);
@@ -309,6 +360,7 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int l
         __syncthreads();
         tile_mma<DHP, NW, TC>(dq, [&](int m, int k) { return Ss[m * ATT_LDP + k]; },
                               [&](int k, int n) { return Ks[k * LD + n]; }, ATT_B);
+        __syncthreads();  // this buffer and Ss are rewritten next
     }
 #pragma unroll
     for (int j = 0; j < NTD; j++)
@@ -322,9 +374,10 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int l
 // ---- dispatch over the padded head dim and the precision -------------------------------------------
 template <int DHP> struct Cfg {
     static constexpr int NW = DHP >= 96 ? 8 : 4;
-    static constexpr size_t fwd_smem = sizeof(float) * (ATT_B * (2 * (DHP + 4) + DHP + 8) + ATT_B * ATT_LDP + 3 * ATT_B);
+    // forward: Q, 2 x (K, V), P, m, l, alpha; dkdv: K, V, Q, dO, P, dS, lse, Dsum; dq: Q, dO, 2 x (K, V), dS, lse, Dsum
+    static constexpr size_t fwd_smem = sizeof(float) * (ATT_B * (3 * (DHP + 4) + 2 * (DHP + 8)) + ATT_B * ATT_LDP + 3 * ATT_B);
     static constexpr size_t dkdv_smem = sizeof(float) * (4 * ATT_B * (DHP + 4) + 2 * ATT_B * ATT_LDP + 2 * ATT_B);
-    static constexpr size_t dq_smem = sizeof(float) * (4 * ATT_B * (DHP + 4) + ATT_B * ATT_LDP + 2 * ATT_B);
+    static constexpr size_t dq_smem = sizeof(float) * (6 * ATT_B * (DHP + 4) + ATT_B * ATT_LDP + 2 * ATT_B);
 };
 
 static int pad_dh(int dh) {
@@ -348,8 +401,9 @@ template <int DHP, bool TC> static void core_fwd(const AttCudaCtx *a, int B, int
     typedef Cfg<DHP> C;
     dim3 grid(cdiv(T, ATT_B), B * a->H);
     float scale = (float)(1 / sqrt((double)a->dh));
+    bool vec = a->dh % 4 == 0 && a->D % 4 == 0;  // 16-byte rows for cp.async
     attn_fwd_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::fwd_smem, rb_cuda_stream()>>>(
-        a->att, a->D, a->lse, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale);
+        a->att, a->D, a->lse, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
     CHECK_LAUNCH();
 }
 
@@ -357,11 +411,12 @@ template <int DHP, bool TC> static void core_bwd(const AttCudaCtx *a, int B, int
     typedef Cfg<DHP> C;
     dim3 grid(cdiv(T, ATT_B), B * a->H);
     float scale = (float)(1 / sqrt((double)a->dh));
+    bool vec = a->dh % 4 == 0 && a->D % 4 == 0;  // 16-byte rows for cp.async
     attn_bwd_dkdv_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::dkdv_smem, rb_cuda_stream()>>>(
-        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale);
+        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
     CHECK_LAUNCH();
     attn_bwd_dq_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::dq_smem, rb_cuda_stream()>>>(
-        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale);
+        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
     CHECK_LAUNCH();
 }
 
