@@ -15,7 +15,7 @@ extern "C" {
 }
 
 #define K MAMBA_CONV_K
-#define SCAN_TC 16   // tokens per chunk: chunk-start states saved by the forward, recomputed in the backward
+#define SCAN_TC 8    // tokens per chunk: chunk-start states saved by the forward, recomputed in the backward
 #define SCAN_BX 64   // channels per block of the scan kernels (one block row = one sequence)
 #define NMAX_DEV 32  // largest d_state with a compiled scan (register arrays of NMAX states per thread)
 
@@ -69,9 +69,10 @@ __global__ void conv_forward_kernel(float *xs, const float *xz, const float *w, 
 // Thread (b, c): delta = softplus(dtp + b_dt); h_t = exp(delta A) h_{t-1} + delta B_t x; y = C_t.h + D x;
 // g = y silu(z). Saves h at the end of every chunk but the last into hs.
 template <int NM>
-__global__ void __launch_bounds__(SCAN_BX) scan_forward_kernel(float *y, float *g, float *hs, const float *xs,
-        const float *xz, const float *xdbl, const float *dtp, const float *bdt, const float *A_log,
-        const float *Dp, int T, int E, int N, int R, int P) {
+__global__ void __launch_bounds__(SCAN_BX) scan_forward_kernel(float *__restrict__ y, float *__restrict__ g,
+        float *__restrict__ hs, const float *__restrict__ xs, const float *__restrict__ xz,
+        const float *__restrict__ xdbl, const float *__restrict__ dtp, const float *__restrict__ bdt,
+        const float *__restrict__ A_log, const float *__restrict__ Dp, int T, int E, int N, int R, int P) {
     const int c = blockIdx.x * SCAN_BX + threadIdx.x, b = blockIdx.y;
     if (c >= E) return;
     const int nch = (T + SCAN_TC - 1) / SCAN_TC;
@@ -79,9 +80,14 @@ __global__ void __launch_bounds__(SCAN_BX) scan_forward_kernel(float *y, float *
 #pragma unroll
     for (int n = 0; n < NM; n++) { A[n] = n < N ? -expf(A_log[(size_t)c * N + n]) : 0.f; h[n] = 0.f; }
     const float bc = bdt[c], dc = Dp[c];
+    // The next token's per-channel inputs are loaded before this token's update: one memory latency
+    // per token would otherwise serialise the walk.
+    size_t m0 = (size_t)b * T;
+    float pdt = dtp[m0 * E + c], px = xs[m0 * E + c], pz = xz[m0 * 2 * E + E + c];
     for (int t = 0; t < T; t++) {
         const size_t m = (size_t)b * T + t;
-        const float dl = softplus_d(dtp[m * E + c] + bc), xv = xs[m * E + c], dx = dl * xv;
+        const float dl = softplus_d(pdt + bc), xv = px, zv = pz, dx = dl * xv;
+        if (t + 1 < T) { pdt = dtp[(m + 1) * E + c]; px = xs[(m + 1) * E + c]; pz = xz[(m + 1) * 2 * E + E + c]; }
         const float *Bt = xdbl + m * P + R, *Ct = Bt + N;
         float acc = 0.f;
 #pragma unroll
@@ -90,7 +96,7 @@ __global__ void __launch_bounds__(SCAN_BX) scan_forward_kernel(float *y, float *
                 h[n] = __expf(dl * A[n]) * h[n] + dx * Bt[n];
                 acc += Ct[n] * h[n];
             }
-        const float yv = acc + dc * xv, zv = xz[m * 2 * E + E + c];
+        const float yv = acc + dc * xv;
         y[m * E + c] = yv;
         g[m * E + c] = yv * zv * sigm(zv);
         if ((t + 1) % SCAN_TC == 0 && t + 1 < T) {
@@ -139,10 +145,13 @@ __device__ __forceinline__ void warp_transpose_sum(float *v, int lane) {
 // GEMM adds the rest); per-warp partials of dB, dC per token; per-sequence partials of dA, dD, d b_dt.
 // Threads with c >= E take part in the warp sums with zeros.
 template <int NM>
-__global__ void __launch_bounds__(SCAN_BX) scan_backward_kernel(float *dxz, float *ddt, float *dxs,
-        float *dbc_part, float *dA_part, float *dD_part, float *dbdt_part, const float *dg, const float *y,
-        const float *hs, const float *xs, const float *xz, const float *xdbl, const float *dtp,
-        const float *bdt, const float *A_log, const float *Dp, int T, int E, int N, int R, int P, int nw) {
+__global__ void __launch_bounds__(SCAN_BX) scan_backward_kernel(float *__restrict__ dxz, float *__restrict__ ddt,
+        float *__restrict__ dxs, float *__restrict__ dbc_part, float *__restrict__ dA_part,
+        float *__restrict__ dD_part, float *__restrict__ dbdt_part, const float *__restrict__ dg,
+        const float *__restrict__ y, const float *__restrict__ hs, const float *__restrict__ xs,
+        const float *__restrict__ xz, const float *__restrict__ xdbl, const float *__restrict__ dtp,
+        const float *__restrict__ bdt, const float *__restrict__ A_log, const float *__restrict__ Dp, int T,
+        int E, int N, int R, int P, int nw) {
     const int c = blockIdx.x * SCAN_BX + threadIdx.x, b = blockIdx.y, lane = threadIdx.x & 31;
     const int w = c >> 5;  // warp index across E
     if ((c & ~31) >= E) return;  // a wholly idle warp (its dB/dC partial slot does not exist)
@@ -169,21 +178,31 @@ __global__ void __launch_bounds__(SCAN_BX) scan_backward_kernel(float *dxz, floa
 #pragma unroll
             for (int n = 0; n < NM; n++) H[n] = n < N ? hp[(size_t)n * E] : 0.f;
         }
+        const size_t mb = (size_t)b * T;
+        float pdt = dtp[(mb + t0) * E + cc], px = xs[(mb + t0) * E + cc];  // prefetched, as in the forward
         for (int t = t0; t < t1; t++) {
-            const size_t m = (size_t)b * T + t;
-            const float dl = softplus_d(dtp[m * E + cc] + bc), dx = dl * xs[m * E + cc];
+            const size_t m = mb + t;
+            const float dl = softplus_d(pdt + bc), dx = dl * px;
+            if (t + 1 < t1) { pdt = dtp[(m + 1) * E + cc]; px = xs[(m + 1) * E + cc]; }
             const float *Bt = xdbl + m * P + R;
             const float *hp = H + (t - t0) * NM;
             float *ht = H + (t - t0 + 1) * NM;
 #pragma unroll
             for (int n = 0; n < NM; n++) ht[n] = n < N ? __expf(dl * A[n]) * hp[n] + dx * Bt[n] : 0.f;
         }
+        size_t mq = mb + t1 - 1;
+        pdt = dtp[mq * E + cc]; px = xs[mq * E + cc];
+        float pz = xz[mq * 2 * E + E + cc], pg = dg[mq * E + cc], py = y[mq * E + cc];
         for (int t = t1 - 1; t >= t0; t--) {
-            const size_t m = (size_t)b * T + t;
-            const float dpre = dtp[m * E + cc] + bc, dl = softplus_d(dpre), xv = xs[m * E + cc];
-            const float zv = xz[m * 2 * E + E + cc], s = sigm(zv), dgv = ok ? dg[m * E + cc] : 0.f;
-            const float dy = dgv * zv * s;  // g = y silu(z)
-            if (ok) dxz[m * 2 * E + E + c] = dgv * y[m * E + c] * s * (1.f + zv * (1.f - s));
+            const size_t m = mb + t;
+            const float dl = softplus_d(pdt + bc), xv = px, zv = pz, yv = py, dgv = ok ? pg : 0.f;
+            if (t > t0) {
+                const size_t q = m - 1;
+                pdt = dtp[q * E + cc]; px = xs[q * E + cc]; pz = xz[q * 2 * E + E + cc]; pg = dg[q * E + cc];
+                py = y[q * E + cc];
+            }
+            const float s = sigm(zv), dy = dgv * zv * s;  // g = y silu(z)
+            if (ok) dxz[m * 2 * E + E + c] = dgv * yv * s * (1.f + zv * (1.f - s));
             const float *Bt = xdbl + m * P + R, *Ct = Bt + N;
             const float *hp = H + (t - t0) * NM, *ht = hp + NM;
             float ddl = 0.f, dxv = dy * dc;
