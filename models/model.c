@@ -268,7 +268,7 @@ void model_init(Model *m, uint64_t seed) {
         int s = m->tsub[i];
         if (s >= 0 && i == m->sub[s].t0 + m->sub[s].nt - 1) {  // last tensor of a mixer
             const Sub *sb = &m->sub[s];
-            const MixerOps *ops = m->mix[sb->layer].ops;
+            const MixerOps *ops = mixer_ops(m->cfg.layer[sb->layer].kind);  // CPU mixers absent on MODEL_CUDA
             if (ops->init_custom) {
                 real *pp[RB_MAX_TENSORS];
                 for (int k = 0; k < sb->nt; k++) pp[k] = tp(m, sb->t0 + k);
@@ -298,7 +298,7 @@ void model_zero_grad(Model *m) {
 
 double model_state_floats(const Model *m, int T) {
     double s = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++) s += m->mix[l].ops->state_floats(&m->cfg.layer[l], T);
+    for (int l = 0; l < m->cfg.n_layers; l++) s += mixer_ops(m->cfg.layer[l].kind)->state_floats(&m->cfg.layer[l], T);
     return s;
 }
 

@@ -151,6 +151,7 @@ static void test_training(const char *label, const ModelCfg *base) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);  // every line out even if the run dies
     char err[256];
     if (rb_cuda_init(err, sizeof err)) { printf("SKIP: %s\n", err); return 77; }
     printf("device: %s\n", rb_cuda_device_name());
@@ -162,7 +163,13 @@ int main(void) {
     ModelCfg b = a;
     b.mlp = 1; b.norm = NORM_RMS; b.pos_emb = 0;
     test_grads("conv,conv --mlp rmsnorm", &b, 2, 29);
-    // a second mixer with a device form, where one is built (others' device forms land separately)
+    ModelCfg t = a;
+    t.vocab = 64;
+    test_training("train conv,conv", &t);
+    ModelCfg t2 = b;
+    t2.vocab = 64;
+    test_training("train conv,conv --mlp rms", &t2);
+    // last (a crash there must not hide the shell results): a second mixer with a device form, where one is built (others' device forms land separately)
     for (int k = 0; k < MIX_COUNT; k++) {
         if (k == MIX_CONV || !mixer_cuda_ops((MixerKind)k)) continue;
         ModelCfg x = a;
@@ -174,12 +181,6 @@ int main(void) {
         test_grads(label, &x, 2, 37);
         break;
     }
-    ModelCfg t = a;
-    t.vocab = 64;
-    test_training("train conv,conv", &t);
-    ModelCfg t2 = b;
-    t2.vocab = 64;
-    test_training("train conv,conv --mlp rms", &t2);
     printf("cuda model: %d checks, %d failed\n", g_checks, g_failed);
     return g_failed ? 1 : 0;
 }
