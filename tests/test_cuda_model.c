@@ -69,19 +69,23 @@ static void test_grads(const char *label, const ModelCfg *cfg, int B, int T) {
         check(label, w, e, 1e-4);
         if (e > worst) worst = e;
     }
-    // eval: pred, loss sum, hit, tvd (masks over the first 20 ids, never empty)
+    // eval: pred, loss sum; hit and tvd with RegBench-style masks only where V <= 32 (the masks are
+    // 32-bit: step.c shifts by the token id, undefined for ids >= 32; RegBench has V = 20)
     uint32_t *mask = malloc(np * 4);
     for (int i = 0; i < np; i++) mask[i] = (uint32_t)(rng_u64(&r) & 0xfffff) | (1u << (i % 20));
     int32_t *pc = malloc(np * 4), *pd = malloc(np * 4);
     EvalSums sc = {0}, sd = {0};
-    model_eval_batch(c, in, B, T, pos, tgt, np, mask, pc, &sc);
-    model_eval_batch(d, in, B, T, pos, tgt, np, mask, pd, &sd);
+    const uint32_t *allowed = V <= 32 ? mask : NULL;
+    model_eval_batch(c, in, B, T, pos, tgt, np, allowed, pc, &sc);
+    model_eval_batch(d, in, B, T, pos, tgt, np, allowed, pd, &sd);
     int diff = 0;
     for (int i = 0; i < np; i++) diff += pc[i] != pd[i];
     check(label, "eval argmax (positions differing)", diff, 0);
     check(label, "eval loss_sum", fabs(sd.loss_sum - sc.loss_sum) / fabs(sc.loss_sum), 1e-4);
-    check(label, "eval hit", fabs(sd.hit - sc.hit), 0);
-    check(label, "eval tvd_sum", fabs(sd.tvd_sum - sc.tvd_sum) / fabs(sc.tvd_sum), 1e-4);
+    if (allowed) {
+        check(label, "eval hit (RegBench masks)", fabs(sd.hit - sc.hit), 0);
+        check(label, "eval tvd_sum", fabs(sd.tvd_sum - sc.tvd_sum) / fabs(sc.tvd_sum), 1e-4);
+    }
     free(in); free(pos); free(tgt); free(mask); free(pc); free(pd);
     model_free(c);
     model_free(d);
@@ -139,8 +143,9 @@ static void test_training(const char *label, const ModelCfg *base) {
     printf("%s losses: step 0 cpu %.5f cuda %.5f | step 150 cpu %.5f cuda %.5f | step 299 cpu %.5f cuda %.5f\n",
            label, lc[0], ld[0], lc[150], ld[150], lc[STEPS - 1], ld[STEPS - 1]);
     check(label, "train step 0 loss (same init, same batch)", fabs(ld[0] - lc[0]) / lc[0], 1e-4);
-    check(label, "train 300 steps: max |loss diff| per step", maxd, 0.1);
-    check(label, "train 300 steps: max |20-step mean diff|", maxw, 0.03);
+    // measured on the H200 (fp32 GEMMs): 2e-7 per step, 5e-8 per window; 1e-3 leaves room for drift
+    check(label, "train 300 steps: max |loss diff| per step", maxd, 1e-3);
+    check(label, "train 300 steps: max |20-step mean diff|", maxw, 1e-3);
     {
         double a = 0, b = 0;
         for (int k = 0; k < 20; k++) { a += ld[k]; b += ld[STEPS - 20 + k]; }
@@ -163,6 +168,9 @@ int main(void) {
     ModelCfg b = a;
     b.mlp = 1; b.norm = NORM_RMS; b.pos_emb = 0;
     test_grads("conv,conv --mlp rmsnorm", &b, 2, 29);
+    ModelCfg rb = a;
+    rb.vocab = 20;  // RegBench's vocabulary: the eval masks apply
+    test_grads("conv,conv vocab 20 (regbench eval)", &rb, 3, 37);
     ModelCfg t = a;
     t.vocab = 64;
     test_training("train conv,conv", &t);
