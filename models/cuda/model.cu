@@ -7,6 +7,7 @@
 #include "cuda_model.h"
 #include "layers.cuh"
 
+#define NPOS_BUCKET 64  // the step pads the scored positions to a multiple of this (one graph per bucket)
 #define GRAPH_CACHE 8  // batch shapes kept instantiated (a run sees a handful: train B, last batch, eval)
 
 typedef struct { int B, T, npos; cudaGraphExec_t exec; } GraphEntry;
@@ -365,6 +366,14 @@ extern "C" double cuda_model_train_step(CudaModel *d, const AdamWCfg *cfg, long 
     memcpy(d->h_tok, inputs, (size_t)B * T * 4);
     memcpy(d->h_pos, pos, (size_t)npos * 4);
     memcpy(d->h_tgt, tgt, (size_t)npos * 4);
+    // npos rounded up to a multiple of NPOS_BUCKET with unscored rows (pos 0, tgt -1), so batches
+    // whose scored count varies (RegBench) share a few graphs. Neutral: such a row has zero dlogits,
+    // so it adds exact zeros to every gradient, and it is not counted in the loss (cuBLAS may still
+    // pick another summation order for the longer shape: same math, still deterministic).
+    int np2 = (npos + NPOS_BUCKET - 1) / NPOS_BUCKET * NPOS_BUCKET;
+    if (np2 > d->NPmax) np2 = d->NPmax;
+    for (int i = npos; i < np2; i++) { d->h_pos[i] = 0; d->h_tgt[i] = -1; }
+    npos = np2;
     *d->h_hp = (CudaAdamHyper){lr, (double)t, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, cfg->clip,
                                (double)cfg->decay_all};
     cudaGraphExec_t exec = graph_for(d, B, T, npos);
