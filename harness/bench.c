@@ -79,7 +79,10 @@ int cmd_bench(int argc, char **argv) {
     int B = s->n < c.batch ? s->n : c.batch, T = s->L;
     mc.max_len = T;
     Model *m = model_create(&mc, B, T, err, sizeof err);
-    if (!m) die_usage("%s", err);
+    if (!m) {  // out of memory is a runtime failure (1); a model the config cannot build is bad input (2)
+        if (!strncmp(err, "out of memory", 13)) die_runtime("%s", err);
+        die_usage("%s", err);
+    }
     model_init(m, c.seed);
     AdamWCfg oc = {c.lr, 0.9, 0.999, 1e-8, c.weight_decay, c.clip, c.decay_all};
     Optim *opt = optim_create(m, &oc);
@@ -115,11 +118,15 @@ int cmd_bench(int argc, char **argv) {
            100 * share, gemm_rate, 100 * gemm_rate / peak, peak, gflops);
     char json[4096];
     config_json(&c, json, sizeof json);
+    // A measurement that cannot be recorded is a failure (exit 1): CI must not take it for a logged bench.
+    int rc = 0;
     Store *st = store_open(c.db, err, sizeof err);
-    if (!st) fprintf(stderr, "recallbench: bench not logged: %s\n", err);
+    if (!st) { fprintf(stderr, "recallbench: bench not logged: %s\n", err); rc = EXIT_RUNTIME; }
     else {
-        if (store_log_bench(st, json, "cpu", threads, tps, share, git_revision(), host_name()))
+        if (store_log_bench(st, json, "cpu", threads, tps, share, git_revision(), host_name())) {
             fprintf(stderr, "recallbench: bench not logged: %s\n", store_errmsg(st));
+            rc = EXIT_RUNTIME;
+        }
         store_close(st);
     }
     if (c.json)
@@ -130,5 +137,5 @@ int cmd_bench(int argc, char **argv) {
     optim_free(opt);
     model_free(m);
     dataset_free(ds);
-    return 0;
+    return rc;
 }

@@ -17,6 +17,7 @@ extern const MixerOps bla_ops;  // strong: the kernel command validates exactly 
 
 #define KERNEL_MAX_LEN 65536
 #define KERNEL_MAX_COLS 9  // points shown in the printed table and the curve panel
+#define KERNEL_GRID 512    // heatmap samples per axis in the data file
 
 static void kernel_usage(FILE *f) {
     fprintf(f,
@@ -198,17 +199,22 @@ int cmd_kernel(int argc, char **argv) {
     if (!f) die_runtime("cannot write %s: %s", dat, strerror(errno));
     fprintf(f, "# recallbench kernel: BLA impulse responses h[a,m] = R[m,:] A^a B (design/bla.md)\n");
     fprintf(f, "# W=%d N=%d readout=%s transition=%s M=%d L=%d ||A||_2=%.12f\n", W, N, rname, tname, M, L, nrm);
-    fprintf(f, "# index 0: a h[a,m=0] ... h[a,m=%d]   (point ages:", M - 1);
-    for (int m = 0; m < M; m++) fprintf(f, " %.4g", op.age[m]);
+    // Bounded output: index 0 holds the selected points only, index 1 a grid of at most KERNEL_GRID x
+    // KERNEL_GRID samples (every stride-th age and point), so W = 16384 writes megabytes, not gigabytes.
+    fprintf(f, "# index 0: a h[a,m] for the selected points m =");
+    for (int i = 0; i < nsel; i++) fprintf(f, " %d", sel[i]);
+    fprintf(f, "   (their ages:");
+    for (int i = 0; i < nsel; i++) fprintf(f, " %.4g", op.age[sel[i]]);
     fprintf(f, ")\n");
     for (int a = 0; a < L; a++) {
         fprintf(f, "%d", a);
-        for (int m = 0; m < M; m++) fprintf(f, " %.9g", h[(size_t)a * M + m]);
+        for (int i = 0; i < nsel; i++) fprintf(f, " %.9g", h[(size_t)a * M + sel[i]]);
         fprintf(f, "\n");
     }
-    fprintf(f, "\n\n# index 1: a age(m) h[a,m]   (grid for the heatmap)\n");
-    for (int a = 0; a < L; a++) {
-        for (int m = 0; m < M; m++) fprintf(f, "%d %.6g %.9g\n", a, op.age[m], h[(size_t)a * M + m]);
+    int sa = (L + KERNEL_GRID - 1) / KERNEL_GRID, sm = (M + KERNEL_GRID - 1) / KERNEL_GRID;
+    fprintf(f, "\n\n# index 1: a age(m) h[a,m]   (grid for the heatmap; every %d-th age, every %d-th point)\n", sa, sm);
+    for (int a = 0; a < L; a += sa) {
+        for (int m = 0; m < M; m += sm) fprintf(f, "%d %.6g %.9g\n", a, op.age[m], h[(size_t)a * M + m]);
         fprintf(f, "\n");
     }
     if (fclose(f) != 0) die_runtime("cannot write %s: %s", dat, strerror(errno));
@@ -233,7 +239,7 @@ int cmd_kernel(int argc, char **argv) {
         for (int i = 0; i < nsel; i++) {
             fprintf(g, "%s", i ? ", \\\n     " : "");
             gp_quote(g, dat);
-            fprintf(g, " index 0 using 1:%d with linespoints lw 2 pt 7 ps 0.4 title 'm=%d (age %.3g)'", sel[i] + 2, sel[i],
+            fprintf(g, " index 0 using 1:%d with linespoints lw 2 pt 7 ps 0.4 title 'm=%d (age %.3g)'", i + 2, sel[i],
                     op.age[sel[i]]);
         }
         fprintf(g, "\nunset arrow 1\nunset label 1\n");
