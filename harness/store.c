@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +136,8 @@ static int lock_err(Store *s, const char *what, double waited_ms) {
     return -1;
 }
 
+static void note_disk_full(char *err, size_t errn, const char *path);
+
 static int exec_retry(Store *s, const char *sql, const char *what) {
     double t0 = now_seconds();
     for (int attempt = 0;; attempt++) {
@@ -142,6 +145,7 @@ static int exec_retry(Store *s, const char *sql, const char *what) {
         if (rc == SQLITE_OK) return 0;
         if (!is_busy(rc)) {
             SET_ERR(s, "cannot write results database %s: %s", s->path, sqlite3_errmsg(s->db));
+            note_disk_full(s->err, sizeof s->err, s->path);
             return -1;
         }
         double waited = (now_seconds() - t0) * 1e3;
@@ -167,6 +171,7 @@ static int step_done(Store *s, sqlite3_stmt *st) {
     if (rc != SQLITE_DONE) {
         if (is_busy(rc)) SET_ERR(s, "database %s is locked (%s)", s->path, sqlite3_errmsg(s->db));
         else SET_ERR(s, "results database %s: %s", s->path, sqlite3_errmsg(s->db));
+        note_disk_full(s->err, sizeof s->err, s->path);
         sqlite3_reset(st);
         return -1;
     }
@@ -390,6 +395,22 @@ static sqlite3 *open_db(const char *path, int flags, const char *query, int *rc)
     return db;
 }
 
+// Appends "disk full" to an error when the file system holding path has (next to) no space left: SQLite
+// reports a full disk as SQLITE_FULL on writes but as a "disk I/O error" when the WAL index cannot grow.
+static void note_disk_full(char *err, size_t errn, const char *path) {
+    if (!err || !errn || !err[0] || strstr(err, "disk full")) return;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *sl = strrchr(dir, '/');
+    if (sl) { if (sl == dir) sl[1] = 0; else *sl = 0; }
+    else snprintf(dir, sizeof dir, ".");
+    struct statvfs v;
+    if (statvfs(dir, &v) == 0 && (double)v.f_bavail * v.f_frsize < 65536) {
+        size_t n = strlen(err);
+        snprintf(err + n, errn - n, " (disk full: no space left on the file system of %s)", dir);
+    }
+}
+
 static Store *store_open_mode(const char *path, int readonly, char *err, size_t errn) {
     if (err && errn) err[0] = 0;
     if (!path || !*path) {
@@ -472,6 +493,7 @@ fail_s:
     fmt_err(err, errn, "%s", s->err);
 fail:
     store_close(s);
+    note_disk_full(err, errn, path);
     return NULL;
 }
 
@@ -777,6 +799,14 @@ int store_merge_from(Store *s, const char *src_path, char *err, size_t errn) {
     sqlite3_stmt *att = prepare(db, "ATTACH DATABASE ?1 AS src", 0);
     bind_text(db, att, 1, uri);
     int rc = sqlite3_step(att);
+    if (primary(rc) == SQLITE_CANTOPEN) {
+        // A WAL input on read-only media (its -shm cannot be created): nobody can write it; read it immutable.
+        sqlite3_finalize(att);
+        path_uri(uri, sizeof uri, src_path, "mode=ro&immutable=1");
+        att = prepare(db, "ATTACH DATABASE ?1 AS src", 0);
+        bind_text(db, att, 1, uri);
+        rc = sqlite3_step(att);
+    }
     if (rc != SQLITE_DONE) {
         if (primary(rc) == SQLITE_NOTADB)
             SET_ERR(s, "%s is not a recallbench database (%s)", src_path, sqlite3_errmsg(db));
