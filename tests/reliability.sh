@@ -94,11 +94,11 @@ if want 2; then
         echo "seed = $(vals 1 1000)"; echo "lr = $(seq 0.001 0.001 0.1 | paste -sd' ' - | fold -s -w 120 | sed '2,$s/^/    /')"
     } > big.ini
     t0=$(date +%s.%N)
-    timeout 60 "$rb" sweep big.ini --dry-run --db big.db >big.out 2>big.err
+    timeout 120 "$rb" sweep big.ini --dry-run --db big.db >big.out 2>big.err
     rc=$?
     t=$(echo "$(date +%s.%N) - $t0" | bc)
-    check "item2: --dry-run of a 1e5-point grid finishes in < 30 s" \
-        $([ $rc = 0 ] && tail -1 big.out | grep -q "^100000 runs" && [ "$(echo "$t < 30" | bc)" = 1 ] && echo 0 || echo 1) "(exit $rc, ${t}s: $(tail -1 big.out | head -c 80))"
+    check "item2: --dry-run of a 1e5-point grid finishes in < 60 s (quadratic: 118 s)" \
+        $([ $rc = 0 ] && tail -1 big.out | grep -q "^100000 runs" && [ "$(echo "$t < 60" | bc)" = 1 ] && echo 0 || echo 1) "(exit $rc, ${t}s: $(tail -1 big.out | head -c 80))"
 fi
 
 # --- 3: output paths ---------------------------------------------------------------------------------------
@@ -172,15 +172,19 @@ if want 5; then
     rc=$?
     check "item5: report --vs NOSUCH exits 2 (as frontier does)" $([ $rc = 2 ] && oneline v.err && echo 0 || echo 1) "(exit $rc)"
     # (regress --only NOSUCH exiting 0 is harness/regress.c's, owned by the regression suite: not checked here.)
-    # Out of memory is a runtime failure (1) everywhere: a model far beyond the address-space limit.
-    ( ulimit -v 1000000; "$rb" train --task mqar --vocab 64 --seq-len 16 --kv-pairs 2 --train-examples 64 --test-examples 16 \
-        --d-model 8192 --layers conv,attention,attention,attention --batch 4096 --epochs 1 --db oom.db --progress none ) >o.out 2>o.err
-    rc=$?
-    check "item5: out of memory building a model exits 1" $([ $rc = 1 ] && grep -q "out of memory" o.err && echo 0 || echo 1) "(exit $rc: $(tail -1 o.err | head -c 120))"
-    ( ulimit -v 1000000; "$rb" bench --task mqar --vocab 64 --seq-len 16 --kv-pairs 2 --d-model 8192 --layers conv,attention,attention,attention \
-        --batch 4096 --steps 1 --db oom.db ) >o.out 2>o.err
-    rc=$?
-    check "item5: out of memory in bench exits 1" $([ $rc = 1 ] && grep -q "out of memory" o.err && echo 0 || echo 1) "(exit $rc: $(tail -1 o.err | head -c 120))"
+    if [ -n "${RB_SANITIZED:-}" ]; then
+        echo "SKIP  item5: out-of-memory checks (ulimit -v and ASan's shadow memory do not mix)"
+    else
+        # Out of memory is a runtime failure (1) everywhere: a model far beyond the address-space limit.
+        ( ulimit -v 1000000; "$rb" train --task mqar --vocab 64 --seq-len 16 --kv-pairs 2 --train-examples 64 --test-examples 16 \
+            --d-model 8192 --layers conv,attention,attention,attention --batch 4096 --epochs 1 --db oom.db --progress none ) >o.out 2>o.err
+        rc=$?
+        check "item5: out of memory building a model exits 1" $([ $rc = 1 ] && grep -q "out of memory" o.err && echo 0 || echo 1) "(exit $rc: $(tail -1 o.err | head -c 120))"
+        ( ulimit -v 1000000; "$rb" bench --task mqar --vocab 64 --seq-len 16 --kv-pairs 2 --d-model 8192 --layers conv,attention,attention,attention \
+            --batch 4096 --steps 1 --db oom.db ) >o.out 2>o.err
+        rc=$?
+        check "item5: out of memory in bench exits 1" $([ $rc = 1 ] && grep -q "out of memory" o.err && echo 0 || echo 1) "(exit $rc: $(tail -1 o.err | head -c 120))"
+    fi
 fi
 
 # --- 6: flag parsing ------------------------------------------------------------------------------------------
