@@ -3,7 +3,9 @@
 // sweep_expand). Depends on harness/config.c, sweep.c (the harness library), libFuzzer. Build/run: run.sh.
 // Input: first byte selects the parser (even: flags, odd: INI); the rest is the argv (split at NUL or
 // newline) or the INI text. Any crash, sanitizer report, leak or exit() inside the parsers is a bug.
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@ build=${2:-$root/build-fuzz}
 cc=$(command -v clang-14 || command -v clang) || { echo "run.sh: clang not found"; exit 2; }
 export OMP_WAIT_POLICY=PASSIVE
 if [ ! -f "$build/build.ninja" ]; then
-    # The harness library with ASan/UBSan and fuzzer coverage; OpenMP off (clang's libomp may be missing).
+    # The harness library with ASan/UBSan and fuzzer coverage (models with clang's OpenMP, libomp).
     CC=$cc meson setup "$build" "$root" --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args="-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined" >"$build.setup.log" 2>&1 ||
         { cat "$build.setup.log"; echo "run.sh: meson setup failed"; exit 2; }
@@ -21,7 +21,7 @@ ninja -C "$build" librb_harness.a librb_models_f32.a librb_tasks.a >/dev/null ||
 "$cc" -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=c11 \
     -I"$root/harness" -I"$root" -I"$build" "$root/tests/fuzz/fuzz_config.c" \
     "$build/librb_harness.a" "$build/librb_models_f32.a" "$build/librb_tasks.a" \
-    $(pkg-config --libs sqlite3 inih openblas 2>/dev/null || echo "-lsqlite3 -linih -lopenblas") -lm -lpthread \
+    $(pkg-config --libs sqlite3 inih openblas 2>/dev/null || echo "-lsqlite3 -linih -lopenblas") -fopenmp -lm -lpthread \
     -o "$build/fuzz_config" || { echo "run.sh: linking the fuzz target failed"; exit 2; }
 corpus=$build/fuzz-corpus findings=$build/fuzz-findings
 mkdir -p "$corpus" "$findings"
