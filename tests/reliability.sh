@@ -116,7 +116,11 @@ if want 3; then
     "$rb" plot --db out.db --out "" >p.out 2>p.err
     rc=$?
     check "item3: plot --out '' refused with exit 2" $([ $rc = 2 ] && oneline p.err && echo 0 || echo 1) "(exit $rc: $(head -c 150 p.err))"
-    mkdir -p ro_out && chmod 555 ro_out
+    mkdir -p adir
+    "$rb" report --db out.db --out adir >r4.out 2>r4.err
+    rc=$?
+    check "item3: report --out DIRECTORY fails (exit 1) and leaves no stray temporary file" \
+        $([ $rc = 1 ] && [ -z "$(ls -d adir.tmp* 2>/dev/null)" ] && echo 0 || echo 1) "(exit $rc; left: $(ls -d adir.tmp* 2>/dev/null))"
     "$rb" report --db missing.db --out rep/x.md >r3.out 2>r3.err
     rc=$?
     check "item3: a failed report leaves no file or directory behind" \
@@ -210,19 +214,20 @@ if want 6; then
     b=$("$rb" gen --task mqar --vocab 64 --seq-len 16 --kv-pairs 2 --seed 3 -n 2 --format jsonl 2>&1)
     check "item6: gen accepts --flag=value" $([ $rc = 0 ] && [ "$a" = "$b" ] && echo 0 || echo 1) "($(echo "$a" | head -c 100))"
     # (bench's own --steps/--warmup-steps with '=' are harness/bench.c's parser, not checked here.)
-    # Help ranges are the real limits: the help's bound is accepted as input, one beyond it is refused.
+    # Help ranges are the real limits: the help's bound passes validation (sweep --dry-run finalizes every
+    # point without training), one beyond it is refused.
     rng() { "$rb" help train | grep -E "^ *--$1 " | grep -oE '\[[0-9e+.]+\.\.[0-9e+.]+\]$' | tr -d '[]' | sed 's/\.\./ /' |
             python3 -c 'import sys; print(" ".join(str(int(float(x))) for x in sys.stdin.read().split()))'; }
-    ra="--task regbench --test-automata 1 --max-steps 1 --epochs 1 --progress none --d-model 8 --layers conv,bla --window 8 --freqs 2"
-    for spec in "feature-dim hi $tiny --layers conv,la --max-steps 1" "train-automata hi $ra" "test-automata hi ${ra/--test-automata 1/--train-automata 1}" \
-                "seq-len lo --vocab 64 --kv-pairs 1 --train-examples 4 --test-examples 4 --batch 4 --d-model 8 --layers conv,bla --window 8 --freqs 2 --max-steps 1 --progress none"; do
+    for spec in "feature-dim hi layers=conv,la" "train-automata hi task=regbench layers=conv,bla" \
+                "test-automata hi task=regbench layers=conv,bla" "seq-len lo vocab=64 kv-pairs=1 layers=conv,bla"; do
         set -- $spec; f=$1; side=$2; shift 2
         read -r lo hi <<<"$(rng $f)"
         if [ $side = hi ]; then edge=$hi; out=$((hi + 1)); else edge=$lo; out=$((lo - 1)); fi
-        "$rb" train "$@" --$f $out --db h.db >x.out 2>x.err; rc1=$?
-        timeout 20 "$rb" train "$@" --$f $edge --db h.db >y.out 2>y.err; rc0=$?
+        for v in $edge $out; do { echo "[sweep]"; for kv in "$@"; do echo "${kv/=/ = }"; done; echo "$f = $v"; } > hr$v.ini; done
+        "$rb" sweep hr$out.ini --dry-run --db h.db >x.out 2>x.err; rc1=$?
+        "$rb" sweep hr$edge.ini --dry-run --db h.db >y.out 2>y.err; rc0=$?
         check "item6: help range of --$f is the real one ($edge accepted, $out refused)" \
-            $([ $rc1 = 2 ] && [ $rc0 != 2 ] && echo 0 || echo 1) "(help [$lo..$hi]; $edge: exit $rc0 $(tail -1 y.err | head -c 100); $out: exit $rc1)"
+            $([ $rc1 = 2 ] && [ $rc0 = 0 ] && echo 0 || echo 1) "(help [$lo..$hi]; $edge: exit $rc0 $(tail -1 y.err | head -c 100); $out: exit $rc1)"
     done
 fi
 
