@@ -310,6 +310,11 @@ if want 9; then
         rc=$?
         check "item9: a sweep on a full disk exits 1 and says disk full" \
             $([ $rc = 1 ] && grep -qi "disk full\|no space left" x.err && echo 0 || echo 1) "(exit $rc: $(grep -i 'full\|space' x.err | head -2 | tr '\n' '|' | head -c 200))"
+        # The database has room but the logs' file system is full: workers would leave empty logs.
+        timeout 120 "$rb" sweep full.ini --db lf.db --logs full/logs --threads 1 >x.out 2>x.err
+        rc=$?
+        check "item9: a sweep whose logs' disk is full exits 1 and says disk full" \
+            $([ $rc = 1 ] && grep -qi "disk full" x.err && echo 0 || echo 1) "(exit $rc: $(grep -i 'full\|space' x.err | head -2 | tr '\n' '|' | head -c 200))"
     else
         echo "SKIP  item9: disk-full sweep (needs root for a tmpfs)"
     fi
