@@ -675,6 +675,9 @@ int cmd_sweep(int argc, char **argv) {
         if (ndup) printf("; %d duplicate grid points dropped (knobs their mixer does not read)", ndup);
         printf("\n");
         if (st) store_close(st);
+        sweep_spec_free(&spec);
+        free(runs);
+        free(status);
         return 0;
     }
     if (list) {
@@ -688,6 +691,9 @@ int cmd_sweep(int argc, char **argv) {
             free(cmd);
         }
         if (st) store_close(st);
+        sweep_spec_free(&spec);
+        free(runs);
+        free(status);
         return fflush(stdout) ? EXIT_RUNTIME : 0;
     }
 
