@@ -13,8 +13,9 @@ export OMP_WAIT_POLICY=PASSIVE
 if [ ! -f "$build/build.ninja" ]; then
     # The harness library with ASan/UBSan and fuzzer coverage (models with clang's OpenMP, libomp).
     CC=$cc meson setup "$build" "$root" --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dc_args="-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined" >"$build.setup.log" 2>&1 ||
-        { cat "$build.setup.log"; echo "run.sh: meson setup failed"; exit 2; }
+        -Dc_args="-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined" >/tmp/rb-fuzz-setup.$$.log 2>&1 ||
+        { cat /tmp/rb-fuzz-setup.$$.log; rm -f /tmp/rb-fuzz-setup.$$.log; echo "run.sh: meson setup failed"; exit 2; }
+    rm -f /tmp/rb-fuzz-setup.$$.log
 fi
 ninja -C "$build" librb_harness.a librb_models_f32.a librb_tasks.a >/dev/null || { echo "run.sh: build failed"; exit 2; }
 # shellcheck disable=SC2046
