@@ -61,7 +61,7 @@ static void *bench_job(void *arg) {
     BenchJob *j = arg;
     Model *m = model_create(j->mc, j->B, j->T, j->err, sizeof j->err);
     if (!m) {
-        j->rc = j->mc->backend == MODEL_CUDA ? 1 : 2;
+        j->rc = j->mc->backend == MODEL_CUDA || !strncmp(j->err, "out of memory", 13) ? 1 : 2;
         if (j->barrier) { pthread_barrier_wait(j->barrier); }  // keep the others from waiting forever
         return NULL;
     }
@@ -195,12 +195,16 @@ int cmd_bench(int argc, char **argv) {
                100 * share, gemm_rate, 100 * gemm_rate / peak, peak, gflops);
     char json[4096];
     config_json(&c, json, sizeof json);
+    // A measurement that cannot be recorded is a failure (exit 1): CI must not take it for a logged bench.
+    int rc = 0;
     Store *st = store_open(c.db, err, sizeof err);
-    if (!st) fprintf(stderr, "recallbench: bench not logged: %s\n", err);
+    if (!st) { fprintf(stderr, "recallbench: bench not logged: %s\n", err); rc = EXIT_RUNTIME; }
     else {
         if (store_log_bench(st, json, c.backend == BACKEND_CUDA ? "cuda" : "cpu", threads, jobs_n > 1 ? agg : tps, share,
-                            git_revision(), host_name()))
+                            git_revision(), host_name())) {
             fprintf(stderr, "recallbench: bench not logged: %s\n", store_errmsg(st));
+            rc = EXIT_RUNTIME;
+        }
         store_close(st);
     }
     if (c.json)
@@ -213,5 +217,5 @@ int cmd_bench(int argc, char **argv) {
     free(jobs); free(pos); free(tgt);
     pthread_barrier_destroy(&bar);
     dataset_free(ds);
-    return 0;
+    return rc;
 }

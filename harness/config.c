@@ -29,7 +29,7 @@ static const Flag flags[] = {
     // task
     {"task", F_CHOICE, O(task), "mqar", 0, 0, "mqar|regbench", G_TASK, NULL, "task generator (tasks.md)"},
     {"vocab", F_INT, O(vocab), "8192", 4, 1 << 20, NULL, G_TASK, "mqar", "MQAR vocabulary size V (> seq-len)"},
-    {"seq-len", F_INT, O(seq_len), "64", 2, 1 << 16, NULL, G_TASK, "-", "MQAR sequence length L (even), when no --train-mix/--test-mix"},
+    {"seq-len", F_INT, O(seq_len), "64", 4, 1 << 16, NULL, G_TASK, "-", "MQAR sequence length L (even), when no --train-mix/--test-mix"},
     {"kv-pairs", F_INT, O(kv_pairs), "4", 1, 1 << 15, NULL, G_TASK, "-", "MQAR key-value pairs K (4K <= L, K <= V/2-1)"},
     {"train-examples", F_INT, O(train_examples), "100000", 1, 1e8, NULL, G_TASK, "-", "MQAR training examples, when no --train-mix"},
     {"test-examples", F_INT, O(test_examples), "3000", 1, 1e8, NULL, G_TASK, "-", "MQAR test examples, when no --test-mix"},
@@ -37,8 +37,8 @@ static const Flag flags[] = {
     {"random-non-queries", F_BOOL, O(random_non_queries), "1", 0, 1, NULL, G_TASK, "mqar", "MQAR: fill unscored positions with random tokens"},
     {"train-mix", F_STR, O(train_mix), "", 0, 0, NULL, G_TASK, "mqar", "MQAR training mix L:K:count,... (default: seq-len:kv-pairs:train-examples)"},
     {"test-mix", F_STR, O(test_mix), "", 0, 0, NULL, G_TASK, "mqar", "MQAR test configurations L:K:count,... (default: seq-len:kv-pairs:test-examples)"},
-    {"train-automata", F_INT, O(train_automata), "2500", 1, 1e7, NULL, G_TASK, "regbench", "RegBench training instances (one PFA each)"},
-    {"test-automata", F_INT, O(test_automata), "500", 1, 1e7, NULL, G_TASK, "regbench", "RegBench test instances"},
+    {"train-automata", F_INT, O(train_automata), "2500", 1, 1e6, NULL, G_TASK, "regbench", "RegBench training instances (one PFA each)"},
+    {"test-automata", F_INT, O(test_automata), "500", 1, 1e6, NULL, G_TASK, "regbench", "RegBench test instances"},
     // model
     {"layers", F_STR, O(layers), "conv,attention", 0, 0, NULL, G_MODEL, NULL, "comma list of mixers: conv attention swa bla gsa la mamba"},
     {"d-model", F_INT, O(d_model), "64", 1, 8192, NULL, G_MODEL, NULL, "model width D"},
@@ -53,7 +53,7 @@ static const Flag flags[] = {
     {"bla-transition", F_CHOICE, O(bla_transition), "project", 0, 0, "project|decay", G_MIXER, "bla", "bla transition: project (spec) or decay (circular, damped)"},
     {"slots", F_INT, O(slots), "64", 1, 4096, NULL, G_MIXER, "gsa", "gsa memory slots m"},
     {"feature-map", F_CHOICE, O(feature_map), "taylor", 0, 0, "taylor|elu", G_MIXER, "la", "la feature map"},
-    {"feature-dim", F_INT, O(feature_dim), "16", 1, 256, NULL, G_MIXER, "la", "la taylor feature dimension f"},
+    {"feature-dim", F_INT, O(feature_dim), "16", 1, 64, NULL, G_MIXER, "la", "la taylor feature dimension f"},
     {"state-dim", F_INT, O(state_dim), "16", 1, 1024, NULL, G_MIXER, "mamba", "mamba SSM state size N"},
     {"expand", F_INT, O(expand), "2", 1, 8, NULL, G_MIXER, "mamba", "mamba inner expansion (d_inner = expand * D)"},
     // training
@@ -120,7 +120,11 @@ static int set_flag(RunConfig *c, const Flag *f, const char *v, char *err, size_
     switch (f->type) {
     case F_INT: {
         double x = strtod(v, &end);
-        if (end == v || *end || errno || x != floor(x) || x < f->min || x > f->max) {
+        if (end == v || *end || isspace((unsigned char)*v) || isnan(x)) {
+            snprintf(err, errn, "--%s %s is not a number: must be an integer in [%.0f, %.0f]", f->name, v, f->min, f->max);
+            return -1;
+        }
+        if (errno || x != floor(x) || x < f->min || x > f->max) {
             snprintf(err, errn, "--%s %s out of range: must be an integer in [%.0f, %.0f]", f->name, v, f->min, f->max);
             return -1;
         }
@@ -129,15 +133,23 @@ static int set_flag(RunConfig *c, const Flag *f, const char *v, char *err, size_
         return 0;
     }
     case F_U64: {
-        if (!*v || *v == '-') { snprintf(err, errn, "--%s %s invalid: must be an integer in [0, 2^64-1]", f->name, v); return -1; }
-        unsigned long long x = strtoull(v, &end, 0);
-        if (end == v || *end || errno) { snprintf(err, errn, "--%s %s invalid: must be an integer in [0, 2^64-1]", f->name, v); return -1; }
+        // Decimal digits only: strtoull would read "010" as octal, " -5" as 2^64-5 and "0x10" as hex.
+        if (!*v || strspn(v, "0123456789") != strlen(v)) {
+            snprintf(err, errn, "--%s %s is not a decimal integer: must be in [0, 2^64-1]", f->name, v);
+            return -1;
+        }
+        unsigned long long x = strtoull(v, &end, 10);
+        if (end == v || *end || errno) { snprintf(err, errn, "--%s %s out of range: must be an integer in [0, 2^64-1]", f->name, v); return -1; }
         *(uint64_t *)field(c, f) = (uint64_t)x;
         return 0;
     }
     case F_DOUBLE: {
         double x = strtod(v, &end);
-        if (end == v || *end || errno || !isfinite(x) || x < f->min || x > f->max) {
+        if (end == v || *end || isspace((unsigned char)*v) || isnan(x)) {
+            snprintf(err, errn, "--%s %s is not a number: must be a number in [%g, %g]", f->name, v, f->min, f->max);
+            return -1;
+        }
+        if (errno || !isfinite(x) || x < f->min || x > f->max) {
             snprintf(err, errn, "--%s %s out of range: must be a number in [%g, %g]", f->name, v, f->min, f->max);
             return -1;
         }
@@ -145,6 +157,7 @@ static int set_flag(RunConfig *c, const Flag *f, const char *v, char *err, size_
         return 0;
     }
     case F_STR:
+        if (!*v && !strcmp(f->name, "db")) { snprintf(err, errn, "--db '': give the results database's file name"); return -1; }
         if (strlen(v) >= f->size) { snprintf(err, errn, "--%s value too long (max %zu characters)", f->name, f->size - 1); return -1; }
         snprintf((char *)field(c, f), f->size, "%s", v);
         return 0;
@@ -188,9 +201,11 @@ int config_parse_args(RunConfig *c, int argc, char **argv, unsigned groups, int 
             val = eq + 1;
         } else snprintf(name, sizeof name, "%s", a + 2);
         const Flag *f = find_flag(name, groups);
-        if (!f && !eq && strncmp(name, "no-", 3) == 0 && (f = find_flag(name + 3, groups)) && f->type == F_BOOL) {
-            *(int *)field(c, f) = 0;
-            continue;
+        if (!f && !eq && strncmp(name, "no-", 3) == 0) {
+            // --no-X negates boolean flags only: --no-lr 0.5 is not --lr 0.5.
+            const Flag *b = find_flag(name + 3, groups);
+            if (b && b->type == F_BOOL) { *(int *)field(c, b) = 0; continue; }
+            if (b) { snprintf(err, errn, "--%s: --no- applies to on/off flags only; --%s takes a value", name, b->name); return -1; }
         }
         if (!f) { snprintf(err, errn, "unknown option --%s (see recallbench help)", name); return -1; }
         if (!val) {
@@ -204,19 +219,46 @@ int config_parse_args(RunConfig *c, int argc, char **argv, unsigned groups, int 
     return 0;
 }
 
+// One field of an L:K:count entry: decimal digits only, in [lo, hi] (sscanf's %d wraps 4294967360 to 64).
+static int mix_field(const char **p, long lo, long hi, long *out) {
+    const char *q = *p;
+    if (*q < '0' || *q > '9') return -1;
+    long v = 0;
+    for (; *q >= '0' && *q <= '9'; q++) {
+        v = v * 10 + (*q - '0');
+        if (v > hi) return -2;
+    }
+    if (v < lo) return -2;
+    *out = v;
+    *p = q;
+    return 0;
+}
+
 int config_parse_mix(const char *s, MqarMix *out, int max, const char *flag, char *err, size_t errn) {
     int n = 0;
     const char *p = s;
+    // The same limits as --seq-len, --kv-pairs and --train-examples (the flag table).
+    static const long lo[3] = {1, 1, 1}, hi[3] = {1 << 16, 1 << 15, 100000000};
+    static const char *what[3] = {"L", "K", "count"};
     while (*p) {
         if (n >= max) { snprintf(err, errn, "--%s has more than %d entries", flag, max); return -1; }
-        int L, K, cnt, used = 0;
-        if (sscanf(p, "%d:%d:%d%n", &L, &K, &cnt, &used) != 3 || (p[used] && p[used] != ',')) {
-            snprintf(err, errn, "--%s entry %d (%.*s) invalid: expected L:K:count", flag, n + 1,
-                     (int)strcspn(p, ","), p);
-            return -1;
+        long v[3];
+        const char *e0 = p;
+        for (int k = 0; k < 3; k++) {
+            int rc = mix_field(&p, lo[k], hi[k], &v[k]);
+            if (rc == -2) {
+                snprintf(err, errn, "--%s entry %d (%.*s): %s out of range: must be an integer in [%ld, %ld]", flag, n + 1,
+                         (int)strcspn(e0, ","), e0, what[k], lo[k], hi[k]);
+                return -1;
+            }
+            if (rc < 0 || (k < 2 && *p != ':') || (k == 2 && *p && *p != ',')) {
+                snprintf(err, errn, "--%s entry %d (%.*s) invalid: expected L:K:count (decimal integers)", flag, n + 1,
+                         (int)strcspn(e0, ","), e0);
+                return -1;
+            }
+            if (k < 2) p++;
         }
-        out[n++] = (MqarMix){L, K, cnt};
-        p += used;
+        out[n++] = (MqarMix){(int)v[0], (int)v[1], (int)v[2]};
         if (*p == ',') p++;
     }
     if (n == 0) { snprintf(err, errn, "--%s is empty: expected L:K:count,...", flag); return -1; }

@@ -219,7 +219,12 @@ int frontier_load(sqlite3 *db, const char *task, FrRun **out, char *err, size_t 
         "SELECT id, task, COALESCE(NULLIF(variant,''), NULLIF(mixer,''), model, '?'), state_floats, lr, seed,"
         " accuracy, config_json, model, d_model, window, freqs, slots, feature_dim, state_dim"
         " FROM runs WHERE status = 'ok' AND accuracy IS NOT NULL AND state_floats > 0"
-        " AND (?1 IS NULL OR task = ?1) ORDER BY id";
+        " AND (?1 IS NULL OR task = ?1)"
+        // One row per config hash, the newest (store_find_finished's choice): a --force rerun or a
+        // duplicate of one config is the same seed, not another one.
+        " AND id = (SELECT r2.id FROM runs r2 WHERE r2.config_hash = runs.config_hash AND r2.status = 'ok'"
+        " AND r2.accuracy IS NOT NULL AND r2.state_floats > 0 ORDER BY r2.finished DESC, r2.id DESC LIMIT 1)"
+        " ORDER BY id";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errn, "cannot read runs: %s", sqlite3_errmsg(db));
@@ -311,11 +316,12 @@ const char *frontier_default_db(void) {
 }
 
 Store *frontier_open_existing(const char *path) {
+    if (!*path) die_usage("--db '': give the results database's file name");
     if (access(path, R_OK) != 0)
         die_runtime("cannot read results database %s: %s (run a sweep first, or pass --db PATH)", path,
                     strerror(errno));
     char err[512];
-    Store *s = store_open(path, err, sizeof err);
+    Store *s = store_open_readonly(path, err, sizeof err);   // analyses never need write access
     if (!s) die_runtime("%s", err);
     return s;
 }
@@ -457,19 +463,24 @@ void frontier_print_tables(FILE *f, const FrPoint *p, int np, const FrNeed *nd, 
     }
 }
 
+// CSV files go through out_open/out_commit (util.h): complete or absent, links and devices kept.
+static OutFile csv_out;
 static FILE *open_csv(const char *base, const char *suffix, char *path, size_t n) {
     size_t bl = strlen(base);
+    if (!bl) die_usage("--csv '': give a file name");
     if (!suffix) snprintf(path, n, "%s", base);
     else if (bl > 4 && !strcmp(base + bl - 4, ".csv")) snprintf(path, n, "%.*s_%s.csv", (int)(bl - 4), base, suffix);
     else snprintf(path, n, "%s_%s.csv", base, suffix);
     frontier_mkdir_parent(path);
-    FILE *f = fopen(path, "w");
-    if (!f) die_runtime("cannot write %s: %s", path, strerror(errno));
-    return f;
+    char err[4400];
+    if (out_open(&csv_out, path, NULL, err, sizeof err)) die_runtime("%s", err);
+    return csv_out.f;
 }
 
 static void close_csv(FILE *f, const char *path) {
-    if (ferror(f) | fclose(f)) die_runtime("cannot write %s: %s", path, strerror(errno));
+    char err[4400];
+    (void)f; (void)path;
+    if (out_commit(&csv_out, err, sizeof err)) die_runtime("%s", err);
 }
 
 static void write_csv(const char *base, const FrPoint *p, int np, const FrNeed *nd, int nn, const FrRatio *r,

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "../tasks/gen_print.h"
 #include "train.h"
+#include "frontier.h"
 #include "util.h"
 
 int cmd_gen(int argc, char **argv) {
@@ -24,25 +25,23 @@ int cmd_gen(int argc, char **argv) {
             config_print_help(stdout, G_TASK);
             return 0;
         }
-        if ((!strcmp(a, "-n") || !strcmp(a, "--format") || !strcmp(a, "--split") || !strcmp(a, "--seed")) && i + 1 >= argc)
-            die_usage("%s needs a value", a);
-        if (!strcmp(a, "-n")) {
+        // "--name value" or "--name=value" (frontier_flag_value), as for every other command.
+        const char *v;
+        if ((v = frontier_flag_value(argc, argv, &i, "-n"))) {
             char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1000000) die_usage("-n %s out of range: must be an integer in [1, 1000000]", argv[i]);
-            n = (int)v;
-        } else if (!strcmp(a, "--format")) {
-            const char *v = argv[++i];
+            long x = strtol(v, &end, 10);
+            if (end == v || *end || x < 1 || x > 1000000) die_usage("-n %s out of range: must be an integer in [1, 1000000]", v);
+            n = (int)x;
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--format"))) {
             if (!strcmp(v, "jsonl")) jsonl = 1;
             else if (!strcmp(v, "text")) jsonl = 0;
             else die_usage("--format %s invalid: must be one of text|jsonl", v);
-        } else if (!strcmp(a, "--split")) {
-            const char *v = argv[++i];
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--split"))) {
             if (!strcmp(v, "train")) train = 1;
             else if (!strcmp(v, "test")) train = 0;
             else die_usage("--split %s invalid: must be one of test|train", v);
-        } else if (!strcmp(a, "--seed")) {
-            if (config_set(&c, "seed", argv[++i], G_TRAIN, err, sizeof err)) die_usage("%s", err);
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--seed"))) {
+            if (config_set(&c, "seed", v, G_TRAIN, err, sizeof err)) die_usage("%s", err);
         } else argv[1 + k++] = argv[i];
     }
     if (config_parse_args(&c, k, argv + 1, G_TASK, &np, err, sizeof err)) die_usage("%s", err);

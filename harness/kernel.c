@@ -17,6 +17,7 @@ extern const MixerOps bla_ops;  // strong: the kernel command validates exactly 
 
 #define KERNEL_MAX_LEN 65536
 #define KERNEL_MAX_COLS 9  // points shown in the printed table and the curve panel
+#define KERNEL_GRID 512    // heatmap samples per axis in the data file
 
 static void kernel_usage(FILE *f) {
     fprintf(f,
@@ -136,9 +137,40 @@ int cmd_kernel(int argc, char **argv) {
     BlaOperators op;
     if (bla_operators_build(&op, W, N, readout, transition)) die_runtime("out of memory building BLA operators (W %d, N %d)", W, N);
     const int M = op.M;
-    double *h = xmalloc(sizeof(double) * (size_t)L * M);
-    bla_impulse_response(h, &op, L);
     double nrm = bla_norm2(op.A, N);
+    // Only the points shown are kept (all of them when M <= 64; else the selection and the heatmap grid's
+    // columns): the full L x M table is 4 GB at W = 16384. hmax streams over every point in chunks.
+    int sel[KERNEL_MAX_COLS], nsel = select_points(M, sel), every = M <= 64;
+    int sa = (L + KERNEL_GRID - 1) / KERNEL_GRID, sm = (M + KERNEL_GRID - 1) / KERNEL_GRID;
+    int *col_of = xmalloc(sizeof(int) * (size_t)M), nc = 0;
+    for (int m = 0; m < M; m++) col_of[m] = -1;
+    for (int i = 0; i < nsel; i++) col_of[sel[i]] = 0;
+    for (int m = 0; m < M; m++)
+        if (every || m % sm == 0 || col_of[m] == 0) col_of[m] = nc++;
+    BlaOperators sub = op;   // same A, B; R restricted to the kept rows
+    double *Rk = xmalloc(sizeof(double) * (size_t)nc * N);
+    for (int m = 0; m < M; m++)
+        if (col_of[m] >= 0) memcpy(Rk + (size_t)col_of[m] * N, op.R + (size_t)m * N, sizeof(double) * N);
+    sub.R = Rk;
+    sub.M = nc;
+    double *h = xmalloc(sizeof(double) * (size_t)L * nc);
+    bla_impulse_response(h, &sub, L);
+#define H(a, m) h[(size_t)(a) * nc + col_of[m]]
+    double hmax = 0;
+    if (every) {
+        for (size_t i = 0; i < (size_t)L * nc; i++) hmax = fmax(hmax, fabs(h[i]));
+    } else {
+        enum { CHUNK = 256 };
+        double *hc = xmalloc(sizeof(double) * (size_t)L * CHUNK);
+        for (int m0 = 0; m0 < M; m0 += CHUNK) {
+            BlaOperators ch = op;
+            ch.R = op.R + (size_t)m0 * N;
+            ch.M = M - m0 < CHUNK ? M - m0 : CHUNK;
+            bla_impulse_response(hc, &ch, L);
+            for (size_t i = 0; i < (size_t)L * ch.M; i++) hmax = fmax(hmax, fabs(hc[i]));
+        }
+        free(hc);
+    }
 
     const char *rname = readout == BLA_READOUT_SLOTS ? "slots" : "dense";
     const char *tname = transition == BLA_TRANSITION_DECAY ? "decay" : "project";
@@ -150,9 +182,6 @@ int cmd_kernel(int argc, char **argv) {
 
     // Per point: where its response peaks (over all computed ages and inside the window), its value on
     // target (a = round(age)), half-maximum width around the peak, and total mass sum_a h.
-    int sel[KERNEL_MAX_COLS], nsel = select_points(M, sel), every = M <= 64;
-    double hmax = 0;
-    for (size_t i = 0; i < (size_t)L * M; i++) hmax = fmax(hmax, fabs(h[i]));
     printf("\nper point (%s):\n", every ? "all points" : "a selection");
     printf("%5s %8s %9s %9s %10s %10s %6s %9s\n", "m", "age", "peak a", "peak a<W", "h[peak]", "h[age]", "fwhm",
            "sum_a h");
@@ -160,17 +189,17 @@ int cmd_kernel(int argc, char **argv) {
         int m = every ? i : sel[i], pk = 0, pw = 0;
         double mass = 0;
         for (int a = 0; a < L; a++) {
-            double v = h[(size_t)a * M + m];
+            double v = H(a, m);
             mass += v;
-            if (v > h[(size_t)pk * M + m]) pk = a;
-            if (a < W && v > h[(size_t)pw * M + m]) pw = a;
+            if (v > H(pk, m)) pk = a;
+            if (a < W && v > H(pw, m)) pw = a;
         }
-        double hp = h[(size_t)pk * M + m];
+        double hp = H(pk, m);
         int lo = pk, hi = pk;
-        while (lo > 0 && h[(size_t)(lo - 1) * M + m] >= hp / 2) lo--;
-        while (hi < L - 1 && h[(size_t)(hi + 1) * M + m] >= hp / 2) hi++;
+        while (lo > 0 && H(lo - 1, m) >= hp / 2) lo--;
+        while (hi < L - 1 && H(hi + 1, m) >= hp / 2) hi++;
         int at = (int)lround(op.age[m]);
-        double ht = at < L ? h[(size_t)at * M + m] : NAN;
+        double ht = at < L ? H(at, m) : NAN;
         printf("%5d %8.2f %9d %9d %10.5f %10.5f %6d %9.4f\n", m, op.age[m], pk, pw, hp, ht, hi - lo + 1, mass);
     }
 
@@ -182,7 +211,7 @@ int cmd_kernel(int argc, char **argv) {
     printf("\n%6s\n", "a");
     for (int a = 0; a < L; a++) {
         printf("%6d", a);
-        for (int i = 0; i < nsel; i++) printf(" %9.5f", h[(size_t)a * M + sel[i]]);
+        for (int i = 0; i < nsel; i++) printf(" %9.5f", H(a, sel[i]));
         printf("%s\n", a == W - 1 ? "   <- window end (age W-1)" : "");
     }
 
@@ -198,17 +227,21 @@ int cmd_kernel(int argc, char **argv) {
     if (!f) die_runtime("cannot write %s: %s", dat, strerror(errno));
     fprintf(f, "# recallbench kernel: BLA impulse responses h[a,m] = R[m,:] A^a B (design/bla.md)\n");
     fprintf(f, "# W=%d N=%d readout=%s transition=%s M=%d L=%d ||A||_2=%.12f\n", W, N, rname, tname, M, L, nrm);
-    fprintf(f, "# index 0: a h[a,m=0] ... h[a,m=%d]   (point ages:", M - 1);
-    for (int m = 0; m < M; m++) fprintf(f, " %.4g", op.age[m]);
+    // Bounded output: index 0 holds the selected points only, index 1 a grid of at most KERNEL_GRID x
+    // KERNEL_GRID samples (every stride-th age and point), so W = 16384 writes megabytes, not gigabytes.
+    fprintf(f, "# index 0: a h[a,m] for the selected points m =");
+    for (int i = 0; i < nsel; i++) fprintf(f, " %d", sel[i]);
+    fprintf(f, "   (their ages:");
+    for (int i = 0; i < nsel; i++) fprintf(f, " %.4g", op.age[sel[i]]);
     fprintf(f, ")\n");
     for (int a = 0; a < L; a++) {
         fprintf(f, "%d", a);
-        for (int m = 0; m < M; m++) fprintf(f, " %.9g", h[(size_t)a * M + m]);
+        for (int i = 0; i < nsel; i++) fprintf(f, " %.9g", H(a, sel[i]));
         fprintf(f, "\n");
     }
-    fprintf(f, "\n\n# index 1: a age(m) h[a,m]   (grid for the heatmap)\n");
-    for (int a = 0; a < L; a++) {
-        for (int m = 0; m < M; m++) fprintf(f, "%d %.6g %.9g\n", a, op.age[m], h[(size_t)a * M + m]);
+    fprintf(f, "\n\n# index 1: a age(m) h[a,m]   (grid for the heatmap; every %d-th age, every %d-th point)\n", sa, sm);
+    for (int a = 0; a < L; a += sa) {
+        for (int m = 0; m < M; m += sm) fprintf(f, "%d %.6g %.9g\n", a, op.age[m], H(a, m));
         fprintf(f, "\n");
     }
     if (fclose(f) != 0) die_runtime("cannot write %s: %s", dat, strerror(errno));
@@ -233,7 +266,7 @@ int cmd_kernel(int argc, char **argv) {
         for (int i = 0; i < nsel; i++) {
             fprintf(g, "%s", i ? ", \\\n     " : "");
             gp_quote(g, dat);
-            fprintf(g, " index 0 using 1:%d with linespoints lw 2 pt 7 ps 0.4 title 'm=%d (age %.3g)'", sel[i] + 2, sel[i],
+            fprintf(g, " index 0 using 1:%d with linespoints lw 2 pt 7 ps 0.4 title 'm=%d (age %.3g)'", i + 2, sel[i],
                     op.age[sel[i]]);
         }
         fprintf(g, "\nunset arrow 1\nunset label 1\n");
@@ -252,7 +285,10 @@ int cmd_kernel(int argc, char **argv) {
             die_runtime("gnuplot failed (status %d) writing %s", st == -1 ? -1 : WEXITSTATUS(st), png);
         printf("wrote %s\n", png);
     }
+#undef H
     free(h);
+    free(Rk);
+    free(col_of);
     bla_operators_free(&op);
     return EXIT_OK;
 }

@@ -1,5 +1,6 @@
 // main.c — recallbench's command line: subcommand dispatch, `help [CMD]`, `--version`.
 // Depends on every harness/*.h. Exit status: 0 ok, 2 bad usage/input, 1 runtime failure.
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "rb_build.h"
@@ -50,22 +51,33 @@ static const Command *find(const char *name) {
     return NULL;
 }
 
+// Every command's output goes through stdio: a failed write (disk full, closed stdout) must not exit 0.
+static int finish(int rc) {
+    errno = 0;
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    if (bad) {
+        fprintf(stderr, "recallbench: cannot write to standard output: %s\n", errno ? strerror(errno) : "write error");
+        return rc == EXIT_OK ? EXIT_RUNTIME : rc;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) die_usage("no command given (recallbench help lists them)");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("recallbench %s (git %s)\n", RB_VERSION, RB_GIT_REV);
-        return 0;
+        return finish(0);
     }
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return finish(0); }
     if (!strcmp(cmd, "help")) {
-        if (argc < 3) { usage(stdout); return 0; }
+        if (argc < 3) { usage(stdout); return finish(0); }
         const Command *c = find(argv[2]);
         if (!c) die_usage("help: unknown command '%s' (see recallbench help)", argv[2]);
         char *hv[] = {argv[2], "--help", NULL};
-        return command_fn(c)(2, hv);
+        return finish(command_fn(c)(2, hv));
     }
     const Command *c = find(cmd);
     if (!c) die_usage("unknown command '%s' (see recallbench help)", cmd);
-    return command_fn(c)(argc - 1, argv + 1);
+    return finish(command_fn(c)(argc - 1, argv + 1));
 }

@@ -140,7 +140,12 @@ static int plot_frontier(sqlite3 *db, const char *task, const FrPoint *p, int np
             lo = fmin(lo, log2(4 * p[i].state_floats));
             hi = fmax(hi, log2(4 * p[i].state_floats));
         }
+    // Clamp to [1 B, 2^62 B]: a corrupt or overflowing state size (inf, 1e308) must not make the tick loop
+    // run forever or overflow int.
+    lo = isfinite(lo) ? fmin(fmax(lo, 0), 62) : 0;
+    hi = isfinite(hi) ? fmin(fmax(hi, lo), 62) : 62;
     int e0 = (int)floor(lo - 0.3), e1 = (int)ceil(hi + 0.3), step = (e1 - e0 + 7) / 8;
+    if (step < 1) step = 1;
     char xt[1024] = "";
     for (int e = e0; e <= e1; e += step) {
         char b[32];
@@ -324,6 +329,7 @@ int cmd_plot(int argc, char **argv) {
     if (!db) db = frontier_default_db();
     char sdir[1024];
     snprintf(sdir, sizeof sdir, "%s", scripts && *scripts ? scripts : RB_SOURCE_ROOT "/plots");
+    if (!*out) die_usage("--out '': give a directory (default plots/out)");
     no_quote(out, "--out");
     no_quote(sdir, "--scripts");
     char probe[1100];

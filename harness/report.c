@@ -101,19 +101,28 @@ int cmd_report(int argc, char **argv) {
     sqlite3 *h = store_db(s);
     FrPoint *p;
     int np = frontier_compute(h, task, &p);
+    if (vs) {  // as frontier does: a variant with no finished runs is a bad argument
+        int found = 0;
+        for (int i = 0; i < np; i++) found |= !strcmp(p[i].variant, vs);
+        if (!found) die_usage("--vs %s: no finished runs of that variant in %s", vs, db);
+    }
     FrNeed *nd;
     int nn = frontier_needs(p, np, levels, nlev, &nd);
     FrRatio *r;
     int nr = frontier_ratios(nd, nn, vs, &r);
 
-    // Write to a temporary file and rename, so a failed report never leaves half a file.
-    char tmp[1100];
+    // Written to a temporary file and renamed (out_open), so a failed report never leaves half a file, a
+    // symlink stays a link and a device is never replaced.
     FILE *f = stdout;
+    OutFile of;
     if (out) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", out);
-        frontier_mkdir_parent(out);
-        f = fopen(tmp, "w");
-        if (!f) die_runtime("cannot write %s: %s", tmp, strerror(errno));
+        int usage;
+        if (*out) frontier_mkdir_parent(out);
+        if (out_open(&of, out, &usage, err, sizeof err)) {
+            if (usage) die_usage("%s", err);
+            die_runtime("%s", err);
+        }
+        f = of.f;
     }
     char ts[32];
     utc_timestamp(ts, sizeof ts);
@@ -159,8 +168,7 @@ int cmd_report(int argc, char **argv) {
     free(r);
     store_close(s);
     if (out) {
-        if (ferror(f) | fclose(f)) die_runtime("cannot write %s: %s", tmp, strerror(errno));
-        if (rename(tmp, out) != 0) die_runtime("cannot write %s: %s", out, strerror(errno));
+        if (out_commit(&of, err, sizeof err)) die_runtime("%s", err);
         fprintf(stderr, "wrote %s\n", out);
     } else if (fflush(stdout)) die_runtime("cannot write output: %s", strerror(errno));
     return 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,7 +62,8 @@ struct Store {
     char *path;
     int busy_ms;
     char err[1024];
-    sqlite3_stmt *del_unfinished, *ins_run, *ins_eval, *upd_finish, *find_ok, *upd_stale, *ins_bench;
+    sqlite3_stmt *del_unfinished, *ins_run, *ins_eval, *upd_finish, *find_ok, *upd_stale, *ins_bench, *find_owner;
+    int readonly;
 };
 
 static void fmt_err(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -134,6 +136,8 @@ static int lock_err(Store *s, const char *what, double waited_ms) {
     return -1;
 }
 
+static void note_disk_full(char *err, size_t errn, const char *path);
+
 static int exec_retry(Store *s, const char *sql, const char *what) {
     double t0 = now_seconds();
     for (int attempt = 0;; attempt++) {
@@ -141,6 +145,7 @@ static int exec_retry(Store *s, const char *sql, const char *what) {
         if (rc == SQLITE_OK) return 0;
         if (!is_busy(rc)) {
             SET_ERR(s, "cannot write results database %s: %s", s->path, sqlite3_errmsg(s->db));
+            note_disk_full(s->err, sizeof s->err, s->path);
             return -1;
         }
         double waited = (now_seconds() - t0) * 1e3;
@@ -166,6 +171,7 @@ static int step_done(Store *s, sqlite3_stmt *st) {
     if (rc != SQLITE_DONE) {
         if (is_busy(rc)) SET_ERR(s, "database %s is locked (%s)", s->path, sqlite3_errmsg(s->db));
         else SET_ERR(s, "results database %s: %s", s->path, sqlite3_errmsg(s->db));
+        note_disk_full(s->err, sizeof s->err, s->path);
         sqlite3_reset(st);
         return -1;
     }
@@ -190,7 +196,8 @@ static FileInfo file_info(sqlite3 *db, const char *schema) {
     char sql[3][160];
     snprintf(sql[0], sizeof sql[0], "PRAGMA %s.application_id", schema);
     snprintf(sql[1], sizeof sql[1], "PRAGMA %s.user_version", schema);
-    snprintf(sql[2], sizeof sql[2], "SELECT count(*) FROM %s.sqlite_master WHERE type='table'", schema);
+    // Every schema object counts (tables, views, indexes, triggers): a file with only a view is not empty.
+    snprintf(sql[2], sizeof sql[2], "SELECT count(*) FROM %s.sqlite_master", schema);
     int *out[3] = {&fi.app_id, &fi.version, &fi.ntables};
     // One read transaction for the three reads: another process may initialise the file in between.
     int own_tx = sqlite3_get_autocommit(db) && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
@@ -242,12 +249,24 @@ static int judge(sqlite3 *db, const char *schema, const char *path, FileInfo fi,
         return -1;
     }
     if (fi.app_id == 0) {
+        // Only a truly empty database is ours to initialise: no schema objects and no user_version
+        // (another program may mark a file by user_version alone).
         if (fi.ntables > 0) {
-            fmt_err(err, errn, "%s is not a recallbench database (it has %d table%s but no recallbench schema)",
+            fmt_err(err, errn, "%s is not a recallbench database (it has %d schema object%s but no recallbench schema)",
                     path, fi.ntables, fi.ntables == 1 ? "" : "s");
             return -1;
         }
+        if (fi.version != 0) {
+            fmt_err(err, errn, "%s is not a recallbench database (user_version %d set by another program)", path,
+                    fi.version);
+            return -1;
+        }
         return 0;
+    }
+    if (fi.version < 1) {  // our mark with no schema version: damaged; never index MIGRATIONS with it
+        fmt_err(err, errn, "%s is a damaged recallbench database (schema version %d; expected 1..%d)", path,
+                fi.version, SCHEMA_VERSION);
+        return -1;
     }
     if (fi.version > SCHEMA_VERSION) {
         fmt_err(err, errn, "%s was written by a newer recallbench (schema version %d; this build knows up to %d):"
@@ -346,21 +365,71 @@ static void prepare_statements(Store *s) {
     s->upd_stale = prepare(s->db,
         "UPDATE runs SET status='interrupted' WHERE status='running' AND host=?1 AND pid IS NOT ?2"
         " AND rb_pid_dead(pid)", P);
+    // A live owner of a config: a 'running' row that del_unfinished would keep (not ours, not dead).
+    s->find_owner = prepare(s->db,
+        "SELECT id, pid, host FROM runs WHERE config_hash=?1 AND status='running'"
+        " AND NOT (host IS ?2 AND (pid=?3 OR rb_pid_dead(pid))) ORDER BY id LIMIT 1", P);
     s->ins_bench = prepare(s->db,
         "INSERT INTO benches(config_json, backend, threads, tokens_per_s, gemm_frac, git_rev, host, created)"
         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)", P);
 }
 
-Store *store_open(const char *path, char *err, size_t errn) {
+// "file:" URI of a path with a query ("mode=ro"): SQLite's URI syntax, so that any character in a path
+// (?, #, %) survives; used for every open and ATTACH so that read-only access never needs write access.
+static void path_uri(char *out, size_t n, const char *path, const char *query) {
+    size_t o = (size_t)snprintf(out, n, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && o + 4 < n; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/._-~", *p))
+            out[o++] = (char)*p;
+        else o += (size_t)snprintf(out + o, n - o, "%%%02X", *p);
+    }
+    out[o] = 0;
+    if (query && *query) snprintf(out + o, n - o, "?%s", query);
+}
+
+static sqlite3 *open_db(const char *path, int flags, const char *query, int *rc) {
+    char uri[3 * 4096 + 64];
+    path_uri(uri, sizeof uri, path, query);
+    sqlite3 *db = NULL;
+    *rc = sqlite3_open_v2(uri, &db, flags | SQLITE_OPEN_URI, NULL);
+    return db;
+}
+
+// Appends "disk full" to an error when the file system holding path has (next to) no space left: SQLite
+// reports a full disk as SQLITE_FULL on writes but as a "disk I/O error" when the WAL index cannot grow.
+static void note_disk_full(char *err, size_t errn, const char *path) {
+    if (!err || !errn || !err[0] || strstr(err, "disk full")) return;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *sl = strrchr(dir, '/');
+    if (sl) { if (sl == dir) sl[1] = 0; else *sl = 0; }
+    else snprintf(dir, sizeof dir, ".");
+    struct statvfs v;
+    if (statvfs(dir, &v) == 0 && (double)v.f_bavail * v.f_frsize < 65536) {
+        size_t n = strlen(err);
+        snprintf(err + n, errn - n, " (disk full: no space left on the file system of %s)", dir);
+    }
+}
+
+static Store *store_open_mode(const char *path, int readonly, char *err, size_t errn) {
     if (err && errn) err[0] = 0;
+    if (!path || !*path) {
+        fmt_err(err, errn, "results database path is empty: give a file name");
+        return NULL;
+    }
+    if (strlen(path) >= 4096) {
+        fmt_err(err, errn, "results database path is too long (%zu characters; at most 4095)", strlen(path));
+        return NULL;
+    }
     int busy_ms = busy_timeout_ms();
     if (busy_ms < 0) {
         fmt_err(err, errn, "RB_BUSY_TIMEOUT_MS must be a whole number of milliseconds (got '%s')",
                 getenv("RB_BUSY_TIMEOUT_MS"));
         return NULL;
     }
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    int rc;
+    sqlite3 *db = open_db(path, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                          readonly ? "mode=ro" : NULL, &rc);
     if (rc != SQLITE_OK) {
         int e = db ? sqlite3_system_errno(db) : 0;
         fmt_err(err, errn, "cannot open results database %s: %s", path,
@@ -368,8 +437,9 @@ Store *store_open(const char *path, char *err, size_t errn) {
         sqlite3_close(db);
         return NULL;
     }
-    if (sqlite3_db_readonly(db, "main") == 1) {
-        fmt_err(err, errn, "cannot open results database %s: file is read-only", path);
+    if (!readonly && sqlite3_db_readonly(db, "main") == 1) {
+        fmt_err(err, errn, "cannot open results database %s: file is read-only (reading commands such as frontier,"
+                " report and plot can still use it)", path);
         sqlite3_close(db);
         return NULL;
     }
@@ -378,11 +448,34 @@ Store *store_open(const char *path, char *err, size_t errn) {
     s->db = db;
     s->path = xstrdup(path);
     s->busy_ms = busy_ms;
+    s->readonly = readonly;
 
     // Judge before changing anything: a foreign file must be left exactly as it was.
     FileInfo fi = file_info(db, "main");
+    if (readonly && primary(fi.status) == SQLITE_CANTOPEN) {
+        // A WAL database on read-only media: its -shm file cannot be created. Nobody can write such a
+        // file, so reading it as immutable is exact.
+        sqlite3_close(db);
+        s->db = db = open_db(path, SQLITE_OPEN_READONLY, "mode=ro&immutable=1", &rc);
+        if (rc != SQLITE_OK) {
+            fmt_err(err, errn, "cannot open results database %s: %s", path, sqlite3_errmsg(db));
+            goto fail;
+        }
+        fi = file_info(db, "main");
+    }
     int j = judge(db, "main", path, fi, err, errn);
     if (j < 0) goto fail;
+    if (readonly) {
+        if (j == 0) {
+            if (fi.app_id == 0) fmt_err(err, errn, "%s is not a recallbench database (it is empty)", path);
+            else fmt_err(err, errn, "%s has schema version %d (this build: %d): open it once with write access to"
+                         " migrate it", path, fi.version, SCHEMA_VERSION);
+            goto fail;
+        }
+        CHECK_SQLITE(db, sqlite3_create_function(db, "rb_pid_dead", 1, SQLITE_UTF8, NULL, sql_pid_dead, NULL, NULL));
+        prepare_statements(s);
+        return s;
+    }
     if (!journal_is_wal(db) && set_wal(s)) goto fail_s;
     if (j == 0 && migrate(s)) goto fail_s;
     // synchronous=NORMAL in WAL: a committed transaction survives a killed process; only an OS
@@ -400,13 +493,17 @@ fail_s:
     fmt_err(err, errn, "%s", s->err);
 fail:
     store_close(s);
+    note_disk_full(err, errn, path);
     return NULL;
 }
+
+Store *store_open(const char *path, char *err, size_t errn) { return store_open_mode(path, 0, err, errn); }
+Store *store_open_readonly(const char *path, char *err, size_t errn) { return store_open_mode(path, 1, err, errn); }
 
 void store_close(Store *s) {
     if (!s) return;
     sqlite3_stmt *sts[] = {s->del_unfinished, s->ins_run, s->ins_eval, s->upd_finish, s->find_ok, s->upd_stale,
-                           s->ins_bench};
+                           s->ins_bench, s->find_owner};
     for (size_t i = 0; i < sizeof sts / sizeof *sts; i++) sqlite3_finalize(sts[i]);
     CHECK_SQLITE(s->db, sqlite3_close(s->db));
     free(s->path);
@@ -422,6 +519,59 @@ static void bind_text(sqlite3 *db, sqlite3_stmt *st, int i, const char *v) {
     CHECK_SQLITE(db, sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT)); // NULL binds SQL NULL
 }
 
+// Looks for who holds config_hash: a live 'running' row (not ours, not of a dead process), or, with
+// check_ok, an ok row. *owner = that run's id (0: nobody), message in s->err. Returns 0, -1 on error.
+static int owner_of(Store *s, const char *hash, const char *host, int check_ok, int64_t *owner) {
+    *owner = 0;
+    if (check_ok) {
+        sqlite3_stmt *st = s->find_ok;
+        bind_text(s->db, st, 1, hash);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) *owner = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            SET_ERR(s, "results database %s: %s", s->path, sqlite3_errmsg(s->db));
+            return -1;
+        }
+        if (*owner) {
+            SET_ERR(s, "config %s already finished as run %lld in %s", hash, (long long)*owner, s->path);
+            return 0;
+        }
+    }
+    sqlite3_stmt *st = s->find_owner;
+    bind_text(s->db, st, 1, hash);
+    bind_text(s->db, st, 2, host);
+    CHECK_SQLITE(s->db, sqlite3_bind_int64(st, 3, getpid()));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *owner = sqlite3_column_int64(st, 0);
+        const unsigned char *h = sqlite3_column_text(st, 2);
+        SET_ERR(s, "config %s is being trained by process %lld on %s (run %lld in %s); not started twice"
+                " (--force to train it anyway)", hash, (long long)sqlite3_column_int64(st, 1),
+                h ? (const char *)h : "?", (long long)*owner, s->path);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        SET_ERR(s, "results database %s: %s", s->path, sqlite3_errmsg(s->db));
+        return -1;
+    }
+    return 0;
+}
+
+int store_config_state(Store *s, const char *config_hash, int64_t *run) {
+    int64_t id = 0, dummy;
+    s->err[0] = 0;
+    if (!run) run = &dummy;
+    // A read transaction: the two looks see one snapshot.
+    int own_tx = sqlite3_get_autocommit(s->db) && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    int rc = owner_of(s, config_hash, host_name(), 1, &id);
+    if (own_tx) sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    *run = id;
+    if (rc) return -1;
+    if (!id) return STORE_FREE;
+    return strstr(s->err, "already finished") ? STORE_FINISHED : STORE_RUNNING;
+}
+
 int64_t store_begin_run(Store *s, const RunInfo *r) {
     sqlite3 *db = s->db;
     if (!r->config_hash || !r->config_json) { SET_ERR(s, "store_begin_run: config_hash and config_json are required"); return -1; }
@@ -431,6 +581,11 @@ int64_t store_begin_run(Store *s, const RunInfo *r) {
     char now[32];
     utc_timestamp(now, sizeof now);
     if (tx_begin(s)) return -1;
+    // The claim: under the write lock, a config that has a live owner (or, without force, an ok row)
+    // is not started again, so concurrent sweeps over one database train each config once.
+    int64_t owner = 0;
+    if (!r->force && owner_of(s, r->config_hash, host, 1, &owner)) goto fail;
+    if (owner) { tx_rollback(s); return 0; }
     sqlite3_stmt *st = s->del_unfinished;
     bind_text(db, st, 1, r->config_hash);
     bind_text(db, st, 2, host);
@@ -487,8 +642,10 @@ int store_log_eval(Store *s, int64_t run, int epoch, const char *split, int L, i
 int store_finish_run(Store *s, int64_t run, const char *status, double accuracy, int epochs_done,
                      double tokens_per_s, const char *result_json) {
     sqlite3 *db = s->db;
-    if (!status || (strcmp(status, "ok") && strcmp(status, "failed") && strcmp(status, "diverged"))) {
-        SET_ERR(s, "store_finish_run: status must be ok, failed or diverged (got '%s')", status ? status : "(null)");
+    if (!status || (strcmp(status, "ok") && strcmp(status, "failed") && strcmp(status, "diverged") &&
+                    strcmp(status, "interrupted"))) {
+        SET_ERR(s, "store_finish_run: status must be ok, failed, diverged or interrupted (got '%s')",
+                status ? status : "(null)");
         return -1;
     }
     char now[32];
@@ -631,9 +788,25 @@ int store_merge_from(Store *s, const char *src_path, char *err, size_t errn) {
         fmt_err(err, errn, "%s", s->err);
         return -1;
     }
+    // Read-only: merging needs no write access to the inputs.
+    char uri[3 * 4096 + 64];
+    if (strlen(src_path) >= 4096) {
+        SET_ERR(s, "cannot open results database %s: path too long", src_path);
+        fmt_err(err, errn, "%s", s->err);
+        return -1;
+    }
+    path_uri(uri, sizeof uri, src_path, "mode=ro");
     sqlite3_stmt *att = prepare(db, "ATTACH DATABASE ?1 AS src", 0);
-    bind_text(db, att, 1, src_path);
+    bind_text(db, att, 1, uri);
     int rc = sqlite3_step(att);
+    if (primary(rc) == SQLITE_CANTOPEN) {
+        // A WAL input on read-only media (its -shm cannot be created): nobody can write it; read it immutable.
+        sqlite3_finalize(att);
+        path_uri(uri, sizeof uri, src_path, "mode=ro&immutable=1");
+        att = prepare(db, "ATTACH DATABASE ?1 AS src", 0);
+        bind_text(db, att, 1, uri);
+        rc = sqlite3_step(att);
+    }
     if (rc != SQLITE_DONE) {
         if (primary(rc) == SQLITE_NOTADB)
             SET_ERR(s, "%s is not a recallbench database (%s)", src_path, sqlite3_errmsg(db));
@@ -649,6 +822,21 @@ int store_merge_from(Store *s, const char *src_path, char *err, size_t errn) {
     int64_t *ids = NULL;   // src ok run ids, newest first
     size_t nids = 0, cap = 0;
     FileInfo fi = file_info(db, "src");
+    if (primary(fi.status) == SQLITE_CANTOPEN) {
+        // A WAL input on read-only media (its -shm cannot be created): nobody can write it; read it immutable.
+        sqlite3_exec(db, "DETACH DATABASE src", NULL, NULL, NULL);
+        path_uri(uri, sizeof uri, src_path, "mode=ro&immutable=1");
+        att = prepare(db, "ATTACH DATABASE ?1 AS src", 0);
+        bind_text(db, att, 1, uri);
+        rc = sqlite3_step(att);
+        sqlite3_finalize(att);
+        if (rc != SQLITE_DONE) {
+            SET_ERR(s, "cannot open results database %s: %s", src_path, sqlite3_errmsg(db));
+            fmt_err(err, errn, "%s", s->err);
+            return -1;
+        }
+        fi = file_info(db, "src");
+    }
     int j = judge(db, "src", src_path, fi, s->err, sizeof s->err);
     if (j == 0) {   // empty, or an older schema
         if (fi.app_id == 0) SET_ERR(s, "%s is not a recallbench database (it is empty)", src_path);

@@ -24,6 +24,7 @@ typedef struct {
     double state_floats;
     const char *state_formula;
     const char *git_rev, *host;
+    int force;                   // start even if the config finished or a live process is training it
 } RunInfo;
 
 typedef struct {
@@ -40,18 +41,28 @@ typedef struct {
 // Writers wait up to 30 s for a busy database (then fail with "database X is locked");
 // the environment variable RB_BUSY_TIMEOUT_MS overrides the wait (tests use a short one).
 Store *store_open(const char *path, char *err, size_t errn);
+// Opens an existing, current-schema database for reading only (needs no write access to the file or its
+// directory; a WAL file on read-only media is read as immutable). Writes through it fail. NULL + err.
+Store *store_open_readonly(const char *path, char *err, size_t errn);
 void store_close(Store *s);
 const char *store_errmsg(Store *s);
 
-// Starts a run: inserts a 'running' row (pid and host recorded); an existing unfinished row with the
-// same config hash (failed/diverged/interrupted/running-but-dead) is replaced, its evals removed.
-// Returns the run id, or -1 on error.
+// Starts a run by claiming its config in one write transaction: inserts a 'running' row (pid and host
+// recorded; the row's live process is the config's owner); an existing unfinished row with the same
+// config hash (failed/diverged/interrupted/running-but-dead) is replaced, its evals removed.
+// Returns the run id; 0 when the config is taken (unless r->force): another live process is training it
+// (a 'running' row on another host counts as live) or it already finished; store_errmsg() says which.
+// -1 on error.
 int64_t store_begin_run(Store *s, const RunInfo *r);
+// Who holds a config now: STORE_FREE, STORE_FINISHED (an ok row), STORE_RUNNING (a live owner); *run
+// the holding run's id (may be NULL). -1 on error. A hint only: store_begin_run() makes the claim.
+enum { STORE_FREE = 0, STORE_FINISHED = 1, STORE_RUNNING = 2 };
+int store_config_state(Store *s, const char *config_hash, int64_t *run);
 // One evaluation row. split: the test configuration label ("L=256,K=16", "test", "train"); L and K
 // 0 where not applicable; tvd < 0 = not applicable. Returns 0 or -1.
 int store_log_eval(Store *s, int64_t run, int epoch, const char *split, int L, int K,
                    double accuracy, double loss, double tvd);
-// Ends a run with status ok|failed|diverged, its final mean accuracy, epochs done, tokens/s, and
+// Ends a run with status ok|failed|diverged|interrupted, its final mean accuracy, epochs done, tokens/s, and
 // result_json (the train --json object). Returns 0 or -1.
 int store_finish_run(Store *s, int64_t run, const char *status, double accuracy, int epochs_done,
                      double tokens_per_s, const char *result_json);

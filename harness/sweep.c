@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -227,22 +228,56 @@ static int block_keys(const SweepSpec *s, const SpecBlock *b, const SpecKey **ke
     return n;
 }
 
-long sweep_grid_size(const SweepSpec *s) {
-    long total = 0;
+// Exact grid size as a double (a product of list lengths can exceed any integer type).
+static double grid_size_exact(const SweepSpec *s) {
+    double total = 0;
     for (int bi = s->nmodels ? 0 : -1; bi < s->nmodels; bi++) {
         const SpecKey *keys[256];
         int nk = block_keys(s, bi >= 0 ? &s->models[bi] : NULL, keys, 256);
-        long p = 1;
+        double p = 1;
         for (int i = 0; i < nk; i++) p *= keys[i]->nvals;
         total += p;
     }
     return total;
 }
 
+long sweep_grid_size(const SweepSpec *s) {
+    double t = grid_size_exact(s);
+    return t > (double)SWEEP_MAX_GRID ? SWEEP_MAX_GRID + 1 : (long)t;
+}
+
+// Open-addressing set of config hashes (16 hex digits) -> index: keeps de-duplication and status lookups
+// linear in the grid size.
+typedef struct { uint64_t *key; int *val; size_t mask; } HashIndex;
+
+static uint64_t hash_key(const char *hex) { return strtoull(hex, NULL, 16); }
+static void hindex_init(HashIndex *h, size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n + 1) cap *= 2;
+    h->key = xcalloc(cap, sizeof *h->key);
+    h->val = xcalloc(cap, sizeof *h->val);
+    h->mask = cap - 1;
+}
+static void hindex_free(HashIndex *h) { free(h->key); free(h->val); }
+// Slot of key k: its own if present, else the empty one where it goes (val 0 = empty; vals are index + 1).
+static size_t hindex_slot(const HashIndex *h, uint64_t k) {
+    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 17) & h->mask;
+    while (h->val[i] && h->key[i] != k) i = (i + 1) & h->mask;
+    return i;
+}
+
 int sweep_expand(const SweepSpec *s, const char *const *ov, int nov, SweepRun **out, int *ndup, char *err,
                  size_t errn) {
-    long cap = sweep_grid_size(s);
+    double size = grid_size_exact(s);
+    if (size > SWEEP_MAX_GRID) {
+        snprintf(err, errn, "%s: the grid has %.4g points (the product of each block's list lengths, summed): at most"
+                 " %d; split the spec", s->file, size, SWEEP_MAX_GRID);
+        return -1;
+    }
+    long cap = (long)size;
     SweepRun *r = xcalloc((size_t)(cap > 0 ? cap : 1), sizeof(SweepRun));
+    HashIndex seen_h;
+    hindex_init(&seen_h, (size_t)cap);
     int n = 0, dup = 0;
     for (int bi = s->nmodels ? 0 : -1; bi < s->nmodels; bi++) {
         const SpecBlock *b = bi >= 0 ? &s->models[bi] : NULL;
@@ -256,6 +291,7 @@ int sweep_expand(const SweepSpec *s, const char *const *ov, int nov, SweepRun **
             snprintf(err, errn, "%s:%d: %s sets no layers (e.g. layers = conv,%s)", s->file, b ? b->line : 1, title,
                      b ? b->name : "bla");
             free(r);
+            hindex_free(&seen_h);
             return -1;
         }
         int idx[256] = {0};
@@ -273,6 +309,7 @@ int sweep_expand(const SweepSpec *s, const char *const *ov, int nov, SweepRun **
                 if (config_set(&x->cfg, k->key, v, SPEC_GROUPS, e, sizeof e) != 0) {
                     snprintf(err, errn, "%s:%d: %s %s = %s: %s", s->file, k->line, title, k->key, v, e);
                     free(r);
+                    hindex_free(&seen_h);
                     return -1;
                 }
                 // Knobs worth showing: lists, and what the block itself sets.
@@ -287,6 +324,7 @@ int sweep_expand(const SweepSpec *s, const char *const *ov, int nov, SweepRun **
                 if (config_set(&x->cfg, ov[i], ov[i + 1], SPEC_GROUPS, e, sizeof e) != 0) {
                     snprintf(err, errn, "%s", e);
                     free(r);
+                    hindex_free(&seen_h);
                     return -1;
                 }
             }
@@ -297,6 +335,7 @@ int sweep_expand(const SweepSpec *s, const char *const *ov, int nov, SweepRun **
                 snprintf(err, errn, "%s:%d: %s%s%s: %s", s->file, b ? b->line : 1, title, point[0] ? " at " : "",
                          point, e);
                 free(r);
+                hindex_free(&seen_h);
                 return -1;
             }
             char json[4096];
@@ -305,16 +344,16 @@ int sweep_expand(const SweepSpec *s, const char *const *ov, int nov, SweepRun **
             config_variant(&x->cfg, x->variant, sizeof x->variant);
             snprintf(x->model, sizeof x->model, "%s", b ? b->name : x->variant);
             x->block = bi;
-            int seen = 0;
-            for (int j = 0; j < n && !seen; j++) seen = !strcmp(r[j].hash, x->hash);
-            if (seen) dup++;
-            else n++;
+            size_t slot = hindex_slot(&seen_h, hash_key(x->hash));
+            if (seen_h.val[slot]) dup++;
+            else { seen_h.key[slot] = hash_key(x->hash); seen_h.val[slot] = ++n; }
             // Odometer: the last key varies fastest.
             int i = nk - 1;
             while (i >= 0 && ++idx[i] == keys[i]->nvals) idx[i--] = 0;
             if (i < 0) break;
         }
     }
+    hindex_free(&seen_h);
     if (ndup) *ndup = dup;
     *out = r;
     return n;
@@ -347,14 +386,24 @@ static void grid_status(Store *st, const SweepRun *r, int n, int *status) {
     StatusList l = {0};
     if (st && store_list_runs(st, NULL, collect_status, &l) < 0)
         die_runtime("cannot read the results database: %s", store_errmsg(st));
+    HashIndex h;
+    hindex_init(&h, (size_t)n);
     for (int i = 0; i < n; i++) {
         status[i] = ST_PENDING;
-        for (int j = 0; j < l.n; j++) {
-            if (strcmp(l.hash[j], r[i].hash)) continue;
-            if (!strcmp(l.status[j], "ok")) status[i] = ST_FINISHED;
-            else if (!strcmp(l.status[j], "diverged") && status[i] == ST_PENDING) status[i] = ST_DIVERGED;
-        }
+        size_t slot = hindex_slot(&h, hash_key(r[i].hash));
+        h.key[slot] = hash_key(r[i].hash);
+        h.val[slot] = i + 1;   // grid hashes are unique (sweep_expand)
     }
+    for (int j = 0; j < l.n; j++) {
+        if (strlen(l.hash[j]) != 16) continue;
+        size_t slot = hindex_slot(&h, hash_key(l.hash[j]));
+        if (!h.val[slot]) continue;
+        int i = h.val[slot] - 1;
+        if (strcmp(l.hash[j], r[i].hash)) continue;
+        if (!strcmp(l.status[j], "ok")) status[i] = ST_FINISHED;
+        else if (!strcmp(l.status[j], "diverged") && status[i] == ST_PENDING) status[i] = ST_DIVERGED;
+    }
+    hindex_free(&h);
     free(l.hash);
     free(l.status);
 }
@@ -511,6 +560,22 @@ static void print_progress(int tty, int done, int total, int failed, double t0) 
     fflush(stderr);
 }
 
+// True when the file system of the database or of the logs has no room left (a full disk fails every run
+// alike and leaves empty logs, so the sweep says so and stops instead of failing run after run).
+static int disk_full(const char *db, const char *logdir) {
+    char dir[1100];
+    const char *sl = strrchr(db, '/');
+    if (sl) snprintf(dir, sizeof dir, "%.*s", (int)(sl - db), db);
+    else snprintf(dir, sizeof dir, ".");
+    const char *paths[2] = {dir[0] ? dir : "/", logdir};
+    for (int i = 0; i < 2; i++) {
+        struct statvfs v;
+        // Less than 64 KiB free: too little for a run's log and WAL growth.
+        if (statvfs(paths[i], &v) == 0 && (double)v.f_bavail * v.f_frsize < 65536) return 1;
+    }
+    return 0;
+}
+
 int cmd_sweep(int argc, char **argv) {
     const char *spec_path = NULL, *db = NULL, *backend = NULL, *gpus = NULL, *logs = NULL, *exe = NULL, *v;
     int jobs = 0, threads = 0, dry = 0, list = 0, retry_div = 0;
@@ -558,6 +623,7 @@ int cmd_sweep(int argc, char **argv) {
     int n = sweep_expand(&spec, ov, backend ? 1 : 0, &runs, &ndup, err, sizeof err);
     if (n < 0) die_usage("%s", err);
     if (!db) db = spec.db[0] ? spec.db : frontier_default_db();
+    if (!*db) die_usage("--db '': give the results database's file name");
 
     // Worker layout.
     int gpu_ids[MAX_WORKERS], ngpu = 0;
@@ -609,6 +675,9 @@ int cmd_sweep(int argc, char **argv) {
         if (ndup) printf("; %d duplicate grid points dropped (knobs their mixer does not read)", ndup);
         printf("\n");
         if (st) store_close(st);
+        sweep_spec_free(&spec);
+        free(runs);
+        free(status);
         return 0;
     }
     if (list) {
@@ -622,6 +691,9 @@ int cmd_sweep(int argc, char **argv) {
             free(cmd);
         }
         if (st) store_close(st);
+        sweep_spec_free(&spec);
+        free(runs);
+        free(status);
         return fflush(stdout) ? EXIT_RUNTIME : 0;
     }
 
@@ -657,7 +729,8 @@ int cmd_sweep(int argc, char **argv) {
     static Worker w[MAX_WORKERS];
     memset(w, 0, sizeof w);
     for (int i = 0; i < jobs; i++) w[i].pid = 0;
-    int next = 0, done = 0, nok = 0, nfail = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0;
+    int next = 0, done = 0, nok = 0, nfail = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0, nelse = 0;
+    int nfull = 0;
     double t0 = now_seconds(), last_bar = 0;
     pid_t parent = getpid();
     char thr[16];
@@ -668,6 +741,21 @@ int cmd_sweep(int argc, char **argv) {
         for (int k = 0; k < jobs && !stopping && !got_signal && next < npend; k++) {
             if (w[k].pid) continue;
             int ri = pending[next++];
+            // Another sweep on this database may have finished or started this config since we listed the
+            // grid: skip it (store_begin_run makes the claim atomic; this only saves starting a worker).
+            int64_t holder = 0;
+            int held = store_config_state(st, runs[ri].hash, &holder);
+            if (held == STORE_FINISHED || held == STORE_RUNNING) {
+                done++;
+                nelse++;
+                if (tty) fputs("\r\033[K", stderr);
+                fprintf(stderr, "[%*d/%d] %-8s %-12s %s (run %lld %s by another process)\n", npend >= 100 ? 3 : 2, done,
+                        npend, "elsewhere", runs[ri].model, runs[ri].knobs, (long long)holder,
+                        held == STORE_FINISHED ? "finished" : "is being trained");
+                k--;   // this worker slot is still free
+                continue;
+            }
+            if (disk_full(db, logdir)) { stopping = 1; nfull = 1; next--; break; }
             char logpath[1200];
             snprintf(logpath, sizeof logpath, "%s/%s.log", logdir, runs[ri].hash);
             int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -766,6 +854,7 @@ int cmd_sweep(int argc, char **argv) {
             int code = WIFEXITED(x->wstatus) ? WEXITSTATUS(x->wstatus) : -1;
             if (code == 0) { what = "ok"; nok++; }
             else if (code == 1 && !strcmp(jstatus, "diverged")) { what = "diverged"; ndiv_now++; }
+            else if (code == 1 && !strcmp(jstatus, "claimed")) { what = "elsewhere"; nelse++; }
             else if (code == 2) { what = "rejected"; nrejected++; nfail++; stopping = 1; }
             else if (stopping && got_signal) { what = "stopped"; nfail++; }
             else { what = "failed"; nfail++; }
@@ -779,8 +868,14 @@ int cmd_sweep(int argc, char **argv) {
             if (tty) fputs("\r\033[K", stderr);
             fprintf(stderr, "[%*d/%d] %-8s %-12s %s%s%s%s%s (%.1fs)\n", npend >= 100 ? 3 : 2, done, npend, what,
                     r->model, r->knobs, acc[0] ? "  acc " : "", acc, sbuf[0] ? "  state " : "", sbuf, dt);
-            if (strcmp(what, "ok") && strcmp(what, "diverged")) {
-                if (code >= 0) fprintf(stderr, "         exit status %d; log %s/%s.log\n", code, logdir, r->hash);
+            if (!strcmp(what, "elsewhere")) {
+                fprintf(stderr, "         another process claimed this config first; it trains it\n");
+            } else if (strcmp(what, "ok") && strcmp(what, "diverged")) {
+                char lp[1200];
+                snprintf(lp, sizeof lp, "%s/%s.log", logdir, r->hash);
+                struct stat lst;
+                int empty = stat(lp, &lst) == 0 && lst.st_size == 0;
+                if (code >= 0) fprintf(stderr, "         exit status %d; log %s%s\n", code, lp, empty ? " (empty)" : "");
                 else fprintf(stderr, "         killed by signal %d; log %s/%s.log\n",
                              WIFSIGNALED(x->wstatus) ? WTERMSIG(x->wstatus) : 0, logdir, r->hash);
                 if (code == 2) {
@@ -804,9 +899,11 @@ int cmd_sweep(int argc, char **argv) {
     char el[32];
     fmt_dur(now_seconds() - t0, el, sizeof el);
     int notrun = npend - next;
-    fprintf(stderr, "sweep %s: %d ok, %d diverged, %d failed, %d skipped (finished before)%s, %d not run; %s "
-                    "elapsed; database %s\n",
-            spec.name, nok, ndiv_now, nfail, nfin, ndiv ? " + diverged before" : "", notrun, el, db);
+    if (!nfull && nfail && disk_full(db, logdir)) nfull = 1;
+    fprintf(stderr, "sweep %s: %d ok, %d diverged, %d failed, %d skipped (finished before)%s, %d run by another process,"
+                    " %d not run; %s elapsed; database %s\n",
+            spec.name, nok, ndiv_now, nfail, nfin, ndiv ? " + diverged before" : "", nelse, notrun, el, db);
+    if (nfull) fprintf(stderr, "sweep: disk full: no space left for %s or %s/; free space and rerun to resume\n", db, logdir);
     if (st) store_close(st);
     sweep_spec_free(&spec);
     free(runs);
@@ -817,5 +914,5 @@ int cmd_sweep(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     if (nrejected) return EXIT_USAGE;
-    return nfail ? EXIT_RUNTIME : 0;
+    return nfail || nfull ? EXIT_RUNTIME : 0;
 }

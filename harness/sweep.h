@@ -42,12 +42,16 @@ typedef struct {
 // Returns 0, or -1 with one line "FILE:LINE: ..." in err.
 int sweep_spec_load(const char *path, SweepSpec *s, char *err, size_t errn);
 void sweep_spec_free(SweepSpec *s);
-// Grid size before de-duplication: sum over blocks of the product of their list lengths.
+// Largest grid sweep_expand accepts (points before de-duplication; ~2 KB of memory each).
+#define SWEEP_MAX_GRID 100000
+// Grid size before de-duplication: sum over blocks of the product of their list lengths; larger than
+// SWEEP_MAX_GRID reads as SWEEP_MAX_GRID + 1 (the exact product may overflow any integer).
 long sweep_grid_size(const SweepSpec *s);
 // Expands the grid in a deterministic order (blocks in file order; within a block the first key varies
 // slowest), applies override (a key=value list such as the CLI's --backend, may be NULL), finalizes and
 // hashes every point, and drops points whose hash repeats an earlier one (knobs a mixer does not read).
-// *out malloc'd; returns the count, or -1 with one line in err naming the block and the grid point.
+// *out malloc'd; returns the count, or -1 with one line in err naming the block and the grid point, or
+// the grid size when it exceeds SWEEP_MAX_GRID. Linear in the grid size.
 int sweep_expand(const SweepSpec *s, const char *const *override_kv, int noverride, SweepRun **out,
                  int *ndup, char *err, size_t errn);
 

@@ -192,9 +192,9 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         fprintf(stderr, "recallbench: %s\n", err);
         dataset_free(ds);
         if (st) store_close(st);
-        // a device failure is a runtime error (1); an invalid model configuration is usage (2)
+        // a device failure or out of memory is a runtime error (1); an invalid model configuration is usage (2)
         return !strncmp(err, "no CUDA device", 14) || !strncmp(err, "CUDA driver", 11) ||
-               !strncmp(err, "out of device memory", 20) ? 1 : 2;
+               !strncmp(err, "out of device memory", 20) || !strncmp(err, "out of memory", 13) ? 1 : 2;
     }
     model_init(m, c->seed);
     res->state_floats = model_state_floats(m, Tmax);
@@ -220,8 +220,15 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
                       ml->kind == MIX_GSA ? ml->slots : 0, ml->kind == MIX_LA ? ml->feature_dim : 0,
                       ml->kind == MIX_MAMBA ? ml->state_dim : 0, c->lr, c->seed, c->epochs,
                       c->backend == BACKEND_CUDA ? "cuda" : "cpu", res->state_floats,
-                      formula, git_revision(), host_name()};
+                      formula, git_revision(), host_name(), c->force};
         run = store_begin_run(st, &ri);
+        if (run == 0) {
+            // Claimed by a live process meanwhile (or finished): never train one config twice at once.
+            fprintf(stderr, "recallbench: %s\n", store_errmsg(st));
+            res->status = strstr(store_errmsg(st), "already finished") ? "skipped" : "claimed";
+            optim_free(opt); model_free(m); dataset_free(ds); store_close(st);
+            return strcmp(res->status, "skipped") ? 1 : 0;
+        }
         if (run < 0) {
             fprintf(stderr, "recallbench: cannot record run in %s: %s\n", db_path, store_errmsg(st));
             optim_free(opt); model_free(m); dataset_free(ds); store_close(st);
@@ -383,6 +390,10 @@ int cmd_train(int argc, char **argv) {
     TrainResult r;
     int rc = train_run(&c, c.db, 0, &r);
     if (rc == 2) return 2;
+    if (!strcmp(r.status, "claimed")) {
+        if (c.json) printf("{\"status\": \"claimed\", \"config_hash\": \"%s\"}\n", r.config_hash);
+        return rc;
+    }
     if (!strcmp(r.status, "skipped")) {
         if (c.json) printf("%s\n", r.stored_json[0] ? r.stored_json : "{\"status\": \"skipped\"}");
         else printf("already finished: run %lld (config %s); use --force to train again\n", (long long)r.run_id,

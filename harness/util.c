@@ -1,9 +1,12 @@
 // util.c — exit-status contract, checked allocation, clocks, host and revision. Depends on libc.
 #include "util.h"
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "rb_build.h"
 
@@ -64,4 +67,59 @@ void json_string(FILE *f, const char *s) {
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+int out_open(OutFile *o, const char *path, int *usage, char *err, size_t errn) {
+    memset(o, 0, sizeof *o);
+    if (usage) *usage = 0;
+    if (!*path) {
+        if (usage) *usage = 1;
+        snprintf(err, errn, "--out '': give a file name");
+        return -1;
+    }
+    if (strlen(path) >= sizeof o->path - 1) { snprintf(err, errn, "cannot write %s: path too long", path); return -1; }
+    snprintf(o->path, sizeof o->path, "%s", path);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char real[PATH_MAX];
+        if (!realpath(path, real)) {  // a dangling link: write where it points
+            ssize_t n = readlink(path, real, sizeof real - 1);
+            if (n <= 0) { snprintf(err, errn, "cannot write %s: %s", path, strerror(errno)); return -1; }
+            real[n] = 0;
+            if (real[0] != '/') {
+                const char *sl = strrchr(path, '/');
+                if (sl) snprintf(o->path, sizeof o->path, "%.*s/%s", (int)(sl - path), path, real);
+                else snprintf(o->path, sizeof o->path, "%s", real);
+            } else snprintf(o->path, sizeof o->path, "%s", real);
+        } else snprintf(o->path, sizeof o->path, "%s", real);
+    }
+    if (stat(o->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) { snprintf(err, errn, "cannot write %s: is a directory", path); return -1; }
+        o->direct = 1;
+        o->f = fopen(o->path, "w");
+        if (!o->f) { snprintf(err, errn, "cannot write %s: %s", path, strerror(errno)); return -1; }
+        return 0;
+    }
+    snprintf(o->tmp, sizeof o->tmp, "%s.tmp%ld", o->path, (long)getpid());
+    o->f = fopen(o->tmp, "w");
+    if (!o->f) { snprintf(err, errn, "cannot write %s: %s", o->tmp, strerror(errno)); return -1; }
+    return 0;
+}
+
+int out_commit(OutFile *o, char *err, size_t errn) {
+    errno = 0;
+    int bad = ferror(o->f);
+    if (fclose(o->f) != 0) bad = 1;
+    o->f = NULL;
+    if (bad) {
+        snprintf(err, errn, "cannot write %s: %s", o->path, errno ? strerror(errno) : "write error");
+        if (!o->direct) unlink(o->tmp);
+        return -1;
+    }
+    if (!o->direct && rename(o->tmp, o->path) != 0) {
+        snprintf(err, errn, "cannot write %s: %s", o->path, strerror(errno));
+        unlink(o->tmp);
+        return -1;
+    }
+    return 0;
 }

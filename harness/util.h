@@ -28,3 +28,12 @@ const char *git_revision(void);    // the build's git revision (rb_build.h)
 void utc_timestamp(char *buf, size_t n);
 // Writes s as a JSON string literal (quotes and escapes) to f.
 void json_string(FILE *f, const char *s);
+
+// An output file written safely: the text goes to a temporary file next to the real target (a symlink's
+// target, so the link stays a link) and replaces it by rename only once complete; a target that is not a
+// regular file (a device such as /dev/full, a FIFO) is written in place and never replaced. On failure
+// nothing new is left behind. out_open: 0, or -1 with one line in err ("" path: a usage error, *usage = 1).
+typedef struct { FILE *f; char path[4096], tmp[4160]; int direct; } OutFile;
+int out_open(OutFile *o, const char *path, int *usage, char *err, size_t errn);
+// Closes and publishes the file. 0, or -1 with err (the temporary is removed).
+int out_commit(OutFile *o, char *err, size_t errn);

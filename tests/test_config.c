@@ -1,6 +1,7 @@
 // test_config.c — the flag table: parsing, range errors, canonical JSON, hash stability, commands.
 // Depends on harness/config.h.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "config.h"
 
@@ -100,6 +101,7 @@ int main(void) {
     config_argv_free(argv);
     char *cmd = config_command(&c, "recallbench");
     check("config_command mentions train and window", strstr(cmd, "recallbench train") && strstr(cmd, "--window 32,64"), cmd);
+    free(cmd);
 
     char var[48];
     config_variant(&c, var, sizeof var);

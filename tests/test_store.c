@@ -223,7 +223,12 @@ static void test_replace(void) {
     rows_h = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='hash-rep'");
     check("replace_own_running_row", b2 > b && rows_h == 1, "b2=%lld rows(hash)=%lld", (long long)b2, (long long)rows_h);
     store_finish_run(s, b2, "ok", 0.5, 5, 100, NULL);
+    // Without force a finished config is not started again (the claim sees the ok row).
+    int64_t c0 = store_begin_run(s, &ri);
+    check("finished_config_not_restarted", c0 == 0 && strstr(store_errmsg(s), "already finished"), "rc=%lld %s",
+          (long long)c0, store_errmsg(s));
     // Forced rerun of a finished config: the ok row stays, the newest ok row is found.
+    ri.force = 1;
     int64_t c = store_begin_run(s, &ri);
     rows_h = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='hash-rep'");
     check("forced_rerun_keeps_ok_row", rows_h == 2, "rows(hash)=%lld", (long long)rows_h);
@@ -243,8 +248,26 @@ static void test_replace(void) {
     int stale = store_mark_stale(s);
     int64_t l2 = store_begin_run(s, &rl);
     int64_t live = q_intf(db, "SELECT count(*) FROM runs WHERE id=%lld AND status='running'", (long long)l);
-    check("live_running_row_kept", stale == 0 && l2 > l && live == 1, "stale=%d new=%lld old_still_running=%lld",
-          stale, (long long)l2, (long long)live);
+    int64_t nrows = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='hash-live'");
+    // The live row is the config's owner: a second start is refused (0), nothing is inserted.
+    check("live_running_row_kept", stale == 0 && l2 == 0 && live == 1 && nrows == 1 &&
+          strstr(store_errmsg(s), "being trained by process"), "stale=%d begin=%lld old_still_running=%lld rows=%lld %s",
+          stale, (long long)l2, (long long)live, (long long)nrows, store_errmsg(s));
+    int64_t holder = 0;
+    int state = store_config_state(s, "hash-live", &holder);
+    check("config_state_running", state == STORE_RUNNING && holder == l, "state=%d holder=%lld", state, (long long)holder);
+    state = store_config_state(s, "hash-rep", &holder);
+    check("config_state_finished", state == STORE_FINISHED && holder == c, "state=%d holder=%lld", state, (long long)holder);
+    state = store_config_state(s, "hash-nobody", &holder);
+    check("config_state_free", state == STORE_FREE && holder == 0, "state=%d", state);
+    rl.force = 1;
+    int64_t l3 = store_begin_run(s, &rl);
+    check("live_running_row_forced", l3 > l, "begin=%lld", (long long)l3);
+    // An interrupted run is finished as 'interrupted' (train's signal path).
+    int fin = store_finish_run(s, l3, "interrupted", 0.1, 1, 10, NULL);
+    char txt[64];
+    q_text(db, "SELECT status FROM runs ORDER BY id DESC LIMIT 1", txt, sizeof txt);
+    check("finish_interrupted", fin == 0 && !strcmp(txt, "interrupted"), "rc=%d status=%s %s", fin, txt, store_errmsg(s));
     store_close(s);
 }
 
@@ -477,6 +500,46 @@ static void test_errors(void) {
     raw_exec(ap, "PRAGMA application_id=12345");
     s = store_open(ap, err, sizeof err);
     check("error_foreign_application_id", !s && strstr(err, "is not a recallbench database"), "%s", err);
+    // Other programs' SQLite files without tables are not ours either: only a user_version, only a view,
+    // and our mark with a negative (corrupt) schema version (MIGRATIONS must never be indexed with it).
+    const char *odd[3][2] = {{"uv_only.db", "PRAGMA user_version=7"}, {"view_only.db", "CREATE VIEW v AS SELECT 1 AS x"},
+                             {"neg_version.db", "PRAGMA application_id=1380082536; PRAGMA user_version=-1"}};
+    for (int k = 0; k < 3; k++) {
+        sqlite3 *o;
+        sqlite3_open(tpath(odd[k][0]), &o);
+        sqlite3_exec(o, odd[k][1], NULL, NULL, NULL);
+        sqlite3_close(o);
+        struct stat b0, b1;
+        stat(tpath(odd[k][0]), &b0);
+        Store *os = store_open(tpath(odd[k][0]), err, sizeof err);
+        stat(tpath(odd[k][0]), &b1);
+        char nm[64];
+        snprintf(nm, sizeof nm, "error_foreign_%s", odd[k][0]);
+        check(nm, !os && (strstr(err, "not a recallbench database") || strstr(err, "damaged")) && b0.st_size == b1.st_size &&
+              b0.st_mtime == b1.st_mtime && access(tpath("neg_version.db-wal"), F_OK) != 0, "%s", os ? "opened" : err);
+        store_close(os);
+    }
+    // Read-only opening: reads work, writes fail, and the file needs no write access.
+    {
+        Store *w = open_or_die(tpath("ro.db"));
+        RunInfo rr = run_info("hash-ro");
+        int64_t id = store_begin_run(w, &rr);
+        store_finish_run(w, id, "ok", 0.5, 1, 1, NULL);
+        store_close(w);
+        Store *ro = store_open_readonly(tpath("ro.db"), err, sizeof err);
+        int64_t f = ro ? store_find_finished(ro, "hash-ro") : -2;
+        rr.force = 1;
+        int64_t b = ro ? store_begin_run(ro, &rr) : -2;
+        check("readonly_open_reads", ro && f == id, "%s found=%lld", ro ? "" : err, (long long)f);
+        check("readonly_open_refuses_writes", ro && b == -1, "begin=%lld", (long long)b);
+        store_close(ro);
+        Store *e = store_open_readonly(tpath("missing-ro.db"), err, sizeof err);
+        check("readonly_open_missing", !e && access(tpath("missing-ro.db"), F_OK) != 0, "%s", e ? "opened" : err);
+        store_close(e);
+        Store *z = store_open("", err, sizeof err);
+        check("error_empty_path", !z && strstr(err, "empty"), "%s", z ? "opened" : err);
+        store_close(z);
+    }
     if (s) store_close(s);
 
     // An empty existing file is initialised.
@@ -573,6 +636,7 @@ static void test_locked(void) {
 
 static int64_t add_run(Store *s, const char *hash, const char *status, double acc, int nevals) {
     RunInfo ri = run_info(hash);
+    ri.force = 1;   // merge tests build databases with forced duplicates of one hash
     int64_t id = store_begin_run(s, &ri);
     if (id <= 0) { printf("FAIL add_run %s: %s\n", hash, store_errmsg(s)); exit(1); }
     for (int e = 0; e < nevals; e++) store_log_eval(s, id, e, "test", 0, 0, acc, 1.0, -1);
