@@ -97,6 +97,224 @@ static inline void row_dot2(const real *a, const real *b, const real *c, real m,
     *s2 = lanes_total(l2);
 }
 
+// ---- float GEMM: own register-tiled kernels (AVX-512 / AVX2+FMA, picked at run time) ---------
+// Why not OpenBLAS for the float build: (1) its result for one element depends on the call's
+// shape and on which kernel it picked for this CPU (Haswell's differs with the row-block size, so
+// --threads changed the numbers; an unknown CPU model falls back to the SSE3 "Prescott" kernel,
+// 4-8x slower); (2) at these shapes (K = 64) its packing costs as much as the multiply.
+// Every element here is one chain: acc = 0; acc = fma(a_ik, b_kj, acc) for k = 0..K-1 in order
+// (K split into KC blocks whose partial sums go through memory exactly), then
+// C = fma(beta, C, alpha * acc) (beta = 0: C = alpha * acc). Tile sizes and vector widths only
+// choose which elements are computed together, so AVX-512, AVX2 and the scalar check path give
+// bit-identical results, for any row split, thread count or CPU. Without FMA (pre-2013 x86) the
+// float build falls back to OpenBLAS (numbers then differ in the last bits).
+#if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
+#define RB_OWN_SGEMM 1
+#include <immintrin.h>
+#include <stdlib.h>
+
+enum { GEMM_PATH_UNSET = -1, GEMM_PATH_BLAS = 0, GEMM_PATH_SCALAR = 1, GEMM_PATH_AVX2 = 2, GEMM_PATH_AVX512 = 3 };
+static int gemm_path = GEMM_PATH_UNSET;
+static const char *const gemm_path_names[] = {"blas", "scalar", "avx2", "avx512"};
+
+static int gemm_path_detect(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return GEMM_PATH_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GEMM_PATH_AVX2;
+    return GEMM_PATH_BLAS;
+}
+
+const char *rb_gemm_path(void) {
+    if (gemm_path == GEMM_PATH_UNSET) gemm_path = gemm_path_detect();
+    return gemm_path_names[gemm_path];
+}
+
+int rb_gemm_force(const char *name) {
+    int best = gemm_path_detect();
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, gemm_path_names[i])) {
+            if (i > best && i >= GEMM_PATH_AVX2) return -1;  // this CPU cannot run it
+            gemm_path = i;
+            return 0;
+        }
+    return -1;
+}
+
+// Per-thread scratch, grown on first use only (the step allocates nothing once warm): op(B)
+// packed [K, N] when B is transposed, and the K-block partial sums [MC, N].
+static _Thread_local float *gemm_pack, *gemm_part;
+static _Thread_local size_t gemm_pack_cap, gemm_part_cap;
+static float *grow(float **p, size_t *cap, size_t n) {
+    if (n > *cap) {
+        float *q = realloc(*p, n * sizeof(float));
+        if (!q) return NULL;
+        *p = q;
+        *cap = n;
+    }
+    return *p;
+}
+
+#define KC 256  // K block: a KC x N panel of B and KC columns of A stay in L1/L2
+#define MC 64   // rows whose K-block partials are kept in gemm_part
+
+// Scalar reference of the same chain (the path of the bit-identity test; also tails of nothing).
+static void sgemm_scalar(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N, int K,
+                         int ta, int tb, float alpha, float beta) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0;
+            for (int k = 0; k < K; k++)
+                acc = fmaf(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k],
+                           tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j], acc);
+            float *c = C + (size_t)i * ldc + j, t = alpha * acc;
+            *c = beta == 0 ? t : fmaf(beta, *c, t);
+        }
+}
+
+// One MR x (NV vectors) tile over k in [0, kc): acc from part (first = 0) or zero, result to part
+// (last = 0) or to C with alpha/beta (last = 1). a(r, k) = A[r*ars + k*acs]; B row k at Bp + k*ldb
+// (columns j0.. already applied). nr valid columns, mr valid rows (rows past mr repeat row mr-1
+// and are not stored). Accumulators are named variables (one per row and vector): GCC keeps
+// those in registers, where an array of vectors was spilled on every k.
+#define TILE_ARGS float *C, int ldc, float *part, int ldp, const float *A, size_t ars, size_t acs, const float *Bp, \
+                  int ldb, int mr, int nr, int kc, int first, int last, float alpha, float beta
+#define T_DECL(r) VT c##r##0 = ZERO(), c##r##1 = ZERO(); const float *a##r = A + (size_t)((r) < mr ? (r) : mr - 1) * ars;
+#define T_LOADP(r) if ((r) < mr) { c##r##0 = NV > 1 ? LOADU(part + (size_t)(r) * ldp) : MLOAD(part + (size_t)(r) * ldp, mk); \
+                   if (NV > 1) c##r##1 = MLOAD(part + (size_t)(r) * ldp + VW, mk); }
+#define T_FMA(r) { VT a = SET1(a##r[(size_t)k * acs]); c##r##0 = FMA(a, b0, c##r##0); if (NV > 1) c##r##1 = FMA(a, b1, c##r##1); }
+#define T_OUT1(dst, x, masked) { VT y = x; if (last) { y = MUL(SET1(alpha), y); \
+        if (beta != 0) y = FMA(SET1(beta), masked ? MLOAD(dst, mk) : LOADU(dst), y); } \
+        if (masked) MSTORE(dst, mk, y); else STOREU(dst, y); }
+#define T_STORE(r) if ((r) < mr) { float *d = last ? C + (size_t)(r) * ldc : part + (size_t)(r) * ldp; \
+                   if (NV > 1) { T_OUT1(d, c##r##0, 0) T_OUT1(d + VW, c##r##1, 1) } else T_OUT1(d, c##r##0, 1) }
+#define TILE_BODY(ROWS)                                                                                          \
+    MASKT mk = MKMASK(nr - (NV - 1) * VW);                                                                      \
+    ROWS(T_DECL)                                                                                                \
+    if (!first) { ROWS(T_LOADP) }                                                                               \
+    for (int k = 0; k < kc; k++) {                                                                              \
+        const float *bk = Bp + (size_t)k * ldb;                                                                 \
+        VT b0 = NV > 1 ? LOADU(bk) : MLOAD(bk, mk), b1 = NV > 1 ? MLOAD(bk + VW, mk) : ZERO();                  \
+        ROWS(T_FMA)                                                                                             \
+    }                                                                                                           \
+    ROWS(T_STORE)
+#define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+// AVX-512: 8 rows x 32 columns (16 accumulators), and 8 x 16 for a narrow last column block.
+#define VT __m512
+#define VW 16
+#define MASKT __mmask16
+#define MKMASK(n) ((__mmask16)((n) >= 16 ? 0xFFFF : ((1u << (n)) - 1)))
+#define LOADU _mm512_loadu_ps
+#define MLOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define STOREU _mm512_storeu_ps
+#define MSTORE(p, m, x) _mm512_mask_storeu_ps(p, m, x)
+#define FMA _mm512_fmadd_ps
+#define MUL _mm512_mul_ps
+#define SET1 _mm512_set1_ps
+#define ZERO _mm512_setzero_ps
+#define NV 2
+__attribute__((target("avx512f"))) static void tile512_2(TILE_ARGS) { TILE_BODY(ROWS8) }
+#undef NV
+#define NV 1
+__attribute__((target("avx512f"))) static void tile512_1(TILE_ARGS) { TILE_BODY(ROWS8) }
+#undef NV
+#undef VT
+#undef VW
+#undef MASKT
+#undef MKMASK
+#undef LOADU
+#undef MLOAD
+#undef STOREU
+#undef MSTORE
+#undef FMA
+#undef MUL
+#undef SET1
+#undef ZERO
+
+// AVX2: 6 rows x 16 columns (12 accumulators), and 6 x 8.
+__attribute__((target("avx2,fma"))) static inline __m256i m256_mask(int n) {
+    n = n >= 8 ? 8 : n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define VT __m256
+#define VW 8
+#define MASKT __m256i
+#define MKMASK m256_mask
+#define LOADU _mm256_loadu_ps
+#define MLOAD(p, m) _mm256_maskload_ps(p, m)
+#define STOREU _mm256_storeu_ps
+#define MSTORE(p, m, x) _mm256_maskstore_ps(p, m, x)
+#define FMA _mm256_fmadd_ps
+#define MUL _mm256_mul_ps
+#define SET1 _mm256_set1_ps
+#define ZERO _mm256_setzero_ps
+#define NV 2
+__attribute__((target("avx2,fma"))) static void tile256_2(TILE_ARGS) { TILE_BODY(ROWS6) }
+#undef NV
+#define NV 1
+__attribute__((target("avx2,fma"))) static void tile256_1(TILE_ARGS) { TILE_BODY(ROWS6) }
+#undef NV
+#undef VT
+#undef VW
+#undef MASKT
+#undef MKMASK
+#undef LOADU
+#undef MLOAD
+#undef STOREU
+#undef MSTORE
+#undef FMA
+#undef MUL
+#undef SET1
+#undef ZERO
+
+typedef void (*TileFn)(TILE_ARGS);
+
+// C[M,N] = beta C + alpha op(A) op(B), single thread, with the tiles of one ISA.
+static int sgemm_tiled(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N, int K,
+                       int ta, int tb, float alpha, float beta, int path) {
+    const int avx512 = path == GEMM_PATH_AVX512, MR = avx512 ? 8 : 6, VW = avx512 ? 16 : 8;
+    TileFn t2 = avx512 ? tile512_2 : tile256_2, t1 = avx512 ? tile512_1 : tile256_1;
+    const float *Bp = B;
+    int ldbp = ldb;
+    if (tb) {  // pack op(B) = B^T into [K, N]
+        float *pk = grow(&gemm_pack, &gemm_pack_cap, (size_t)K * N);
+        if (!pk) return -1;
+        for (int j = 0; j < N; j++) {
+            const float *bj = B + (size_t)j * ldb;
+            for (int k = 0; k < K; k++) pk[(size_t)k * N + j] = bj[k];
+        }
+        Bp = pk;
+        ldbp = N;
+    }
+    const size_t ars = ta ? 1 : (size_t)lda, acs = ta ? (size_t)lda : 1;
+    float *part = NULL;
+    if (K > KC && !(part = grow(&gemm_part, &gemm_part_cap, (size_t)MC * N))) return -1;
+    for (int i0 = 0; i0 < M; i0 += MC) {
+        int mc = M - i0 < MC ? M - i0 : MC;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc >= K;
+            for (int j0 = 0; j0 < N; j0 += 2 * VW) {
+                int nr = N - j0 < 2 * VW ? N - j0 : 2 * VW;
+                TileFn f = nr > VW ? t2 : t1;
+                for (int r0 = 0; r0 < mc; r0 += MR) {
+                    int i = i0 + r0, mr = mc - r0 < MR ? mc - r0 : MR;
+                    f(C + (size_t)i * ldc + j0, ldc, part ? part + (size_t)r0 * N + j0 : NULL, N,
+                      A + i * ars + k0 * acs, ars, acs, Bp + (size_t)k0 * ldbp + j0, ldbp, mr, nr, kc, first, last,
+                      alpha, beta);
+                }
+            }
+        }
+    }
+    return 0;
+}
+#endif
+
+#ifndef RB_OWN_SGEMM
+const char *rb_gemm_path(void) { return "blas"; }
+int rb_gemm_force(const char *name) { return strcmp(name, "blas") ? -1 : 0; }
+#endif
+
 // ---- GEMM helpers ----------------------------------------------------------------------------
 
 void rb_blas_single_thread(void) {
@@ -115,8 +333,20 @@ void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, i
         return;
     }
     double t0 = rb_gemm_profile ? rb_gemm_clock() : 0;  // `recallbench bench` accounting (real.h)
+#ifdef RB_OWN_SGEMM
+    int path = gemm_path == GEMM_PATH_UNSET ? (gemm_path = gemm_path_detect()) : gemm_path;
+    if (path == GEMM_PATH_SCALAR) {
+        sgemm_scalar(C, ldc, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
+        goto done;
+    }
+    if (path >= GEMM_PATH_AVX2 && !sgemm_tiled(C, ldc, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta, path))
+        goto done;  // else out of memory for the packing scratch: BLAS needs none of ours
+#endif
     GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
          lda, B, ldb, beta, C, ldc);
+#ifdef RB_OWN_SGEMM
+done:
+#endif
     if (rb_gemm_profile) rb_gemm_account(t0, 2.0 * M * N * K);
 }
 
