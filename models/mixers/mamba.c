@@ -378,8 +378,7 @@ static void mamba_forward(Mixer *m, real *const *p, real *out, const real *inp, 
     conv_forward(x->xc, x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], B, T, E, nthr);
     matmul_par(x->xdbl, x->xs, p[MAMBA_W_X], M, P, E, 0, 1, 0);
     // delta [M,E] = softplus(dt_low [M,R] (row stride P) @ W_dt^T + b_dt)
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, M, E, R, 1, x->xdbl, P, p[MAMBA_W_DT], R, 0,
-         x->delta, E);
+    gemm_ld(x->delta, E, x->xdbl, P, p[MAMBA_W_DT], R, M, E, R, 0, 1, 1, 0);  // the engine's GEMM (layers.h)
     const real *bdt = p[MAMBA_B_DT], *Dp = p[MAMBA_D];
     #pragma omp parallel for schedule(static) num_threads(nthr)
     for (int i = 0; i < M; i++)
@@ -433,10 +432,8 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
         dp[MAMBA_B_DT][c] += s;
     }
     // dt_pre = dt_low W_dt^T: dW_dt [E,R] += ddt^T dt_low; d dt_low = ddt W_dt into dxdbl[:, :R].
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, E, R, M, 1, ddelta, E, x->xdbl, P, 1,
-         dp[MAMBA_W_DT], R);
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, R, E, 1, ddelta, E, p[MAMBA_W_DT], R, 0,
-         x->dxdbl, P);
+    gemm_ld(dp[MAMBA_W_DT], R, ddelta, E, x->xdbl, P, E, R, M, 1, 0, 1, 1);
+    gemm_ld(x->dxdbl, P, ddelta, E, p[MAMBA_W_DT], R, M, R, E, 0, 0, 1, 0);
     // xdbl = xs W_x^T.
     matmul_par(dp[MAMBA_W_X], x->dxdbl, x->xs, P, E, M, 1, 0, 1);
     matmul_par(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1);
