@@ -40,12 +40,7 @@ static inline real rexp(real x) {
 // (the build has no -march=native). ISO C mode does not contract a*b+c, and the lanes below are
 // fixed, so every clone computes the same bits; only the speed differs (the baseline clone of
 // these loops made the reference step 25% slower).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define RB_CLONES
-#endif
-
+// (RB_CLONES: layers.h.)
 // x[i] = exp(x[i] - mx) for i < n; returns the sum. Exp loop vectorises; the sum uses 16 fixed
 // lanes (deterministic, and not a serial dependency chain).
 RB_CLONES static real exp_sum_inplace(real *x, int n, real mx) {

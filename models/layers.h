@@ -20,6 +20,16 @@ static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_num_threads(void) { return 1; }
 #endif
 
+// Function multiversioning for hot loops outside GEMM (the build has no -march=native): the
+// function is built for AVX-512, AVX2 and baseline x86-64 and picked at load time. Bits do not
+// depend on the clone: ISO C mode does not contract a*b+c and reductions use fixed lanes.
+// (Code in an OpenMP region is outlined and not cloned: put the loop in a helper.)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RB_CLONES
+#endif
+
 // ---- GEMM helpers ----------------------------------------------------------------------------
 // OpenBLAS to one thread (idempotent). Called by model_create and every mixer's create().
 void rb_blas_single_thread(void);
