@@ -3,6 +3,7 @@
 #include "layers.h"
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LN_EPS 1e-5
@@ -27,15 +28,22 @@ static inline real rexp(real x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } u = {.f = p};
-    u.i += (int32_t)n << 23;
+    // p * 2^n by adding n to the exponent field. In unsigned arithmetic: shifting a negative int
+    // left is undefined behaviour (UBSan flagged it); the uint32_t wrap-around gives the same bits.
+    union { float f; uint32_t i; } u = {.f = p};
+    u.i += (uint32_t)(int32_t)n << 23;
     return u.f;
 }
 #endif
 
+// The softmax row loops are built for AVX-512, AVX2 and baseline x86-64 and picked at load time
+// (the build has no -march=native). ISO C mode does not contract a*b+c, and the lanes below are
+// fixed, so every clone computes the same bits; only the speed differs (the baseline clone of
+// these loops made the reference step 25% slower).
+// (RB_CLONES: layers.h.)
 // x[i] = exp(x[i] - mx) for i < n; returns the sum. Exp loop vectorises; the sum uses 16 fixed
 // lanes (deterministic, and not a serial dependency chain).
-static real exp_sum_inplace(real *x, int n, real mx) {
+RB_CLONES static real exp_sum_inplace(real *x, int n, real mx) {
     for (int i = 0; i < n; i++) x[i] = rexp(x[i] - mx);
     real lane[16] = {0};
     int i = 0;
@@ -47,7 +55,7 @@ static real exp_sum_inplace(real *x, int n, real mx) {
     return s;
 }
 
-static real max_of(const real *x, int n) {
+RB_CLONES static real max_of(const real *x, int n) {
     real lane[16];
     for (int j = 0; j < 16; j++) lane[j] = x[0];
     int i = 0;
@@ -97,6 +105,229 @@ static inline void row_dot2(const real *a, const real *b, const real *c, real m,
     *s2 = lanes_total(l2);
 }
 
+// ---- float GEMM: own register-tiled kernels (AVX-512 / AVX2+FMA, picked at run time) ---------
+// Why not OpenBLAS for the float build: (1) its result for one element depends on the call's
+// shape and on which kernel it picked for this CPU (Haswell's differs with the row-block size, so
+// --threads changed the numbers; an unknown CPU model falls back to the SSE3 "Prescott" kernel,
+// 4-8x slower); (2) at these shapes (K = 64) its packing costs as much as the multiply.
+// Every element here is one chain: acc = 0; acc = fma(a_ik, b_kj, acc) for k = 0..K-1 in order
+// (K split into KC blocks whose partial sums go through memory exactly), then
+// C = fma(beta, C, alpha * acc) (beta = 0: C = alpha * acc). Tile sizes and vector widths only
+// choose which elements are computed together, so AVX-512, AVX2 and the scalar check path give
+// bit-identical results, for any row split, thread count or CPU. Without FMA (pre-2013 x86) the
+// float build falls back to OpenBLAS (numbers then differ in the last bits).
+#if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
+#define RB_OWN_SGEMM 1
+#include <immintrin.h>
+#include <stdlib.h>
+
+enum { GEMM_PATH_UNSET = -1, GEMM_PATH_BLAS = 0, GEMM_PATH_SCALAR = 1, GEMM_PATH_AVX2 = 2, GEMM_PATH_AVX512 = 3 };
+static int gemm_path = GEMM_PATH_UNSET;
+static const char *const gemm_path_names[] = {"blas", "scalar", "avx2", "avx512"};
+
+static int gemm_path_detect(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return GEMM_PATH_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GEMM_PATH_AVX2;
+    return GEMM_PATH_BLAS;
+}
+
+const char *rb_gemm_path(void) {
+    if (gemm_path == GEMM_PATH_UNSET) gemm_path = gemm_path_detect();
+    return gemm_path_names[gemm_path];
+}
+
+int rb_gemm_force(const char *name) {
+    int best = gemm_path_detect();
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, gemm_path_names[i])) {
+            if (i > best && i >= GEMM_PATH_AVX2) return -1;  // this CPU cannot run it
+            gemm_path = i;
+            return 0;
+        }
+    return -1;
+}
+
+// Per-thread scratch, grown on first use only (the step allocates nothing once warm): op(B)
+// packed [K, N] when B is transposed, and the K-block partial sums [MC, N].
+static _Thread_local float *gemm_pack, *gemm_part;
+static _Thread_local size_t gemm_pack_cap, gemm_part_cap;
+static float *grow(float **p, size_t *cap, size_t n) {
+    if (n > *cap) {
+        float *q = realloc(*p, n * sizeof(float));
+        if (!q) return NULL;
+        *p = q;
+        *cap = n;
+    }
+    return *p;
+}
+
+#define KC 256  // K block: a KC x N panel of B and KC columns of A stay in L1/L2
+#define MC 64   // rows whose K-block partials are kept in gemm_part
+#define NC 256  // columns per pass: a KC x NC block of B (256 KB) stays in L2 while MC rows go by
+
+// Scalar reference of the same chain (the path of the bit-identity test; also tails of nothing).
+static void sgemm_scalar(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B,
+                         int ldb, int M, int N, int K, int ta, int tb, float alpha, float beta) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0;
+            for (int k = 0; k < K; k++)
+                acc = fmaf(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k],
+                           tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j], acc);
+            float t = alpha * acc;
+            C[(size_t)i * ldc + j] = beta == 0 ? t : fmaf(beta, Ci[(size_t)i * ldci + j], t);
+        }
+}
+
+// One MR x (NV vectors) tile over k in [0, kc): acc from part (first = 0) or zero, result to part
+// (last = 0) or to C with alpha/beta (last = 1). a(r, k) = A[r*ars + k*acs]; B row k at Bp + k*ldb
+// (columns j0.. already applied). nr valid columns, mr valid rows (rows past mr repeat row mr-1
+// and are not stored). Accumulators are named variables (one per row and vector): GCC keeps
+// those in registers, where an array of vectors was spilled on every k.
+#define TILE_ARGS float *C, int ldc, const float *Ci, int ldci, float *part, int ldp, const float *A, size_t ars, size_t acs, const float *Bp, \
+                  int ldb, int mr, int nr, int kc, int first, int last, float alpha, float beta
+#define T_DECL(r) VT c##r##0 = ZERO(), c##r##1 = ZERO(); const float *a##r = A + (size_t)((r) < mr ? (r) : mr - 1) * ars;
+#define T_LOADP(r) if ((r) < mr) { c##r##0 = NV > 1 ? LOADU(part + (size_t)(r) * ldp) : MLOAD(part + (size_t)(r) * ldp, mk); \
+                   if (NV > 1) c##r##1 = MLOAD(part + (size_t)(r) * ldp + VW, mk); }
+#define T_FMA(r) { VT a = SET1(a##r[(size_t)k * acs]); c##r##0 = FMA(a, b0, c##r##0); if (NV > 1) c##r##1 = FMA(a, b1, c##r##1); }
+#define T_OUT1(dst, src, x, masked) { VT y = x; if (last) { y = MUL(SET1(alpha), y); \
+        if (beta != 0) y = FMA(SET1(beta), masked ? MLOAD(src, mk) : LOADU(src), y); } \
+        if (masked) MSTORE(dst, mk, y); else STOREU(dst, y); }
+#define T_STORE(r) if ((r) < mr) { float *d = last ? C + (size_t)(r) * ldc : part + (size_t)(r) * ldp; \
+                   const float *ci = Ci + (size_t)(r) * ldci; \
+                   if (NV > 1) { T_OUT1(d, ci, c##r##0, 0) T_OUT1(d + VW, ci + VW, c##r##1, 1) } \
+                   else T_OUT1(d, ci, c##r##0, 1) }
+#define TILE_BODY(ROWS)                                                                                          \
+    MASKT mk = MKMASK(nr - (NV - 1) * VW);                                                                      \
+    ROWS(T_DECL)                                                                                                \
+    if (!first) { ROWS(T_LOADP) }                                                                               \
+    for (int k = 0; k < kc; k++) {                                                                              \
+        const float *bk = Bp + (size_t)k * ldb;                                                                 \
+        VT b0 = NV > 1 ? LOADU(bk) : MLOAD(bk, mk), b1 = NV > 1 ? MLOAD(bk + VW, mk) : ZERO();                  \
+        ROWS(T_FMA)                                                                                             \
+    }                                                                                                           \
+    ROWS(T_STORE)
+#define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+// AVX-512: 8 rows x 32 columns (16 accumulators), and 8 x 16 for a narrow last column block.
+#define VT __m512
+#define VW 16
+#define MASKT __mmask16
+#define MKMASK(n) ((__mmask16)((n) >= 16 ? 0xFFFF : ((1u << (n)) - 1)))
+#define LOADU _mm512_loadu_ps
+#define MLOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define STOREU _mm512_storeu_ps
+#define MSTORE(p, m, x) _mm512_mask_storeu_ps(p, m, x)
+#define FMA _mm512_fmadd_ps
+#define MUL _mm512_mul_ps
+#define SET1 _mm512_set1_ps
+#define ZERO _mm512_setzero_ps
+#define NV 2
+__attribute__((target("avx512f"))) static void tile512_2(TILE_ARGS) { TILE_BODY(ROWS8) }
+#undef NV
+#define NV 1
+__attribute__((target("avx512f"))) static void tile512_1(TILE_ARGS) { TILE_BODY(ROWS8) }
+#undef NV
+#undef VT
+#undef VW
+#undef MASKT
+#undef MKMASK
+#undef LOADU
+#undef MLOAD
+#undef STOREU
+#undef MSTORE
+#undef FMA
+#undef MUL
+#undef SET1
+#undef ZERO
+
+// AVX2: 6 rows x 16 columns (12 accumulators), and 6 x 8.
+__attribute__((target("avx2,fma"))) static inline __m256i m256_mask(int n) {
+    n = n >= 8 ? 8 : n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define VT __m256
+#define VW 8
+#define MASKT __m256i
+#define MKMASK m256_mask
+#define LOADU _mm256_loadu_ps
+#define MLOAD(p, m) _mm256_maskload_ps(p, m)
+#define STOREU _mm256_storeu_ps
+#define MSTORE(p, m, x) _mm256_maskstore_ps(p, m, x)
+#define FMA _mm256_fmadd_ps
+#define MUL _mm256_mul_ps
+#define SET1 _mm256_set1_ps
+#define ZERO _mm256_setzero_ps
+#define NV 2
+__attribute__((target("avx2,fma"))) static void tile256_2(TILE_ARGS) { TILE_BODY(ROWS6) }
+#undef NV
+#define NV 1
+__attribute__((target("avx2,fma"))) static void tile256_1(TILE_ARGS) { TILE_BODY(ROWS6) }
+#undef NV
+#undef VT
+#undef VW
+#undef MASKT
+#undef MKMASK
+#undef LOADU
+#undef MLOAD
+#undef STOREU
+#undef MSTORE
+#undef FMA
+#undef MUL
+#undef SET1
+#undef ZERO
+
+typedef void (*TileFn)(TILE_ARGS);
+
+// C[M,N] = beta Ci + alpha op(A) op(B), single thread, with the tiles of one ISA. Ci (row stride
+// ldci) is C itself, or e.g. a bias row with ldci = 0 (linear_forward: no bias-copy pass).
+static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
+                       int M, int N, int K, int ta, int tb, float alpha, float beta, int path) {
+    const int avx512 = path == GEMM_PATH_AVX512, MR = avx512 ? 8 : 6, VW = avx512 ? 16 : 8;
+    TileFn t2 = avx512 ? tile512_2 : tile256_2, t1 = avx512 ? tile512_1 : tile256_1;
+    const float *Bp = B;
+    int ldbp = ldb;
+    if (tb) {  // pack op(B) = B^T into [K, N]
+        float *pk = grow(&gemm_pack, &gemm_pack_cap, (size_t)K * N);
+        if (!pk) return -1;
+        for (int j = 0; j < N; j++) {
+            const float *bj = B + (size_t)j * ldb;
+            for (int k = 0; k < K; k++) pk[(size_t)k * N + j] = bj[k];
+        }
+        Bp = pk;
+        ldbp = N;
+    }
+    const size_t ars = ta ? 1 : (size_t)lda, acs = ta ? (size_t)lda : 1;
+    float *part = NULL;
+    if (K > KC && !(part = grow(&gemm_part, &gemm_part_cap, (size_t)MC * N))) return -1;
+    for (int n0 = 0; n0 < N; n0 += NC)
+    for (int i0 = 0; i0 < M; i0 += MC) {
+        int mc = M - i0 < MC ? M - i0 : MC, n1 = N - n0 < NC ? N : n0 + NC;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc >= K;
+            for (int j0 = n0; j0 < n1; j0 += 2 * VW) {
+                int nr = n1 - j0 < 2 * VW ? n1 - j0 : 2 * VW;
+                TileFn f = nr > VW ? t2 : t1;
+                for (int r0 = 0; r0 < mc; r0 += MR) {
+                    int i = i0 + r0, mr = mc - r0 < MR ? mc - r0 : MR;
+                    f(C + (size_t)i * ldc + j0, ldc, Ci + (size_t)i * ldci + j0, ldci, part ? part + (size_t)r0 * N + j0 : NULL, N,
+                      A + i * ars + k0 * acs, ars, acs, Bp + (size_t)k0 * ldbp + j0, ldbp, mr, nr, kc, first, last,
+                      alpha, beta);
+                }
+            }
+        }
+    }
+    return 0;
+}
+#endif
+
+#ifndef RB_OWN_SGEMM
+const char *rb_gemm_path(void) { return "blas"; }
+int rb_gemm_force(const char *name) { return strcmp(name, "blas") ? -1 : 0; }
+#endif
+
 // ---- GEMM helpers ----------------------------------------------------------------------------
 
 void rb_blas_single_thread(void) {
@@ -106,24 +337,48 @@ void rb_blas_single_thread(void) {
 #endif
 }
 
-void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
-             int ta, int tb, real alpha, real beta) {
+// C = beta Ci + alpha op(A) op(B); Ci is C (ldci = ldc) or another matrix or a bias row (ldci = 0).
+static void gemm_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, int lda, const real *B, int ldb, int M,
+                    int N, int K, int ta, int tb, real alpha, real beta) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {  // BLAS would leave C untouched only for beta = 1; make beta explicit
         for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * Ci[(size_t)i * ldci + j];
         return;
     }
     double t0 = rb_gemm_profile ? rb_gemm_clock() : 0;  // `recallbench bench` accounting (real.h)
+#ifdef RB_OWN_SGEMM
+    int path = gemm_path == GEMM_PATH_UNSET ? (gemm_path = gemm_path_detect()) : gemm_path;
+    if (path == GEMM_PATH_SCALAR) {
+        sgemm_scalar(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
+        goto done;
+    }
+    if (path >= GEMM_PATH_AVX2 &&
+        !sgemm_tiled(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta, path))
+        goto done;  // else out of memory for the packing scratch: BLAS needs none of ours
+#endif
+    if (Ci != C && beta != 0)
+        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, Ci + (size_t)i * ldci, N * sizeof(real));
     GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
          lda, B, ldb, beta, C, ldc);
+#ifdef RB_OWN_SGEMM
+done:
+#endif
     if (rb_gemm_profile) rb_gemm_account(t0, 2.0 * M * N * K);
 }
 
-void matmul_par(real *C, const real *A, const real *B, int M, int N, int K, int ta, int tb, real beta) {
+void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
+             int ta, int tb, real alpha, real beta) {
+    gemm_ci(C, ldc, C, ldc, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
+}
+
+// Row blocks of C over the threads. Every element's arithmetic is the same for any split (own
+// kernels), so the split may follow the thread count.
+static void matmul_par_ci(real *C, const real *Ci, int ldci, const real *A, const real *B, int M, int N, int K,
+                          int ta, int tb, real beta) {
     int nt = omp_get_max_threads();
-    if (nt <= 1 || (double)M * N * K < 131072.0 || M < 32 * nt) {
-        gemm_ld(C, N, A, ta ? M : K, B, tb ? K : N, M, N, K, ta, tb, 1, beta);
+    if (nt <= 1 || (double)M * N * K < 131072.0 || M < 32 * nt || omp_in_parallel()) {
+        gemm_ci(C, N, Ci, ldci, A, ta ? M : K, B, tb ? K : N, M, N, K, ta, tb, 1, beta);
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -132,9 +387,13 @@ void matmul_par(real *C, const real *A, const real *B, int M, int N, int K, int 
         // row blocks rounded to 16 so every thread keeps full micro-tiles
         int m0 = (int)(((long)M * t / n) & ~15L), m1 = t == n - 1 ? M : (int)(((long)M * (t + 1) / n) & ~15L);
         if (m1 > m0)
-            gemm_ld(C + (size_t)m0 * N, N, ta ? A + m0 : A + (size_t)m0 * K, ta ? M : K, B, tb ? K : N, m1 - m0,
-                    N, K, ta, tb, 1, beta);
+            gemm_ci(C + (size_t)m0 * N, N, Ci + (size_t)m0 * ldci, ldci, ta ? A + m0 : A + (size_t)m0 * K, ta ? M : K,
+                    B, tb ? K : N, m1 - m0, N, K, ta, tb, 1, beta);
     }
+}
+
+void matmul_par(real *C, const real *A, const real *B, int M, int N, int K, int ta, int tb, real beta) {
+    matmul_par_ci(C, C, N, A, B, M, N, K, ta, tb, beta);
 }
 
 // ---- embedding -------------------------------------------------------------------------------
@@ -249,11 +508,9 @@ void rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *inp, c
 // ---- linear, GELU, MLP -----------------------------------------------------------------------
 
 void linear_forward(real *out, const real *inp, const real *w, const real *b, int N, int C, int OC) {
-    if (b) {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, OC * sizeof(real));
-    }
-    matmul_par(out, inp, w, N, OC, C, 0, 1, b ? 1 : 0);
+    // out = 1 * b + inp w^T: the bias is the GEMM's beta term (row stride 0), read in its epilogue
+    if (b) matmul_par_ci(out, b, 0, inp, w, N, OC, C, 0, 1, 1);
+    else matmul_par(out, inp, w, N, OC, C, 0, 1, 0);
 }
 
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
@@ -423,11 +680,27 @@ static inline int head_window(const int *window, int h) {
     return window && window[h] > 0 ? window[h] : INT_MAX / 2;
 }
 
+// row[a] = exp(row[a] - l), a < n (backward: probabilities from the saved log-sum-exp).
+RB_CLONES static void exp_sub_inplace(real *row, int n, real l) {
+    for (int a = 0; a < n; a++) row[a] = rexp(row[a] - l);
+}
+
+// g = p (g - sum(p g)) over one row of n (softmax backward), the sum in row order as before.
+RB_CLONES static void softmax_bwd_row(real *g, const real *p, int n) {
+    real dsum = 0;
+    for (int a = 0; a < n; a++) dsum += p[a] * g[a];
+    for (int a = 0; a < n; a++) g[a] = p[a] * (g[a] - dsum);
+}
+
 // P [tb, n] (keys lo..lo+n-1) = softmax over each row's visible keys of scale * q k^T; sets lse
 // (forward, lse_out) or uses the saved one (backward, lse_in).
+// kb: keys lo.. as rows (stride ld), or kt != NULL: the same keys transposed, [dh] rows of stride
+// ldt (a plain GEMM, no per-block packing of k^T).
 static void mha_block_probs(real *P, real *lse_out, const real *lse_in, const real *qb, const real *kb,
-                            int ld, int t0, int tb, int lo, int n, int W, int dh, real scale) {
-    gemm_ld(P, n, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
+                            int ld, const real *kt, int ldt, int t0, int tb, int lo, int n, int W, int dh,
+                            real scale) {
+    if (kt) gemm_ld(P, n, qb, ld, kt, ldt, tb, n, dh, 0, 0, scale, 0);
+    else gemm_ld(P, n, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
     for (int i = 0; i < tb; i++) {
         int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
         real *row = P + (size_t)i * n;
@@ -440,10 +713,29 @@ static void mha_block_probs(real *P, real *lse_out, const real *lse_in, const re
             for (int a = a0; a <= a1; a++) row[a] *= inv;
             lse_out[t] = mx + (real)log((double)s);
         } else {
-            real l = lse_in[t];
-            for (int a = a0; a <= a1; a++) row[a] = rexp(row[a] - l);
+            exp_sub_inplace(row + a0, a1 - a0 + 1, lse_in[t]);
         }
     }
+}
+
+// Per-thread [2, dh, T] buffer for one head's k^T and v^T (grown on first use; OOM: NULL, and the
+// callers fall back to transposed GEMMs). Transposing once per (b, h) instead of packing k^T in
+// every query block's GEMM was 8% of the reference step.
+static _Thread_local real *mha_tbuf;
+static _Thread_local size_t mha_tcap;
+static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
+    size_t need = 2 * (size_t)dh * T;
+    if (need > mha_tcap) {
+        real *nb = realloc(mha_tbuf, need * sizeof(real));
+        if (!nb) return NULL;
+        mha_tbuf = nb;
+        mha_tcap = need;
+    }
+    real *xt = mha_tbuf + (size_t)which * dh * T;
+    for (int s0 = 0; s0 < T; s0 += 16)  // 16 rows at a time: reads stay in cache lines
+        for (int c = 0; c < dh; c++)
+            for (int s = s0; s < s0 + 16 && s < T; s++) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
+    return xt;
 }
 
 void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
@@ -455,11 +747,12 @@ void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, co
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, W = head_window(window, h);
         real *P = scratch + sstride * omp_get_thread_num();
+        real *kt = mha_transposed(k + (size_t)b * T * ld + h * dh, ld, T, dh, 0);
         for (int t0 = 0; t0 < T; t0 += MHA_TB) {
             int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo;
             size_t rq = (size_t)b * T + t0, rk = (size_t)b * T + lo;
-            mha_block_probs(P, lse + (size_t)bh * T, NULL, q + rq * ld + h * dh, k + rk * ld + h * dh, ld, t0,
-                            tb, lo, n, W, dh, scale);
+            mha_block_probs(P, lse + (size_t)bh * T, NULL, q + rq * ld + h * dh, k + rk * ld + h * dh, ld,
+                            kt ? kt + lo : NULL, T, t0, tb, lo, n, W, dh, scale);
             gemm_ld(out + rq * ldo + h * dh, ldo, P, n, v + rk * ld + h * dh, ld, tb, dh, n, 0, 0, 1, 0);
         }
     }
@@ -479,19 +772,20 @@ void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int l
             memset(dk + ((size_t)b * T + t) * ldd + h * dh, 0, dh * sizeof(real));
             memset(dv + ((size_t)b * T + t) * ldd + h * dh, 0, dh * sizeof(real));
         }
+        real *kt = mha_transposed(k + (size_t)b * T * ld + h * dh, ld, T, dh, 0);
+        real *vt = kt ? mha_transposed(v + (size_t)b * T * ld + h * dh, ld, T, dh, 1) : NULL;
         for (int t0 = 0; t0 < T; t0 += MHA_TB) {
             int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo;
             size_t rq = (size_t)b * T + t0, rk = (size_t)b * T + lo;
             const real *qb = q + rq * ld + h * dh, *kb = k + rk * ld + h * dh, *vb = v + rk * ld + h * dh;
             const real *gb = dout + rq * ldo + h * dh;
-            mha_block_probs(P, NULL, lse + (size_t)bh * T, qb, kb, ld, t0, tb, lo, n, W, dh, scale);
-            gemm_ld(dP, n, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);                        // dP = dO V^T
+            mha_block_probs(P, NULL, lse + (size_t)bh * T, qb, kb, ld, vt ? kt + lo : NULL, T, t0, tb, lo, n, W,
+                            dh, scale);
+            if (vt) gemm_ld(dP, n, gb, ldo, vt + lo, T, tb, n, dh, 0, 0, 1, 0);           // dP = dO V^T
+            else gemm_ld(dP, n, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);
             gemm_ld(dv + rk * ldd + h * dh, ldd, P, n, gb, ldo, n, dh, tb, 1, 0, 1, 1);    // dV += P^T dO
-            for (int i = 0; i < tb; i++) {                                                // dS = P (dP - rowsum(P dP))
-                real *p = P + (size_t)i * n, *g = dP + (size_t)i * n, dsum = 0;
-                for (int a = 0; a < n; a++) dsum += p[a] * g[a];
-                for (int a = 0; a < n; a++) g[a] = p[a] * (g[a] - dsum);
-            }
+            for (int i = 0; i < tb; i++)  // dS = P (dP - rowsum(P dP))
+                softmax_bwd_row(dP + (size_t)i * n, P + (size_t)i * n, n);
             gemm_ld(dq + rq * ldd + h * dh, ldd, dP, n, kb, ld, tb, dh, n, 0, 0, scale, 0);  // dQ = s dS K
             gemm_ld(dk + rk * ldd + h * dh, ldd, dP, n, qb, ld, n, dh, tb, 1, 0, scale, 1);  // dK += s dS^T Q
         }

@@ -20,12 +20,28 @@ static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_num_threads(void) { return 1; }
 #endif
 
+// Function multiversioning for hot loops outside GEMM (the build has no -march=native): the
+// function is built for AVX-512, AVX2 and baseline x86-64 and picked at load time. Bits do not
+// depend on the clone: ISO C mode does not contract a*b+c and reductions use fixed lanes.
+// (Code in an OpenMP region is outlined and not cloned: put the loop in a helper.)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RB_CLONES
+#endif
+
 // ---- GEMM helpers ----------------------------------------------------------------------------
 // OpenBLAS to one thread (idempotent). Called by model_create and every mixer's create().
 void rb_blas_single_thread(void);
 // C[M,N] (ldc) = beta*C + alpha * op(A) op(B), row-major with explicit leading dimensions.
 void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
              int ta, int tb, real alpha, real beta);
+// Which GEMM the float build uses: "avx512", "avx2" (own kernels, bit-identical to each other
+// and to "scalar", for any shape split or thread count), "scalar" (the same arithmetic, slow; for
+// tests) or "blas" (OpenBLAS: the double build, and CPUs without AVX2+FMA). rb_gemm_force picks
+// one (0; -1 if unknown or this CPU cannot run it). Not thread-safe: call before any GEMM runs.
+const char *rb_gemm_path(void);
+int rb_gemm_force(const char *name);
 // matmul() of real.h with the M rows split over OpenMP threads (deterministic: K never split).
 void matmul_par(real *C, const real *A, const real *B, int M, int N, int K, int ta, int tb, real beta);
 

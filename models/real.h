@@ -27,10 +27,10 @@ double rb_gemm_clock(void);
 
 // Row-major C[M,N] = A[M,K] @ B[K,N] + beta*C with optional transposes (ta: A stored [K,M], tb: B
 // stored [N,K]).
+// Goes through gemm_ld (layers.c): the float build's own deterministic kernels.
+void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
+             int ta, int tb, real alpha, real beta);
 static inline void matmul(real *C, const real *A, const real *B, int M, int N, int K, int ta, int tb,
                           real beta) {
-    double t0 = rb_gemm_profile ? rb_gemm_clock() : 0;
-    GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1,
-         A, ta ? M : K, B, tb ? K : N, beta, C, N);
-    if (rb_gemm_profile) rb_gemm_account(t0, 2.0 * M * N * K);
+    gemm_ld(C, N, A, ta ? M : K, B, tb ? K : N, M, N, K, ta, tb, 1, beta);
 }

@@ -274,14 +274,21 @@ static inline __attribute__((always_inline)) void scan_forward_block(MambaCtx *x
 }
 
 // One task per (sequence, block of CB channels).
+// The scan blocks built for AVX-512, AVX2 and baseline x86-64, picked at load time (RB_CLONES,
+// layers.h): the build has no -march=native, and the baseline clone of the scan alone made the
+// mamba step 3x slower. Same bits from every clone (no contraction in ISO C).
+RB_CLONES static void scan_forward_blk(MambaCtx *x, real *h, const real *Dp, int b, int T, int c0, int cb) {
+    if (cb == CB) scan_forward_block(x, h, Dp, b, T, c0, CB);
+    else scan_forward_block(x, h, Dp, b, T, c0, cb);
+}
+
 static void scan_forward(MambaCtx *x, const real *Dp, int B, int T, int nthr) {
     const int E = x->E, nblk = (E + CB - 1) / CB;
     #pragma omp parallel for collapse(2) schedule(static) num_threads(nthr)
     for (int b = 0; b < B; b++)
         for (int blk = 0; blk < nblk; blk++) {
             real *h = x->scratch + (size_t)thread_id() * x->scratch_stride;
-            if (E - blk * CB >= CB) scan_forward_block(x, h, Dp, b, T, blk * CB, CB);
-            else scan_forward_block(x, h, Dp, b, T, blk * CB, E - blk * CB);
+            scan_forward_blk(x, h, Dp, b, T, blk * CB, E - blk * CB >= CB ? CB : E - blk * CB);
         }
 }
 
@@ -347,6 +354,12 @@ static inline __attribute__((always_inline)) void scan_backward_block(MambaCtx *
 
 // One task per sequence: dB, dC of a token sum over the channel blocks in a fixed order; dA, dD go
 // to per-sequence partials (summed over sequences in order by the caller).
+RB_CLONES static void scan_backward_blk(MambaCtx *x, real *ddelta, const real *Dp, real *gh, real *H, real *dAp,
+                                        real *dDp, int b, int T, int c0, int cb) {
+    if (cb == CB) scan_backward_block(x, ddelta, Dp, gh, H, dAp, dDp, b, T, c0, CB);
+    else scan_backward_block(x, ddelta, Dp, gh, H, dAp, dDp, b, T, c0, cb);
+}
+
 static void scan_backward(MambaCtx *x, real *ddelta, const real *Dp, int B, int T, int nthr) {
     const int E = x->E, N = x->N, R = x->R, P = x->P, nblk = (E + CB - 1) / CB;
     #pragma omp parallel for schedule(static) num_threads(nthr)
@@ -357,8 +370,7 @@ static void scan_backward(MambaCtx *x, real *ddelta, const real *Dp, int B, int 
         memset(dDp, 0, (size_t)E * sizeof(real));
         for (int t = 0; t < T; t++) memset(x->dxdbl + ((size_t)b * T + t) * P + R, 0, 2 * (size_t)N * sizeof(real));
         for (int blk = 0; blk < nblk; blk++) {
-            if (E - blk * CB >= CB) scan_backward_block(x, ddelta, Dp, gh, H, dAp, dDp, b, T, blk * CB, CB);
-            else scan_backward_block(x, ddelta, Dp, gh, H, dAp, dDp, b, T, blk * CB, E - blk * CB);
+            scan_backward_blk(x, ddelta, Dp, gh, H, dAp, dDp, b, T, blk * CB, E - blk * CB >= CB ? CB : E - blk * CB);
         }
     }
 }
@@ -378,8 +390,7 @@ static void mamba_forward(Mixer *m, real *const *p, real *out, const real *inp, 
     conv_forward(x->xc, x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], B, T, E, nthr);
     matmul_par(x->xdbl, x->xs, p[MAMBA_W_X], M, P, E, 0, 1, 0);
     // delta [M,E] = softplus(dt_low [M,R] (row stride P) @ W_dt^T + b_dt)
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, M, E, R, 1, x->xdbl, P, p[MAMBA_W_DT], R, 0,
-         x->delta, E);
+    gemm_ld(x->delta, E, x->xdbl, P, p[MAMBA_W_DT], R, M, E, R, 0, 1, 1, 0);  // the engine's GEMM (layers.h)
     const real *bdt = p[MAMBA_B_DT], *Dp = p[MAMBA_D];
     #pragma omp parallel for schedule(static) num_threads(nthr)
     for (int i = 0; i < M; i++)
@@ -433,10 +444,8 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
         dp[MAMBA_B_DT][c] += s;
     }
     // dt_pre = dt_low W_dt^T: dW_dt [E,R] += ddt^T dt_low; d dt_low = ddt W_dt into dxdbl[:, :R].
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, E, R, M, 1, ddelta, E, x->xdbl, P, 1,
-         dp[MAMBA_W_DT], R);
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, R, E, 1, ddelta, E, p[MAMBA_W_DT], R, 0,
-         x->dxdbl, P);
+    gemm_ld(dp[MAMBA_W_DT], R, ddelta, E, x->xdbl, P, E, R, M, 1, 0, 1, 1);
+    gemm_ld(x->dxdbl, P, ddelta, E, p[MAMBA_W_DT], R, M, R, E, 0, 0, 1, 0);
     // xdbl = xs W_x^T.
     matmul_par(dp[MAMBA_W_X], x->dxdbl, x->xs, P, E, M, 1, 0, 1);
     matmul_par(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1);
