@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# device_profile.sh — per-kernel GPU time of one training step (ncu, clocks left alone) for a few
+# mixers on the GPU reference config, plus whole-step benches of the shell alone. Run through
+# tools/devenv.sh on the device: bash tools/devenv.sh bash tools/device_profile.sh BIN
+set -u
+bin=${1:?}; out=${OUT:-/tmp/rbout}; mkdir -p "$out"
+ref="--vocab 8192 --seq-len 256 --kv-pairs 16 --d-model 128 --batch 256 --db /tmp/prof.db"
+for l in "conv" "conv,conv" "conv,attention"; do
+  echo "== bench $l"; timeout 60 "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 20 2>&1 | grep -E "throughput|step time"
+done
+ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+for l in "conv,attention" "conv,mamba --state-dim 16" "conv,gsa --slots 64" "conv,la --feature-dim 16"; do
+  n=$(echo "$l" | cut -d' ' -f1 | tr ',' '_')
+  timeout 150 $ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel --csv \
+    "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 1 --warmup-steps 0 > "$out/ncu_$n.csv" 2> "$out/ncu_$n.err"
+  python3 - "$out/ncu_$n.csv" "$l" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
+if not rows: print("no ncu rows for", sys.argv[2]); sys.exit()
+h = rows[0]
+try:
+    ik, inv, ia, imet = h.index("Kernel Name"), h.index("Invocations"), h.index("Average"), h.index("Metric Name")
+except ValueError:
+    print("header:", h[:12]); sys.exit()
+tot = collections.Counter(); cnt = {}
+for r in rows[1:]:
+    if r[imet] != "gpu__time_duration.sum": continue
+    try: t = float(r[ia].replace(",", "")) * int(r[inv])
+    except: continue
+    u = r[h.index("Metric Unit")] if "Metric Unit" in h else "nsecond"
+    t *= {"nsecond": 1, "usecond": 1e3, "msecond": 1e6, "second": 1e9}.get(u, 1)
+    k = r[ik][:70]; tot[k] += t; cnt[k] = cnt.get(k, 0) + int(r[inv])
+s = sum(tot.values())
+print("== ncu %s: %d kernel launches, %.3f ms GPU time in kernels " % (sys.argv[2], sum(cnt.values()), s / 1e6))
+for k, t in tot.most_common(14): print("  %6.1f%% %9.1f us  x%-4d %s" % (100 * t / s, t / 1e3, cnt[k], k))
+PY
+done
