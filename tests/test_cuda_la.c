@@ -1,7 +1,11 @@
 // test_cuda_la.c — the device linear attention (models/cuda/la.cu) against the CPU form
 // (models/mixers/la.c): forward, dinp, every parameter gradient, step == forward, Taylor f 8/16 and
-// elu, heads 1 and 2, d 48/64, T 2/37/130. Depends on cuda_check.h.
+// elu, heads 1 and 2, d 48/64/128, T 2/37/130/256 (chunk 64: one partial chunk, three with a partial
+// last one, four full) for the chunked training form (the default), then a few configs again with the
+// sequential scans (RB_CUDA_LA_SEQ=1, the reference form). Depends on cuda_check.h.
+#define _POSIX_C_SOURCE 200809L  // setenv
 #include <stdio.h>
+#include <stdlib.h>
 #include "cuda_check.h"
 
 static MixerCfg cfg(int d, int heads, int kind, int f) {
@@ -22,16 +26,21 @@ int main(void) {
         {48, 1, LA_TAYLOR, 8, 2, 37},  {48, 2, LA_TAYLOR, 8, 2, 2},   {64, 1, LA_TAYLOR, 16, 2, 130},
         {64, 2, LA_TAYLOR, 16, 3, 37}, {48, 2, LA_TAYLOR, 16, 2, 130},
         {48, 1, LA_ELU, 0, 2, 130},    {48, 2, LA_ELU, 0, 3, 37},     {64, 2, LA_ELU, 0, 2, 130},
-        {64, 1, LA_ELU, 0, 2, 2},
+        {64, 1, LA_ELU, 0, 2, 2},      {128, 1, LA_TAYLOR, 16, 2, 256},
     };
-    for (unsigned i = 0; i < sizeof cs / sizeof *cs; i++) {
-        MixerCfg c = cfg(cs[i].d, cs[i].heads, cs[i].kind, cs[i].kind == LA_TAYLOR ? cs[i].f : 16);
+    const unsigned nchunk = sizeof cs / sizeof *cs;
+    for (unsigned i = 0; i < nchunk + 3; i++) {
+        const int seq = i >= nchunk;  // the last three: configs 2, 4, 6 in the sequential form
+        if (seq) setenv("RB_CUDA_LA_SEQ", "1", 1);
+        const unsigned k = seq ? 2 * (i - nchunk) + 2 : i;
+        MixerCfg c = cfg(cs[k].d, cs[k].heads, cs[k].kind, cs[k].kind == LA_TAYLOR ? cs[k].f : 16);
         char label[96];
-        if (cs[i].kind == LA_TAYLOR)
-            snprintf(label, sizeof label, "la taylor d%d h%d f%d", cs[i].d, cs[i].heads, cs[i].f);
+        const char *form = seq ? "seq" : "chunked";
+        if (cs[k].kind == LA_TAYLOR)
+            snprintf(label, sizeof label, "la %s taylor d%d h%d f%d", form, cs[k].d, cs[k].heads, cs[k].f);
         else
-            snprintf(label, sizeof label, "la elu d%d h%d", cs[i].d, cs[i].heads);
-        cuda_check_mixer(label, &c, cs[i].B, cs[i].T, 1200 + i, 1e-4, 2e-2);
+            snprintf(label, sizeof label, "la %s elu d%d h%d", form, cs[k].d, cs[k].heads);
+        cuda_check_mixer(label, &c, cs[k].B, cs[k].T, 1200 + k, 1e-4, 2e-2);
     }
     return cuda_check_done("la");
 }

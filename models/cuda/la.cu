@@ -1,16 +1,26 @@
 // la.cu — device form of models/mixers/la.c (normalised linear attention, Based Taylor map or elu + 1):
 // same tensors, same ctx buffers, one kernel per CPU helper or loop nest. Depends on layers.cuh, mixer.h.
 //
-// The recurrence runs as an exact sequential-in-time scan, one block per (batch, head): the block holds
-// S [F, d_h] and z [F] (and in backward the adjoints U, u) in shared memory when they fit (else in the
-// ctx's global workspace); its threads split the state: one warp per feature row for the dot products
-// over d_h (warp_sum, fixed order), one thread per column for the sums over features (fixed feature
-// order). No atomics; every reduction has a fixed order.
+// Training form: the chunked form (in the manner of flash-linear-attention, chunk LA_C = 64). With
+// v' = [v, 1] the state S' = [S | z] = sum phi(k) v'^T carries numerator and denominator together:
+//   per chunk c: S'_c = sum over earlier chunks of K^T V' (la_chunk_state_kernel, saved per chunk),
+//   [num | den - eps] = mask(Q K^T) V' + Q S'_c           (la_chunk_out_kernel), o = num / den.
+// Backward, with dN' = [dnum | dden] (dnum = do/den, dden = -(do.o)/den) and P = mask(dN' V'^T):
+//   dphq = P K + dN' S'^T, dphk = P^T Q + V' R'^T, dv = mask(Q K^T)^T dnum + K U, where
+//   R' = [U | u] = sum over later chunks of Q^T dN' (the reverse state). Same sums as la.c's scans,
+//   regrouped (associativity only). Every product is a 64 x 64 tile of fp32 FMAs in shared memory
+//   (la_tile_mm), reductions in a fixed order, no atomics.
+// The exact sequential scans (one block per (batch, head), state in shared memory) stay as the step
+// form and as the reference training form (RB_CUDA_LA_SEQ=1 in the environment at create time).
 #include <math.h>
 #include "layers.cuh"
 
 #define LA_EPS 1e-12f  // la.c's LA_EPS (zoology's Based eps)
 #define LA_THREADS 256
+#define LA_C 64   // chunk length of the chunked form (= the tile edge LA_T)
+#define LA_T 64   // tile edge: a block of 256 threads computes a 64 x 64 tile, 4 x 4 per thread
+#define LA_K 16   // inner-dimension slab staged in shared memory
+#define LA_P 68   // padded shared row (float4-aligned, fewer bank conflicts)
 
 extern "C" int la_feature_size(int kind, int n);  // la.c: f' = 1 + f + f(f+1)/2 (taylor), d_h (elu)
 
@@ -21,7 +31,9 @@ typedef struct {
     float *qa, *ka, *dqa, *dka;  // [BT, H*fq]
     float *v, *o, *dO, *dv;      // [BT, D]
     float *phq, *phk, *dphq, *dphk;  // [BT, H*F]
-    float *den;                  // [BT, H]
+    float *den, *dden;           // [BT, H]
+    float *sst, *rst;            // [Bmax*H*nc, F d_h + F] chunk states [S | z] and reverse states [U | u]
+    int chunked, ncmax;          // chunked training form (default) or the sequential scans
     float *st;                   // [Bmax*H, 2 (F d_h + F)] scan states when not in shared memory
     float *sx;                   // step scratch [Bmax, 2 Q + 2 D + 2 H F + H]
     int smem_fwd, smem_bwd;
@@ -178,6 +190,283 @@ __global__ void __launch_bounds__(LA_THREADS) la_bwd_scan_kernel(float *dphq, fl
         }
 }
 
+// ---- chunked training form ---------------------------------------------------------------------
+// acc[i][j] += sum_{k < K} fa(r, k) fb(k, col) over the block's 64 x 64 tile, thread (ty, tx) =
+// (tid / 16, tid % 16) owning rows ty*4.. and cols tx*4..; k in slabs of LA_K, in increasing order
+// (fixed). fa / fb return 0 outside their matrix (rows, cols); k >= K is zeroed here. AK / BK: the
+// operand is contiguous along k in memory (then consecutive threads load consecutive k). hook(k0, sa)
+// runs once per slab after it is staged (sa[kk][r] = fa(r, k0 + kk)).
+template <bool AK, bool BK, class FA, class FB, class HK>
+__device__ __forceinline__ void la_tile_mm(float acc[4][4], int K, FA fa, FB fb, HK hook, float (*sa)[LA_P],
+                                           float (*sb)[LA_P]) {
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
+    for (int k0 = 0; k0 < K; k0 += LA_K) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int e = tid + 256 * q;
+            int kk, r;
+            if (AK) { kk = e & 15; r = e >> 4; } else { r = e & 63; kk = e >> 6; }
+            sa[kk][r] = k0 + kk < K ? fa(r, k0 + kk) : 0.f;
+            if (BK) { kk = e & 15; r = e >> 4; } else { r = e & 63; kk = e >> 6; }
+            sb[kk][r] = k0 + kk < K ? fb(k0 + kk, r) : 0.f;
+        }
+        __syncthreads();
+        hook(k0, sa);
+#pragma unroll
+        for (int kk = 0; kk < LA_K; kk++) {
+            const float4 a4 = *(const float4 *)&sa[kk][ty * 4], b4 = *(const float4 *)&sb[kk][tx * 4];
+            const float a[4] = {a4.x, a4.y, a4.z, a4.w}, b[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+}
+
+struct LaNoHook {
+    __device__ void operator()(int, float (*)[LA_P]) const {}
+};
+
+__device__ __forceinline__ void la_zero(float acc[4][4]) {
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
+}
+
+// Mirrors the state updates of la_token (S += phk v^T, z += phk; fwd) and of la_backward's reverse
+// scan (U += phq dnum^T, u += phq dden; REV): st[bh, c] = the state before chunk c (fwd: sum over
+// chunks < c of X^T [Y | 1]) or after it (REV: sum over chunks > c of X^T [Y / den | dden]).
+// Grid (F tiles, d_h tiles, B*H); each block walks its (b, h)'s chunks in order, the tile in registers.
+template <int REV>
+__global__ void __launch_bounds__(256) la_chunk_state_kernel(float *st, const float *X, const float *Y,
+        const float *den, const float *dden, int T, int H, int F, int dh, int nc) {
+    __shared__ __align__(16) float sa[LA_K][LA_P], sb[LA_K][LA_P];
+    const int a0 = blockIdx.x * LA_T, j0 = blockIdx.y * LA_T, bh = blockIdx.z, b = bh / H, h = bh % H;
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15, D = H * dh, HF = H * F;
+    const int zcol = blockIdx.y == 0 && tid < LA_T && a0 + tid < F;  // this thread also carries z (or u)
+    const size_t fd = (size_t)F * dh;
+    float acc[4][4], zacc = 0.f;
+    la_zero(acc);
+    for (int n = 0; n < nc; n++) {
+        const int c = REV ? nc - 1 - n : n, t0 = c * LA_C, Lc = min(LA_C, T - t0);
+        float *out = st + ((size_t)bh * nc + c) * (fd + F);
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int a = a0 + ty * 4 + i, jj = j0 + tx * 4 + j;
+                if (a < F && jj < dh) out[(size_t)a * dh + jj] = acc[i][j];
+            }
+        if (zcol) out[fd + a0 + tid] = zacc;
+        if (n == nc - 1) break;  // the last chunk's own contribution is never used
+        const size_t row0 = (size_t)b * T + t0;
+        const float *Xc = X + row0 * HF + (size_t)h * F + a0, *Yc = Y + row0 * D + (size_t)h * dh + j0;
+        const float *dn = den + row0 * H + h, *dd = dden + row0 * H + h;
+        const int na = F - a0, nj = dh - j0;
+        auto fx = [=](int a, int s) { return a < na ? Xc[(size_t)s * HF + a] : 0.f; };  // X^T: (a, s)
+        auto fy = [=](int s, int j) {
+            if (j >= nj) return 0.f;
+            float y = Yc[(size_t)s * D + j];
+            return REV ? y / dn[(size_t)s * H] : y;  // dnum = do / den, as la.c
+        };
+        auto hz = [&](int k0, float (*a)[LA_P]) {
+            if (!zcol) return;
+            for (int kk = 0; kk < LA_K && k0 + kk < Lc; kk++)
+                zacc += REV ? a[kk][tid] * dd[(size_t)(k0 + kk) * H] : a[kk][tid];
+        };
+        la_tile_mm<false, false>(acc, Lc, fx, fy, hz, sa, sb);
+    }
+}
+
+// Mirrors la_token's output: o = num / den with [num | den - eps] = mask(Q K^T) [V | 1] + Q [S | z]
+// for one chunk; grid (d_h tiles, chunks, B*H). den [N, H] written by the first column tile.
+__global__ void __launch_bounds__(256) la_chunk_out_kernel(float *o, float *den, const float *phq,
+        const float *phk, const float *v, const float *st, int T, int H, int F, int dh, int nc) {
+    __shared__ __align__(16) float sa[LA_K][LA_P], sb[LA_K][LA_P], sP[LA_T][LA_P];
+    __shared__ float sqz[LA_T];
+    const int j0 = blockIdx.x * LA_T, c = blockIdx.y, bh = blockIdx.z, b = bh / H, h = bh % H;
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15, D = H * dh, HF = H * F;
+    const int t0 = c * LA_C, Lc = min(LA_C, T - t0), nj = dh - j0;
+    const size_t row0 = (size_t)b * T + t0, fd = (size_t)F * dh;
+    const float *Q = phq + row0 * HF + (size_t)h * F, *K = phk + row0 * HF + (size_t)h * F;
+    const float *V = v + row0 * D + (size_t)h * dh + j0;
+    const float *S = st + ((size_t)bh * nc + c) * (fd + F), *z = S + fd;
+    float (*P)[LA_P] = sP;
+    float acc[4][4], rs[4];
+    la_zero(acc);
+    auto fq = [=](int t, int a) { return t < Lc ? Q[(size_t)t * HF + a] : 0.f; };
+    auto fkT = [=](int a, int s) { return s < Lc ? K[(size_t)s * HF + a] : 0.f; };
+    la_tile_mm<true, true>(acc, F, fq, fkT, LaNoHook(), sa, sb);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        rs[i] = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int t = ty * 4 + i, s = tx * 4 + j;
+            const float a = s <= t ? acc[i][j] : 0.f;
+            P[t][s] = a;
+            rs[i] += a;
+            acc[i][j] = 0.f;
+        }
+#pragma unroll
+        for (int m = 1; m < 16; m <<= 1) rs[i] += __shfl_xor_sync(0xffffffffu, rs[i], m);  // the row's 16 lanes
+    }
+    __syncthreads();
+    auto fp = [=](int t, int s) { return P[t][s]; };
+    auto fv = [=](int s, int j) { return j < nj ? V[(size_t)s * D + j] : 0.f; };
+    la_tile_mm<true, false>(acc, Lc, fp, fv, LaNoHook(), sa, sb);
+    float qz = 0.f;  // thread tid < 64: phq_t . z for row t = tid
+    auto hz = [&](int k0, float (*a)[LA_P]) {
+        if (tid >= LA_T) return;
+        for (int kk = 0; kk < LA_K && k0 + kk < F; kk++) qz += a[kk][tid] * z[k0 + kk];
+    };
+    auto fs = [=](int a, int j) { return j < nj ? S[(size_t)a * dh + j0 + j] : 0.f; };
+    la_tile_mm<true, false>(acc, F, fq, fs, hz, sa, sb);
+    if (tid < LA_T) sqz[tid] = qz;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int t = ty * 4 + i;
+        if (t >= Lc) continue;
+        const float dn = rs[i] + sqz[t] + LA_EPS, inv = 1.f / dn;
+        float *orow = o + (row0 + t) * D + (size_t)h * dh + j0;
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            if (tx * 4 + j < nj) orow[tx * 4 + j] = acc[i][j] * inv;
+        if (blockIdx.x == 0 && tx == 0) den[(row0 + t) * H + h] = dn;
+    }
+}
+
+// la_backward's dden = -(do.o)/den per (token, head): warp per (i, h), fixed lane order.
+__global__ void la_dden_kernel(float *dden, const float *o, const float *dO, const float *den, int NH, int H, int dh) {
+    const long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (w >= NH) return;
+    const size_t base = (size_t)(w / H) * H * dh + (size_t)(w % H) * dh;
+    float acc = 0.f;
+    for (int j = lane; j < dh; j += 32) acc -= dO[base + j] * o[base + j];
+    acc = warp_sum(acc);
+    if (lane == 0) dden[w] = acc / den[w];
+}
+
+// Mirrors la_backward's dphq (forward re-scan: S dnum + z dden) and dphk (reverse scan: U v + u) for
+// one chunk and one 64-feature tile: P = mask(dnum V^T + dden 1^T) (s <= t) in shared memory, then
+// dphq = P K + dnum S^T + dden z^T and dphk = P^T Q + V U^T + 1 u^T. Grid (F tiles, chunks, B*H).
+__global__ void __launch_bounds__(256) la_chunk_dqk_kernel(float *dphq, float *dphk, const float *phq,
+        const float *phk, const float *v, const float *dO, const float *den, const float *dden, const float *sst,
+        const float *rst, int T, int H, int F, int dh, int nc) {
+    __shared__ __align__(16) float sa[LA_K][LA_P], sb[LA_K][LA_P], sP[LA_T][LA_P];
+    const int a0 = blockIdx.x * LA_T, c = blockIdx.y, bh = blockIdx.z, b = bh / H, h = bh % H;
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15, D = H * dh, HF = H * F;
+    const int t0 = c * LA_C, Lc = min(LA_C, T - t0), na = F - a0;
+    const size_t row0 = (size_t)b * T + t0, fd = (size_t)F * dh, so = ((size_t)bh * nc + c) * (fd + F);
+    const float *Q = phq + row0 * HF + (size_t)h * F, *K = phk + row0 * HF + (size_t)h * F;
+    const float *V = v + row0 * D + (size_t)h * dh, *G = dO + row0 * D + (size_t)h * dh;
+    const float *dn = den + row0 * H + h, *dd = dden + row0 * H + h;
+    const float *S = sst + so, *z = S + fd, *U = rst + so, *u = U + fd;
+    float (*P)[LA_P] = sP;
+    float acc[4][4];
+    la_zero(acc);
+    auto fdn = [=](int t, int j) { return t < Lc ? G[(size_t)t * D + j] / dn[(size_t)t * H] : 0.f; };  // dnum
+    auto fvT = [=](int j, int s) { return s < Lc ? V[(size_t)s * D + j] : 0.f; };
+    la_tile_mm<true, true>(acc, dh, fdn, fvT, LaNoHook(), sa, sb);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int t = ty * 4 + i;
+        const float ddt = t < Lc ? dd[(size_t)t * H] : 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int s = tx * 4 + j;
+            P[t][s] = s <= t && s < Lc ? acc[i][j] + ddt : 0.f;
+            acc[i][j] = 0.f;
+        }
+    }
+    __syncthreads();
+    // dphq tile
+    auto fp = [=](int t, int s) { return P[t][s]; };
+    auto fk = [=](int s, int a) { return a < na ? K[(size_t)s * HF + a0 + a] : 0.f; };
+    la_tile_mm<true, false>(acc, Lc, fp, fk, LaNoHook(), sa, sb);
+    auto fsT = [=](int j, int a) { return a < na ? S[(size_t)(a0 + a) * dh + j] : 0.f; };
+    la_tile_mm<true, true>(acc, dh, fdn, fsT, LaNoHook(), sa, sb);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int t = ty * 4 + i;
+        if (t >= Lc) continue;
+        const float ddt = dd[(size_t)t * H];
+        float *row = dphq + (row0 + t) * HF + (size_t)h * F + a0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int a = tx * 4 + j;
+            if (a < na) row[a] = acc[i][j] + z[a0 + a] * ddt;
+        }
+    }
+    la_zero(acc);
+    // dphk tile
+    auto fpT = [=](int s, int t) { return P[t][s]; };
+    auto fq = [=](int t, int a) { return a < na ? Q[(size_t)t * HF + a0 + a] : 0.f; };
+    la_tile_mm<false, false>(acc, Lc, fpT, fq, LaNoHook(), sa, sb);
+    auto fv = [=](int s, int j) { return s < Lc ? V[(size_t)s * D + j] : 0.f; };
+    auto fuT = [=](int j, int a) { return a < na ? U[(size_t)(a0 + a) * dh + j] : 0.f; };
+    la_tile_mm<true, true>(acc, dh, fv, fuT, LaNoHook(), sa, sb);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int s = ty * 4 + i;
+        if (s >= Lc) continue;
+        float *row = dphk + (row0 + s) * HF + (size_t)h * F + a0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int a = tx * 4 + j;
+            if (a < na) row[a] = acc[i][j] + u[a0 + a];
+        }
+    }
+}
+
+// Mirrors la_backward's dv = U^T phk (reverse scan): dv = mask(K Q^T) dnum (t >= s) + K U for one
+// chunk and one 64-column tile; grid (d_h tiles, chunks, B*H).
+__global__ void __launch_bounds__(256) la_chunk_dv_kernel(float *dv, const float *phq, const float *phk,
+        const float *dO, const float *den, const float *rst, int T, int H, int F, int dh, int nc) {
+    __shared__ __align__(16) float sa[LA_K][LA_P], sb[LA_K][LA_P], sP[LA_T][LA_P];
+    const int j0 = blockIdx.x * LA_T, c = blockIdx.y, bh = blockIdx.z, b = bh / H, h = bh % H;
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15, D = H * dh, HF = H * F;
+    const int t0 = c * LA_C, Lc = min(LA_C, T - t0), nj = dh - j0;
+    const size_t row0 = (size_t)b * T + t0, fd = (size_t)F * dh;
+    const float *Q = phq + row0 * HF + (size_t)h * F, *K = phk + row0 * HF + (size_t)h * F;
+    const float *G = dO + row0 * D + (size_t)h * dh + j0, *dn = den + row0 * H + h;
+    const float *U = rst + ((size_t)bh * nc + c) * (fd + F);
+    float (*P)[LA_P] = sP;
+    float acc[4][4];
+    la_zero(acc);
+    auto fk = [=](int s, int a) { return s < Lc ? K[(size_t)s * HF + a] : 0.f; };
+    auto fqT = [=](int a, int t) { return t < Lc ? Q[(size_t)t * HF + a] : 0.f; };
+    la_tile_mm<true, true>(acc, F, fk, fqT, LaNoHook(), sa, sb);
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int s = ty * 4 + i, t = tx * 4 + j;
+            P[s][t] = t >= s ? acc[i][j] : 0.f;
+            acc[i][j] = 0.f;
+        }
+    __syncthreads();
+    auto fp = [=](int s, int t) { return P[s][t]; };
+    auto fdn = [=](int t, int j) { return j < nj ? G[(size_t)t * D + j] / dn[(size_t)t * H] : 0.f; };
+    la_tile_mm<true, false>(acc, Lc, fp, fdn, LaNoHook(), sa, sb);
+    auto fu = [=](int a, int j) { return j < nj ? U[(size_t)a * dh + j0 + j] : 0.f; };
+    la_tile_mm<true, false>(acc, F, fk, fu, LaNoHook(), sa, sb);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int s = ty * 4 + i;
+        if (s >= Lc) continue;
+        float *row = dv + (row0 + s) * D + (size_t)h * dh + j0;
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            if (tx * 4 + j < nj) row[tx * 4 + j] = acc[i][j];
+    }
+}
+
 static size_t la_fwd_shared(int F, int dh, int smem) { return ((smem ? (size_t)F * dh + F : 0) + 2 * F + dh) * 4; }
 static size_t la_bwd_shared(int F, int dh, int smem) {
     return ((smem ? 2 * ((size_t)F * dh + F) : 0) + 2 * F + 4 * dh) * 4;
@@ -193,7 +482,11 @@ static void *la_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     size_t N = (size_t)Bmax * Tmax, D = x->D, Q = (size_t)x->H * x->fq, HF = (size_t)x->H * x->F;
     size_t st = (size_t)Bmax * x->H * 2 * ((size_t)x->F * x->dh + x->F);
     size_t sx = (size_t)Bmax * (2 * Q + 2 * D + 2 * HF + x->H);
-    size_t total = N * (4 * Q + 4 * D + 4 * HF + x->H) + st + sx;
+    const char *seq = getenv("RB_CUDA_LA_SEQ");  // the sequential scans as the training form (reference)
+    x->chunked = !(seq && seq[0] == '1');
+    x->ncmax = cdiv(Tmax, LA_C);
+    size_t cst = x->chunked ? (size_t)Bmax * x->H * x->ncmax * ((size_t)x->F * x->dh + x->F) : 0;
+    size_t total = N * (4 * Q + 4 * D + 4 * HF + 2 * x->H) + st + sx + 2 * cst;
     float *w = rb_cuda_alloc(total);
     if (!w) { free(x); return NULL; }
     x->qa = w; w += N * Q;
@@ -209,6 +502,9 @@ static void *la_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     x->dphq = w; w += N * HF;
     x->dphk = w; w += N * HF;
     x->den = w; w += N * x->H;
+    x->dden = w; w += N * x->H;
+    x->sst = w; w += cst;
+    x->rst = w; w += cst;
     x->st = w; w += st;
     x->sx = w;
     int dev = 0, optin = 0;
@@ -245,10 +541,19 @@ static void la_cuda_forward(Mixer *mx, float *const *p, float *out, const float 
     rb_cuda_matmul(c->ka, inp, p[LA_WK], N, Q, D, 0, 1, 0.f);
     rb_cuda_matmul(c->v, inp, p[LA_WV], N, D, D, 0, 1, 0.f);
     la_features_launch(c, c->phq, c->phk, c->qa, c->ka, N);
-    la_scan_kernel<<<B * H, LA_THREADS, c->shb_fwd, rb_cuda_stream()>>>(c->o, c->den, c->phq, c->phk, c->v, c->st,
-                                                                       2LL * ((long long)F * dh + F), c->smem_fwd, 1,
-                                                                       T, H, F, dh);
-    CHECK_LAUNCH();
+    if (c->chunked) {
+        const int nc = cdiv(T, LA_C);
+        la_chunk_state_kernel<0><<<dim3(cdiv(F, LA_T), cdiv(dh, LA_T), B * H), 256, 0, rb_cuda_stream()>>>(
+            c->sst, c->phk, c->v, c->den, c->dden, T, H, F, dh, nc);
+        CHECK_LAUNCH();
+        la_chunk_out_kernel<<<dim3(cdiv(dh, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
+            c->o, c->den, c->phq, c->phk, c->v, c->sst, T, H, F, dh, nc);
+        CHECK_LAUNCH();
+    } else {
+        la_scan_kernel<<<B * H, LA_THREADS, c->shb_fwd, rb_cuda_stream()>>>(
+            c->o, c->den, c->phq, c->phk, c->v, c->st, 2LL * ((long long)F * dh + F), c->smem_fwd, 1, T, H, F, dh);
+        CHECK_LAUNCH();
+    }
     rb_cuda_matmul(out, c->o, p[LA_WO], N, D, D, 0, 1, 0.f);
 }
 
@@ -258,10 +563,26 @@ static void la_cuda_backward(Mixer *mx, float *const *p, float *const *dp, float
     const int N = B * T, D = c->D, H = c->H, dh = c->dh, F = c->F, Q = c->H * c->fq;
     rb_cuda_matmul(c->dO, dout, p[LA_WO], N, D, D, 0, 0, 0.f);
     rb_cuda_matmul(dp[LA_WO], dout, c->o, D, D, N, 1, 0, 1.f);
-    la_bwd_scan_kernel<<<B * H, LA_THREADS, c->shb_bwd, rb_cuda_stream()>>>(c->dphq, c->dphk, c->dv, c->phq,
-                                                                           c->phk, c->v, c->o, c->dO, c->den, c->st,
-                                                                           c->smem_bwd, T, H, F, dh);
-    CHECK_LAUNCH();
+    if (c->chunked) {
+        const int nc = cdiv(T, LA_C);
+        la_dden_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, rb_cuda_stream()>>>(c->dden, c->o, c->dO, c->den,
+                                                                                      N * H, H, dh);
+        CHECK_LAUNCH();
+        la_chunk_state_kernel<1><<<dim3(cdiv(F, LA_T), cdiv(dh, LA_T), B * H), 256, 0, rb_cuda_stream()>>>(
+            c->rst, c->phq, c->dO, c->den, c->dden, T, H, F, dh, nc);
+        CHECK_LAUNCH();
+        la_chunk_dqk_kernel<<<dim3(cdiv(F, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
+            c->dphq, c->dphk, c->phq, c->phk, c->v, c->dO, c->den, c->dden, c->sst, c->rst, T, H, F, dh, nc);
+        CHECK_LAUNCH();
+        la_chunk_dv_kernel<<<dim3(cdiv(dh, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
+            c->dv, c->phq, c->phk, c->dO, c->den, c->rst, T, H, F, dh, nc);
+        CHECK_LAUNCH();
+    } else {
+        la_bwd_scan_kernel<<<B * H, LA_THREADS, c->shb_bwd, rb_cuda_stream()>>>(c->dphq, c->dphk, c->dv, c->phq,
+                                                                               c->phk, c->v, c->o, c->dO, c->den,
+                                                                               c->st, c->smem_bwd, T, H, F, dh);
+        CHECK_LAUNCH();
+    }
     long long n = 2LL * N * H;
     la_features_backward_kernel<<<cdiv(n, 128), 128, 0, rb_cuda_stream()>>>(c->dqa, c->dka, c->dphq, c->dphk, c->qa,
                                                                            c->ka, N, H, c->fq, F, c->kind);
