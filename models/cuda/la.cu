@@ -40,60 +40,71 @@ typedef struct {
     size_t shb_fwd, shb_bwd;
 } LaCudaCtx;
 
-// Mirrors la_feature_map (same layout and the same arithmetic, term by term).
-__device__ void la_feature_map_dev(float *phi, const float *x, int n, int kind) {
-    if (kind == LA_ELU) {
-        for (int i = 0; i < n; i++) phi[i] = x[i] > 0 ? x[i] + 1 : expf(x[i]);
-        return;
-    }
-    const float rd = sqrtf((float)n), rrd = sqrtf(rd), r2 = sqrtf(2.f);
-    phi[0] = 1;
-    for (int i = 0; i < n; i++) {
-        phi[1 + i] = x[i] / rrd;
-        phi[1 + n + i] = x[i] * x[i] / (r2 * rd);
-    }
-    int a = 1 + 2 * n;
-    for (int i = 1; i < n; i++)
-        for (int j = 0; j < i; j++) phi[a++] = x[i] * x[j] / rd;
+// Mirrors la_feature_map element by element: phi[a] of x [n] at feature a, same layout and the same
+// arithmetic per element (1; x_i / f^(1/4); x_i^2 / (sqrt 2 sqrt f); x_i x_j / sqrt f for the pair
+// (i > j) at 1 + 2n + i(i-1)/2 + j, the CPU loop's order).
+__device__ __forceinline__ float la_taylor_elem(const float *x, int n, int a, float rd, float rrd, float r2) {
+    if (a == 0) return 1.f;
+    if (a <= n) return x[a - 1] / rrd;
+    if (a <= 2 * n) return x[a - 1 - n] * x[a - 1 - n] / (r2 * rd);
+    const int p = a - 1 - 2 * n;
+    int i = (int)((1.f + sqrtf(1.f + 8.f * p)) * 0.5f);
+    while (i * (i - 1) / 2 > p) i--;
+    while ((i + 1) * i / 2 <= p) i++;
+    return x[i] * x[p - i * (i - 1) / 2] / rd;
 }
 
-// Mirrors la_feature_backward: dx [n] = dphi [f'] through phi at x [n] (overwrites dx).
-__device__ void la_feature_backward_dev(float *dx, const float *dphi, const float *x, int n, int kind) {
-    if (kind == LA_ELU) {
-        for (int i = 0; i < n; i++) dx[i] = dphi[i] * (x[i] > 0 ? 1.f : expf(x[i]));
-        return;
-    }
-    const float rd = sqrtf((float)n), rrd = sqrtf(rd), r2 = sqrtf(2.f);
-    for (int i = 0; i < n; i++) dx[i] = dphi[1 + i] / rrd + dphi[1 + n + i] * 2 * x[i] / (r2 * rd);
-    int a = 1 + 2 * n;
-    for (int i = 1; i < n; i++)
-        for (int j = 0; j < i; j++) {
-            float g = dphi[a++] / rd;
-            dx[i] += g * x[j];
-            dx[j] += g * x[i];
-        }
-}
+#define LA_FW 8   // warps per block in la_features_kernel
+#define LA_FBW 4  // warps per block in la_features_backward_kernel
 
-// Mirrors la_features: thread per (row, head, q|k).
+// Mirrors la_features: warp per (row, head, q|k), lanes over the output features (coalesced rows).
 __global__ void la_features_kernel(float *phq, float *phk, const float *qa, const float *ka, int N, int H, int fq,
                                    int F, int kind) {
-    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= 2LL * N * H) return;
-    long long ih = idx >> 1;
-    size_t a = (size_t)ih * fq, b = (size_t)ih * F;
-    if (idx & 1) la_feature_map_dev(phk + b, ka + a, fq, kind);
-    else la_feature_map_dev(phq + b, qa + a, fq, kind);
+    __shared__ float sx[LA_FW][64];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const long long idx = (long long)blockIdx.x * LA_FW + w;
+    if (idx >= 2LL * N * H) return;  // the whole warp
+    const long long ih = idx >> 1;
+    const float *x = (idx & 1 ? ka : qa) + (size_t)ih * fq;
+    float *phi = (idx & 1 ? phk : phq) + (size_t)ih * F;
+    if (kind == LA_ELU) {
+        for (int i = lane; i < fq; i += 32) phi[i] = x[i] > 0 ? x[i] + 1 : expf(x[i]);
+        return;
+    }
+    for (int i = lane; i < fq; i += 32) sx[w][i] = x[i];
+    __syncwarp();
+    const float rd = sqrtf((float)fq), rrd = sqrtf(rd), r2 = sqrtf(2.f);
+    for (int a = lane; a < F; a += 32) phi[a] = la_taylor_elem(sx[w], fq, a, rd, rrd, r2);
 }
 
-// Mirrors la_backward's feature backward loop: thread per (row, head, q|k).
+// Mirrors la_feature_backward (dx = dphi through phi at x) for la_backward's loop: warp per
+// (row, head, q|k), the dphi row staged in shared memory, lane per input dim i summing its terms
+// (linear, square, then the pairs (i, j < i) and (j > i, i) in j order).
 __global__ void la_features_backward_kernel(float *dqa, float *dka, const float *dphq, const float *dphk,
                                             const float *qa, const float *ka, int N, int H, int fq, int F, int kind) {
-    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= 2LL * N * H) return;
-    long long ih = idx >> 1;
-    size_t a = (size_t)ih * fq, b = (size_t)ih * F;
-    if (idx & 1) la_feature_backward_dev(dka + a, dphk + b, ka + a, fq, kind);
-    else la_feature_backward_dev(dqa + a, dphq + b, qa + a, fq, kind);
+    extern __shared__ float sh[];  // [LA_FBW][F + 64]
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const long long idx = (long long)blockIdx.x * LA_FBW + w;
+    if (idx >= 2LL * N * H) return;  // the whole warp
+    const long long ih = idx >> 1;
+    const float *x = (idx & 1 ? ka : qa) + (size_t)ih * fq, *dphi = (idx & 1 ? dphk : dphq) + (size_t)ih * F;
+    float *dx = (idx & 1 ? dka : dqa) + (size_t)ih * fq;
+    if (kind == LA_ELU) {
+        for (int i = lane; i < fq; i += 32) dx[i] = dphi[i] * (x[i] > 0 ? 1.f : expf(x[i]));
+        return;
+    }
+    float *sd = sh + (size_t)w * (F + 64), *sx = sd + F;
+    for (int a = lane; a < F; a += 32) sd[a] = dphi[a];
+    for (int i = lane; i < fq; i += 32) sx[i] = x[i];
+    __syncwarp();
+    const int n = fq, base = 1 + 2 * n;
+    const float rd = sqrtf((float)n), rrd = sqrtf(rd), r2 = sqrtf(2.f);
+    for (int i = lane; i < n; i += 32) {
+        float acc = sd[1 + i] / rrd + sd[1 + n + i] * 2 * sx[i] / (r2 * rd);
+        for (int j = 0; j < i; j++) acc += sd[base + i * (i - 1) / 2 + j] / rd * sx[j];
+        for (int j = i + 1; j < n; j++) acc += sd[base + j * (j - 1) / 2 + i] / rd * sx[j];
+        dx[i] = acc;
+    }
 }
 
 // Mirrors the forward scan over la_token: block per (b, h), T tokens; den [N, H] (eps included).
@@ -467,6 +478,7 @@ __global__ void __launch_bounds__(256) la_chunk_dv_kernel(float *dv, const float
     }
 }
 
+static size_t la_fbw_shared(int F) { return (size_t)LA_FBW * (F + 64) * 4; }
 static size_t la_fwd_shared(int F, int dh, int smem) { return ((smem ? (size_t)F * dh + F : 0) + 2 * F + dh) * 4; }
 static size_t la_bwd_shared(int F, int dh, int smem) {
     return ((smem ? 2 * ((size_t)F * dh + F) : 0) + 2 * F + 4 * dh) * 4;
@@ -530,7 +542,8 @@ static void la_cuda_destroy(void *ctx) {
 
 static void la_features_launch(const LaCudaCtx *c, float *phq, float *phk, const float *qa, const float *ka, int N) {
     long long n = 2LL * N * c->H;
-    la_features_kernel<<<cdiv(n, 128), 128, 0, rb_cuda_stream()>>>(phq, phk, qa, ka, N, c->H, c->fq, c->F, c->kind);
+    la_features_kernel<<<cdiv(n, LA_FW), 32 * LA_FW, 0, rb_cuda_stream()>>>(phq, phk, qa, ka, N, c->H, c->fq, c->F,
+                                                                            c->kind);
     CHECK_LAUNCH();
 }
 
@@ -584,8 +597,8 @@ static void la_cuda_backward(Mixer *mx, float *const *p, float *const *dp, float
         CHECK_LAUNCH();
     }
     long long n = 2LL * N * H;
-    la_features_backward_kernel<<<cdiv(n, 128), 128, 0, rb_cuda_stream()>>>(c->dqa, c->dka, c->dphq, c->dphk, c->qa,
-                                                                           c->ka, N, H, c->fq, F, c->kind);
+    la_features_backward_kernel<<<cdiv(n, LA_FBW), 32 * LA_FBW, la_fbw_shared(F), rb_cuda_stream()>>>(
+        c->dqa, c->dka, c->dphq, c->dphk, c->qa, c->ka, N, H, c->fq, F, c->kind);
     CHECK_LAUNCH();
     rb_cuda_matmul(dinp, c->dqa, p[LA_WQ], N, D, Q, 0, 0, 0.f);
     rb_cuda_matmul(dinp, c->dka, p[LA_WK], N, D, Q, 0, 0, 1.f);
