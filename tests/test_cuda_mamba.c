@@ -111,10 +111,12 @@ static int determinism(const MixerCfg *c, int B, int T) {
 }
 
 // Timing at the GPU reference shape (d 128, N 16, expand 2, B 256, L 256): printed, not asserted.
-static void timing(void) {
+// scan: "lanes" (the default kernels) or "serial" (RB_MAMBA_SCAN=serial, the one-thread-per-channel ones).
+static void timing(const char *scan) {
     const int B = 256, T = 256, it = 20;
     MixerCfg c = cfg(128, 16, 2);
     Dev v;
+    setenv("RB_MAMBA_SCAN", scan, 1);
     dev_open(&v, &c, B, T, 9);
     rb_cuda_set_precision(RB_PREC_TF32);
     dev_step(&v, B, T);
@@ -125,9 +127,9 @@ static void timing(void) {
     double ms = (now_s() - t0) * 1e3 / it;
     float fms, bms;
     mamba_cuda_scan_ms(&v.m, v.p, B, T, it, &fms, &bms);
-    printf("timing mamba d128 N16 expand2 B%d T%d (tf32): mixer forward+backward %.3f ms (%.1fM tokens/s of "
-           "this layer alone); scan kernels: forward %.3f ms, backward %.3f ms\n",
-           B, T, ms, B * T / ms / 1e3, fms, bms);
+    printf("timing mamba d128 N16 expand2 B%d T%d (tf32, %s scan): mixer forward+backward %.3f ms (%.1fM "
+           "tokens/s of this layer alone); scan kernels: forward %.3f ms, backward %.3f ms\n",
+           B, T, scan, ms, B * T / ms / 1e3, fms, bms);
     dev_close(&v);
 }
 
@@ -148,7 +150,9 @@ int main(void) {
     }
     MixerCfg c = cfg(64, 16, 2);
     int bad = determinism(&c, 3, 130);
-    timing();
+    timing("serial");
+    timing("lanes");
+    unsetenv("RB_MAMBA_SCAN");
     int rc = cuda_check_done("mamba");
     return rc || bad;
 }

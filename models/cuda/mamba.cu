@@ -2,13 +2,17 @@
 // Depends on layers.cuh (cuBLAS GEMMs through rb_cuda_*), mamba_internal.h (layout, sizes), mixer.h.
 //
 // Same math, tensor order and step-state layout as mamba.c; the projections are cuBLAS GEMMs, the rest
-// is five kernels per pass. The scan (mamba's selective_scan in the "one thread per channel" form):
-// a thread owns (sequence b, channel c) and keeps the N states in registers while it walks over t;
-// the forward saves h at every SCAN_TC-token chunk boundary, the backward walks the chunks in reverse,
-// recomputes h inside a chunk from the saved state (into a per-thread [SCAN_TC+1, N] array) and runs
-// the reverse recurrence. Every sum over (b, t) or over channels is a fixed-order reduction: per-thread
-// partials over t, then sums over b (or over warps) in index order, so a run gives the same bits.
+// is five kernels per pass. The scan has two forms: the default lane-parallel kernels (scan_*_lanes:
+// NM lanes per channel, one state each, chunks staged in shared memory, sums over n by warp
+// transpose-sums; see their comment), and the serial ones (RB_MAMBA_SCAN=serial; mamba's
+// selective_scan in the "one thread per channel" form: a thread owns (sequence b, channel c), keeps the
+// N states in registers while it walks over t, the forward saves h at every SCAN_TC-token chunk
+// boundary, the backward recomputes h inside a chunk into a per-thread [SCAN_TC+1, N] array and runs the
+// reverse recurrence). Every sum over (b, t) or over channels is a fixed-order reduction: per-thread
+// partials over t, then sums over b (or over warps / blocks) in index order, so a run gives the same bits.
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include "layers.cuh"
 extern "C" {
 #include "../mixers/mamba_internal.h"
@@ -21,7 +25,8 @@ extern "C" {
 
 typedef struct {
     int D, E, N, R, P, NM;      // model width, d_inner, d_state, dt_rank, R + 2N, compiled N (>= N)
-    int Bmax, Tmax, nw;         // nw = warps across E (dB/dC partials per token)
+    int Bmax, Tmax, nw;         // nw = dB/dC partials per token: warps (serial) or blocks (lanes) across E
+    int lanes;                  // 1: the lane-parallel scan kernels (default), 0: the serial ones
     // forward activations [M = B T rows, ...], as MambaCtx of mamba.c
     float *xz;                  // [M, 2E] in_proj output: x before the conv | z
     float *xs;                  // [M, E]  silu(conv(x)) (xc is recomputed by the backward)
@@ -29,14 +34,14 @@ typedef struct {
     float *dtp;                 // [M, E]  W_dt dt_low (delta = softplus(dtp + b_dt), recomputed)
     float *y;                   // [M, E]  C.h + D x
     float *g;                   // [M, E]  y silu(z)
-    float *hs;                  // [Bmax, nchunk, N, E] state at the end of each chunk
+    float *hs;                  // state at the end of each chunk: serial [B, T/SCAN_TC, N, E], lanes [B, T/SC_TC, E, N]
     // backward
     float *dg;                  // [M, E]  d g
     float *dxz;                 // [M, 2E]
     float *dxs;                 // [M, E]
     float *ddt;                 // [M, E]  d dt_pre
     float *dxdbl;               // [M, P]
-    float *dbc_part;            // [M, nw, 2N] per-warp sums over channels of dB | dC
+    float *dbc_part;            // [M, nw, 2N] per-warp (per-block) sums over channels of dB | dC
     float *dA_part;             // [Bmax, N, E] per-sequence sums over t
     float *dD_part, *dbdt_part, *dcb_part;  // [Bmax, E]
     float *dcw_part;            // [Bmax, E, K]
@@ -259,7 +264,274 @@ __global__ void __launch_bounds__(SCAN_BX) scan_backward_kernel(float *__restric
     dbdt_part[(size_t)b * E + c] = dbs;
 }
 
-// dxdbl[m, R + j] = sum over warps (in order) of dbc_part[m, w, j]: dB | dC of each token.
+// ==== the lane-parallel scan (default; RB_MAMBA_SCAN=serial selects the one-thread-per-channel kernels
+// above) =================================================================================================
+// NM lanes per channel, one state n per lane, so h, dL/dh and the per-state constants live in registers.
+// A block owns one sequence and CG = SC_BLK / NM channels (the backward: SC_CPT such groups, one after
+// the other, so that dB/dC are summed over SC_CPT CG channels before they leave the block). It walks the
+// sequence in SC_TC-token chunks: the chunk's per-(t, c) inputs (delta, x, dy) and per-t B, C are staged
+// in shared memory with coalesced loads; the sums over n (y, and d delta / d x in the backward) are
+// group transpose-sums over the NM lanes, G tokens at a time; the sums over channels (dB, dC) are
+// shuffles over the channels of a warp, then over warps in index order. Padding tokens (t >= T),
+// channels (c >= E) and states (n >= N) carry delta = x = B = C = dy = 0: an identity step that adds
+// nothing, so the loops have no bounds tests. The recurrences are those of the serial kernels, the sums
+// are in a different (fixed) order: the same bits every run.
+#define SC_TC 16   // tokens per chunk; the forward saves h at chunk ends, the backward recomputes inside
+#define SC_BLK 256 // threads per block
+#define SC_CPT 2   // channel groups per backward block (1 at NM 2, where 2 would pass the 48 KB of static smem)
+__host__ __device__ constexpr int sc_cpt(int nm) { return nm == 2 ? 1 : SC_CPT; }
+#define LOG2E_F 1.4426950408889634f
+
+__device__ __forceinline__ float ex2f(float v) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+}
+
+// Transpose-sum of V values per lane over aligned groups of NM lanes (V <= NM, powers of two):
+// afterwards the lane with (lane mod V) == j holds, in v[0], the sum over its group of value j.
+// Offsets >= V are plain butterflies; below, each level halves the values a lane carries.
+// (Levels are template recursions so that every index is a compile-time constant: with loops over
+// `half`, nvcc kept v in local memory.)
+template <int HALF>
+__device__ __forceinline__ void transpose_levels(float *v, int lane) {
+    if constexpr (HALF >= 1) {
+        const bool up = (lane & HALF) != 0;  // this lane keeps the upper half of its values
+#pragma unroll
+        for (int i = 0; i < HALF; i++) {
+            const float lo = v[i], hi = v[i + HALF];
+            v[i] = (up ? hi : lo) + __shfl_xor_sync(0xffffffffu, up ? lo : hi, HALF);
+        }
+        transpose_levels<HALF / 2>(v, lane);
+    }
+}
+template <int OFF, int V>
+__device__ __forceinline__ void butterfly_levels(float *v) {
+    if constexpr (OFF >= V) {
+#pragma unroll
+        for (int i = 0; i < V; i++) v[i] += __shfl_xor_sync(0xffffffffu, v[i], OFF);
+        butterfly_levels<OFF / 2, V>(v);
+    }
+}
+template <int V, int NM>
+__device__ __forceinline__ void group_transpose_sum(float *v, int lane) {
+    butterfly_levels<NM / 2, V>(v);
+    transpose_levels<V / 2>(v, lane);
+}
+
+// scan_forward (mamba.c scan_forward_block + the softplus of mamba_forward), lane-parallel form.
+// hs: [B, nch, E, N], h at the end of every chunk but the last.
+template <int NM>
+__global__ void __launch_bounds__(SC_BLK) scan_fwd_lanes_kernel(float *__restrict__ y, float *__restrict__ g,
+        float *__restrict__ hs, const float *__restrict__ xs, const float *__restrict__ xz,
+        const float *__restrict__ xdbl, const float *__restrict__ dtp, const float *__restrict__ bdt,
+        const float *__restrict__ A_log, const float *__restrict__ Dp, int T, int E, int N, int R, int P) {
+    constexpr int CG = SC_BLK / NM, G = NM < 16 ? NM : 16;
+    __shared__ float s_dl[SC_TC][CG], s_x[SC_TC][CG], s_y[SC_TC][CG], s_B[SC_TC][NM], s_C[SC_TC][NM];
+    const int tid = threadIdx.x, lane = tid & 31, n = tid % NM, cl = tid / NM;
+    const int c0 = blockIdx.x * CG, b = blockIdx.y, c = c0 + cl;
+    const bool own = c < E && n < N;
+    const float A2 = own ? -expf(A_log[(size_t)c * N + n]) * LOG2E_F : 0.f;  // exp(delta A) = 2^(delta A2)
+    const int nch = (T + SC_TC - 1) / SC_TC;
+    const size_t mb = (size_t)b * T;
+    float h = 0.f;
+    for (int k = 0; k < nch; k++) {
+        const int t0 = k * SC_TC;
+        __syncthreads();  // the previous chunk's write-out has read s_x, s_y
+        for (int i = tid; i < SC_TC * CG; i += SC_BLK) {
+            const int j = i / CG, cc = i % CG, t = t0 + j, ch = c0 + cc;
+            float dl = 0.f, xv = 0.f;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
+                xv = xs[m * E + ch];
+            }
+            s_dl[j][cc] = dl;
+            s_x[j][cc] = xv;
+        }
+        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
+            const int j = i / NM, nn = i % NM, t = t0 + j;
+            float bv = 0.f, cv = 0.f;
+            if (t < T && nn < N) {
+                const float *row = xdbl + (mb + t) * P + R;
+                bv = row[nn];
+                cv = row[N + nn];
+            }
+            s_B[j][nn] = bv;
+            s_C[j][nn] = cv;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int g0 = 0; g0 < SC_TC; g0 += G) {
+            float v[G];
+#pragma unroll
+            for (int jj = 0; jj < G; jj++) {
+                const int j = g0 + jj;
+                const float dl = s_dl[j][cl];
+                h = ex2f(dl * A2) * h + dl * s_x[j][cl] * s_B[j][n];
+                v[jj] = s_C[j][n] * h;
+            }
+            group_transpose_sum<G, NM>(v, lane);
+            if (n < G) s_y[g0 + n][cl] = v[0];  // C_t . h_t of token g0 + n
+        }
+        if (k + 1 < nch && own) hs[(((size_t)b * nch + k) * E + c) * N + n] = h;
+        __syncthreads();
+        for (int i = tid; i < SC_TC * CG; i += SC_BLK) {
+            const int j = i / CG, cc = i % CG, t = t0 + j, ch = c0 + cc;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                const float yv = s_y[j][cc] + Dp[ch] * s_x[j][cc], zv = xz[m * 2 * E + E + ch];
+                y[m * E + ch] = yv;
+                g[m * E + ch] = yv * zv * sigm(zv);
+            }
+        }
+    }
+}
+
+// scan_backward (mamba.c scan_backward_block, fused with the gate backward of mamba_backward and the
+// softplus derivative), lane-parallel form. Outputs as scan_backward_kernel; dbc_part is
+// [M, gridDim.x, 2N]: per block (SC_CPT * CG channels) sums of dB | dC.
+template <int NM>
+__global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restrict__ dxz, float *__restrict__ ddt,
+        float *__restrict__ dxs, float *__restrict__ dbc_part, float *__restrict__ dA_part,
+        float *__restrict__ dD_part, float *__restrict__ dbdt_part, const float *__restrict__ dg,
+        const float *__restrict__ y, const float *__restrict__ hs, const float *__restrict__ xs,
+        const float *__restrict__ xz, const float *__restrict__ xdbl, const float *__restrict__ dtp,
+        const float *__restrict__ bdt, const float *__restrict__ A_log, const float *__restrict__ Dp, int T,
+        int E, int N, int R, int P) {
+    constexpr int CPT = sc_cpt(NM), CG = SC_BLK / NM, CB = CG * CPT, G = NM < 16 ? NM : 16, NWARP = SC_BLK / 32;
+    static_assert(SC_BLK % CB == 0, "a thread's stage/finish elements must stay in one channel");
+    __shared__ float s_dl[SC_TC][CB], s_x[SC_TC][CB], s_dy[SC_TC][CB], s_S1[SC_TC][CB], s_S2[SC_TC][CB];
+    __shared__ float s_B[SC_TC][NM], s_C[SC_TC][NM];
+    __shared__ float s_part[NWARP][SC_TC][2 * NM];  // per warp: sums over its channels of dB | dC terms
+    __shared__ float s_red[2][SC_BLK];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, n = tid % NM, cl = tid / NM;
+    const int c0 = blockIdx.x * CB, b = blockIdx.y, nbx = gridDim.x;
+    float A[CPT], A2[CPT], gh[CPT], dA[CPT];
+#pragma unroll
+    for (int r = 0; r < CPT; r++) {
+        const int c = c0 + r * CG + cl;
+        A[r] = c < E && n < N ? -expf(A_log[(size_t)c * N + n]) : 0.f;
+        A2[r] = A[r] * LOG2E_F;
+        gh[r] = dA[r] = 0.f;
+    }
+    float dDs = 0.f, dbs = 0.f;  // over this thread's stage/finish elements: all in channel c0 + tid % CB
+    const int nch = (T + SC_TC - 1) / SC_TC;
+    const size_t mb = (size_t)b * T;
+    for (int k = nch - 1; k >= 0; k--) {
+        const int t0 = k * SC_TC;
+        __syncthreads();  // the previous chunk's finish has read the shared arrays
+        for (int i = tid; i < SC_TC * CB; i += SC_BLK) {
+            const int j = i / CB, cc = i % CB, t = t0 + j, ch = c0 + cc;
+            float dl = 0.f, xv = 0.f, dy = 0.f;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
+                xv = xs[m * E + ch];
+                const float zv = xz[m * 2 * E + E + ch], dgv = dg[m * E + ch], yv = y[m * E + ch];
+                const float s = sigm(zv);  // g = y silu(z)
+                dy = dgv * zv * s;
+                dxz[m * 2 * E + E + ch] = dgv * yv * s * (1.f + zv * (1.f - s));
+                dDs += dy * xv;
+            }
+            s_dl[j][cc] = dl;
+            s_x[j][cc] = xv;
+            s_dy[j][cc] = dy;
+        }
+        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
+            const int j = i / NM, nn = i % NM, t = t0 + j;
+            float bv = 0.f, cv = 0.f;
+            if (t < T && nn < N) {
+                const float *row = xdbl + (mb + t) * P + R;
+                bv = row[nn];
+                cv = row[N + nn];
+            }
+            s_B[j][nn] = bv;
+            s_C[j][nn] = cv;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < CPT; r++) {
+            const int cr = r * CG + cl, c = c0 + cr;
+            float H[SC_TC + 1], a[SC_TC];  // h at the chunk start and after each token; the decays
+            H[0] = k > 0 && c < E && n < N ? hs[(((size_t)b * nch + k - 1) * E + c) * N + n] : 0.f;
+#pragma unroll
+            for (int j = 0; j < SC_TC; j++) {
+                const float dl = s_dl[j][cr];
+                a[j] = ex2f(dl * A2[r]);
+                H[j + 1] = a[j] * H[j] + dl * s_x[j][cr] * s_B[j][n];
+            }
+#pragma unroll
+            for (int g0 = SC_TC - G; g0 >= 0; g0 -= G) {
+                float s1[G], s2[G];  // this state's terms of sum_n gh B (-> d x, d delta) and sum_n q A
+#pragma unroll
+                for (int jj = G - 1; jj >= 0; jj--) {
+                    const int j = g0 + jj;
+                    const float dy = s_dy[j][cr], dl = s_dl[j][cr], xv = s_x[j][cr], bn = s_B[j][n];
+                    const float ghv = gh[r] + dy * s_C[j][n];  // dL/dh_t
+                    float vC = dy * H[j + 1];
+                    const float q = ghv * H[j] * a[j];         // dL/d(delta a) through the decay
+                    s2[jj] = q * A[r];
+                    s1[jj] = ghv * bn;
+                    dA[r] += q * dl;
+                    float vB = ghv * dl * xv;
+                    gh[r] = ghv * a[j];
+#pragma unroll
+                    for (int off = NM; off < 32; off <<= 1) {  // over the warp's channels
+                        vB += __shfl_xor_sync(0xffffffffu, vB, off);
+                        vC += __shfl_xor_sync(0xffffffffu, vC, off);
+                    }
+                    if (lane < NM) {
+                        float *sp = s_part[warp][j];
+                        if (r == 0) { sp[n] = vB; sp[NM + n] = vC; }
+                        else { sp[n] += vB; sp[NM + n] += vC; }
+                    }
+                }
+                group_transpose_sum<G, NM>(s1, lane);
+                group_transpose_sum<G, NM>(s2, lane);
+                if (n < G) { s_S1[g0 + n][cr] = s1[0]; s_S2[g0 + n][cr] = s2[0]; }
+            }
+        }
+        __syncthreads();
+        for (int i = tid; i < SC_TC * CB; i += SC_BLK) {
+            const int j = i / CB, cc = i % CB, t = t0 + j, ch = c0 + cc;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                const float dl = s_dl[j][cc], xv = s_x[j][cc], S1 = s_S1[j][cc];
+                const float dd = (s_S2[j][cc] + S1 * xv) * -expm1f(-dl);  // softplus' = -expm1(-delta)
+                ddt[m * E + ch] = dd;
+                dxs[m * E + ch] = s_dy[j][cc] * Dp[ch] + dl * S1;
+                dbs += dd;
+            }
+        }
+        for (int i = tid; i < SC_TC * 2 * N; i += SC_BLK) {
+            const int j = i / (2 * N), r2 = i % (2 * N), t = t0 + j;
+            if (t < T) {
+                const int col = r2 < N ? r2 : NM + r2 - N;
+                float s = 0.f;
+#pragma unroll
+                for (int w = 0; w < NWARP; w++) s += s_part[w][j][col];
+                dbc_part[((mb + t) * nbx + blockIdx.x) * 2 * N + r2] = s;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < CPT; r++) {
+        const int c = c0 + r * CG + cl;
+        if (c < E && n < N) dA_part[((size_t)b * N + n) * E + c] = dA[r];
+    }
+    s_red[0][tid] = dDs;
+    s_red[1][tid] = dbs;
+    __syncthreads();
+    if (tid < CB && c0 + tid < E) {
+        float sd = 0.f, sb = 0.f;
+        for (int q = tid; q < SC_BLK; q += CB) { sd += s_red[0][q]; sb += s_red[1][q]; }
+        dD_part[(size_t)b * E + c0 + tid] = sd;
+        dbdt_part[(size_t)b * E + c0 + tid] = sb;
+    }
+}
+
+// dxdbl[m, R + j] = sum over the nw partials (in order) of dbc_part[m, w, j]: dB | dC of each token.
 __global__ void dbc_reduce_kernel(float *dxdbl, const float *part, long long M, int nw, int N2, int R, int P) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= M * N2) return;
@@ -404,8 +676,13 @@ static void *mamba_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     if (!x) return NULL;
     x->D = c->d; x->E = mamba_d_inner(c); x->N = c->state_dim; x->R = mamba_dt_rank(c);
     x->P = x->R + 2 * x->N; x->NM = compiled_n(x->N);
-    x->Bmax = Bmax; x->Tmax = Tmax; x->nw = cdiv(x->E, 32);
-    size_t M = (size_t)Bmax * Tmax, E = x->E, N = x->N, P = x->P, nch = cdiv(Tmax, SCAN_TC);
+    x->Bmax = Bmax; x->Tmax = Tmax;
+    // RB_MAMBA_SCAN=serial: the one-thread-per-channel scan kernels (kept for comparison on the device)
+    const char *sv = getenv("RB_MAMBA_SCAN");
+    x->lanes = !(sv && !strcmp(sv, "serial"));
+    x->nw = x->lanes ? cdiv(x->E, SC_BLK / x->NM * sc_cpt(x->NM)) : cdiv(x->E, 32);
+    size_t M = (size_t)Bmax * Tmax, E = x->E, N = x->N, P = x->P;
+    size_t nch = (size_t)(x->lanes ? cdiv(Tmax, SC_TC) : cdiv(Tmax, SCAN_TC));
     int ok = 1;
 #define ALLOC(ptr, n) ok &= ((ptr) = rb_cuda_alloc(n)) != NULL
     ALLOC(x->xz, M * 2 * E); ALLOC(x->xs, M * E); ALLOC(x->xdbl, M * P); ALLOC(x->dtp, M * E);
@@ -424,6 +701,21 @@ static void *mamba_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
 
 // The scan kernels for the compiled N (the next power of two >= d_state, at least 2).
 static void launch_scan_forward(MambaCudaCtx *x, float *const *p, int B, int T) {
+    if (x->lanes) {
+        dim3 lg(cdiv(x->E, SC_BLK / x->NM), B);
+#define LFWD(NM) scan_fwd_lanes_kernel<NM><<<lg, SC_BLK, 0, rb_cuda_stream()>>>(x->y, x->g, x->hs, x->xs, \
+        x->xz, x->xdbl, x->dtp, p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
+        switch (x->NM) {
+        case 2: LFWD(2); break;
+        case 4: LFWD(4); break;
+        case 8: LFWD(8); break;
+        case 16: LFWD(16); break;
+        default: LFWD(32); break;
+        }
+#undef LFWD
+        CHECK_LAUNCH();
+        return;
+    }
     dim3 grid(cdiv(x->E, SCAN_BX), B);
 #define FWD(NM) scan_forward_kernel<NM><<<grid, SCAN_BX, 0, rb_cuda_stream()>>>(x->y, x->g, x->hs, x->xs, x->xz, \
         x->xdbl, x->dtp, p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
@@ -439,6 +731,22 @@ static void launch_scan_forward(MambaCudaCtx *x, float *const *p, int B, int T) 
 }
 
 static void launch_scan_backward(MambaCudaCtx *x, float *const *p, int B, int T) {
+    if (x->lanes) {
+        dim3 lg(x->nw, B);
+#define LBWD(NM) scan_bwd_lanes_kernel<NM><<<lg, SC_BLK, 0, rb_cuda_stream()>>>(x->dxz, x->ddt, x->dxs, \
+        x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dg, x->y, x->hs, x->xs, x->xz, x->xdbl, x->dtp, \
+        p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
+        switch (x->NM) {
+        case 2: LBWD(2); break;
+        case 4: LBWD(4); break;
+        case 8: LBWD(8); break;
+        case 16: LBWD(16); break;
+        default: LBWD(32); break;
+        }
+#undef LBWD
+        CHECK_LAUNCH();
+        return;
+    }
     dim3 grid(cdiv(x->E, SCAN_BX), B);
 #define BWD(NM) scan_backward_kernel<NM><<<grid, SCAN_BX, 0, rb_cuda_stream()>>>(x->dxz, x->ddt, x->dxs, \
         x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dg, x->y, x->hs, x->xs, x->xz, x->xdbl, x->dtp, \
