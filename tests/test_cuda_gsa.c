@@ -1,6 +1,11 @@
 // test_cuda_gsa.c — the device GSA (models/cuda/gsa.cu) against the CPU form (models/mixers/gsa.c):
-// forward, dinp, every parameter gradient, step == forward, over slots/heads/d/T. Depends on cuda_check.h.
+// forward, dinp, every parameter gradient, step == forward, over slots/heads/d/T, with the split
+// backward (the default: 32-column groups, so d_h 12/16/24 is one partial group and 48 one and a half),
+// then a few configs again with the one-block-per-(b, h) backward scan (RB_CUDA_GSA_SEQ=1, the
+// reference form). Depends on cuda_check.h.
+#define _POSIX_C_SOURCE 200809L  // setenv
 #include <stdio.h>
+#include <stdlib.h>
 #include "cuda_check.h"
 
 static MixerCfg cfg(int d, int heads, int slots) {
@@ -16,13 +21,17 @@ int main(void) {
     static const struct { int d, heads, slots, B, T; } cs[] = {
         {48, 1, 4, 2, 37},   {48, 3, 16, 3, 130}, {48, 4, 64, 2, 1},   {48, 2, 4, 2, 130},
         {64, 4, 16, 2, 1},   {64, 2, 64, 2, 130}, {64, 1, 16, 3, 37},
-        {128, 1, 64, 2, 37}, {128, 4, 64, 2, 130}, {128, 2, 4, 2, 37},
+        {128, 1, 64, 2, 37}, {128, 4, 64, 2, 130}, {128, 2, 4, 2, 37},  {128, 1, 64, 2, 256},
     };
-    for (unsigned i = 0; i < sizeof cs / sizeof *cs; i++) {
-        MixerCfg c = cfg(cs[i].d, cs[i].heads, cs[i].slots);
+    const unsigned nsplit = sizeof cs / sizeof *cs;
+    for (unsigned i = 0; i < nsplit + 3; i++) {
+        const int seq = i >= nsplit;  // the last three: configs 1, 5, 8 with the reference backward scan
+        if (seq) setenv("RB_CUDA_GSA_SEQ", "1", 1);
+        const unsigned k = seq ? (unsigned[]){1, 5, 8}[i - nsplit] : i;
+        MixerCfg c = cfg(cs[k].d, cs[k].heads, cs[k].slots);
         char label[96];
-        snprintf(label, sizeof label, "gsa d%d h%d m%d", cs[i].d, cs[i].heads, cs[i].slots);
-        cuda_check_mixer(label, &c, cs[i].B, cs[i].T, 1100 + i, 1e-4, 2e-2);
+        snprintf(label, sizeof label, "gsa %s d%d h%d m%d", seq ? "seq" : "split", cs[k].d, cs[k].heads, cs[k].slots);
+        cuda_check_mixer(label, &c, cs[k].B, cs[k].T, 1100 + k, 1e-4, 2e-2);
     }
     return cuda_check_done("gsa");
 }

@@ -27,6 +27,9 @@ typedef struct {
     float *st;        // [Bmax*H, 4 m d_h] scan states when they do not fit in shared memory
     float *cs;        // rb_colsum scratch for the norm-weight gradient
     float *sx;        // step scratch [Bmax, 9 D + 1 + 4 Hm]
+    float *bpart;     // split backward: [2, G, BT, Hm] group parts of dp and ok (the first half then of dS)
+    int split;        // 1: the split backward (default); 0: gsa_bwd_scan_kernel (RB_CUDA_GSA_SEQ=1, or too many slots)
+    size_t shb_cols;  // dynamic shared bytes of gsa_bwd_cols_kernel
     int smem_fwd, smem_bwd;  // 1: the scan keeps its state in shared memory
     size_t shb_fwd, shb_bwd;  // dynamic shared bytes per scan block
 } GsaCudaCtx;
@@ -229,6 +232,149 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_bwd_scan_kernel(float *dok, f
     }
 }
 
+// ---- the backward split over 32-column groups (the default training backward) ------------------
+// gsa_bwd_scan_kernel runs one block per (b, h) over T steps with several barriers per step. Every
+// product in it is either a row sum over d_h (dp = V_t do, ok = K_t q, dS) or a column sum over the
+// slots (dq, dk, dv), and the recurrences are per element, so the work splits into G = d_h / 32
+// column groups: gsa_bwd_rows_kernel (thread per (slot, group), state in registers, no barriers)
+// gives each group's part of dp and ok; gsa_bwd_tok_kernel adds the parts in group order and forms
+// dok and dG's p.dp + ok.dok per token; gsa_bwd_cols_kernel (block per (group, b, h)) redoes the K
+// recurrence for dq and the reverse scan for dk, dv and the group's part of dS; gsa_sum_parts_kernel
+// adds the dS parts in group order. Same sums as gsa.c, regrouped (associativity only).
+#define GSA_CW 32       // columns per group
+#define GSA_RB 64       // threads (slots) per block in gsa_bwd_rows_kernel
+#define GSA_CT 64       // threads per block in gsa_bwd_cols_kernel
+
+__global__ void __launch_bounds__(GSA_RB) gsa_bwd_rows_kernel(float *dpp, float *okp, const float *q,
+        const float *k, const float *v, const float *dO, const float *alpha, const float *s, int N, int T, int H,
+        int m, int dh) {
+    const int r = blockIdx.x * GSA_RB + threadIdx.x, g = blockIdx.y, bh = blockIdx.z, b = bh / H, h = bh % H;
+    if (r >= m) return;
+    const int D = H * dh, Hm = H * m, j0 = g * GSA_CW, nj = min(GSA_CW, dh - j0);
+    const size_t part = (size_t)g * N * Hm;
+    float Vs[GSA_CW], Ks[GSA_CW];
+#pragma unroll
+    for (int j = 0; j < GSA_CW; j++) Vs[j] = Ks[j] = 0.f;
+    for (int t = 0; t < T; t++) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m + r;
+        const float a = alpha[om], si = s[om];
+        float dp = 0.f, ok = 0.f;
+#pragma unroll
+        for (int j = 0; j < GSA_CW; j++)
+            if (j < nj) {
+                Vs[j] = a * Vs[j] + si * v[od + j];
+                dp += Vs[j] * dO[od + j];
+                Ks[j] = a * Ks[j] + si * k[od + j];
+                ok += Ks[j] * q[od + j];
+            }
+        dpp[part + om] = dp;
+        okp[part + om] = ok;
+    }
+}
+
+// Per (token, head), warp per pair: dp, ok = group parts summed in group order; pdp = p.dp (fixed
+// lane order); dok = p (dp - pdp); dG = p dp + ok dok (gsa_bwd_scan_kernel's middle steps).
+__global__ void gsa_bwd_tok_kernel(float *dok, float *dG, const float *dpp, const float *okp, const float *pp, int N,
+                                   int H, int m, int G) {
+    const long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (w >= (long long)N * H) return;  // the whole warp
+    const size_t NH = (size_t)N * H * m, base = (size_t)w * m;  // (i * H + h) * m
+    float pdp = 0.f;
+    for (int r = lane; r < m; r += 32) {
+        float dp = 0.f;
+        for (int g = 0; g < G; g++) dp += dpp[g * NH + base + r];
+        pdp += pp[base + r] * dp;
+    }
+    pdp = warp_sum(pdp);
+    for (int r = lane; r < m; r += 32) {
+        float dp = 0.f, ok = 0.f;
+        for (int g = 0; g < G; g++) { dp += dpp[g * NH + base + r]; ok += okp[g * NH + base + r]; }
+        const float p = pp[base + r], x = p * (dp - pdp);
+        dG[base + r] = p * dp + ok * x;
+        dok[base + r] = x;
+    }
+}
+
+// Block per (column group, b, h): the K recurrence forward for dq = K_t^T dok, then the reverse scan
+// AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1}, AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1} for dv = AV^T s,
+// dk = AK^T s and the group's part of dS = AV.v + AK.k; warp per slot row, lane per column.
+__global__ void __launch_bounds__(GSA_CT) gsa_bwd_cols_kernel(float *dq, float *dk, float *dv, float *dSp,
+        const float *q, const float *k, const float *v, const float *dO, const float *alpha, const float *s,
+        const float *pp, const float *dok, int N, int T, int H, int m, int dh) {
+    extern __shared__ float sh[];
+    const int g = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, tid = threadIdx.x, nt = blockDim.x;
+    const int lane = tid & 31, warp = tid >> 5, nw = nt >> 5, D = H * dh, Hm = H * m;
+    const int j0 = g * GSA_CW, nj = min(GSA_CW, dh - j0);
+    const size_t mc = (size_t)m * GSA_CW, part = (size_t)g * N * Hm;
+    float *AK = sh, *AV = sh + mc;
+    float *sq = AV + mc, *sk = sq + GSA_CW, *sv = sk + GSA_CW, *sd = sv + GSA_CW;
+    float *sa = sd + GSA_CW, *ss = sa + m, *sp = ss + m, *sx = sp + m;
+    for (size_t e = tid; e < 2 * mc; e += nt) AK[e] = 0.f;
+    for (int t = 0; t < T; t++) {  // AK holds K_t here
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
+        __syncthreads();
+        for (int j = tid; j < nj; j += nt) sk[j] = k[od + j];
+        for (int r = tid; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sx[r] = dok[om + r]; }
+        __syncthreads();
+        if (lane < nj)
+            for (int r = warp; r < m; r += nw) {
+                float *e = AK + (size_t)r * GSA_CW + lane;
+                *e = sa[r] * *e + ss[r] * sk[lane];
+            }
+        __syncthreads();
+        for (int j = tid; j < nj; j += nt) {  // dq = K_t^T dok (slot order)
+            float acc = 0.f;
+            for (int r = 0; r < m; r++) acc += sx[r] * AK[(size_t)r * GSA_CW + j];
+            dq[od + j] = acc;
+        }
+    }
+    __syncthreads();
+    for (size_t e = tid; e < mc; e += nt) AK[e] = 0.f;
+    float *san = sa;  // alpha_{t+1} (0 at the end)
+    for (int t = T - 1; t >= 0; t--) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
+        __syncthreads();
+        for (int j = tid; j < nj; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; sd[j] = dO[od + j]; }
+        for (int r = tid; r < m; r += nt) {
+            ss[r] = s[om + r]; sp[r] = pp[om + r]; sx[r] = dok[om + r];
+            san[r] = t + 1 < T ? alpha[om + Hm + r] : 0.f;
+        }
+        __syncthreads();
+        for (int r = warp; r < m; r += nw) {
+            float ds = 0.f;
+            if (lane < nj) {
+                float *rv = AV + (size_t)r * GSA_CW + lane, *rk = AK + (size_t)r * GSA_CW + lane;
+                const float ar = san[r];
+                *rv = ar * *rv + sp[r] * sd[lane];
+                ds += *rv * sv[lane];
+                *rk = ar * *rk + sx[r] * sq[lane];
+                ds += *rk * sk[lane];
+            }
+            ds = warp_sum(ds);
+            if (lane == 0) dSp[part + om + r] = ds;
+        }
+        __syncthreads();
+        for (int j = tid; j < nj; j += nt) {  // dv = AV^T s, dk = AK^T s (slot order)
+            float av = 0.f, ak = 0.f;
+            for (int r = 0; r < m; r++) {
+                av += ss[r] * AV[(size_t)r * GSA_CW + j];
+                ak += ss[r] * AK[(size_t)r * GSA_CW + j];
+            }
+            dv[od + j] = av; dk[od + j] = ak;
+        }
+    }
+}
+
+// dS [n] = sum of the G group parts, in group order.
+__global__ void gsa_sum_parts_kernel(float *dS, const float *parts, int G, long long n) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float acc = 0.f;
+    for (int g = 0; g < G; g++) acc += parts[g * n + i];
+    dS[i] = acc;
+}
+
 // Mirrors gsa_backward's gate loop: per (b, slot of all heads), reverse cumulative sum over t;
 // dG ends as the gate-logit gradient.
 __global__ void gsa_gate_kernel(float *dG, const float *dS, const float *s, const float *alpha, const float *fa,
@@ -258,6 +404,8 @@ __global__ void gsa_silu_backward_kernel(float *dq, float *dk, float *dv, const 
 static size_t gsa_fwd_shared(int m, int dh, int smem) { return ((smem ? 2 * (size_t)m * dh : 0) + 3 * dh + 3 * m) * 4; }
 static size_t gsa_bwd_shared(int m, int dh, int smem) { return ((smem ? 4 * (size_t)m * dh : 0) + 4 * dh + 5 * m) * 4; }
 
+static size_t gsa_cols_shared(int m) { return (2 * (size_t)m * GSA_CW + 4 * GSA_CW + 4 * (size_t)m) * 4; }
+
 static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     GsaCudaCtx *x = (GsaCudaCtx *)calloc(1, sizeof *x);
     if (!x) return NULL;
@@ -266,7 +414,14 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     size_t N = (size_t)Bmax * Tmax, D = x->D, Hm = x->Hm;
     size_t st = (size_t)Bmax * x->H * 4 * x->m * x->dh, cs = rb_colsum_scratch((int)N, (int)D);
     size_t sx = (size_t)Bmax * (9 * D + 1 + 4 * Hm);
-    size_t total = N * D * 11 + N * Hm * 7 + N + st + cs + sx;
+    int dev = 0, optin = 0;
+    CHECK_CUDA(cudaGetDevice(&dev));
+    CHECK_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    const char *seq = getenv("RB_CUDA_GSA_SEQ");  // the one-block-per-(b, h) backward scan (reference)
+    x->shb_cols = gsa_cols_shared(x->m);
+    x->split = !(seq && seq[0] == '1') && x->shb_cols <= (size_t)optin;
+    size_t bp = x->split ? 2 * (size_t)cdiv(x->dh, GSA_CW) * N * Hm : 0;
+    size_t total = N * D * 11 + N * Hm * 7 + N + st + cs + sx + bp;
     float *w = rb_cuda_alloc(total);
     if (!w) { free(x); return NULL; }
     float **nd[] = {&x->qa, &x->ka, &x->va, &x->q, &x->k, &x->v, &x->o, &x->dr, &x->dq, &x->dk, &x->dv};
@@ -276,11 +431,9 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     x->rstd = w; w += N;
     x->st = w; w += st;
     x->cs = w; w += cs;
-    x->sx = w;
+    x->sx = w; w += sx;
+    x->bpart = w;
     // State in shared memory when the block's opt-in limit allows it (set here: not during capture).
-    int dev = 0, optin = 0;
-    CHECK_CUDA(cudaGetDevice(&dev));
-    CHECK_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     size_t lim = (size_t)optin - 32 * 4;  // the static reduction buffer
     x->smem_fwd = gsa_fwd_shared(x->m, x->dh, 1) <= lim;
     x->smem_bwd = gsa_bwd_shared(x->m, x->dh, 1) <= lim;
@@ -289,6 +442,9 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     if (x->shb_fwd > lim || x->shb_bwd > lim) { rb_cuda_free(x->qa); free(x); return NULL; }
     CHECK_CUDA(cudaFuncSetAttribute(gsa_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)x->shb_fwd));
     CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)x->shb_bwd));
+    if (x->split)
+        CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_cols_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)x->shb_cols));
     return x;
 }
 
@@ -339,10 +495,27 @@ static void gsa_cuda_backward(Mixer *mx, float *const *p, float *const *dp, floa
     gsa_norm_backward_kernel<<<N, GSA_ROW_THREADS, 0, st>>>(c->dr, c->dv, y, c->o, c->rstd, p[GSA_NORM], D);
     CHECK_LAUNCH();
     rb_colsum(dp[GSA_NORM], c->dv, N, D, D, 1, c->cs);
-    gsa_bwd_scan_kernel<<<B * H, GSA_THREADS, c->shb_bwd, st>>>(c->dok, c->dG, c->dq, c->dk, c->dv, c->dS, c->q,
-                                                                c->k, c->v, c->dr, c->alpha, c->s, c->p, c->st,
-                                                                c->smem_bwd, T, H, m, dh);
-    CHECK_LAUNCH();
+    if (c->split) {
+        const int G = cdiv(dh, GSA_CW);
+        float *dpp = c->bpart, *okp = dpp + (size_t)G * N * Hm;  // dpp then holds the dS parts
+        gsa_bwd_rows_kernel<<<dim3(cdiv(m, GSA_RB), G, B * H), GSA_RB, 0, st>>>(dpp, okp, c->q, c->k, c->v, c->dr,
+                                                                               c->alpha, c->s, N, T, H, m, dh);
+        CHECK_LAUNCH();
+        gsa_bwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->dok, c->dG, dpp, okp, c->p, N, H, m,
+                                                                             G);
+        CHECK_LAUNCH();
+        gsa_bwd_cols_kernel<<<dim3(G, B * H), GSA_CT, c->shb_cols, st>>>(c->dq, c->dk, c->dv, dpp, c->q, c->k, c->v,
+                                                                        c->dr, c->alpha, c->s, c->p, c->dok, N, T,
+                                                                        H, m, dh);
+        CHECK_LAUNCH();
+        gsa_sum_parts_kernel<<<cdiv((long long)N * Hm, 256), 256, 0, st>>>(c->dS, dpp, G, (long long)N * Hm);
+        CHECK_LAUNCH();
+    } else {
+        gsa_bwd_scan_kernel<<<B * H, GSA_THREADS, c->shb_bwd, st>>>(c->dok, c->dG, c->dq, c->dk, c->dv, c->dS, c->q,
+                                                                    c->k, c->v, c->dr, c->alpha, c->s, c->p, c->st,
+                                                                    c->smem_bwd, T, H, m, dh);
+        CHECK_LAUNCH();
+    }
     gsa_gate_kernel<<<cdiv((long long)B * Hm, 128), 128, 0, st>>>(c->dG, c->dS, c->s, c->alpha, c->fa, B, T, Hm,
                                                                   gsa_test_force_alpha >= 0);
     CHECK_LAUNCH();
