@@ -87,7 +87,7 @@ static void test_encoder(const char *pn, double tol, int B, int T, int D, int V,
     float *cte = copyf(gte, (size_t)V * D), *cpe = copyf(gpe, (size_t)T * D);
     encoder_backward(cte, with_pe ? cpe : NULL, g, tok, B, T, D);
     float *dg = devf(g, (size_t)BT * D), *dgte = devf(gte, (size_t)V * D), *dgpe = devf(gpe, (size_t)T * D);
-    int *isc = rb_cuda_alloc_bytes(cuda_encoder_scratch_ints(BT, V) * sizeof(int));
+    void *isc = rb_cuda_alloc_bytes(cuda_encoder_scratch_bytes(BT, V));
     cuda_encoder_backward(dgte, with_pe ? dgpe : NULL, dg, dtok, B, T, D, V, isc);
     float *hte = back(dgte, (size_t)V * D), *hpe = back(dgpe, (size_t)T * D);
     snprintf(w, sizeof w, "encoder_backward dwte (V%d, repeated tokens)", V);
@@ -143,6 +143,26 @@ static void test_norm(const char *pn, double tol, int N, int D, int rms) {
     check(pn, w_, inc(h, dw, dw0, D), tol);
     free(h);
     if (!rms) { h = back(Ddb, D); check(pn, "layernorm_backward db", inc(h, db, db0, D), tol); free(h); }
+    // the residual add fused into the norm (model.cu): res = x0 + f, out = norm(res); with x0 = x - f
+    // (float), x0 + f need not equal x, so the reference norm is recomputed from the host's res
+    {
+        float *f = rnd(n, 1), *x0 = malloc(n * 4), *res = malloc(n * 4), *out2 = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) { x0[i] = x[i] - f[i]; res[i] = x0[i] + f[i]; }
+        if (rms) rmsnorm_forward(out2, rstd, res, w, N, D);
+        else layernorm_forward(out2, mean, rstd, res, w, b, N, D);
+        float *Dx0 = devf(x0, n), *Df = devf(f, n), *Dres = rb_cuda_alloc(n);
+        if (rms) cuda_rmsnorm_forward_add(Dres, Dout, Drstd, Dx0, Df, Dw, N, D);
+        else cuda_layernorm_forward_add(Dres, Dout, Dmean, Drstd, Dx0, Df, Dw, Db, N, D);
+        h = back(Dres, n);
+        snprintf(w_, sizeof w_, "%s_forward_add res = x + f", nm);
+        check(pn, w_, rel(h, res, n), 0);  // the same float add: exact
+        free(h);
+        h = back(Dout, n);
+        snprintf(w_, sizeof w_, "%s_forward_add out", nm);
+        check(pn, w_, rel(h, out2, n), tol);
+        free(h); free(f); free(x0); free(res); free(out2);
+        rb_cuda_free(Dx0); rb_cuda_free(Df); rb_cuda_free(Dres);
+    }
     free(x); free(w); free(b); free(g); free(out); free(mean); free(rstd); free(dx0); free(dw0); free(db0);
     free(dx); free(dw); free(db);
     float *dev[] = {Dx, Dw, Db, Dg, Dout, Dmean, Drstd, Ddx, Ddw, Ddb, sc};
@@ -177,7 +197,7 @@ static void test_mlp(const char *pn, double tol, int N, int D, int Hd) {
     float *Dx = devf(x, nd), *Dw1 = devf(w1, (size_t)Hd * D), *Db1 = devf(b1, Hd), *Dw2 = devf(w2, (size_t)D * Hd);
     float *Db2 = devf(b2, D), *Dg = devf(g, nd), *Dout = rb_cuda_alloc(nd), *Dh = rb_cuda_alloc(nh), *Da = rb_cuda_alloc(nh);
     float *Dscr = rb_cuda_alloc(nh), *Ddx = rb_cuda_alloc(nd), *Dg1 = devf(g1, (size_t)Hd * D), *Dgb1 = devf(gb1, Hd);
-    float *Dg2 = devf(g2, (size_t)D * Hd), *Dgb2 = devf(gb2, D), *s2 = rb_cuda_alloc((size_t)((N + 255) / 256) * Hd);  // rb_colsum_scratch(N, Hd) (C++-only)
+    float *Dg2 = devf(g2, (size_t)D * Hd), *Dgb2 = devf(gb2, D), *s2 = rb_cuda_alloc(cuda_colsum_scratch(N, Hd));
     cuda_mlp_forward(Dout, Dh, Da, Dx, Dw1, Db1, Dw2, Db2, N, D, Hd);
     cuda_mlp_backward(Ddx, Dg1, Dgb1, Dg2, Dgb2, Dscr, Dg, Dx, Dh, Da, Dw1, Dw2, N, D, Hd, s2);
     char w[96];
@@ -246,7 +266,7 @@ static void test_shortconv(const char *pn, double tol, int B, int T, int D, int 
     for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) rb_cuda_free(ds[i]);
 }
 
-// Head scatter of model.c: dres[pos[i]] += dxg[i] with repeated positions (rowsort + gather).
+// Head scatter of model.c: dres[pos[i]] += dxg[i] with repeated positions (radix sort + run sums).
 static void test_scatter(const char *pn, double tol, int R, int np, int D) {
     int32_t *pos = malloc(np * 4);
     for (int i = 0; i < np; i++) pos[i] = (int32_t)rng_below(&g_rng, R / 3 + 1);
@@ -255,15 +275,16 @@ static void test_scatter(const char *pn, double tol, int R, int np, int D) {
         for (int c = 0; c < D; c++) dst[(size_t)pos[i] * D + c] += src[(size_t)i * D + c];
     int32_t *Dp = dup_dev(pos, np * 4);
     float *Ds = devf(src, (size_t)np * D), *Dd = devf(dst0, (size_t)R * D);
-    int *start = rb_cuda_alloc_bytes((R + 1 + np + cuda_rowsort_scratch_ints(R)) * sizeof(int));
-    cuda_rowsort(start, start + R + 1, Dp, np, R, start + R + 1 + np);
-    cuda_row_gather_add(Dd, Ds, start, start + R + 1, R, D);
+    int *skey = rb_cuda_alloc_bytes(2 * (size_t)np * sizeof(int));
+    void *start = rb_cuda_alloc_bytes(cuda_rowsort_scratch_bytes(np, R));
+    cuda_rowsort(skey, skey + np, Dp, np, R, start);
+    cuda_sorted_rows_add(Dd, Ds, skey, skey + np, np, D);
     float *h = back(Dd, (size_t)R * D);
     char w[96];
-    snprintf(w, sizeof w, "rowsort + row_gather_add R%d n%d D%d", R, np, D);
+    snprintf(w, sizeof w, "rowsort + sorted_rows_add R%d n%d D%d", R, np, D);
     check(pn, w, inc(h, dst, dst0, (size_t)R * D), tol);
     free(h); free(pos); free(src); free(dst0); free(dst);
-    rb_cuda_free(Dp); rb_cuda_free(Ds); rb_cuda_free(Dd); rb_cuda_free(start);
+    rb_cuda_free(Dp); rb_cuda_free(Ds); rb_cuda_free(Dd); rb_cuda_free(start); rb_cuda_free(skey);
 }
 
 // optim.cu against optim_step on a real slab (conv model, d = 48): norm and parameters over 3
@@ -336,20 +357,28 @@ int main(void) {
         double tol = 1e-4, tol_gemm = prec == RB_PREC_FP32 ? 1e-4 : 2e-2;
         test_encoder(pn, tol, 3, 37, 48, 67, 1);
         test_encoder(pn, tol, 2, 300, 33, 8192, 0);
+        test_encoder(pn, tol, 4, 256, 128, 8192, 0);
         test_norm(pn, tol, 111, 48, 0);
         test_norm(pn, tol, 600, 48, 1);
         test_norm(pn, tol, 37, 1000, 0);
+        test_norm(pn, tol, 4100, 128, 0);  // many 64-row chunks (> 32 per final lane), float4-free fit
+        test_norm(pn, tol, 700, 256, 1);
+        test_norm(pn, tol, 301, 100, 0);
         test_gelu(pn, tol, 1001);
         test_mlp(pn, tol_gemm, 111, 48, 192);
         test_mlp(pn, tol_gemm, 300, 40, 160);
+        test_mlp(pn, tol_gemm, 77, 33, 132);  // odd bias widths: the scalar column-sum path
         test_ce(pn, tol, 37, 67);
         test_ce(pn, tol, 29, 8192);
         test_ce(pn, tol, 5, 8000);
+        test_ce(pn, tol, 3, 20000);  // too wide for the shared-memory row: the generic kernel
         test_shortconv(pn, tol, 3, 37, 48, 3);
         test_shortconv(pn, tol, 2, 300, 40, 4);
         test_shortconv(pn, tol, 2, 19, 20, 10);
+        test_shortconv(pn, tol, 4, 1000, 128, 3);
         test_scatter(pn, tol, 111, 90, 48);
         test_scatter(pn, tol, 2000, 1500, 33);
+        test_scatter(pn, tol, 70000, 5000, 128);  // 17-bit keys
         test_adamw(pn, 1e-5, 0);
         test_adamw(pn, 1e-5, 1);
     }

@@ -127,33 +127,73 @@ extern "C" void rb_cuda_gemm_batched(float *C, int ldc, long long sC, const floa
 }
 
 // ---- deterministic column sums --------------------------------------------------------------
-#define COLSUM_ROWS 256  // rows per partial sum
+// A fixed partition (it depends on R and C only): one block per (128-column tile, 128-row chunk);
+// warp w sums rows r0 + w + 8 i in i order, 4 columns per lane (one 16-byte load when aligned),
+// then the 8 warp sums in warp order -> part [chunk][C]. colsum_final adds the chunk partials: 32
+// chunk lanes per column, each its chunks in order, then the lanes in order.
+#define COLSUM_ROWS 128  // rows per partial sum
 
+template <int VEC>
 __global__ void colsum_partial(float *part, const float *in, int R, int C, int ld) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
-    if (c >= C) return;
-    int r0 = chunk * COLSUM_ROWS, r1 = min(R, r0 + COLSUM_ROWS);
-    float s = 0.f;
-    for (int r = r0; r < r1; r++) s += in[(size_t)r * ld + c];
-    part[(size_t)chunk * C + c] = s;
+    __shared__ float sh[8][128];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, chunk = blockIdx.y;
+    int c0 = blockIdx.x * 128 + lane * 4;
+    float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+    if (c0 < C) {
+#pragma unroll 4
+        for (int i = 0; i < COLSUM_ROWS / 8; i++) {
+            int r = chunk * COLSUM_ROWS + w + 8 * i;
+            if (r >= R) break;
+            const float *p = in + (size_t)r * ld + c0;
+            if (VEC) {
+                float4 v = *(const float4 *)p;
+                a0 += v.x; a1 += v.y; a2 += v.z; a3 += v.w;
+            } else {
+                a0 += p[0];
+                if (c0 + 1 < C) a1 += p[1];
+                if (c0 + 2 < C) a2 += p[2];
+                if (c0 + 3 < C) a3 += p[3];
+            }
+        }
+    }
+    sh[w][lane * 4] = a0; sh[w][lane * 4 + 1] = a1; sh[w][lane * 4 + 2] = a2; sh[w][lane * 4 + 3] = a3;
+    __syncthreads();
+    int t = threadIdx.x, c = blockIdx.x * 128 + t;
+    if (t < 128 && c < C) {
+        float s = 0.f;
+        for (int k = 0; k < 8; k++) s += sh[k][t];
+        part[(size_t)chunk * C + c] = s;
+    }
 }
 
 __global__ void colsum_final(float *out, const float *part, int nchunk, int C, int accumulate) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
+    __shared__ float sh[32][33];
+    int tx = threadIdx.x & 31, ty = threadIdx.x >> 5, c = blockIdx.x * 32 + tx;
     float s = 0.f;
-    for (int k = 0; k < nchunk; k++) s += part[(size_t)k * C + c];
-    out[c] = accumulate ? out[c] + s : s;
+    if (c < C)
+        for (int k = ty; k < nchunk; k += 32) s += part[(size_t)k * C + c];
+    sh[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        float t = 0.f;
+        for (int k = 0; k < 32; k++) t += sh[k][tx];
+        out[c] = accumulate ? out[c] + t : t;
+    }
 }
 
-size_t rb_colsum_scratch(int R, int C) { return (size_t)cdiv(R, COLSUM_ROWS) * C; }
+size_t rb_colsum_scratch(int R, int C) { return (size_t)cdiv(R > 0 ? R : 1, COLSUM_ROWS) * C; }
 
 void rb_colsum(float *out, const float *in, int R, int C, int ld, int accumulate, float *scratch) {
-    int nchunk = cdiv(R, COLSUM_ROWS);
-    if (R <= 0) { nchunk = 0; }
-    dim3 grid(cdiv(C, 128), nchunk > 0 ? nchunk : 1);
-    if (nchunk > 0) { colsum_partial<<<grid, 128, 0, g.stream>>>(scratch, in, R, C, ld); CHECK_LAUNCH(); }
-    colsum_final<<<cdiv(C, 128), 128, 0, g.stream>>>(out, scratch, nchunk, C, accumulate);
+    if (C <= 0) return;
+    int nchunk = R > 0 ? cdiv(R, COLSUM_ROWS) : 0;
+    if (nchunk > 0) {
+        dim3 grid(cdiv(C, 128), nchunk);
+        if (C % 4 == 0 && ld % 4 == 0 && ((uintptr_t)in & 15) == 0)
+            colsum_partial<1><<<grid, 256, 0, g.stream>>>(scratch, in, R, C, ld);
+        else colsum_partial<0><<<grid, 256, 0, g.stream>>>(scratch, in, R, C, ld);
+        CHECK_LAUNCH();
+    }
+    colsum_final<<<cdiv(C, 32), 1024, 0, g.stream>>>(out, scratch, nchunk, C, accumulate);
     CHECK_LAUNCH();
 }
 

@@ -9,15 +9,15 @@
 typedef struct {
     int D;
     float *uc;       // [Bmax*Tmax, D] shortconv(u), saved
-    float *up;       // [Bmax*Tmax, D] W u + b, saved
-    float *g;        // [Bmax*Tmax, D] scratch for backward
+    float *up;       // [Bmax*Tmax, D] W u (without b: the kernels add it), saved
+    float *g, *g2;   // [Bmax*Tmax, D] x2 scratch for backward (d up, d uc)
     float *scratch;  // bias column sums / shortconv weight-gradient partials
 } ConvCudaCtx;
 
 static void conv_cuda_destroy(void *ctx) {
     ConvCudaCtx *a = (ConvCudaCtx *)ctx;
     if (!a) return;
-    rb_cuda_free(a->uc); rb_cuda_free(a->up); rb_cuda_free(a->g); rb_cuda_free(a->scratch);
+    rb_cuda_free(a->uc); rb_cuda_free(a->up); rb_cuda_free(a->g); rb_cuda_free(a->g2); rb_cuda_free(a->scratch);
     free(a);
 }
 
@@ -28,37 +28,70 @@ static void *conv_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     int BT = Bmax * Tmax;
     size_t n = (size_t)BT * c->d;
     size_t s1 = rb_colsum_scratch(BT, c->d), s2 = cuda_shortconv_scratch(BT, c->d, CONV_K);
-    a->uc = rb_cuda_alloc(n); a->up = rb_cuda_alloc(n); a->g = rb_cuda_alloc(n);
+    a->uc = rb_cuda_alloc(n); a->up = rb_cuda_alloc(n); a->g = rb_cuda_alloc(n); a->g2 = rb_cuda_alloc(n);
     a->scratch = rb_cuda_alloc(s1 > s2 ? s1 : s2);
-    if (!a->uc || !a->up || !a->g || !a->scratch) { conv_cuda_destroy(a); return NULL; }
+    if (!a->uc || !a->up || !a->g || !a->g2 || !a->scratch) { conv_cuda_destroy(a); return NULL; }
     return a;
 }
 
-// conv_forward's loop: out = uc * up + inp
-__global__ void conv_mul_skip_kernel(float *out, const float *uc, const float *up, const float *inp, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = uc[i] * up[i] + inp[i];
-}
-// conv_backward's first loop: g = dout * uc (d up)
-__global__ void conv_dup_kernel(float *g, const float *dout, const float *uc, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) g[i] = dout[i] * uc[i];
-}
-// conv_backward's second loop: dinp += dout (the skip); g = dout * up (d uc)
-__global__ void conv_skip_duc_kernel(float *dinp, float *g, const float *dout, const float *up, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+// The projection bias is added here, not by a separate pass over up: up holds W u, and the CPU's
+// up = W u + b is formed in registers (same float operations, same order).
+// conv_forward's loop: out = uc * (up + b) + inp. VEC: 4 elements per thread (D % 4 == 0).
+template <int VEC>
+__global__ void conv_mul_skip_kernel(float *out, const float *uc, const float *up, const float *b, const float *inp,
+                                     size_t n, int D) {
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * (VEC ? 4 : 1);
     if (i >= n) return;
-    dinp[i] += dout[i];
-    g[i] = dout[i] * up[i];
+    int row, c;
+    rb_divmod(i, D, row, c);
+    (void)row;
+    if (VEC) {
+        float4 u = *(const float4 *)(uc + i), p = *(const float4 *)(up + i), x = *(const float4 *)(inp + i);
+        float4 o;
+        o.x = u.x * (p.x + b[c]) + x.x;
+        o.y = u.y * (p.y + b[c + 1]) + x.y;
+        o.z = u.z * (p.z + b[c + 2]) + x.z;
+        o.w = u.w * (p.w + b[c + 3]) + x.w;
+        *(float4 *)(out + i) = o;
+    } else {
+        out[i] = uc[i] * (up[i] + b[c]) + inp[i];
+    }
+}
+// conv_backward's two loops at once: g = dout * uc (d up), g2 = dout * (up + b) (d uc). The skip's
+// dinp += dout is done by the shortconv backward (cuda_shortconv_backward_skip).
+template <int VEC>
+__global__ void conv_grads_kernel(float *g, float *g2, const float *dout, const float *uc, const float *up,
+                                  const float *b, size_t n, int D) {
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * (VEC ? 4 : 1);
+    if (i >= n) return;
+    int row, c;
+    rb_divmod(i, D, row, c);
+    (void)row;
+    if (VEC) {
+        float4 d = *(const float4 *)(dout + i), u = *(const float4 *)(uc + i), p = *(const float4 *)(up + i);
+        *(float4 *)(g + i) = make_float4(d.x * u.x, d.y * u.y, d.z * u.z, d.w * u.w);
+        *(float4 *)(g2 + i) = make_float4(d.x * (p.x + b[c]), d.y * (p.y + b[c + 1]), d.z * (p.z + b[c + 2]),
+                                          d.w * (p.w + b[c + 3]));
+    } else {
+        g[i] = dout[i] * uc[i];
+        g2[i] = dout[i] * (up[i] + b[c]);
+    }
+}
+static int vec4_ok(size_t n, int D, const void *p0, const void *p1, const void *p2, const void *p3) {
+    return D % 4 == 0 && n % 4 == 0 &&
+           (((uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2 | (uintptr_t)p3) & 15) == 0;
 }
 
 static void conv_cuda_forward(Mixer *m, float *const *p, float *out, const float *inp, int B, int T) {
     ConvCudaCtx *a = (ConvCudaCtx *)m->ctx;
     int D = a->D;
     size_t n = (size_t)B * T * D;
+    cudaStream_t st = rb_cuda_stream();
     cuda_shortconv_forward(a->uc, inp, p[2], p[3], B, T, D, CONV_K);
-    cuda_linear_forward(a->up, inp, p[0], p[1], B * T, D, D);
-    conv_mul_skip_kernel<<<cdiv(n, 256), 256, 0, rb_cuda_stream()>>>(out, a->uc, a->up, inp, n);
+    cuda_linear_forward(a->up, inp, p[0], NULL, B * T, D, D);  // W u; + b in the kernel below
+    if (vec4_ok(n, D, out, a->uc, a->up, inp))
+        conv_mul_skip_kernel<1><<<cdiv(n / 4, 256), 256, 0, st>>>(out, a->uc, a->up, p[1], inp, n, D);
+    else conv_mul_skip_kernel<0><<<cdiv(n, 256), 256, 0, st>>>(out, a->uc, a->up, p[1], inp, n, D);
     CHECK_LAUNCH();
 }
 
@@ -68,12 +101,13 @@ static void conv_cuda_backward(Mixer *m, float *const *p, float *const *dp, floa
     int D = a->D;
     size_t n = (size_t)B * T * D;
     cudaStream_t st = rb_cuda_stream();
-    conv_dup_kernel<<<cdiv(n, 256), 256, 0, st>>>(a->g, dout, a->uc, n);
+    if (vec4_ok(n, D, a->g, a->g2, dout, a->uc) && vec4_ok(n, D, a->up, a->up, a->up, a->up))
+        conv_grads_kernel<1><<<cdiv(n / 4, 256), 256, 0, st>>>(a->g, a->g2, dout, a->uc, a->up, p[1], n, D);
+    else conv_grads_kernel<0><<<cdiv(n, 256), 256, 0, st>>>(a->g, a->g2, dout, a->uc, a->up, p[1], n, D);
     CHECK_LAUNCH();
     cuda_linear_backward(dinp, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 0, a->scratch);  // dinp = d(up) W
-    conv_skip_duc_kernel<<<cdiv(n, 256), 256, 0, st>>>(dinp, a->g, dout, a->up, n);
-    CHECK_LAUNCH();
-    cuda_shortconv_backward(dinp, dp[2], dp[3], a->g, inp, p[2], B, T, D, CONV_K, a->scratch);
+    // dinp += dout (the skip), then += the shortconv's input gradient of g2
+    cuda_shortconv_backward_skip(dinp, dp[2], dp[3], a->g2, dout, inp, p[2], B, T, D, CONV_K, a->scratch);
 }
 
 static size_t conv_cuda_step_state_size(const Mixer *m) { return (size_t)(CONV_K - 1) * m->cfg.d; }

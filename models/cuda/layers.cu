@@ -2,25 +2,44 @@
 // same arguments. Depends on layers.cuh (common.cuh, cuBLAS).
 // Every reduction runs in a fixed order (warp butterflies, per-chunk partials added in chunk order),
 // so the same inputs give the same bits; scatter-adds go through a device counting sort + gather.
+#include <cub/device/device_radix_sort.cuh>
 #include "layers.cuh"
 
 #define LN_EPS 1e-5f
 #define ROWS_CHUNK 256  // rows per partial sum of the weight-gradient column sums
 
-// y[n, oc] += b[oc]: one pass, 4 outputs per thread when the row length allows it.
-__global__ void add_bias_kernel(float *y, const float *b, long long n, int OC) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) y[i] += b[i % OC];
+// y[n, oc] += b[oc]: 2D grid (rows x column tiles), no 64-bit modulo; 4 columns per thread when
+// OC % 4 == 0 and y is 16-byte aligned (b is read as scalars: slab offsets need not be aligned).
+template <int VEC>
+__global__ void add_bias_kernel(float *y, const float *b, int N, int OC) {
+    int c = (blockIdx.x * blockDim.x + threadIdx.x) * (VEC ? 4 : 1);
+    if (c >= OC) return;
+    for (int r = blockIdx.y; r < N; r += gridDim.y) {
+        if (VEC) {
+            float4 *p = (float4 *)(y + (size_t)r * OC + c), v = *p;
+            v.x += b[c]; v.y += b[c + 1]; v.z += b[c + 2]; v.w += b[c + 3];
+            *p = v;
+        } else {
+            y[(size_t)r * OC + c] += b[c];
+        }
+    }
+}
+static void add_bias(float *y, const float *b, int N, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    int vec = OC % 4 == 0 && ((uintptr_t)y & 15) == 0, cols = vec ? OC / 4 : OC;
+    int tx = cols >= 128 ? 128 : 32 * cdiv(cols, 32), ty = N < 8192 ? N : 8192;
+    dim3 grid(cdiv(cols, tx), ty);
+    if (vec) add_bias_kernel<1><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
+    else add_bias_kernel<0><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
+    CHECK_LAUNCH();
 }
 
 void cuda_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
     rb_cuda_matmul(out, inp, w, N, OC, C, 0, 1, 0.f);  // [N,C] @ [OC,C]^T
-    if (b) {
-        long long n = (long long)N * OC;
-        add_bias_kernel<<<cdiv(n, 256), 256, 0, rb_cuda_stream()>>>(out, b, n, OC);
-        CHECK_LAUNCH();
-    }
+    if (b) add_bias(out, b, N, OC);
 }
+
+size_t cuda_colsum_scratch(int R, int C) { return rb_colsum_scratch(R, C); }
 
 void cuda_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                           int N, int C, int OC, int acc_dinp, float *scratch) {
@@ -35,22 +54,39 @@ __global__ void add_kernel(float *y, const float *a, const float *b, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a[i] + b[i];
 }
+__global__ void add4_kernel(float4 *y, const float4 *a, const float4 *b, size_t n4) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n4) return;
+    float4 u = a[i], v = b[i];
+    y[i] = make_float4(u.x + v.x, u.y + v.y, u.z + v.z, u.w + v.w);
+}
 void cuda_add(float *y, const float *a, const float *b, size_t n) {
     if (!n) return;
-    add_kernel<<<cdiv(n, 256), 256, 0, rb_cuda_stream()>>>(y, a, b, n);
+    if (n % 4 == 0 && ((uintptr_t)y & 15) == 0 && ((uintptr_t)a & 15) == 0 && ((uintptr_t)b & 15) == 0)
+        add4_kernel<<<cdiv(n / 4, 256), 256, 0, rb_cuda_stream()>>>((float4 *)y, (const float4 *)a,
+                                                                     (const float4 *)b, n / 4);
+    else add_kernel<<<cdiv(n, 256), 256, 0, rb_cuda_stream()>>>(y, a, b, n);
     CHECK_LAUNCH();
 }
 
-// model.c's head gather: xg[i] = x[pos[i]]
-__global__ void gather_rows_kernel(float *out, const float *x, const int32_t *pos, int npos, int D) {
+// model.c's head gather: xg[i] = x[pos[i]] (+ f[pos[i]] when f: the last residual add, done only
+// at the gathered rows)
+__global__ void gather_rows_kernel(float *out, const float *x, const float *f, const int32_t *pos, int npos, int D) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)npos * D) return;
-    size_t r = i / D, c = i % D;
-    out[i] = x[(size_t)pos[r] * D + c];
+    int r, c;
+    rb_divmod(i, D, r, c);
+    size_t src = (size_t)pos[r] * D + c;
+    out[i] = f ? x[src] + f[src] : x[src];
 }
 void cuda_gather_rows(float *out, const float *x, const int32_t *pos, int npos, int D) {
     if (npos <= 0) return;
-    gather_rows_kernel<<<cdiv((long long)npos * D, 256), 256, 0, rb_cuda_stream()>>>(out, x, pos, npos, D);
+    gather_rows_kernel<<<cdiv((long long)npos * D, 256), 256, 0, rb_cuda_stream()>>>(out, x, NULL, pos, npos, D);
+    CHECK_LAUNCH();
+}
+void cuda_gather_add_rows(float *out, const float *x, const float *f, const int32_t *pos, int npos, int D) {
+    if (npos <= 0) return;
+    gather_rows_kernel<<<cdiv((long long)npos * D, 256), 256, 0, rb_cuda_stream()>>>(out, x, f, pos, npos, D);
     CHECK_LAUNCH();
 }
 
@@ -61,7 +97,8 @@ __global__ void encoder_forward_kernel(float *out, const int32_t *tok, const flo
                                        int T, int D) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)BT * D) return;
-    int bt = (int)(i / D), c = (int)(i % D);
+    int bt, c;
+    rb_divmod(i, D, bt, c);
     float e = wte[(size_t)tok[bt] * D + c];
     if (wpe) e += wpe[(size_t)(bt % T) * D + c];
     out[i] = e;
@@ -72,65 +109,89 @@ void cuda_encoder_forward(float *out, const int32_t *tok, const float *wte, cons
     CHECK_LAUNCH();
 }
 
-// Stable counting sort in one block: counts (integer atomics: exact, order-free), an exclusive
-// scan, then warp 0 places the keys in index order (match_any gives each key's rank in the warp).
-// iscratch: count [R] then cursor [R].
-__global__ void rowsort_kernel(int *start, int *list, const int32_t *key, int n, int R, int *count, int *cursor) {
-    __shared__ int part[1024];
-    int tid = threadIdx.x, nt = blockDim.x;
-    for (int r = tid; r < R; r += nt) count[r] = 0;
-    __syncthreads();
-    for (int i = tid; i < n; i += nt) atomicAdd(&count[key[i]], 1);
-    __syncthreads();
-    // exclusive scan: each thread a contiguous range, then a serial scan of the thread totals
-    int per = (R + nt - 1) / nt, r0 = min(R, tid * per), r1 = min(R, r0 + per), s = 0;
-    for (int r = r0; r < r1; r++) s += count[r];
-    part[tid] = s;
-    __syncthreads();
-    if (tid == 0) {
-        int acc = 0;
-        for (int k = 0; k < nt; k++) { int x = part[k]; part[k] = acc; acc += x; }
-        start[R] = acc;
+// Stable device radix sort (CUB) of (key, index) pairs: the indices of equal keys stay in index
+// order, so every row below sums its members in position order. Only the bits that can be set in
+// a key < R are sorted. scratch: [iota n ints][CUB temp storage], 256-byte aligned pieces.
+static int key_bits(int R) {
+    int b = 1;
+    while (b < 31 && (1LL << b) < R) b++;
+    return b;
+}
+static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+static size_t cub_sort_bytes(int n, int R) {
+    size_t tb = 0;
+    CHECK_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, tb, (const unsigned *)nullptr, (unsigned *)nullptr,
+                                               (const int *)nullptr, (int *)nullptr, n, 0, key_bits(R),
+                                               rb_cuda_stream()));
+    return tb;
+}
+size_t cuda_rowsort_scratch_bytes(int n, int R) {
+    if (n < 1) n = 1;
+    return align256((size_t)n * sizeof(int)) + align256(cub_sort_bytes(n, R));
+}
+__global__ void iota_kernel(int *x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = i;
+}
+void cuda_rowsort(int *skey, int *list, const int32_t *key, int n, int R, void *scratch) {
+    if (n <= 0) return;
+    cudaStream_t st = rb_cuda_stream();
+    int *iota = (int *)scratch;
+    void *temp = (char *)scratch + align256((size_t)n * sizeof(int));
+    size_t tb = cub_sort_bytes(n, R);  // host-side query only (no launch): fine inside a capture
+    iota_kernel<<<cdiv(n, 256), 256, 0, st>>>(iota, n);
+    CHECK_LAUNCH();
+    // keys are in [0, R): unsigned and signed order agree
+    CHECK_CUDA(cub::DeviceRadixSort::SortPairs(temp, tb, (const unsigned *)key, (unsigned *)skey, iota, list, n, 0,
+                                               key_bits(R), st));
+}
+
+// One warp per run of equal sorted keys (the run's first entry does the work): dst[key] += the run's
+// src rows in list (= index) order. VEC: float4 columns (D % 4 == 0, 16-byte aligned rows).
+template <int VEC>
+__global__ void sorted_rows_add_kernel(float *dst, const float *src, const int *skey, const int *list, int n,
+                                       int D) {
+    int k = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (k >= n) return;
+    int r = skey[k];
+    if (k > 0 && skey[k - 1] == r) return;
+    int e = k + 1;  // end of the run: 32 keys compared per round
+    for (;;) {
+        int j = e + lane;
+        unsigned diff = __ballot_sync(0xffffffffu, j >= n || skey[j] != r);
+        if (diff) { e += __ffs(diff) - 1; break; }
+        e += 32;
     }
-    __syncthreads();
-    s = part[tid];
-    for (int r = r0; r < r1; r++) { start[r] = s; cursor[r] = s; s += count[r]; }
-    __syncthreads();
-    if (tid < 32) {
-        volatile int *cur = cursor;  // re-read every round: the group leaders advance it
-        unsigned lt = (1u << tid) - 1;
-        for (int i0 = 0; i0 < n; i0 += 32) {
-            int i = i0 + tid, k = i < n ? key[i] : -1 - tid;  // out-of-range lanes match nobody
-            unsigned same = __match_any_sync(0xffffffffu, k);
-            int base = i < n ? cur[k] : 0;
-            __syncwarp();
-            if (i < n) {
-                list[base + __popc(same & lt)] = i;
-                if ((same & lt) == 0) cur[k] = base + __popc(same);  // the group's first lane
+    if (VEC) {
+        const int D4 = D >> 2;
+        const float4 *s4 = (const float4 *)src;
+        float4 *d4 = (float4 *)dst + (size_t)r * D4;
+        for (int c = lane; c < D4; c += 32) {
+            float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+            for (int q = k; q < e; q++) {
+                float4 v = s4[(size_t)list[q] * D4 + c];
+                a.x += v.x; a.y += v.y; a.z += v.z; a.w += v.w;
             }
-            __syncwarp();
+            float4 o = d4[c];
+            o.x += a.x; o.y += a.y; o.z += a.z; o.w += a.w;
+            d4[c] = o;
+        }
+    } else {
+        for (int c = lane; c < D; c += 32) {
+            float a = 0.f;
+#pragma unroll 4
+            for (int q = k; q < e; q++) a += src[(size_t)list[q] * D + c];
+            dst[(size_t)r * D + c] += a;
         }
     }
 }
-size_t cuda_rowsort_scratch_ints(int R) { return 2 * (size_t)R; }
-void cuda_rowsort(int *start, int *list, const int32_t *key, int n, int R, int *iscratch) {
-    rowsort_kernel<<<1, 1024, 0, rb_cuda_stream()>>>(start, list, key, n, R, iscratch, iscratch + R);
-    CHECK_LAUNCH();
-}
-
-// One block per destination row (x column tiles): members summed in list (= index) order.
-__global__ void row_gather_add_kernel(float *dst, const float *src, const int *start, const int *list, int D) {
-    int r = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
-    int k0 = start[r], k1 = start[r + 1];
-    if (c >= D || k0 == k1) return;
-    float s = 0.f;
-    for (int k = k0; k < k1; k++) s += src[(size_t)list[k] * D + c];
-    dst[(size_t)r * D + c] += s;
-}
-void cuda_row_gather_add(float *dst, const float *src, const int *start, const int *list, int R, int D) {
-    int tx = D >= 128 ? 128 : 32 * cdiv(D, 32);
-    dim3 grid(R, cdiv(D, tx));
-    row_gather_add_kernel<<<grid, tx, 0, rb_cuda_stream()>>>(dst, src, start, list, D);
+static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+void cuda_sorted_rows_add(float *dst, const float *src, const int *skey, const int *list, int n, int D) {
+    if (n <= 0 || D <= 0) return;
+    cudaStream_t st = rb_cuda_stream();
+    if (D % 4 == 0 && aligned16(dst) && aligned16(src)) sorted_rows_add_kernel<1><<<cdiv(n, 8), 256, 0, st>>>(dst, src, skey, list, n, D);
+    else sorted_rows_add_kernel<0><<<cdiv(n, 8), 256, 0, st>>>(dst, src, skey, list, n, D);
     CHECK_LAUNCH();
 }
 
@@ -143,12 +204,15 @@ __global__ void wpe_grad_kernel(float *dwpe, const float *dout, int B, int T, in
     dwpe[i] += s;
 }
 
-size_t cuda_encoder_scratch_ints(int BT, int V) { return (size_t)V + 1 + BT + cuda_rowsort_scratch_ints(V); }
+size_t cuda_encoder_scratch_bytes(int BT, int V) {
+    return align256(2 * (size_t)(BT > 0 ? BT : 1) * sizeof(int)) + cuda_rowsort_scratch_bytes(BT, V);
+}
 void cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int D,
-                           int V, int *iscratch) {
-    int BT = B * T, *start = iscratch, *list = start + V + 1, *rs = list + BT;
-    cuda_rowsort(start, list, tok, BT, V, rs);
-    cuda_row_gather_add(dwte, dout, start, list, V, D);
+                           int V, void *scratch) {
+    int BT = B * T, *skey = (int *)scratch, *list = skey + BT;
+    void *rs = (char *)scratch + align256(2 * (size_t)BT * sizeof(int));
+    cuda_rowsort(skey, list, tok, BT, V, rs);
+    cuda_sorted_rows_add(dwte, dout, skey, list, BT, D);
     if (dwpe) {
         wpe_grad_kernel<<<cdiv((long long)T * D, 256), 256, 0, rb_cuda_stream()>>>(dwpe, dout, B, T, D);
         CHECK_LAUNCH();
@@ -156,9 +220,62 @@ void cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const in
 }
 
 // ---- norms ------------------------------------------------------------------------------------
-// One warp per row; two passes (mean, then centred variance) as layernorm_forward.
+// One warp per row. D <= 32 * NJ: the row sits in registers (lane holds columns lane + 32 j), so it
+// is read once; larger D takes the generic kernels (rows re-read through L1).
+#define NORM_NJ_MAX 8      // register path up to D = 256
+#define NORM_BWD_ROWS 64   // rows per block of the fused backward (8 warps x 8 rows): one partial
 
-// mirrors layernorm_forward
+// mirrors layernorm_forward (mean != NULL) / rmsnorm_forward; if f != NULL the input row is
+// inp + f (the residual add of model.c, done here) and is also written to res.
+template <int NJ>
+__global__ void norm_forward_reg_kernel(float *out, float *mean, float *rstd, float *res, const float *inp,
+                                        const float *f, const float *w, const float *b, int N, int D) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= N) return;
+    const size_t o = (size_t)row * D;
+    float x[NJ];
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        int c = lane + 32 * j;
+        x[j] = 0.f;
+        if (c < D) {
+            float v = inp[o + c];
+            if (f) { v = v + f[o + c]; res[o + c] = v; }
+            x[j] = v;
+        }
+    }
+    if (mean) {
+        float s = 0.f;
+#pragma unroll
+        for (int j = 0; j < NJ; j++) s += x[j];
+        float m = warp_sum(s) / D, v = 0.f;
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+            if (lane + 32 * j < D) { float d = x[j] - m; v += d * d; }
+        v = warp_sum(v) / D;
+        float r = (float)(1.0 / sqrt((double)v + 1e-5));
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            int c = lane + 32 * j;
+            if (c < D) out[o + c] = (x[j] - m) * r * w[c] + b[c];
+        }
+        if (lane == 0) { mean[row] = m; rstd[row] = r; }
+    } else {
+        float s = 0.f;
+#pragma unroll
+        for (int j = 0; j < NJ; j++) s += x[j] * x[j];
+        s = warp_sum(s);
+        float r = (float)(1.0 / sqrt((double)s / D + 1e-5));
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            int c = lane + 32 * j;
+            if (c < D) out[o + c] = x[j] * r * w[c];
+        }
+        if (lane == 0) rstd[row] = r;
+    }
+}
+
+// mirrors layernorm_forward (generic D)
 __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
                                          const float *b, int N, int D) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
@@ -175,14 +292,7 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
     for (int c = lane; c < D; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
     if (lane == 0) { mean[row] = m; rstd[row] = r; }
 }
-void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-                            int N, int D) {
-    if (N <= 0) return;
-    layernorm_forward_kernel<<<cdiv(N, 8), 256, 0, rb_cuda_stream()>>>(out, mean, rstd, inp, w, b, N, D);
-    CHECK_LAUNCH();
-}
-
-// mirrors rmsnorm_forward
+// mirrors rmsnorm_forward (generic D)
 __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *inp, const float *w, int N, int D) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= N) return;
@@ -195,13 +305,111 @@ __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *inp
     for (int c = lane; c < D; c += 32) o[c] = x[c] * r * w[c];
     if (lane == 0) rstd[row] = r;
 }
-void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D) {
+
+static int norm_nj(int D) {
+    int nj = 1;
+    while (32 * nj < D) nj *= 2;
+    return nj <= NORM_NJ_MAX ? nj : 0;
+}
+// mean == NULL: rmsnorm. f != NULL: input = inp + f, written to res.
+static void norm_forward(float *out, float *mean, float *rstd, float *res, const float *inp, const float *f,
+                         const float *w, const float *b, int N, int D) {
     if (N <= 0) return;
-    rmsnorm_forward_kernel<<<cdiv(N, 8), 256, 0, rb_cuda_stream()>>>(out, rstd, inp, w, N, D);
+    cudaStream_t st = rb_cuda_stream();
+    dim3 g(cdiv(N, 8)), t(256);
+    switch (norm_nj(D)) {
+    case 1: norm_forward_reg_kernel<1><<<g, t, 0, st>>>(out, mean, rstd, res, inp, f, w, b, N, D); break;
+    case 2: norm_forward_reg_kernel<2><<<g, t, 0, st>>>(out, mean, rstd, res, inp, f, w, b, N, D); break;
+    case 4: norm_forward_reg_kernel<4><<<g, t, 0, st>>>(out, mean, rstd, res, inp, f, w, b, N, D); break;
+    case 8: norm_forward_reg_kernel<8><<<g, t, 0, st>>>(out, mean, rstd, res, inp, f, w, b, N, D); break;
+    default:
+        if (f) { cuda_add(res, inp, f, (size_t)N * D); inp = res; }
+        if (mean) layernorm_forward_kernel<<<g, t, 0, st>>>(out, mean, rstd, inp, w, b, N, D);
+        else rmsnorm_forward_kernel<<<g, t, 0, st>>>(out, rstd, inp, w, N, D);
+    }
     CHECK_LAUNCH();
 }
+void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                            int N, int D) {
+    norm_forward(out, mean, rstd, NULL, inp, NULL, w, b, N, D);
+}
+void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D) {
+    norm_forward(out, NULL, rstd, NULL, inp, NULL, w, NULL, N, D);
+}
+void cuda_layernorm_forward_add(float *res, float *out, float *mean, float *rstd, const float *x, const float *f,
+                                const float *w, const float *b, int N, int D) {
+    norm_forward(out, mean, rstd, res, x, f, w, b, N, D);
+}
+void cuda_rmsnorm_forward_add(float *res, float *out, float *rstd, const float *x, const float *f, const float *w,
+                              int N, int D) {
+    norm_forward(out, NULL, rstd, res, x, f, w, NULL, N, D);
+}
 
-// dinp rows of layernorm_backward (rms: mean NULL, the rmsnorm_backward formula)
+// Fused layernorm_backward / rmsnorm_backward (mean NULL) for D <= 32 NJ: one block per 64-row
+// chunk, warp wp takes rows r0 + wp + 8 i in i order: dinp rows += as the CPU formula, and per
+// column the chunk's sums of g (x - m) s (-> dw) and g (-> db), warps added in warp order.
+template <int NJ>
+__global__ void norm_backward_fused_kernel(float *dinp, float *pw, float *pb, const float *dout, const float *inp,
+                                           const float *w, const float *mean, const float *rstd, int N, int D) {
+    __shared__ float shw[8][32 * NJ], shb[8][32 * NJ];
+    int wp = threadIdx.x >> 5, lane = threadIdx.x & 31, chunk = blockIdx.x;
+    float wv[NJ], aw[NJ], ab[NJ];
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        int c = lane + 32 * j;
+        wv[j] = c < D ? w[c] : 0.f;
+        aw[j] = 0.f;
+        ab[j] = 0.f;
+    }
+    for (int i = 0; i < NORM_BWD_ROWS / 8; i++) {
+        int row = chunk * NORM_BWD_ROWS + wp + 8 * i;
+        if (row >= N) break;
+        const size_t o = (size_t)row * D;
+        float x[NJ], g[NJ];
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            int c = lane + 32 * j;
+            x[j] = c < D ? inp[o + c] : 0.f;
+            g[j] = c < D ? dout[o + c] : 0.f;
+        }
+        float s = rstd[row];
+        if (mean) {
+            float m = mean[row], a = 0.f, bs = 0.f;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) { float wg = wv[j] * g[j]; a += wg; bs += wg * (x[j] - m); }
+            float dnm = warp_sum(a) / D, dnxm = warp_sum(bs) * s / D;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) {
+                int c = lane + 32 * j;
+                if (c < D) dinp[o + c] += (wv[j] * g[j] - dnm - (x[j] - m) * s * dnxm) * s;
+                aw[j] += g[j] * (x[j] - m) * s;
+                ab[j] += g[j];
+            }
+        } else {
+            float a = 0.f;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) a += wv[j] * g[j] * x[j];
+            float dot = warp_sum(a) * s * s * s / D;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) {
+                int c = lane + 32 * j;
+                if (c < D) dinp[o + c] += wv[j] * g[j] * s - x[j] * dot;
+                aw[j] += g[j] * x[j] * s;
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < NJ; j++) { shw[wp][lane + 32 * j] = aw[j]; shb[wp][lane + 32 * j] = ab[j]; }
+    __syncthreads();
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+        float sw = 0.f, sb = 0.f;
+        for (int k = 0; k < 8; k++) { sw += shw[k][c]; sb += shb[k][c]; }
+        pw[(size_t)chunk * D + c] = sw;
+        if (pb) pb[(size_t)chunk * D + c] = sb;
+    }
+}
+
+// dinp rows of layernorm_backward (rms: mean NULL, the rmsnorm_backward formula), generic D
 __global__ void norm_backward_dinp_kernel(float *dinp, const float *dout, const float *inp, const float *w,
                                           const float *mean, const float *rstd, int N, int D) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
@@ -221,12 +429,12 @@ __global__ void norm_backward_dinp_kernel(float *dinp, const float *dout, const 
     }
 }
 
-// Per 256-row chunk and column: sum g (x - m) s and sum g (rms: m = 0, no bias part).
+// Per 64-row chunk and column: sum g (x - m) s and sum g (rms: m = 0, no bias part), generic D
 __global__ void norm_wgrad_partial_kernel(float *pw, float *pb, const float *dout, const float *inp,
                                           const float *mean, const float *rstd, int N, int D) {
     int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
     if (c >= D) return;
-    int r0 = chunk * ROWS_CHUNK, r1 = min(N, r0 + ROWS_CHUNK);
+    int r0 = chunk * NORM_BWD_ROWS, r1 = min(N, r0 + NORM_BWD_ROWS);
     float sw = 0.f, sb = 0.f;
     for (int r = r0; r < r1; r++) {
         float g = dout[(size_t)r * D + c], m = mean ? mean[r] : 0.f;
@@ -236,31 +444,55 @@ __global__ void norm_wgrad_partial_kernel(float *pw, float *pb, const float *dou
     pw[(size_t)chunk * D + c] = sw;
     if (pb) pb[(size_t)chunk * D + c] = sb;
 }
-// out[c] += sum over chunks in chunk order
-__global__ void chunk_final_kernel(float *out, const float *part, int nchunk, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
+
+// out[c] += sum over the nchunk partials part[k * C + c] (k < nchunk): 32 columns x 32 chunk lanes
+// per block; lane ty sums chunks ty, ty + 32, ... in order, then the 32 lane sums in lane order.
+// Two outputs per launch (blockIdx.y: 0 -> out0/part0, 1 -> out1/part1).
+__global__ void chunk_final_kernel(float *out0, const float *part0, float *out1, const float *part1, int nchunk,
+                                   int C) {
+    __shared__ float sh[32][33];
+    float *out = blockIdx.y ? out1 : out0;
+    const float *part = blockIdx.y ? part1 : part0;
+    int tx = threadIdx.x & 31, ty = threadIdx.x >> 5, c = blockIdx.x * 32 + tx;
     float s = 0.f;
-    for (int k = 0; k < nchunk; k++) s += part[(size_t)k * C + c];
-    out[c] += s;
+    if (c < C)
+        for (int k = ty; k < nchunk; k += 32) s += part[(size_t)k * C + c];
+    sh[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        float t = 0.f;
+        for (int k = 0; k < 32; k++) t += sh[k][tx];
+        out[c] += t;
+    }
+}
+static void chunk_final(float *out0, const float *part0, float *out1, const float *part1, int nchunk, int C) {
+    dim3 grid(cdiv(C, 32), out1 ? 2 : 1);
+    chunk_final_kernel<<<grid, 1024, 0, rb_cuda_stream()>>>(out0, part0, out1, part1, nchunk, C);
+    CHECK_LAUNCH();
 }
 
-size_t cuda_norm_scratch(int N, int D) { return 2 * (size_t)cdiv(N > 0 ? N : 1, ROWS_CHUNK) * D; }
+size_t cuda_norm_scratch(int N, int D) { return 2 * (size_t)cdiv(N > 0 ? N : 1, NORM_BWD_ROWS) * D; }
 
 static void norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                           const float *mean, const float *rstd, int N, int D, float *scratch) {
     if (N <= 0) return;
     cudaStream_t st = rb_cuda_stream();
-    norm_backward_dinp_kernel<<<cdiv(N, 8), 256, 0, st>>>(dinp, dout, inp, w, mean, rstd, N, D);
-    CHECK_LAUNCH();
-    int nch = cdiv(N, ROWS_CHUNK);
+    int nch = cdiv(N, NORM_BWD_ROWS);
     float *pw = scratch, *pb = db ? scratch + (size_t)nch * D : NULL;
-    dim3 grid(cdiv(D, 128), nch);
-    norm_wgrad_partial_kernel<<<grid, 128, 0, st>>>(pw, pb, dout, inp, mean, rstd, N, D);
+    switch (norm_nj(D)) {
+    case 1: norm_backward_fused_kernel<1><<<nch, 256, 0, st>>>(dinp, pw, pb, dout, inp, w, mean, rstd, N, D); break;
+    case 2: norm_backward_fused_kernel<2><<<nch, 256, 0, st>>>(dinp, pw, pb, dout, inp, w, mean, rstd, N, D); break;
+    case 4: norm_backward_fused_kernel<4><<<nch, 256, 0, st>>>(dinp, pw, pb, dout, inp, w, mean, rstd, N, D); break;
+    case 8: norm_backward_fused_kernel<8><<<nch, 256, 0, st>>>(dinp, pw, pb, dout, inp, w, mean, rstd, N, D); break;
+    default: {
+        norm_backward_dinp_kernel<<<cdiv(N, 8), 256, 0, st>>>(dinp, dout, inp, w, mean, rstd, N, D);
+        CHECK_LAUNCH();
+        dim3 grid(cdiv(D, 128), nch);
+        norm_wgrad_partial_kernel<<<grid, 128, 0, st>>>(pw, pb, dout, inp, mean, rstd, N, D);
+    }
+    }
     CHECK_LAUNCH();
-    chunk_final_kernel<<<cdiv(D, 128), 128, 0, st>>>(dw, pw, nch, D);
-    CHECK_LAUNCH();
-    if (db) { chunk_final_kernel<<<cdiv(D, 128), 128, 0, st>>>(db, pb, nch, D); CHECK_LAUNCH(); }
+    chunk_final(dw, pw, db, pb, nch, D);
 }
 void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                              const float *mean, const float *rstd, int N, int D, float *scratch) {
@@ -355,9 +587,58 @@ __global__ void ce_fused_kernel(float *logits, float *losses, const int32_t *tgt
     }
 }
 
+// The same with the row cached in shared memory (V * 4 bytes <= CE_SMEM_MAX): the logits are read
+// from memory once, not three times. VEC: float4 loads (V % 4 == 0).
+#define CE_SMEM_MAX (48 * 1024)
+template <int VEC>
+__global__ void ce_fused_smem_kernel(float *logits, float *losses, const int32_t *tgt, const float *inv_p, int V,
+                                     int want_grad) {
+    extern __shared__ float zs[];
+    __shared__ float sh[32];
+    int n = blockIdx.x;
+    float *z = logits + (size_t)n * V;
+    float mx = -INFINITY;
+    if (VEC) {
+        const float4 *z4 = (const float4 *)z;
+        float4 *s4 = (float4 *)zs;
+        for (int v = threadIdx.x; v < V / 4; v += blockDim.x) {
+            float4 a = z4[v];
+            s4[v] = a;
+            mx = fmaxf(mx, fmaxf(fmaxf(a.x, a.y), fmaxf(a.z, a.w)));
+        }
+    } else {
+        for (int v = threadIdx.x; v < V; v += blockDim.x) { float a = z[v]; zs[v] = a; mx = fmaxf(mx, a); }
+    }
+    mx = block_max(mx, sh);  // its __syncthreads also publishes zs
+    float s = 0.f;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(zs[v] - mx);
+    s = block_sum(s, sh);
+    int t = tgt[n];
+    if (threadIdx.x == 0) losses[n] = t >= 0 ? (float)(log((double)s) - (double)(zs[t] - mx)) : 0.f;
+    if (!want_grad) return;
+    float scale = t >= 0 ? *inv_p / s : 0.f, inv = *inv_p;
+    if (VEC) {
+        float4 *z4 = (float4 *)z;
+        for (int v = threadIdx.x; v < V / 4; v += blockDim.x) {
+            float d[4];
+            for (int q = 0; q < 4; q++) {
+                int u = 4 * v + q;
+                d[q] = t >= 0 ? expf(zs[u] - mx) * scale : 0.f;
+                if (u == t) d[q] -= inv;
+            }
+            z4[v] = make_float4(d[0], d[1], d[2], d[3]);
+        }
+    } else {
+        for (int v = threadIdx.x; v < V; v += blockDim.x) {
+            float d = t >= 0 ? expf(zs[v] - mx) * scale : 0.f;
+            z[v] = v == t ? d - inv : d;
+        }
+    }
+}
+
 // mean over valid rows in row order (thread-strided double partials, then a fixed tree)
 __global__ void ce_mean_kernel(double *out, const float *losses, const int32_t *tgt, const int *cnt, int N) {
-    __shared__ double sh[256];
+    __shared__ double sh[1024];
     double s = 0;
     for (int i = threadIdx.x; i < N; i += blockDim.x)
         if (tgt[i] >= 0) s += losses[i];
@@ -376,14 +657,21 @@ void cuda_crossentropy_fused(float *logits, float *losses, double *loss_dev, con
     cudaStream_t st = rb_cuda_stream();
     float *inv = (float *)dscratch;
     int *cnt = (int *)((char *)dscratch + 8);
-    ce_count_kernel<<<1, 256, 0, st>>>(inv, cnt, tgt, N);
+    ce_count_kernel<<<1, 1024, 0, st>>>(inv, cnt, tgt, N);
     CHECK_LAUNCH();
     if (N > 0) {
         int th = V >= 1024 ? 512 : V >= 256 ? 256 : 64;
-        ce_fused_kernel<<<N, th, 0, st>>>(logits, losses, tgt, inv, V, want_grad);
+        size_t smem = (size_t)V * sizeof(float);
+        if (smem <= CE_SMEM_MAX) {
+            if (V % 4 == 0 && ((uintptr_t)logits & 15) == 0)
+                ce_fused_smem_kernel<1><<<N, th, smem, st>>>(logits, losses, tgt, inv, V, want_grad);
+            else ce_fused_smem_kernel<0><<<N, th, smem, st>>>(logits, losses, tgt, inv, V, want_grad);
+        } else {
+            ce_fused_kernel<<<N, th, 0, st>>>(logits, losses, tgt, inv, V, want_grad);
+        }
         CHECK_LAUNCH();
     }
-    ce_mean_kernel<<<1, 256, 0, st>>>(loss_dev, losses, tgt, cnt, N);
+    ce_mean_kernel<<<1, 1024, 0, st>>>(loss_dev, losses, tgt, cnt, N);
     CHECK_LAUNCH();
 }
 
@@ -394,7 +682,9 @@ __global__ void shortconv_forward_kernel(float *out, const float *inp, const flo
                                          int D, int K) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)BT * D) return;
-    int bt = (int)(i / D), c = (int)(i % D), t = bt % T;
+    int bt, c;
+    rb_divmod(i, D, bt, c);
+    int t = bt % T;
     float o = b[c];
     for (int j = 0; j < K; j++) {
         int s = t - (K - 1) + j;
@@ -408,18 +698,23 @@ void cuda_shortconv_forward(float *out, const float *inp, const float *w, const 
     CHECK_LAUNCH();
 }
 
-// dinp half of shortconv_backward: input s feeds outputs t = s + (K-1) - j
-__global__ void shortconv_backward_dinp_kernel(float *dinp, const float *dout, const float *w, int BT, int T, int D,
-                                               int K) {
+// dinp half of shortconv_backward: input s feeds outputs t = s + (K-1) - j; skip (may be NULL) is
+// added to dinp first (conv.cu's "+ u" skip: dinp = (dinp + skip) + taps, the CPU's order)
+__global__ void shortconv_backward_dinp_kernel(float *dinp, const float *dout, const float *skip, const float *w,
+                                               int BT, int T, int D, int K) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)BT * D) return;
-    int bs = (int)(i / D), c = (int)(i % D), s = bs % T;
+    int bs, c;
+    rb_divmod(i, D, bs, c);
+    int s = bs % T;
     float acc = 0.f;
     for (int j = 0; j < K; j++) {
         int t = s + (K - 1) - j;
         if (t < T) acc += w[c * K + j] * dout[(size_t)(bs - s + t) * D + c];
     }
-    dinp[i] += acc;
+    float d0 = dinp[i];
+    if (skip) d0 += skip[i];
+    dinp[i] = d0 + acc;
 }
 // kernel/bias half: per 256-row chunk and channel, the K tap sums and the bias sum;
 // part layout [chunk][K+1][D] (tap j at j, bias at K)
@@ -455,25 +750,91 @@ __global__ void shortconv_wgrad_partial_kernel(float *part, const float *dout, c
         }
     }
 }
-__global__ void shortconv_wgrad_final_kernel(float *dw, float *db, const float *part, int nchunk, int D, int K) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;  // i = j * D + c
-    if (i >= (K + 1) * D) return;
-    int j = i / D, c = i % D;
-    float s = 0.f;
-    for (int k = 0; k < nchunk; k++) s += part[(size_t)k * (K + 1) * D + i];
-    if (j == K) db[c] += s;
-    else dw[(size_t)c * K + j] += s;
+// The same for a compile-time K, the fast path: one block per (32-channel tile, SC_ROWS-row chunk),
+// warp wp takes the contiguous rows r0 + 16 wp .. + 15 in row order (its inputs' previous rows are
+// L1 hits), then the 8 warp sums are added in warp order. part layout [chunk][K+1][D].
+#define SC_ROWS 128
+template <int K>
+__global__ void shortconv_wgrad_partial_k_kernel(float *part, const float *dout, const float *inp, int BT, int T,
+                                                 int D) {
+    __shared__ float sh[8][K + 1][32];
+    int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, c = blockIdx.x * 32 + lane, chunk = blockIdx.y;
+    float acc[K + 1];
+#pragma unroll
+    for (int j = 0; j <= K; j++) acc[j] = 0.f;
+    if (c < D) {
+        int r0 = chunk * SC_ROWS + wp * (SC_ROWS / 8), r1 = min(BT, r0 + SC_ROWS / 8);
+        for (int bt = r0; bt < r1; bt++) {
+            int t = bt % T;
+            float g = dout[(size_t)bt * D + c];
+            acc[K] += g;
+#pragma unroll
+            for (int j = 0; j < K; j++) {
+                int sft = t - (K - 1) + j;
+                if (sft >= 0) acc[j] += g * inp[(size_t)(bt - (K - 1) + j) * D + c];
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j <= K; j++) sh[wp][j][lane] = acc[j];
+    __syncthreads();
+    if (threadIdx.x < (K + 1) * 32) {
+        int j = threadIdx.x >> 5, l = threadIdx.x & 31, cc = blockIdx.x * 32 + l;
+        if (cc < D) {
+            float s = 0.f;
+            for (int k = 0; k < 8; k++) s += sh[k][j][l];
+            part[((size_t)chunk * (K + 1) + j) * D + cc] = s;
+        }
+    }
 }
-size_t cuda_shortconv_scratch(int BT, int D, int K) { return (size_t)cdiv(BT > 0 ? BT : 1, ROWS_CHUNK) * (K + 1) * D; }
+
+// dw, db += the chunk partials (i = j * D + c), chunks summed as chunk_final_kernel: 32 outputs x 32
+// chunk lanes per block, each lane its chunks in order, then the lanes in order.
+__global__ void shortconv_wgrad_final_kernel(float *dw, float *db, const float *part, int nchunk, int D, int K) {
+    __shared__ float sh[32][33];
+    int tx = threadIdx.x & 31, ty = threadIdx.x >> 5, i = blockIdx.x * 32 + tx, n = (K + 1) * D;
+    float s = 0.f;
+    if (i < n)
+        for (int k = ty; k < nchunk; k += 32) s += part[(size_t)k * n + i];
+    sh[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && i < n) {
+        float t = 0.f;
+        for (int k = 0; k < 32; k++) t += sh[k][tx];
+        int j = i / D, c = i % D;
+        if (j == K) db[c] += t;
+        else dw[(size_t)c * K + j] += t;
+    }
+}
+size_t cuda_shortconv_scratch(int BT, int D, int K) {
+    return (size_t)cdiv(BT > 0 ? BT : 1, SC_ROWS < ROWS_CHUNK ? SC_ROWS : ROWS_CHUNK) * (K + 1) * D;
+}
+void cuda_shortconv_backward_skip(float *dinp, float *dw, float *db, const float *dout, const float *skip,
+                                  const float *inp, const float *w, int B, int T, int D, int K, float *scratch) {
+    cudaStream_t st = rb_cuda_stream();
+    int BT = B * T, nch;
+    if (BT <= 0) return;
+    shortconv_backward_dinp_kernel<<<cdiv((long long)BT * D, 256), 256, 0, st>>>(dinp, dout, skip, w, BT, T, D, K);
+    CHECK_LAUNCH();
+    if (K >= 1 && K <= 4) {
+        nch = cdiv(BT, SC_ROWS);
+        dim3 grid(cdiv(D, 32), nch);
+        switch (K) {
+        case 1: shortconv_wgrad_partial_k_kernel<1><<<grid, 256, 0, st>>>(scratch, dout, inp, BT, T, D); break;
+        case 2: shortconv_wgrad_partial_k_kernel<2><<<grid, 256, 0, st>>>(scratch, dout, inp, BT, T, D); break;
+        case 3: shortconv_wgrad_partial_k_kernel<3><<<grid, 256, 0, st>>>(scratch, dout, inp, BT, T, D); break;
+        default: shortconv_wgrad_partial_k_kernel<4><<<grid, 256, 0, st>>>(scratch, dout, inp, BT, T, D); break;
+        }
+    } else {
+        nch = cdiv(BT, ROWS_CHUNK);
+        dim3 grid(cdiv(D, 128), nch);
+        shortconv_wgrad_partial_kernel<<<grid, 128, 0, st>>>(scratch, dout, inp, BT, T, D, K);
+    }
+    CHECK_LAUNCH();
+    shortconv_wgrad_final_kernel<<<cdiv((long long)(K + 1) * D, 32), 1024, 0, st>>>(dw, db, scratch, nch, D, K);
+    CHECK_LAUNCH();
+}
 void cuda_shortconv_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                              int B, int T, int D, int K, float *scratch) {
-    cudaStream_t st = rb_cuda_stream();
-    int BT = B * T, nch = cdiv(BT, ROWS_CHUNK);
-    shortconv_backward_dinp_kernel<<<cdiv((long long)BT * D, 256), 256, 0, st>>>(dinp, dout, w, BT, T, D, K);
-    CHECK_LAUNCH();
-    dim3 grid(cdiv(D, 128), nch);
-    shortconv_wgrad_partial_kernel<<<grid, 128, 0, st>>>(scratch, dout, inp, BT, T, D, K);
-    CHECK_LAUNCH();
-    shortconv_wgrad_final_kernel<<<cdiv((long long)(K + 1) * D, 128), 128, 0, st>>>(dw, db, scratch, nch, D, K);
-    CHECK_LAUNCH();
+    cuda_shortconv_backward_skip(dinp, dw, db, dout, NULL, inp, w, B, T, D, K, scratch);
 }

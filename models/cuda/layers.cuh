@@ -6,6 +6,18 @@
 #pragma once
 #ifdef __CUDACC__
 #include "common.cuh"
+// i = q D + r for an element index: 32-bit division when i fits (64-bit division is a long
+// instruction sequence that makes the elementwise kernels compute-bound)
+__device__ __forceinline__ void rb_divmod(size_t i, int D, int &q, int &r) {
+    if (i <= 0xffffffffu) {
+        unsigned u = (unsigned)i, d = (unsigned)D, qq = u / d;
+        q = (int)qq;
+        r = (int)(u - qq * d);
+    } else {
+        q = (int)(i / D);
+        r = (int)(i % D);
+    }
+}
 #else
 #include <stddef.h>
 #include <stdint.h>
@@ -29,29 +41,35 @@ void cuda_encoder_forward(float *out, const int32_t *tok, const float *wte, cons
 void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                             int N, int D);
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D);
+// The residual add fused into the next norm: res [N,D] = x + f, then the norm of res as above.
+void cuda_layernorm_forward_add(float *res, float *out, float *mean, float *rstd, const float *x, const float *f,
+                                const float *w, const float *b, int N, int D);
+void cuda_rmsnorm_forward_add(float *res, float *out, float *rstd, const float *x, const float *f, const float *w,
+                              int N, int D);
 // depthwise causal short convolution, as shortconv_forward: w [D,K], b [D].
 void cuda_shortconv_forward(float *out, const float *inp, const float *w, const float *b, int B, int T, int D, int K);
 
 // ---- row sort + gather: the deterministic scatter-add (no float atomics) ----------------------
-// Stable counting sort of n keys in [0, R): list [n] holds 0..n-1 grouped by key, increasing index
-// within a key; start [R+1] the group boundaries. iscratch: cuda_rowsort_scratch_ints(R) ints.
-size_t cuda_rowsort_scratch_ints(int R);
-void cuda_rowsort(int *start, int *list, const int32_t *key, int n, int R, int *iscratch);
-// dst[r, :] += sum over the group of r (in list order) of src[list[k], :]; rows without members
-// are left untouched. dst [R,D], src [n,D].
-void cuda_row_gather_add(float *dst, const float *src, const int *start, const int *list, int R, int D);
+// Stable device radix sort (CUB) of n keys in [0, R): skey [n] the sorted keys, list [n] the
+// indices 0..n-1 in that order (increasing index within a key). scratch: at least
+// cuda_rowsort_scratch_bytes(n, R) bytes of device memory, allocated once (create()).
+size_t cuda_rowsort_scratch_bytes(int n, int R);
+void cuda_rowsort(int *skey, int *list, const int32_t *key, int n, int R, void *scratch);
+// dst[r, :] += sum over the run of key r (in list order) of src[list[k], :]; rows without members
+// are left untouched. dst [R,D], src [n,D]; work proportional to n, not R.
+void cuda_sorted_rows_add(float *dst, const float *src, const int *skey, const int *list, int n, int D);
 
 // ---- embedding backward (encoder_backward) ---------------------------------------------------
 // dwte [V,D] += , dwpe [T,D] += (if not NULL); dout [B,T,D], tok [B,T] on the device. Each vocab row
-// sums the positions holding its token in position order (a device counting sort, then a gather).
-// iscratch: cuda_encoder_scratch_ints(B*T, V) ints.
-size_t cuda_encoder_scratch_ints(int BT, int V);
+// sums the positions holding its token in position order (a device radix sort, then a gather).
+// scratch: cuda_encoder_scratch_bytes(B*T, V) bytes.
+size_t cuda_encoder_scratch_bytes(int BT, int V);
 void cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int D,
-                           int V, int *iscratch);
+                           int V, void *scratch);
 
 // ---- norm backward (layernorm_backward / rmsnorm_backward) -----------------------------------
 // dinp [N,D] += ; dw, db [D] += (db absent for rms). The weight grads are column sums over rows in
-// fixed 256-row chunks; scratch: cuda_norm_scratch(N, D) floats.
+// fixed 64-row chunks; scratch: cuda_norm_scratch(N, D) floats.
 size_t cuda_norm_scratch(int N, int D);
 void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                              const float *mean, const float *rstd, int N, int D, float *scratch);
@@ -80,17 +98,24 @@ void cuda_crossentropy_fused(float *logits, float *losses, double *loss_dev, con
                              int want_grad, void *dscratch);
 
 // ---- shortconv backward (shortconv_backward) -------------------------------------------------
-// dinp [B,T,D] += ; dw [D,K] += ; db [D] += (fixed 256-row chunks); scratch:
+// dinp [B,T,D] += ; dw [D,K] += ; db [D] += (fixed 128-row chunks); scratch:
 // cuda_shortconv_scratch(B*T, D, K) floats.
 size_t cuda_shortconv_scratch(int BT, int D, int K);
 void cuda_shortconv_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                              int B, int T, int D, int K, float *scratch);
+// The same with dinp = (dinp + skip) + the shortconv's input gradient (skip [B,T,D]; NULL: none).
+void cuda_shortconv_backward_skip(float *dinp, float *dw, float *db, const float *dout, const float *skip,
+                                  const float *inp, const float *w, int B, int T, int D, int K, float *scratch);
 
 // ---- elementwise helpers of the shell and mixers ----------------------------------------------
 // y [n] = a + b
 void cuda_add(float *y, const float *a, const float *b, size_t n);
 // out [npos,D] = x[pos[i], :]
 void cuda_gather_rows(float *out, const float *x, const int32_t *pos, int npos, int D);
+// out [npos,D] = x[pos[i], :] + f[pos[i], :] (the last residual add, only where the head reads it)
+void cuda_gather_add_rows(float *out, const float *x, const float *f, const int32_t *pos, int npos, int D);
+// rb_colsum_scratch (common.cuh) for C callers (tests)
+size_t cuda_colsum_scratch(int R, int C);
 
 // ---- optimizer (models/cuda/optim.cu, mirroring models/optim.c) -------------------------------
 // Hyper-parameters as the device reads them (staged by the caller, e.g. from pinned host memory

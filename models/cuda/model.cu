@@ -36,7 +36,7 @@ struct CudaModel {
     float *xg, *hf, *dhf, *dxg, *fmean, *frstd;  // head [NPmax, D] x4, [NPmax] x2
     float *logits, *losses;                      // [NPmax, V] (dlogits in place), [NPmax]
     float *fscratch;                             // column-sum / norm partials
-    int *iscratch;                               // counting sorts
+    int *iscratch;                               // radix sorts (bytes: see create)
     void *ce_scratch;
     double *gn_part;
     float *scal;
@@ -154,8 +154,11 @@ extern "C" CudaModel *cuda_model_create(const Model *hm, int Bmax, int Tmax, cha
     size_t fs = cuda_norm_scratch((int)BT, (int)D);
     if (c->mlp && rb_colsum_scratch((int)BT, (int)Hd) > fs) fs = rb_colsum_scratch((int)BT, (int)Hd);
     A(d->fscratch, fs);
-    size_t is = cuda_encoder_scratch_ints((int)BT, (int)V), is2 = BT + 1 + NP + cuda_rowsort_scratch_ints((int)BT);
-    if (!(d->iscratch = (int *)rb_cuda_alloc_bytes((is > is2 ? is : is2) * sizeof(int)))) fail = 1;
+    // one sort scratch for both sorts (they never overlap): the tokens' (encoder backward) and the
+    // scored positions' (head scatter; keys < Bmax*Tmax, sorted on that key range at every B, T)
+    size_t is = cuda_encoder_scratch_bytes((int)BT, (int)V);
+    size_t is2 = 2 * NP * sizeof(int) + 256 + cuda_rowsort_scratch_bytes((int)NP, (int)BT);
+    if (!(d->iscratch = (int *)rb_cuda_alloc_bytes(is > is2 ? is : is2))) fail = 1;
     if (!(d->ce_scratch = rb_cuda_alloc_bytes(cuda_ce_scratch_bytes()))) fail = 1;
     if (!(d->gn_part = (double *)rb_cuda_alloc_bytes(cuda_gradnorm_scratch(d->P) * sizeof(double)))) fail = 1;
     A(d->scal, 16);
@@ -215,26 +218,37 @@ static void norm_bwd(CudaModel *d, float *dinp, float *dw, float *db, const floa
     else cuda_rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, d->D, d->fscratch);
 }
 
-// model_forward up to the logits (inputs already on the device)
+// model_forward up to the logits (inputs already on the device). The residual add after each
+// sub-layer is fused into the next norm (resid[j+1] = resid[j] + fout written by that norm), and the
+// last one is done only at the head's gathered rows: resid[nsub] is never materialised.
 static void enq_forward(CudaModel *d, int B, int T, int npos) {
     const int D = d->D, BT = B * T;
     const size_t n = (size_t)BT * D;
     cudaStream_t st = rb_cuda_stream();
     cuda_encoder_forward(d->resid[0], d->tok, d->wte, d->wpe, B, T, D);
+    const float *px = NULL, *pf = NULL;  // resid[j] = px + pf, not yet written
     for (int j = 0; j < d->nsub; j++) {
         DevSub *s = &d->sub[j];
         float *x = d->resid[j], *y = d->resid[j + 1];
-        norm_fwd(d, d->nrm[j], s->mean, s->rstd, x, s->nw, s->nb, BT);
+        if (pf) {
+            if (d->cfg.norm == NORM_LAYER)
+                cuda_layernorm_forward_add(x, d->nrm[j], s->mean, s->rstd, px, pf, s->nw, s->nb, BT, D);
+            else cuda_rmsnorm_forward_add(x, d->nrm[j], s->rstd, px, pf, s->nw, BT, D);
+            px = pf = NULL;
+        } else {
+            norm_fwd(d, d->nrm[j], s->mean, s->rstd, x, s->nw, s->nb, BT);
+        }
         if (s->s.kind == 0) {
             if (d->cfg.zero_mixer) { CHECK_CUDA(cudaMemcpyAsync(y, x, n * 4, cudaMemcpyDeviceToDevice, st)); continue; }
             d->mops[s->s.layer]->forward(&d->mix[s->s.layer], s->pp, d->fout, d->nrm[j], B, T);
         } else {
             cuda_mlp_forward(d->fout, s->h, s->a, d->nrm[j], s->pp[0], s->pp[1], s->pp[2], s->pp[3], BT, D, 4 * D);
         }
-        cuda_add(y, x, d->fout, n);
+        px = x; pf = d->fout;
     }
     if (npos == 0) return;
-    cuda_gather_rows(d->xg, d->resid[d->nsub], d->pos, npos, D);
+    if (pf) cuda_gather_add_rows(d->xg, px, pf, d->pos, npos, D);
+    else cuda_gather_rows(d->xg, d->resid[d->nsub], d->pos, npos, D);
     norm_fwd(d, d->hf, d->fmean, d->frstd, d->xg, d->nfw, d->nfb, npos);
     rb_cuda_matmul(d->logits, d->hf, d->wte, npos, d->V, D, 0, 1, 0.f);
 }
@@ -256,9 +270,10 @@ static void enq_backward(CudaModel *d, int B, int T, int np) {
         CHECK_CUDA(cudaMemsetAsync(d->dxg, 0, (size_t)np * D * 4, st));
         norm_bwd(d, d->dxg, d->dnfw, d->dnfb, d->dhf, d->xg, d->nfw, d->fmean, d->frstd, np);
         // positions may repeat: sort them, then each residual row sums its positions in order
-        int *start = d->iscratch, *list = start + BT + 1, *rs = list + np;
-        cuda_rowsort(start, list, d->pos, np, BT, rs);
-        cuda_row_gather_add(d->dres, d->dxg, start, list, BT, D);
+        int *skey = d->iscratch, *list = skey + np;
+        void *rs = (char *)d->iscratch + ((2 * (size_t)np * sizeof(int) + 255) & ~(size_t)255);
+        cuda_rowsort(skey, list, d->pos, np, d->Bmax * d->Tmax, rs);
+        cuda_sorted_rows_add(d->dres, d->dxg, skey, list, np, D);
     }
     for (int j = d->nsub - 1; j >= 0; j--) {
         DevSub *s = &d->sub[j];

@@ -19,11 +19,21 @@ __global__ void sumsq_chunk_kernel(double *part, const float *g, size_t P) {
     }
     if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
 }
-// grad_sumsq's final loop: chunk sums added in chunk order (one thread: a few hundred adds)
+// grad_sumsq's final loop: chunk sums added in chunk order by one thread, from shared memory tiles
+// that the whole block loads (the serial adds then wait on no memory round trips)
 __global__ void sumsq_final_kernel(double *norm, const double *part, long nch) {
+    __shared__ double sh[1024];
     double t = 0;
-    for (long c = 0; c < nch; c++) t += part[c];
-    *norm = sqrt(t);
+    for (long c0 = 0; c0 < nch; c0 += 1024) {
+        long m = nch - c0 < 1024 ? nch - c0 : 1024;
+        if (threadIdx.x < m) sh[threadIdx.x] = part[c0 + threadIdx.x];
+        __syncthreads();
+        if (threadIdx.x == 0)
+#pragma unroll 8
+            for (long c = 0; c < m; c++) t += sh[c];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *norm = sqrt(t);
 }
 
 size_t cuda_gradnorm_scratch(size_t P) { return P / SQ_CHUNK + 1; }
@@ -31,7 +41,7 @@ void cuda_grad_norm(double *norm_dev, const float *g, size_t P, double *part) {
     long nch = (long)((P + SQ_CHUNK - 1) / SQ_CHUNK);
     cudaStream_t st = rb_cuda_stream();
     if (nch > 0) { sumsq_chunk_kernel<<<nch, 256, 0, st>>>(part, g, P); CHECK_LAUNCH(); }
-    sumsq_final_kernel<<<1, 1, 0, st>>>(norm_dev, part, nch);
+    sumsq_final_kernel<<<1, 1024, 0, st>>>(norm_dev, part, nch);
     CHECK_LAUNCH();
 }
 
