@@ -846,7 +846,8 @@ int cmd_sweep(int argc, char **argv) {
             if (disk_full(db, logdir)) {
                 stopping = 1;
                 nfull = 1;
-                if (!from_retry) next--;
+                if (from_retry) retry[nretry++] = ri;  // not run: counted below
+                else next--;
                 break;
             }
             char logpath[1200];
@@ -966,11 +967,11 @@ int cmd_sweep(int argc, char **argv) {
             // which retries would only repeat.
             int all_bad = 1;
             for (int g = 0; g < nslot_gpu; g++) all_bad &= streak[g] >= GPU_BAD_STREAK;
+            // A killed worker leaves its row 'running': marked 'interrupted' now (a retry's claim replaces it,
+            // so the config ends with one row).
+            if (died && store_mark_stale(st) < 0)
+                fprintf(stderr, "sweep: cannot mark the dead worker's run interrupted: %s\n", store_errmsg(st));
             if (retryable && !all_bad && attempts[x->run] < SWEEP_ATTEMPTS) {
-                // Its row (left 'running' by a killed worker) is marked 'interrupted' now; the retry's claim
-                // replaces it, so the config ends with one row.
-                if (died && store_mark_stale(st) < 0)
-                    fprintf(stderr, "sweep: cannot mark the dead worker's run interrupted: %s\n", store_errmsg(st));
                 failed_gi[(size_t)x->run * SWEEP_ATTEMPTS + (size_t)attempts[x->run] - 1] = (short)x->gi;
                 retry[nretry++] = x->run;
                 nretried++;
@@ -1034,7 +1035,7 @@ int cmd_sweep(int argc, char **argv) {
     if (tty) fputs("\r\033[K", stderr);
     char el[32];
     fmt_dur(now_seconds() - t0, el, sizeof el);
-    int notrun = npend - next;
+    int notrun = npend - next + nretry;
     if (!nfull && nfail && disk_full(db, logdir)) nfull = 1;
     fprintf(stderr, "sweep %s: %d ok, %d diverged, %d failed, %d skipped (finished before)%s, %d run by another process,"
                     " %d not run; %s elapsed; database %s\n",
