@@ -413,7 +413,7 @@ static void grid_status(Store *st, const SweepRun *r, int n, int *status) {
 
 typedef struct {
     pid_t pid;
-    int fd, run, gpu, eof, reaped, wstatus;
+    int fd, run, gpu, gi, attempt, eof, reaped, wstatus;  // gi: index into the --gpus list (0 without GPUs)
     double t0;
     char out[8192];
     size_t outn;
@@ -517,19 +517,21 @@ static void usage(FILE *f) {
             "Expands the grid of SPEC.ini, skips configs already finished in the database (same config hash),\n"
             "and trains the rest in worker processes (`recallbench train ... --db PATH --json`). Safe to kill and\n"
             "rerun: finished runs are kept and skipped, interrupted ones are redone.\n"
-            "  -j, --jobs N       worker processes (default 1; with --backend cuda: one per --gpus entry)\n"
+            "  -j, --jobs N       worker processes (default 1; with --backend cuda: one per --gpus entry;\n"
+            "                     -j 16 --gpus 0,...,7 runs two workers on each of the 8 GPUs)\n"
             "  --db PATH          results database (default: the spec's [sweep] db, else %s);\n"
             "                     its directory is created if missing\n"
             "  --backend B        cpu | cuda: overrides the spec's backend for every run (part of the hash)\n"
-            "  --gpus LIST        GPUs for --backend cuda (default 0); worker i gets CUDA_VISIBLE_DEVICES =\n"
-            "                     LIST[i mod count]\n"
+            "  --gpus LIST        GPUs for --backend cuda (default 0), each listed once; worker slot i always\n"
+            "                     runs with CUDA_VISIBLE_DEVICES = LIST[i mod count]\n"
             "  --threads T        CPU threads per worker (default max(1, cores / workers))\n"
             "  --dry-run          print the grid (index, model, variant, knobs, hash, status) and its size\n"
             "  --list             print one self-contained `recallbench train ... --db PATH` command per\n"
             "                     pending run (for GNU parallel or a Slurm array); runs nothing\n"
             "  --retry-diverged   rerun configs that diverged before (default: keep them; they are deterministic)\n"
             "  --logs DIR         per-run stderr logs DIR/<hash>.log (default: <db dir>/logs)\n"
-            "  --exe PATH         program named in --list commands (default: this binary's absolute path)\n"
+            "  --exe PATH         program the workers run and --list commands name (default: this binary's\n"
+            "                     absolute path; e.g. a wrapper script that ends with exec recallbench \"$@\")\n"
             "  --help             this text\n"
             "Spec format (INI): [sweep] holds settings shared by every model, [model NAME] blocks each set layers\n"
             "and their own grid; keys are train flags without dashes (recallbench train --help), a block's key\n"
@@ -538,6 +540,9 @@ static void usage(FILE *f) {
             "(window = 32,256; train-mix = 64:4:1000,128:8:500). A repeated key or an indented continuation line\n"
             "extends a list. [sweep] also takes name (default: the file name) and db (relative to the current\n"
             "directory). Grid points identical after hashing (knobs a mixer does not read) run once.\n"
+            "A run whose worker dies (kill -9, OOM, crash) or fails at run time (exit 1 without a result) is\n"
+            "retried, up to 3 attempts, on another GPU when there is one; a GPU whose last 3 runs failed gets no\n"
+            "more while another GPU works; when every GPU keeps failing, failures are not retried.\n"
             "Exit status: 0 all runs ok or diverged (a diverged run is a result), 1 a run failed or was\n"
             "interrupted, or a database/I/O error, 2 bad flag or spec (FILE:LINE, key, value, allowed range).\n",
             frontier_default_db());
@@ -576,6 +581,33 @@ static int disk_full(const char *db, const char *logdir) {
     return 0;
 }
 
+#define SWEEP_ATTEMPTS 3   // attempts per run when workers die or fail at run time
+#define GPU_BAD_STREAK 3   // failed attempts in a row that take a GPU out of the rotation
+
+// True when GPU index gi failed its last GPU_BAD_STREAK attempts and another GPU index with a worker slot has
+// not (so the sweep never benches every GPU and always makes progress).
+static int gpu_bad(const int *streak, int gi, int nslot_gpu) {
+    if (streak[gi] < GPU_BAD_STREAK) return 0;
+    for (int g = 0; g < nslot_gpu; g++)
+        if (streak[g] < GPU_BAD_STREAK) return 1;
+    return 0;
+}
+
+// True when a retried run should not go to GPU index gi: it failed there, and another GPU index with a worker
+// slot, not bad, where it has not failed, will take it (now or when that GPU's worker finishes).
+static int retry_avoids(const short *failed, int nfailed, int gi, const int *streak, int nslot_gpu) {
+    int here = 0;
+    for (int a = 0; a < nfailed; a++) here |= failed[a] == gi;
+    if (!here) return 0;
+    for (int g = 0; g < nslot_gpu; g++) {
+        if (g == gi || gpu_bad(streak, g, nslot_gpu)) continue;
+        int tried = 0;
+        for (int a = 0; a < nfailed; a++) tried |= failed[a] == g;
+        if (!tried) return 1;
+    }
+    return 0;
+}
+
 int cmd_sweep(int argc, char **argv) {
     const char *spec_path = NULL, *db = NULL, *backend = NULL, *gpus = NULL, *logs = NULL, *exe = NULL, *v;
     int jobs = 0, threads = 0, dry = 0, list = 0, retry_div = 0;
@@ -609,7 +641,6 @@ int cmd_sweep(int argc, char **argv) {
         else spec_path = a;
     }
     if (!spec_path) die_usage("sweep: give a spec file, e.g. recallbench sweep harness/sweeps/quick.ini");
-    if (gpus && !(backend && !strcmp(backend, "cuda"))) die_usage("--gpus %s: only with --backend cuda", gpus);
 
     SweepSpec spec;
     char err[1024];
@@ -625,13 +656,30 @@ int cmd_sweep(int argc, char **argv) {
     if (!db) db = spec.db[0] ? spec.db : frontier_default_db();
     if (!*db) die_usage("--db '': give the results database's file name");
 
-    // Worker layout.
+    // Worker layout: with GPUs, worker slot k always runs on GPU gpu_ids[k % ngpu], so -j = m x ngpu puts m
+    // workers on every GPU. RB_SWEEP_FAKE_GPUS=1 is a test hook: --gpus without the cuda backend (a build or
+    // machine without a device), GPU ids assigned and CUDA_VISIBLE_DEVICES set exactly as for cuda while the
+    // workers train on the CPU (tests/sweep_gpus.sh).
+    int any_cuda = backend && !strcmp(backend, "cuda");
+    for (int i = 0; i < n && !backend; i++) any_cuda |= runs[i].cfg.backend == BACKEND_CUDA;
+    const char *fake = getenv("RB_SWEEP_FAKE_GPUS");
+    if (gpus && !any_cuda && !(fake && !strcmp(fake, "1")))
+        die_usage("--gpus %s: only with --backend cuda (or a spec whose runs use backend = cuda)", gpus);
     int gpu_ids[MAX_WORKERS], ngpu = 0;
-    if (backend && !strcmp(backend, "cuda")) {
-        char g[256];
+    if (any_cuda || gpus) {
+        char g[1024];
         snprintf(g, sizeof g, "%s", gpus ? gpus : "0");
-        for (char *sv, *t = strtok_r(g, ",", &sv); t && ngpu < MAX_WORKERS; t = strtok_r(NULL, ",", &sv))
-            gpu_ids[ngpu++] = atoi(t);
+        for (char *sv, *t = strtok_r(g, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+            long id = strtol(t, NULL, 10);
+            if (strlen(t) > 4 || id > 1023) die_usage("--gpus %s: GPU index %s: must be in [0, 1023]", gpus, t);
+            if (ngpu == MAX_WORKERS) die_usage("--gpus %s: at most %d GPUs", gpus, MAX_WORKERS);
+            for (int j = 0; j < ngpu; j++)
+                if (gpu_ids[j] == id)
+                    die_usage("--gpus %s: GPU %ld listed twice (for several workers per GPU give -j, e.g. -j %d)",
+                              gpus, id, 2 * (ngpu > 0 ? ngpu : 1));
+            gpu_ids[ngpu++] = (int)id;
+        }
+        if (!ngpu) die_usage("--gpus %s: a comma list of GPU indices, e.g. 0,1", gpus);
         if (!jobs) jobs = ngpu;
     }
     if (!jobs) jobs = 1;
@@ -642,6 +690,7 @@ int cmd_sweep(int argc, char **argv) {
     if (sl > 0) self[sl] = 0;
     else snprintf(self, sizeof self, "%s", "recallbench");
 
+    const char *wexe = exe ? exe : self;   // what the workers run (--exe: e.g. a wrapper that execs recallbench)
     int *status = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));
     Store *st = NULL;
     if (dry || list) {
@@ -717,6 +766,16 @@ int cmd_sweep(int argc, char **argv) {
     fprintf(stderr, "sweep %s: %d runs in the grid, %d already finished, %d diverged before (kept), %d to run with %d "
                     "worker%s x %d thread%s; database %s, logs %s/\n",
             spec.name, n, nfin, ndiv, npend, jobs, jobs > 1 ? "s" : "", threads, threads > 1 ? "s" : "", db, logdir);
+    // GPU layout: slot k on GPU index k % ngpu; a GPU index with no slot (fewer workers than GPUs) stays idle.
+    int nslot_gpu = ngpu ? (jobs < ngpu ? jobs : ngpu) : 1;   // GPU indices that have a worker slot
+    if (ngpu && npend > 0) {
+        int lo = jobs / ngpu, hi = lo + (jobs % ngpu != 0);
+        fprintf(stderr, "sweep: %d GPU%s (", ngpu, ngpu > 1 ? "s" : "");
+        for (int g = 0; g < ngpu; g++) fprintf(stderr, "%s%d", g ? "," : "", gpu_ids[g]);
+        if (lo == hi) fprintf(stderr, "): %d worker%s each\n", lo, lo > 1 ? "s" : "");
+        else fprintf(stderr, "): %d worker%s on the first %d, %d on the others (-j %d is not a multiple of %d)\n", hi,
+                     hi > 1 ? "s" : "", jobs % ngpu, lo, jobs, ngpu);
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -730,7 +789,15 @@ int cmd_sweep(int argc, char **argv) {
     memset(w, 0, sizeof w);
     for (int i = 0; i < jobs; i++) w[i].pid = 0;
     int next = 0, done = 0, nok = 0, nfail = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0, nelse = 0;
-    int nfull = 0;
+    int nfull = 0, nretried = 0;
+    // Retries: a run whose worker died (a signal: kill -9, the OOM killer, a crash) or failed at run time (exit 1
+    // without a result, e.g. a device error) goes back to the queue, ahead of fresh runs, up to SWEEP_ATTEMPTS
+    // attempts in all, and avoids the GPUs it failed on while another GPU can take it. A GPU whose last
+    // GPU_BAD_STREAK attempts all failed gets no more runs while some other GPU is not failing.
+    int *retry = xcalloc((size_t)(npend > 0 ? npend : 1), sizeof(int)), nretry = 0;
+    int *attempts = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));              // failed attempts per run
+    short *failed_gi = xcalloc((size_t)(n > 0 ? n : 1) * SWEEP_ATTEMPTS, sizeof(short)); // on which GPU index
+    int streak[MAX_WORKERS] = {0}, benched_said[MAX_WORKERS] = {0};
     double t0 = now_seconds(), last_bar = 0;
     pid_t parent = getpid();
     char thr[16];
@@ -738,9 +805,30 @@ int cmd_sweep(int argc, char **argv) {
 
     for (;;) {
         // Launch.
-        for (int k = 0; k < jobs && !stopping && !got_signal && next < npend; k++) {
+        for (int k = 0; k < jobs && !stopping && !got_signal && (next < npend || nretry > 0); k++) {
             if (w[k].pid) continue;
-            int ri = pending[next++];
+            int gi = ngpu ? k % ngpu : 0;
+            if (gpu_bad(streak, gi, nslot_gpu)) {
+                if (!benched_said[gi]) {
+                    benched_said[gi] = 1;
+                    if (tty) fputs("\r\033[K", stderr);
+                    fprintf(stderr, "sweep: GPU %d: its last %d runs failed; no more runs go to it while other GPUs work\n",
+                            gpu_ids[gi], GPU_BAD_STREAK);
+                }
+                continue;
+            }
+            benched_said[gi] = 0;
+            int ri = -1, from_retry = 0;
+            for (int q = 0; q < nretry && ri < 0; q++) {
+                if (retry_avoids(&failed_gi[(size_t)retry[q] * SWEEP_ATTEMPTS], attempts[retry[q]], gi, streak,
+                                 nslot_gpu)) continue;
+                ri = retry[q];
+                from_retry = 1;
+                memmove(&retry[q], &retry[q + 1], sizeof *retry * (size_t)(nretry - q - 1));
+                nretry--;
+            }
+            if (ri < 0 && next < npend) ri = pending[next++];
+            if (ri < 0) continue;   // only retries that wait for another GPU
             // Another sweep on this database may have finished or started this config since we listed the
             // grid: skip it (store_begin_run makes the claim atomic; this only saves starting a worker).
             int64_t holder = 0;
@@ -755,14 +843,28 @@ int cmd_sweep(int argc, char **argv) {
                 k--;   // this worker slot is still free
                 continue;
             }
-            if (disk_full(db, logdir)) { stopping = 1; nfull = 1; next--; break; }
+            if (disk_full(db, logdir)) {
+                stopping = 1;
+                nfull = 1;
+                if (from_retry) retry[nretry++] = ri;  // not run: counted below
+                else next--;
+                break;
+            }
             char logpath[1200];
             snprintf(logpath, sizeof logpath, "%s/%s.log", logdir, runs[ri].hash);
-            int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+            // A retry appends to the log of the failed attempt (both stay readable).
+            int logfd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC | (attempts[ri] ? O_APPEND : O_TRUNC), 0666);
             if (logfd < 0) die_runtime("cannot write %s: %s", logpath, strerror(errno));
+            if (attempts[ri]) {
+                char hdr[160];
+                int hl = snprintf(hdr, sizeof hdr, "\n--- sweep: attempt %d of %d", attempts[ri] + 1, SWEEP_ATTEMPTS);
+                if (ngpu) hl += snprintf(hdr + hl, sizeof hdr - (size_t)hl, " on GPU %d", gpu_ids[gi]);
+                hl += snprintf(hdr + hl, sizeof hdr - (size_t)hl, " ---\n");
+                if (write(logfd, hdr, (size_t)hl) < 0) {}  // a log line only; the run's own writes report errors
+            }
             int pfd[2];
             if (pipe2(pfd, O_CLOEXEC) != 0) die_runtime("pipe: %s", strerror(errno));
-            char **av = worker_argv(&runs[ri].cfg, self, db, thr);
+            char **av = worker_argv(&runs[ri].cfg, wexe, db, thr);
             fflush(stdout);
             fflush(stderr);
             pid_t pid = fork();
@@ -778,20 +880,21 @@ int cmd_sweep(int argc, char **argv) {
                 dup2(logfd, 2);
                 if (ngpu > 0) {
                     char g[16];
-                    snprintf(g, sizeof g, "%d", gpu_ids[k % ngpu]);
+                    snprintf(g, sizeof g, "%d", gpu_ids[gi]);
                     setenv("CUDA_VISIBLE_DEVICES", g, 1);
                 }
-                execv(self, av);
-                fprintf(stderr, "recallbench: cannot run %s: %s\n", self, strerror(errno));
+                execv(wexe, av);
+                fprintf(stderr, "recallbench: cannot run %s: %s\n", wexe, strerror(errno));
                 _exit(127);
             }
             free_argv(av);
             close(pfd[1]);
             close(logfd);
-            w[k] = (Worker){.pid = pid, .fd = pfd[0], .run = ri, .gpu = ngpu ? gpu_ids[k % ngpu] : -1, .t0 = now_seconds()};
+            w[k] = (Worker){.pid = pid, .fd = pfd[0], .run = ri, .gpu = ngpu ? gpu_ids[gi] : -1, .gi = gi,
+                            .attempt = attempts[ri] + 1, .t0 = now_seconds()};
             active++;
         }
-        if (active == 0 && (stopping || got_signal || next >= npend)) break;
+        if (active == 0 && (stopping || got_signal || (next >= npend && nretry == 0))) break;
 
         // Wait for output or exits.
         struct pollfd pf[MAX_WORKERS];
@@ -852,6 +955,38 @@ int cmd_sweep(int argc, char **argv) {
             const SweepRun *r = &runs[x->run];
             const char *what;
             int code = WIFEXITED(x->wstatus) ? WEXITSTATUS(x->wstatus) : -1;
+            int died = WIFSIGNALED(x->wstatus);
+            // Retry a worker that died or failed at run time, unless the sweep itself is stopping.
+            int retryable = !stopping && !got_signal &&
+                            (died || (code == 1 && strcmp(jstatus, "diverged") && strcmp(jstatus, "claimed") &&
+                                      strcmp(jstatus, "skipped")));
+            if (code == 0 || (code == 1 && !strcmp(jstatus, "diverged"))) streak[x->gi] = 0;
+            else if (retryable) streak[x->gi]++;
+            if (retryable) attempts[x->run]++;
+            // Every GPU (or the CPU) failing its last attempts: a systematic failure (no device, a broken build),
+            // which retries would only repeat.
+            int all_bad = 1;
+            for (int g = 0; g < nslot_gpu; g++) all_bad &= streak[g] >= GPU_BAD_STREAK;
+            // A killed worker leaves its row 'running': marked 'interrupted' now (a retry's claim replaces it,
+            // so the config ends with one row).
+            if (died && store_mark_stale(st) < 0)
+                fprintf(stderr, "sweep: cannot mark the dead worker's run interrupted: %s\n", store_errmsg(st));
+            if (retryable && !all_bad && attempts[x->run] < SWEEP_ATTEMPTS) {
+                failed_gi[(size_t)x->run * SWEEP_ATTEMPTS + (size_t)attempts[x->run] - 1] = (short)x->gi;
+                retry[nretry++] = x->run;
+                nretried++;
+                active--;
+                char why[64], where[32] = "";
+                if (died) snprintf(why, sizeof why, "killed by signal %d", WTERMSIG(x->wstatus));
+                else snprintf(why, sizeof why, "exit status %d", code);
+                if (ngpu) snprintf(where, sizeof where, " on GPU %d", x->gpu);
+                if (tty) fputs("\r\033[K", stderr);
+                fprintf(stderr, "[%*s] %-8s %-12s %s (%s after %.1fs%s; attempt %d of %d next%s)\n", npend >= 100 ? 7 : 5,
+                        "", "retry", r->model, r->knobs, why, now_seconds() - x->t0, where, attempts[x->run] + 1,
+                        SWEEP_ATTEMPTS, ngpu > 1 ? ", on another GPU when one is free" : "");
+                memset(x, 0, sizeof *x);
+                continue;
+            }
             if (code == 0) { what = "ok"; nok++; }
             else if (code == 1 && !strcmp(jstatus, "diverged")) { what = "diverged"; ndiv_now++; }
             else if (code == 1 && !strcmp(jstatus, "claimed")) { what = "elsewhere"; nelse++; }
@@ -866,8 +1001,10 @@ int cmd_sweep(int argc, char **argv) {
             if (code != 0 && code != 1) acc[0] = sb[0] = 0;
             if (sb[0]) frontier_fmt_bytes(atof(sb), sbuf, sizeof sbuf);
             if (tty) fputs("\r\033[K", stderr);
-            fprintf(stderr, "[%*d/%d] %-8s %-12s %s%s%s%s%s (%.1fs)\n", npend >= 100 ? 3 : 2, done, npend, what,
-                    r->model, r->knobs, acc[0] ? "  acc " : "", acc, sbuf[0] ? "  state " : "", sbuf, dt);
+            char where[32] = "";
+            if (ngpu) snprintf(where, sizeof where, " on GPU %d", x->gpu);
+            fprintf(stderr, "[%*d/%d] %-8s %-12s %s%s%s%s%s (%.1fs%s)\n", npend >= 100 ? 3 : 2, done, npend, what,
+                    r->model, r->knobs, acc[0] ? "  acc " : "", acc, sbuf[0] ? "  state " : "", sbuf, dt, where);
             if (!strcmp(what, "elsewhere")) {
                 fprintf(stderr, "         another process claimed this config first; it trains it\n");
             } else if (strcmp(what, "ok") && strcmp(what, "diverged")) {
@@ -898,17 +1035,23 @@ int cmd_sweep(int argc, char **argv) {
     if (tty) fputs("\r\033[K", stderr);
     char el[32];
     fmt_dur(now_seconds() - t0, el, sizeof el);
-    int notrun = npend - next;
+    int notrun = npend - next + nretry;
     if (!nfull && nfail && disk_full(db, logdir)) nfull = 1;
     fprintf(stderr, "sweep %s: %d ok, %d diverged, %d failed, %d skipped (finished before)%s, %d run by another process,"
                     " %d not run; %s elapsed; database %s\n",
             spec.name, nok, ndiv_now, nfail, nfin, ndiv ? " + diverged before" : "", nelse, notrun, el, db);
+    if (nretried)
+        fprintf(stderr, "sweep: %d attempt%s died or failed at run time and %s retried (logs %s/<hash>.log keep every "
+                        "attempt)\n", nretried, nretried > 1 ? "s" : "", nretried > 1 ? "were" : "was", logdir);
     if (nfull) fprintf(stderr, "sweep: disk full: no space left for %s or %s/; free space and rerun to resume\n", db, logdir);
     if (st) store_close(st);
     sweep_spec_free(&spec);
     free(runs);
     free(status);
     free(pending);
+    free(retry);
+    free(attempts);
+    free(failed_gi);
     if (got_signal) {
         fprintf(stderr, "sweep: interrupted; rerun the same command to resume (finished runs are kept)\n");
         return EXIT_RUNTIME;
