@@ -154,3 +154,11 @@ struct Store *export_import(const char *spec, int *nfiles);
 // The analyses' source: the database db, or (csv_in != NULL) the imported CSVs. *label names it for output.
 struct Store *export_open_source(const char *db, const char *csv_in, const char **label);
 int cmd_export(int argc, char **argv);
+
+// plot.c: the BLA paper's figures (mqar_frontier, regbench_state, bla_vs_swa) into out (created), reading db;
+// a, b: the pair of bla_vs_swa; scripts NULL: $RB_PLOTS_DIR, else the source tree's plots/. Returns figures.
+int plot_paper_figures(struct sqlite3 *db, const char *out, const char *scripts, const char *a, const char *b,
+                       const double *levels, int nlev);
+// Mean RegBench n-gram baselines over the distinct test sets (seed, test automata) of rows: 2-gram accuracy,
+// TVD, 3-gram accuracy, TVD (NAN if none).
+void plot_regbench_baselines(const ExRow *rows, int nrows, double out[4]);
