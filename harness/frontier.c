@@ -67,7 +67,9 @@ int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
                 pt->n_seeds = ns;
                 pt->lr = r[k].lr;
                 pt->best_run = r[best].run_id;
+                pt->train_automata = r[k].train_automata;
                 snprintf(pt->desc, sizeof pt->desc, "%s", r[k].desc);
+                snprintf(pt->key, sizeof pt->key, "%s", r[k].key);
             }
             k = ke;
         }
@@ -250,6 +252,8 @@ int frontier_load(sqlite3 *db, const char *task, FrRun **out, char *err, size_t 
         int d = sqlite3_column_int(st, 9), w = sqlite3_column_int(st, 10), f = sqlite3_column_int(st, 11);
         int m = sqlite3_column_int(st, 12), fd = sqlite3_column_int(st, 13), sd = sqlite3_column_int(st, 14);
         const char *cj = col_text(st, 7, NULL);
+        const char *ta = cj ? strstr(cj, "\"train-automata\":") : NULL;
+        x->train_automata = ta ? atoi(ta + 17) : 0;
         if (cj && strlen(cj) < sizeof x->key) {
             snprintf(x->key, sizeof x->key, "%s", cj);
             frontier_strip_seed(x->key);
@@ -326,15 +330,165 @@ Store *frontier_open_existing(const char *path) {
     return s;
 }
 
-int frontier_compute(sqlite3 *db, const char *task, FrPoint **out) {
+int frontier_compute_runs(sqlite3 *db, const char *task, FrPoint **out, FrRun **runs_out, int *nruns) {
     char err[512];
     FrRun *runs;
     int n = frontier_load(db, task, &runs, err, sizeof err);
     if (n < 0) die_runtime("%s", err);
+    // RegBench trained on different automata counts are different experiments: with more than one count
+    // present, each count is its own task (its own best configs, frontier and ratios).
+    int ta = -1, several = 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(runs[i].task, "regbench")) {
+            if (ta >= 0 && runs[i].train_automata != ta) several = 1;
+            ta = runs[i].train_automata;
+        }
+    if (several)
+        for (int i = 0; i < n; i++)
+            if (!strcmp(runs[i].task, "regbench"))
+                snprintf(runs[i].task, sizeof runs[i].task, "regbench-ta%d", runs[i].train_automata);
     int np = frontier_points(runs, n, out);
     frontier_pareto(*out, np);
-    free(runs);
+    if (runs_out) {
+        *runs_out = runs;
+        *nruns = n;
+    } else free(runs);
     return np;
+}
+
+int frontier_compute(sqlite3 *db, const char *task, FrPoint **out) {
+    return frontier_compute_runs(db, task, out, NULL, NULL);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The spread of the ratios over seeds (frontier.h states the definition)
+
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np, const FrRatio *ratios, int nr,
+                         const double *levels, int nlev, FrSpread **out) {
+    FrSpread *sp = xcalloc((size_t)(nr > 0 ? nr : 1), sizeof(FrSpread));
+    for (int k = 0; k < nr; k++) {
+        snprintf(sp[k].task, sizeof sp[k].task, "%s", ratios[k].task);
+        snprintf(sp[k].a, sizeof sp[k].a, "%s", ratios[k].a);
+        snprintf(sp[k].b, sizeof sp[k].b, "%s", ratios[k].b);
+        sp[k].level = ratios[k].level;
+    }
+    // The distinct seeds of the runs behind the chosen configurations.
+    uint64_t *seeds = xmalloc(sizeof(uint64_t) * (size_t)(nruns > 0 ? nruns : 1));
+    int ns = 0;
+    for (int i = 0; i < nruns; i++) seeds[ns++] = runs[i].seed;
+    qsort(seeds, (size_t)ns, sizeof *seeds, cmp_u64);
+    int u = 0;
+    for (int i = 0; i < ns; i++)
+        if (!u || seeds[i] != seeds[u - 1]) seeds[u++] = seeds[i];
+    ns = u;
+    FrPoint *ps = xmalloc(sizeof(FrPoint) * (size_t)(np > 0 ? np : 1));
+    for (int si = 0; si < ns; si++) {
+        int nps = 0;
+        for (int i = 0; i < np; i++)
+            for (int j = 0; j < nruns; j++) {
+                const FrRun *r = &runs[j];
+                if (r->seed != seeds[si] || r->state_floats != p[i].state_floats || strcmp(r->task, p[i].task) ||
+                    strcmp(r->variant, p[i].variant) || strcmp(r->key, p[i].key))
+                    continue;
+                ps[nps] = p[i];
+                ps[nps].accuracy = r->accuracy;
+                ps[nps].n_seeds = 1;
+                nps++;
+                break;
+            }
+        frontier_pareto(ps, nps);
+        FrNeed *nd;
+        int nn = frontier_needs(ps, nps, levels, nlev, &nd);
+        FrRatio *rs;
+        int nrs = frontier_ratios(nd, nn, NULL, &rs);
+        for (int k = 0; k < nr; k++) {
+            FrSpread *x = &sp[k];
+            for (int q = 0; q < nrs; q++) {
+                const FrRatio *y = &rs[q];
+                int same = !strcmp(y->task, x->task) && y->level == x->level &&
+                           ((!strcmp(y->a, x->a) && !strcmp(y->b, x->b)) || (!strcmp(y->a, x->b) && !strcmp(y->b, x->a)));
+                if (!same || x->n_seeds >= FR_MAX_SEEDS) continue;
+                // frontier_ratios orders pairs by name: flip when the headline pair is the other way round.
+                int flip = strcmp(y->a, x->a) != 0;
+                int i = x->n_seeds++;
+                x->seed[i] = seeds[si];
+                if (!strcmp(y->qual, "n/a")) { strcpy(x->qual[i], "n/a"); x->ratio[i] = 0; break; }
+                x->ratio[i] = flip ? 1 / y->ratio : y->ratio;
+                const char *qq = y->qual;
+                if (flip) qq = !strcmp(qq, ">=") ? "<=" : !strcmp(qq, "<=") ? ">=" : qq;
+                snprintf(x->qual[i], sizeof x->qual[i], "%s", qq);
+                break;
+            }
+        }
+        free(nd);
+        free(rs);
+    }
+    for (int k = 0; k < nr; k++) {
+        FrSpread *x = &sp[k];
+        double sum = 0, ss = 0;
+        x->mean = x->sd = x->min = x->max = NAN;
+        for (int i = 0; i < x->n_seeds; i++) {
+            if (!strcmp(x->qual[i], "n/a")) continue;
+            double v = x->ratio[i];
+            if (!x->n || v < x->min) x->min = v;
+            if (!x->n || v > x->max) x->max = v;
+            x->any_bound |= x->qual[i][0] != 0;
+            sum += v;
+            x->n++;
+        }
+        if (x->n) x->mean = sum / x->n;
+        for (int i = 0; i < x->n_seeds; i++)
+            if (strcmp(x->qual[i], "n/a")) ss += (x->ratio[i] - x->mean) * (x->ratio[i] - x->mean);
+        if (x->n >= 2) x->sd = sqrt(ss / (x->n - 1));
+    }
+    free(ps);
+    free(seeds);
+    *out = sp;
+    return nr;
+}
+
+void frontier_print_spread(FILE *f, const FrSpread *s, int ns, int nlev, int markdown) {
+    if (!ns) return;
+    for (int k = 0; k < ns; k += nlev) {
+        if (k == 0 || strcmp(s[k].task, s[k - 1].task)) {
+            if (markdown)
+                fprintf(f, "\n### %s: ratio spread over seeds (per-seed frontiers; mean +- sd, min..max over the seeds "
+                           "where both reach the level)\n\n| A | B | level | seeds | per seed | mean +- sd | min..max |\n"
+                           "|---|---|---:|---:|---|---:|---:|\n", s[k].task);
+            else
+                fprintf(f, "\n== %s: ratio spread over seeds (per-seed frontiers; mean +- sd, min..max) ==\n", s[k].task);
+        }
+        for (int l = 0; l < nlev && k + l < ns; l++) {
+            const FrSpread *x = &s[k + l];
+            char per[512] = "", ms[64], mm[64];
+            size_t o = 0;
+            for (int i = 0; i < x->n_seeds && o + 40 < sizeof per; i++) {
+                if (!strcmp(x->qual[i], "n/a"))
+                    o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: n/a", i ? ", " : "",
+                                          (unsigned long long)x->seed[i]);
+                else
+                    o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: %s%.2fx", i ? ", " : "",
+                                          (unsigned long long)x->seed[i], x->qual[i], x->ratio[i]);
+            }
+            if (!x->n) snprintf(ms, sizeof ms, "n/a"), snprintf(mm, sizeof mm, "n/a");
+            else {
+                if (x->n >= 2) snprintf(ms, sizeof ms, "%.2f +- %.2f", x->mean, x->sd);
+                else snprintf(ms, sizeof ms, "%.2f (1 seed)", x->mean);
+                snprintf(mm, sizeof mm, "%.2f..%.2f%s", x->min, x->max, x->any_bound ? " (bounds)" : "");
+            }
+            if (markdown)
+                fprintf(f, "| %s | %s | %.2f | %d/%d | %s | %s | %s |\n", x->a, x->b, x->level, x->n, x->n_seeds,
+                        *per ? per : "–", ms, mm);
+            else
+                fprintf(f, "%-18s  %-18s  acc %.2f  %d/%d seeds  %-14s  %-16s  %s\n", x->a, x->b, x->level, x->n,
+                        x->n_seeds, ms, mm, per);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -342,7 +496,7 @@ int frontier_compute(sqlite3 *db, const char *task, FrPoint **out) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: recallbench frontier [--db PATH] [--task mqar|regbench] [--levels 0.5,0.7,0.9] [--vs VARIANT]\n"
+            "usage: recallbench frontier [--db PATH | --csv-in SPEC] [--task mqar|regbench] [--levels 0.5,0.7,0.9] [--vs VARIANT]\n"
             "                            [--csv FILE] [--json]\n"
             "Per (task, variant, state size) the best configuration (lr and mixer knobs; accuracy averaged over\n"
             "seeds), the Pareto frontier of accuracy vs state, the state each variant needs to reach each level\n"
@@ -350,14 +504,20 @@ static void usage(FILE *f) {
             "smallest measured state already reaches it; \"not reached\" when no point does), and the efficiency\n"
             "ratio R = state_B / state_A of every pair (A reaches the level with R x less state than B).\n"
             "Reads runs with status ok. State is shown in bytes (4 x state floats).\n"
+            "Ratio spread over seeds: per seed, each variant's frontier keeps the configuration chosen per state size\n"
+            "and takes that seed's accuracy (sizes without that seed are left out); the ratio is computed along these\n"
+            "per-seed frontiers the same way; mean +- sd (n - 1) and min..max over the seeds where both reach the level.\n"
+            "RegBench runs of more than one --train-automata count are split into tasks regbench-ta<N>.\n"
             "  --db PATH        results database (default %s)\n"
+            "  --csv-in SPEC    read exported CSVs instead of a database (recallbench export): files and/or\n"
+            "                   directories (their *.csv exports), comma-separated\n"
             "  --task T         only this task: mqar | regbench (default: every task in the database)\n"
             "  --levels L,...   accuracy levels in (0, 1] (default 0.5,0.7,0.9)\n"
             "  --threshold X    same as --levels X (one level)\n"
             "  --vs VARIANT     ratios of VARIANT against every other variant only (default: every pair)\n"
             "  --csv FILE       also write the points to FILE, the needs to FILE_levels.csv and the ratios to\n"
-            "                   FILE_ratios.csv (FILE without its .csv suffix)\n"
-            "  --json           print one JSON object {\"rows\", \"levels\", \"ratios\"} instead of the tables\n"
+            "                   FILE_ratios.csv and the per-seed ratios to FILE_spread.csv (FILE without its .csv suffix)\n"
+            "  --json           print one JSON object {\"rows\", \"levels\", \"ratios\", \"spread\"} instead of the tables\n"
             "  --help           this text\n"
             "Exit status: 0 ok, 2 bad flag or value, 1 database or file error.\n",
             frontier_default_db());
@@ -576,8 +736,52 @@ int frontier_check_task(const char *t) {
     return 0;
 }
 
+static void write_spread_json(FILE *f, const FrSpread *sp, int ns) {
+    fputs(", \"spread\": [", f);
+    for (int i = 0; i < ns; i++) {
+        const FrSpread *x = &sp[i];
+        fprintf(f, "%s{\"task\": ", i ? ", " : "");
+        json_string(f, x->task);
+        fputs(", \"a\": ", f);
+        json_string(f, x->a);
+        fputs(", \"b\": ", f);
+        json_string(f, x->b);
+        fprintf(f, ", \"level\": %.4g, \"per_seed\": [", x->level);
+        for (int k = 0; k < x->n_seeds; k++) {
+            fprintf(f, "%s{\"seed\": %llu, \"ratio\": ", k ? ", " : "", (unsigned long long)x->seed[k]);
+            if (!strcmp(x->qual[k], "n/a")) fputs("null", f);
+            else fprintf(f, "%.6g", x->ratio[k]);
+            fprintf(f, ", \"qualifier\": \"%s\"}", x->qual[k]);
+        }
+        fprintf(f, "], \"n\": %d", x->n);
+        const char *nm[4] = {"mean", "sd", "min", "max"};
+        double v[4] = {x->mean, x->sd, x->min, x->max};
+        for (int k = 0; k < 4; k++) {
+            if (isfinite(v[k])) fprintf(f, ", \"%s\": %.6g", nm[k], v[k]);
+            else fprintf(f, ", \"%s\": null", nm[k]);
+        }
+        fprintf(f, ", \"bounds\": %s}", x->any_bound ? "true" : "false");
+    }
+    fputc(']', f);
+}
+
+static void write_spread_csv(const char *base, const FrSpread *sp, int ns) {
+    char path[1100];
+    FILE *f = open_csv(base, "spread", path, sizeof path);
+    fprintf(f, "task,level,a,b,seed,ratio,qualifier\n");
+    for (int i = 0; i < ns; i++)
+        for (int k = 0; k < sp[i].n_seeds; k++) {
+            fprintf(f, "%s,%.4g,%s,%s,%llu,", sp[i].task, sp[i].level, sp[i].a, sp[i].b,
+                    (unsigned long long)sp[i].seed[k]);
+            if (strcmp(sp[i].qual[k], "n/a")) fprintf(f, "%.6g", sp[i].ratio[k]);
+            fprintf(f, ",%s\n", sp[i].qual[k]);
+        }
+    close_csv(f, path);
+    fprintf(stderr, "wrote %s\n", path);
+}
+
 int cmd_frontier(int argc, char **argv) {
-    const char *db = NULL, *task = NULL, *csv = NULL, *vs = NULL, *v;
+    const char *db = NULL, *task = NULL, *csv = NULL, *vs = NULL, *csv_in = NULL, *v;
     int json = 0;
     double levels[MAX_LEVELS] = {0.5, 0.7, 0.9};
     int nlev = 3;
@@ -587,6 +791,7 @@ int cmd_frontier(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--json")) json = 1;
         else if ((v = frontier_flag_value(argc, argv, &i, "--db"))) db = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--csv-in"))) csv_in = v;
         else if ((v = frontier_flag_value(argc, argv, &i, "--task"))) frontier_check_task(task = v);
         else if ((v = frontier_flag_value(argc, argv, &i, "--csv"))) csv = v;
         else if ((v = frontier_flag_value(argc, argv, &i, "--vs"))) vs = v;
@@ -595,30 +800,53 @@ int cmd_frontier(int argc, char **argv) {
             if ((nlev = frontier_parse_levels(v, levels, MAX_LEVELS, err, sizeof err)) < 0) die_usage("%s", err);
         } else die_usage("frontier: unknown argument '%s' (see recallbench frontier --help)", a);
     }
-    if (!db) db = frontier_default_db();
-    Store *s = frontier_open_existing(db);
+    const char *src;
+    Store *s = export_open_source(db, csv_in, &src);
     FrPoint *p;
-    int np = frontier_compute(store_db(s), task, &p);
+    FrRun *runs;
+    int nruns;
+    int np = frontier_compute_runs(store_db(s), task, &p, &runs, &nruns);
     if (vs) {
         int found = 0;
         for (int i = 0; i < np; i++) found |= !strcmp(p[i].variant, vs);
-        if (!found) die_usage("--vs %s: no finished runs of that variant in %s", vs, db);
+        if (!found) die_usage("--vs %s: no finished runs of that variant in %s", vs, src);
     }
     FrNeed *nd;
     int nn = frontier_needs(p, np, levels, nlev, &nd);
     FrRatio *r;
     int nr = frontier_ratios(nd, nn, vs, &r);
-    if (np == 0) fprintf(stderr, "recallbench: no finished runs%s%s in %s\n", task ? " of task " : "", task ? task : "", db);
-    if (json) write_json(stdout, p, np, nd, nn, r, nr);
-    else {
-        printf("frontier of %s: %d state sizes\n", db, np);
+    FrSpread *sp;
+    int nsp = frontier_seed_spread(runs, nruns, p, np, r, nr, levels, nlev, &sp);
+    if (np == 0) fprintf(stderr, "recallbench: no finished runs%s%s in %s\n", task ? " of task " : "", task ? task : "", src);
+    if (json) {
+        // write_json ends the object with "]}\n": print it to a buffer and splice the spread in before the brace.
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        if (!m) die_runtime("out of memory");
+        write_json(m, p, np, nd, nn, r, nr);
+        fclose(m);
+        if (len >= 2 && buf[len - 2] == '}') {
+            fwrite(buf, 1, len - 2, stdout);
+            write_spread_json(stdout, sp, nsp);
+            fputs("}\n", stdout);
+        } else fputs(buf, stdout);
+        free(buf);
+    } else {
+        printf("frontier of %s: %d state sizes\n", src, np);
         frontier_print_tables(stdout, p, np, nd, nn, r, nr, levels, nlev, 0);
+        frontier_print_spread(stdout, sp, nsp, nlev, 0);
     }
-    if (csv) write_csv(csv, p, np, nd, nn, r, nr);
+    if (csv) {
+        write_csv(csv, p, np, nd, nn, r, nr);
+        write_spread_csv(csv, sp, nsp);
+    }
     if (fflush(stdout)) die_runtime("cannot write output: %s", strerror(errno));
     free(p);
+    free(runs);
     free(nd);
     free(r);
+    free(sp);
     store_close(s);
     return 0;
 }

@@ -16,6 +16,7 @@ typedef struct {
     char desc[96];         // short config summary for tables: "d=64 W=32 N=8"
     double lr, state_floats, accuracy;
     uint64_t seed;
+    int train_automata;    // RegBench training automata (0 for MQAR)
 } FrRun;
 
 // The best configuration of one (task, variant, state size): the config (lr included) with the highest
@@ -27,6 +28,8 @@ typedef struct {
     int n_configs;                       // configs (lr, window, ...) compared at this state size
     int on_frontier;                     // 1 if no point of the same (task, variant) dominates it
     int64_t best_run;                    // the chosen config's best seed (for training curves)
+    int train_automata;                  // RegBench training automata (0 for MQAR)
+    char key[1024];                      // the chosen config's seed-free identity (FrRun.key)
 } FrPoint;
 
 // How a level was reached: exactly/interpolated, already at the smallest measured state (the true need is
@@ -64,6 +67,29 @@ int frontier_needs(const FrPoint *p, int n, const double *levels, int nlev, FrNe
 // only pairs with a == vs (b = every other variant). *out malloc'd; returns the count.
 int frontier_ratios(const FrNeed *needs, int nneeds, const char *vs, FrRatio **out);
 
+// The spread of a ratio over seeds. For each seed s, each variant's seed-s frontier keeps the configuration
+// chosen per state size (by mean accuracy over seeds, as frontier_points does) and takes its seed-s accuracy;
+// state sizes whose chosen configuration has no seed-s run are left out. The needs and the ratio are then
+// computed along those per-seed frontiers exactly as for the mean (log2 interpolation), giving one ratio per
+// seed that both variants have. mean/sd (sample, n - 1) /min/max are over the seeds where both reach the
+// level (n of them); bounds ("<=", ">=", "~" qualifiers) count with their value and set any_bound.
+#define FR_MAX_SEEDS 16
+typedef struct {
+    char task[16], a[48], b[48];
+    double level;
+    int n_seeds;                          // seeds that both variants have
+    uint64_t seed[FR_MAX_SEEDS];
+    double ratio[FR_MAX_SEEDS];           // 0 where either side does not reach the level
+    char qual[FR_MAX_SEEDS][4];
+    int n;                                // seeds with a ratio
+    double mean, sd, min, max;            // over those n (sd NAN when n < 2; all NAN when n = 0)
+    int any_bound;
+} FrSpread;
+// One FrSpread per entry of ratios (same order). runs are the loaded runs the points were computed from.
+int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np, const FrRatio *ratios, int nr,
+                         const double *levels, int nlev, FrSpread **out);
+void frontier_print_spread(FILE *f, const FrSpread *s, int ns, int nlev, int markdown);
+
 // Reads the status-ok runs (optionally of one task) from a recallbench database. *out malloc'd; returns the
 // count, or -1 with one line in err.
 int frontier_load(struct sqlite3 *db, const char *task, FrRun **out, char *err, size_t errn);
@@ -82,6 +108,10 @@ int cmd_frontier(int argc, char **argv);
 const char *frontier_default_db(void);
 struct Store *frontier_open_existing(const char *path);
 int frontier_compute(struct sqlite3 *db, const char *task, FrPoint **out);
+// The same, also handing back the runs (*runs malloc'd, count in *nruns). RegBench runs of a database that
+// holds more than one training-automata count are split into tasks "regbench-ta<N>" (one frontier per
+// count: mixing them would pick the best config across data sets).
+int frontier_compute_runs(struct sqlite3 *db, const char *task, FrPoint **out, FrRun **runs, int *nruns);
 // The frontier tables (points, needs, ratios) as plain text (markdown = 0) or markdown pipe tables.
 void frontier_print_tables(FILE *f, const FrPoint *p, int np, const FrNeed *nd, int nn, const FrRatio *r,
                            int nr, const double *levels, int nlev, int markdown);
@@ -95,3 +125,40 @@ int frontier_check_task(const char *t);
 int frontier_arg_start(int argc, char **argv, const char *cmd);
 // Creates the directories leading to path (mkdir -p of its dirname); exit 1 if that fails.
 void frontier_mkdir_parent(const char *path);
+
+// ---------------------------------------------------------------------------------------------------------
+// export.c: one row per run, to CSV and back (the committed results are CSV; no database needed to report).
+#define EX_MAX_SPLITS 16
+typedef struct {
+    int64_t run_id;
+    char task[16], variant[48], mixer[16], layers[96], status[16], backend[16], device[96], host[96];
+    char git_rev[48], started[32], finished[32], config_hash[24], state_formula[256];
+    char window[64], freqs[64], readout[16], feature_map[16];
+    char *config_json;                    // malloc'd
+    int n_layers, d_model, heads, slots, feature_dim, state_dim, epochs, epochs_done, train_automata, test_automata;
+    double lr, state_floats, accuracy, tvd, tokens_per_s, duration_s;   // NAN where absent
+    uint64_t seed;
+    int nacc;                             // final evaluation per test configuration
+    char labels[EX_MAX_SPLITS][32];
+    double acc[EX_MAX_SPLITS];
+    double ngram[4];                      // RegBench 2-gram accuracy, TVD, 3-gram accuracy, TVD (else NAN)
+} ExRow;
+// Every run (optionally of one task) of a database, ordered by id. baselines: compute the RegBench n-gram
+// baselines (regenerating each seed's test split) unless the database carries them (an imported one).
+int export_load(struct sqlite3 *db, const char *task, int baselines, ExRow **out);
+void export_free(ExRow *r, int n);
+void export_write_csv(FILE *f, const ExRow *r, int n);
+// Imports export CSVs (comma-separated files and/or directories of *.csv; other CSVs in a directory are
+// skipped) into a temporary database (removed at exit); *nfiles = files read. Exit 2/1 on bad input.
+struct Store *export_import(const char *spec, int *nfiles);
+// The analyses' source: the database db, or (csv_in != NULL) the imported CSVs. *label names it for output.
+struct Store *export_open_source(const char *db, const char *csv_in, const char **label);
+int cmd_export(int argc, char **argv);
+
+// plot.c: the BLA paper's figures (mqar_frontier, regbench_state, bla_vs_swa) into out (created), reading db;
+// a, b: the pair of bla_vs_swa; scripts NULL: $RB_PLOTS_DIR, else the source tree's plots/. Returns figures.
+int plot_paper_figures(struct sqlite3 *db, const char *out, const char *scripts, const char *a, const char *b,
+                       const double *levels, int nlev);
+// Mean RegBench n-gram baselines over the distinct test sets (seed, test automata) of rows: 2-gram accuracy,
+// TVD, 3-gram accuracy, TVD (NAN if none).
+void plot_regbench_baselines(const ExRow *rows, int nrows, double out[4]);

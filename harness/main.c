@@ -14,6 +14,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 typedef struct {
     const char *name, *summary;
@@ -28,6 +29,7 @@ static const Command commands[] = {
     {"plot", "gnuplot figures (PNG + SVG) of frontiers and training curves", cmd_plot},
     {"report", "markdown summary of a results database", cmd_report},
     {"merge", "fold several results databases into one", cmd_merge},
+    {"export", "one CSV row per run (config, state, accuracies, TVD, baselines); analyses read it back", cmd_export},
     {"bench", "training tokens/s and GEMM share for one configuration", cmd_bench},
     {"kernel", "print and plot BLA impulse responses (the Dirichlet blur)", cmd_kernel},
     {"regress", "accuracy regression suite against a baseline file (for CI)", cmd_regress},

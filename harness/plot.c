@@ -109,12 +109,30 @@ static int task_label(const char *task, char *buf, size_t n) {
     return snprintf(buf, n, "%s", !strcmp(task, "mqar") ? "MQAR" : !strcmp(task, "regbench") ? "RegBench" : task);
 }
 
-// Frontier figure of one task. Returns 1 if written.
-static int plot_frontier(sqlite3 *db, const char *task, const FrPoint *p, int np, const char *out,
-                         const char *scripts) {
+// Power-of-two ticks labelled in B / KiB / MiB over [2^lo, 2^hi] bytes (log2 values), with a margin so no
+// point sits on the frame: the xtics list into xt, the range into *xmin, *xmax.
+static void byte_ticks(double lo, double hi, char *xt, size_t n, double *xmin, double *xmax) {
+    // Clamp to [1 B, 2^62 B]: a corrupt or overflowing state size (inf, 1e308) must not make the tick loop
+    // run forever or overflow int.
+    lo = isfinite(lo) ? fmin(fmax(lo, 0), 62) : 0;
+    hi = isfinite(hi) ? fmin(fmax(hi, lo), 62) : 62;
+    int e0 = (int)floor(lo - 0.3), e1 = (int)ceil(hi + 0.3), step = (e1 - e0 + 7) / 8;
+    if (step < 1) step = 1;
+    xt[0] = 0;
+    for (int e = e0; e <= e1; e += step) {
+        char b[32];
+        append(xt, n, "%s\"%s\" %.0f", xt[0] ? ", " : "", frontier_fmt_bytes(exp2(e), b, sizeof b), exp2(e));
+    }
+    *xmin = exp2(e0);
+    *xmax = exp2(e1);
+}
+
+// Frontier figure of one task into DIR/<name>.{png,svg} (name NULL: frontier_<task>). Returns 1 if written.
+static int plot_frontier_as(sqlite3 *db, const char *task, const FrPoint *p, int np, const char *out,
+                            const char *scripts, const char *name) {
     char data[1100], base[1100], assign[4096], colors[1024] = "", label[32];
-    snprintf(data, sizeof data, "%s/data/frontier_%s.dat", out, task);
-    snprintf(base, sizeof base, "%s/frontier_%s", out, task);
+    snprintf(data, sizeof data, "%s/data/%s%s.dat", out, name ? name : "frontier_", name ? "" : task);
+    snprintf(base, sizeof base, "%s/%s%s", out, name ? name : "frontier_", name ? "" : task);
     int regbench = !strcmp(task, "regbench");
     FILE *f = xfopen(data);
     fprintf(f, "# recallbench plot: %s, best configuration per (variant, state size); columns: state_bytes accuracy "
@@ -162,6 +180,11 @@ static int plot_frontier(sqlite3 *db, const char *task, const FrPoint *p, int np
     run_gnuplot(assign, script);
     check_output(base);
     return 1;
+}
+
+static int plot_frontier(sqlite3 *db, const char *task, const FrPoint *p, int np, const char *out,
+                         const char *scripts) {
+    return plot_frontier_as(db, task, p, np, out, scripts, NULL);
 }
 
 // Per-epoch test accuracy (mean over test configurations, or one split) and training loss of a run.
@@ -290,16 +313,190 @@ static void plot_run(sqlite3 *db, int64_t run, const char *out, const char *scri
     check_output(base);
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// The BLA paper's figures (issue 12): mqar_frontier, regbench_state, bla_vs_swa.
+
+// Mean TVD over the status-ok rows of one configuration (config_json without its seed == key).
+static double mean_tvd(const ExRow *rows, int nrows, const char *key) {
+    double sum = 0;
+    int n = 0;
+    char buf[4096];
+    for (int i = 0; i < nrows; i++) {
+        if (strcmp(rows[i].status, "ok") || !isfinite(rows[i].tvd) || strlen(rows[i].config_json) >= sizeof buf) continue;
+        snprintf(buf, sizeof buf, "%s", rows[i].config_json);
+        frontier_strip_seed(buf);
+        if (!strcmp(buf, key)) sum += rows[i].tvd, n++;
+    }
+    return n ? sum / n : NAN;
+}
+
+void plot_regbench_baselines(const ExRow *rows, int nrows, double out[4]) {
+    // Mean over the distinct test sets (seed, test automata) of the runs: each test set counts once.
+    uint64_t seen_seed[256];
+    int seen_ta[256], ns = 0, n = 0;
+    for (int k = 0; k < 4; k++) out[k] = 0;
+    for (int i = 0; i < nrows; i++) {
+        const ExRow *x = &rows[i];
+        if (strncmp(x->task, "regbench", 8) || !isfinite(x->ngram[0])) continue;
+        int dup = 0;
+        for (int j = 0; j < ns && !dup; j++) dup = seen_seed[j] == x->seed && seen_ta[j] == x->test_automata;
+        if (dup || ns == 256) continue;
+        seen_seed[ns] = x->seed, seen_ta[ns++] = x->test_automata;
+        for (int k = 0; k < 4; k++) out[k] += x->ngram[k];
+        n++;
+    }
+    for (int k = 0; k < 4; k++) out[k] = n ? out[k] / n : NAN;
+}
+
+static int plot_regbench_state(sqlite3 *db, const FrPoint *p, int np, const char *out, const char *scripts) {
+    ExRow *rows;
+    int nrows = export_load(db, "regbench", 1, &rows);
+    char data[1100], base[1100], assign[4096], colors[1024] = "", dashes[256] = "", xt[1024];
+    snprintf(data, sizeof data, "%s/data/regbench_state.dat", out);
+    snprintf(base, sizeof base, "%s/regbench_state", out);
+    FILE *f = xfopen(data);
+    fprintf(f, "# recallbench plot: RegBench, best configuration per (variant, training automata, state size); "
+               "columns: state_bytes accuracy (mean over seeds) tvd (mean over seeds)\n");
+    int nvar = 0, nta = 0, tas[8];
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < np; i++) {
+        if (strncmp(p[i].task, "regbench", 8)) continue;
+        int ti = 0;
+        while (ti < nta && tas[ti] != p[i].train_automata) ti++;
+        if (ti == nta && nta < 8) tas[nta++] = p[i].train_automata;
+        if (nvar == 0 || strcmp(p[i].variant, p[i - 1].variant) || strcmp(p[i].task, p[i - 1].task)) {
+            if (nvar) fprintf(f, "\n\n");
+            fprintf(f, "\"%s (%d automata)\"\n", p[i].variant, p[i].train_automata);
+            append(colors, sizeof colors, "%s%s", nvar ? " " : "", variant_color(p[i].variant, nvar));
+            append(dashes, sizeof dashes, "%s%d", nvar ? " " : "", ti % 5 + 1);
+            nvar++;
+        }
+        fprintf(f, "%.17g %.6f %.6f\n", 4 * p[i].state_floats, p[i].accuracy, mean_tvd(rows, nrows, p[i].key));
+        lo = fmin(lo, log2(4 * p[i].state_floats));
+        hi = fmax(hi, log2(4 * p[i].state_floats));
+    }
+    xfclose(f, data);
+    double bl[4];
+    plot_regbench_baselines(rows, nrows, bl);
+    export_free(rows, nrows);
+    if (!nvar) return 0;
+    double xmin, xmax;
+    byte_ticks(lo, hi, xt, sizeof xt, &xmin, &xmax);
+    char script[1100], bs[4][32];
+    snprintf(script, sizeof script, "%s/regbench_state.gp", scripts);
+    for (int k = 0; k < 4; k++) {
+        if (isfinite(bl[k])) snprintf(bs[k], sizeof bs[k], "%.6f", bl[k]);
+        else snprintf(bs[k], sizeof bs[k], "NaN");
+    }
+    snprintf(assign, sizeof assign,
+             "datafile='%s'; outbase='%s'; nvar=%d; colors='%s'; dashes='%s'; b2acc=%s; b2tvd=%s; b3acc=%s; b3tvd=%s; "
+             "xt='%s'; xmin=%.0f; xmax=%.0f; ptitle='RegBench: greedy accuracy and TVD vs recurrent state size "
+             "(solid/dashed: training automata; best lr per size)'",
+             data, base, nvar, colors, dashes, bs[0], bs[1], bs[2], bs[3], xt, xmin, xmax);
+    run_gnuplot(assign, script);
+    check_output(base);
+    return 1;
+}
+
+static int plot_bla_vs_swa(const FrPoint *p, int np, const char *a, const char *b, const double *levels, int nlev,
+                           const char *out, const char *scripts) {
+    int have_a = 0, have_b = 0;
+    for (int i = 0; i < np; i++) {
+        if (strcmp(p[i].task, "mqar")) continue;
+        have_a |= !strcmp(p[i].variant, a);
+        have_b |= !strcmp(p[i].variant, b);
+    }
+    if (!have_a || !have_b) {
+        fprintf(stderr, "recallbench: no bla_vs_swa figure: MQAR needs finished runs of both %s and %s\n", a, b);
+        return 0;
+    }
+    char data[1100], rdata[1100], base[1100], assign[4096], colors[256], xt[1024];
+    snprintf(data, sizeof data, "%s/data/bla_vs_swa.dat", out);
+    snprintf(rdata, sizeof rdata, "%s/data/bla_vs_swa_ratios.dat", out);
+    snprintf(base, sizeof base, "%s/bla_vs_swa", out);
+    FILE *f = xfopen(data);
+    double lo = INFINITY, hi = -INFINITY;
+    const char *vs[2] = {a, b};
+    for (int v = 0; v < 2; v++)
+        for (int fr = 0; fr < 2; fr++) {
+            if (v || fr) fprintf(f, "\n\n");
+            if (fr) fprintf(f, "\"%s\"\n", vs[v]);
+            else fprintf(f, "# %s: every state size (best configuration)\n", vs[v]);
+            for (int i = 0; i < np; i++) {
+                if (strcmp(p[i].task, "mqar") || strcmp(p[i].variant, vs[v]) || (fr && !p[i].on_frontier)) continue;
+                fprintf(f, "%.17g %.6f\n", 4 * p[i].state_floats, p[i].accuracy);
+                lo = fmin(lo, log2(4 * p[i].state_floats));
+                hi = fmax(hi, log2(4 * p[i].state_floats));
+            }
+        }
+    xfclose(f, data);
+    FILE *r = xfopen(rdata);
+    int nratio = 0;
+    for (int l = 0; l < nlev; l++) {
+        int ka, kb;
+        double sa = frontier_state_for(p, np, "mqar", a, levels[l], &ka);
+        double sb = frontier_state_for(p, np, "mqar", b, levels[l], &kb);
+        if (ka == FR_NOT_REACHED || kb == FR_NOT_REACHED) continue;
+        const char *q = ka == FR_AT_MOST && kb == FR_AT_MOST ? "~" : ka == FR_AT_MOST ? ">=" : kb == FR_AT_MOST ? "<=" : "-";
+        fprintf(r, "%.4g %.17g %.17g %.6g %s\n", levels[l], 4 * sa, 4 * sb, sb / sa, q);
+        nratio++;
+    }
+    xfclose(r, rdata);
+    double xmin, xmax;
+    byte_ticks(lo, hi, xt, sizeof xt, &xmin, &xmax);
+    snprintf(colors, sizeof colors, "%s %s", variant_color(a, 0), variant_color(b, 1));
+    char script[1100];
+    snprintf(script, sizeof script, "%s/bla_vs_swa.gp", scripts);
+    snprintf(assign, sizeof assign,
+             "datafile='%s'; ratiofile='%s'; nratio=%d; outbase='%s'; colors='%s'; xt='%s'; xmin=%.0f; xmax=%.0f; "
+             "ptitle='MQAR: %s vs %s frontiers; arrows: state ratio R = state_{%s} / state_{%s} at each accuracy level'",
+             data, rdata, nratio, base, colors, xt, xmin, xmax, a, b, b, a);
+    run_gnuplot(assign, script);
+    check_output(base);
+    return 1;
+}
+
+int plot_paper_figures(sqlite3 *db, const char *out, const char *scripts_dir, const char *a, const char *b,
+                       const double *levels, int nlev) {
+    char sdir[1024], dd[1100];
+    const char *env = getenv("RB_PLOTS_DIR");
+    snprintf(sdir, sizeof sdir, "%s", scripts_dir && *scripts_dir ? scripts_dir : env && *env ? env : RB_SOURCE_ROOT "/plots");
+    no_quote(out, "--figures");
+    no_quote(sdir, "--scripts");
+    snprintf(dd, sizeof dd, "%s/data", out);
+    mkdirs(dd);
+    FrPoint *p;
+    int np = frontier_compute(db, NULL, &p), figs = 0;
+    int mqar = 0;
+    for (int i = 0; i < np; i++) mqar |= !strcmp(p[i].task, "mqar");
+    if (mqar) {
+        figs += plot_frontier_as(db, "mqar", p, np, out, sdir, "mqar_frontier");
+        figs += plot_bla_vs_swa(p, np, a, b, levels, nlev, out, sdir);
+    }
+    figs += plot_regbench_state(db, p, np, out, sdir);
+    free(p);
+    return figs;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: recallbench plot [--db PATH] [--out DIR] [--task mqar|regbench] [--run ID] [--scripts DIR]\n"
+            "usage: recallbench plot [--db PATH | --csv-in SPEC] [--out DIR] [--task mqar|regbench] [--run ID]\n"
+            "                        [--paper [--pair A,B] [--levels L,...]] [--scripts DIR]\n"
             "Draws, per task, with gnuplot (PNG and SVG; the data files go to DIR/data/):\n"
             "  DIR/frontier_<task>   accuracy vs recurrent state size (bytes, log2 axis), one line per variant\n"
             "                        through its best configuration per state size (RegBench: a second panel\n"
             "                        with the TVD to the true next-token distribution)\n"
             "  DIR/curves_<task>     test accuracy and training loss vs epoch of each variant's most accurate run\n"
             "  DIR/run<ID>           with --run ID: that run's accuracy per test configuration and training loss\n"
+            "With --paper, instead, the BLA paper's figures (issue 12):\n"
+            "  DIR/mqar_frontier     MQAR accuracy vs state, every variant (best configuration per state size)\n"
+            "  DIR/regbench_state    RegBench accuracy and TVD vs state per (variant, training automata), with the\n"
+            "                        in-context 2-gram and 3-gram baselines of the runs' test sets as lines\n"
+            "  DIR/bla_vs_swa        the MQAR frontiers of A and B (--pair, default bla,swa) with the ratio\n"
+            "                        R = state_B / state_A marked at each level (--levels, default 0.5,0.7,0.9,0.99)\n"
             "Prints the paths written.\n"
+            "  --csv-in SPEC   read exported CSVs (recallbench export) instead of a database: files and/or\n"
+            "                  directories, comma-separated (no training curves: the CSVs hold final evaluations)\n"
             "  --db PATH       results database (default %s)\n"
             "  --out DIR       output directory, created if missing (default plots/out)\n"
             "  --task T        only this task: mqar | regbench (default: every task with finished runs)\n"
@@ -311,22 +508,37 @@ static void usage(FILE *f) {
 }
 
 int cmd_plot(int argc, char **argv) {
-    const char *db = NULL, *out = "plots/out", *task = NULL, *scripts = getenv("RB_PLOTS_DIR"), *v;
+    const char *db = NULL, *out = "plots/out", *task = NULL, *scripts = getenv("RB_PLOTS_DIR"), *csv_in = NULL, *v;
+    const char *pair = "bla,swa";
+    int paper = 0;
+    double levels[16] = {0.5, 0.7, 0.9, 0.99};
+    int nlev = 4;
+    char err[256];
     long long run = 0;
     for (int i = frontier_arg_start(argc, argv, "plot"); i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--paper")) paper = 1;
         else if ((v = frontier_flag_value(argc, argv, &i, "--db"))) db = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--csv-in"))) csv_in = v;
         else if ((v = frontier_flag_value(argc, argv, &i, "--out"))) out = v;
         else if ((v = frontier_flag_value(argc, argv, &i, "--task"))) frontier_check_task(task = v);
         else if ((v = frontier_flag_value(argc, argv, &i, "--scripts"))) scripts = v;
-        else if ((v = frontier_flag_value(argc, argv, &i, "--run"))) {
+        else if ((v = frontier_flag_value(argc, argv, &i, "--pair"))) pair = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--levels"))) {
+            if ((nlev = frontier_parse_levels(v, levels, 16, err, sizeof err)) < 0) die_usage("%s", err);
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--run"))) {
             char *e;
             run = strtoll(v, &e, 10);
             if (e == v || *e || run < 1) die_usage("--run %s: must be a run id (an integer >= 1)", v);
         } else die_usage("plot: unknown argument '%s' (see recallbench plot --help)", a);
     }
-    if (!db) db = frontier_default_db();
+    char pa[48], pb[48];
+    const char *comma = strchr(pair, ',');
+    if (!comma || comma == pair || !comma[1] || strchr(comma + 1, ',') || comma - pair >= 48 || strlen(comma + 1) >= 48)
+        die_usage("--pair %s: give two variants A,B (e.g. bla,swa)", pair);
+    snprintf(pa, sizeof pa, "%.*s", (int)(comma - pair), pair);
+    snprintf(pb, sizeof pb, "%s", comma + 1);
     char sdir[1024];
     snprintf(sdir, sizeof sdir, "%s", scripts && *scripts ? scripts : RB_SOURCE_ROOT "/plots");
     if (!*out) die_usage("--out '': give a directory (default plots/out)");
@@ -336,12 +548,14 @@ int cmd_plot(int argc, char **argv) {
     snprintf(probe, sizeof probe, "%s/frontier.gp", sdir);
     if (access(probe, R_OK) != 0)
         die_runtime("plot scripts not found: %s (pass --scripts DIR or set RB_PLOTS_DIR to recallbench's plots/)", probe);
-    Store *s = frontier_open_existing(db);
+    const char *src;
+    Store *s = export_open_source(db, csv_in, &src);
     sqlite3 *h = store_db(s);
     char dd[1100];
     snprintf(dd, sizeof dd, "%s/data", out);
     mkdirs(dd);
     if (run) {
+        if (csv_in) die_usage("--run with --csv-in: exported CSVs keep the final evaluation only, not the training curves");
         plot_run(h, run, out, sdir);
         store_close(s);
         return 0;
@@ -351,14 +565,17 @@ int cmd_plot(int argc, char **argv) {
     if (np == 0) {
         store_close(s);
         free(p);
-        die_runtime("no finished runs%s%s in %s: nothing to plot", task ? " of task " : "", task ? task : "", db);
+        die_runtime("no finished runs%s%s in %s: nothing to plot", task ? " of task " : "", task ? task : "", src);
     }
     int figs = 0;
-    for (int i = 0; i < np; i++) {
-        if (i > 0 && !strcmp(p[i].task, p[i - 1].task)) continue;
-        figs += plot_frontier(h, p[i].task, p, np, out, sdir);
-        figs += plot_curves(h, p[i].task, p, np, out, sdir);
-    }
+    if (paper) figs += plot_paper_figures(h, out, sdir, pa, pb, levels, nlev);
+    else
+        for (int i = 0; i < np; i++) {
+            if (i > 0 && !strcmp(p[i].task, p[i - 1].task)) continue;
+            figs += plot_frontier(h, p[i].task, p, np, out, sdir);
+            // An imported CSV holds the final evaluation only: no training curves to draw.
+            if (!csv_in) figs += plot_curves(h, p[i].task, p, np, out, sdir);
+        }
     free(p);
     store_close(s);
     if (fflush(stdout)) die_runtime("cannot write output: %s", strerror(errno));

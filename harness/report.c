@@ -2,6 +2,7 @@
 // the frontier tables, state-efficiency ratios, links to the figures. Depends on frontier.h, store.h, sqlite3.
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,9 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: recallbench report [--db PATH] [--out FILE] [--task mqar|regbench] [--levels 0.5,0.7,0.9]\n"
-            "                          [--vs VARIANT] [--figures DIR]\n"
+            "usage: recallbench report [--db PATH | --csv-in SPEC | --from-csv SPEC] [--out FILE] [--task mqar|regbench]\n"
+            "                          [--levels 0.5,0.7,0.9] [--vs VARIANT] [--figures DIR] [--paper] [--draw]\n"
+            "                          [--pair A,B] [--improve-min X]\n"
             "Writes a markdown summary: runs per (task, variant) and status, the best configuration per state size\n"
             "with the Pareto frontier, the state each variant needs per accuracy level, state-efficiency ratios\n"
             "(as recallbench frontier computes them), and links to the figures of recallbench plot.\n"
@@ -23,7 +25,19 @@ static void usage(FILE *f) {
             "  --task T         only this task: mqar | regbench\n"
             "  --levels L,...   accuracy levels in (0, 1] (default 0.5,0.7,0.9)\n"
             "  --vs VARIANT     ratios of VARIANT against every other variant only (default: every pair)\n"
-            "  --figures DIR    where recallbench plot wrote the figures (default plots/out)\n"
+            "  --figures DIR    where recallbench plot wrote the figures (default plots/out; with --paper: plots)\n"
+            "  --csv-in SPEC    read exported CSVs (recallbench export) instead of a database: files and/or\n"
+            "                   directories of them, comma-separated\n"
+            "  --paper          add the BLA paper's sections (issue 12): BLA's ratio against every other MQAR mixer\n"
+            "                   with its spread over seeds, the RegBench growth with state per training-automata count\n"
+            "                   and the in-context n-gram baselines, the paper's claims beside the numbers, the compute\n"
+            "                   time per backend and device; levels default to 0.5,0.7,0.9,0.99\n"
+            "  --draw           --paper, and first draw the paper figures into --figures (as plot --paper does)\n"
+            "  --from-csv SPEC  --csv-in SPEC --draw: the one command that rebuilds REPORT.md and the figures from the\n"
+            "                   committed CSVs: report --from-csv results/ --out results/REPORT.md --figures plots\n"
+            "  --pair A,B       the pair of the bla_vs_swa figure (default bla,swa)\n"
+            "  --improve-min X  RegBench: a model improves with state if its accuracy at the largest state exceeds the\n"
+            "                   smallest by more than X (default 0.02)\n"
             "  --help           this text\n"
             "Exit status: 0 ok, 2 bad flag or value, 1 database or file error.\n",
             frontier_default_db());
@@ -79,10 +93,221 @@ static void runs_table(FILE *f, sqlite3 *db, const char *task) {
     if (!rows) fprintf(f, "| – | (no runs) | 0 | 0 | 0 | 0 | 0 | 0 | 0 | – | – |\n");
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// The BLA paper's sections (issue 12): ratios with their spread over seeds, the RegBench answer, the paper's
+// claims against the numbers, the GPU time. Every number comes from the data; nothing here is a result.
+
+static int is_bla(const char *v) { return !strncmp(v, "bla", 3); }
+
+static void fmt_ratio(char *b, size_t n, const char *qual, double r) {
+    if (!strcmp(qual, "n/a")) snprintf(b, n, "n/a");
+    else snprintf(b, n, "%s%.2fx", qual, r);
+}
+
+// Ratios of every BLA variant (A) against every non-BLA variant (B) of MQAR, with the spread over seeds.
+static void paper_ratios(FILE *f, const FrRun *runs, int nruns, const FrPoint *p, int np, const double *levels,
+                         int nlev, FrRatio **ro, FrSpread **so, int *nro) {
+    FrNeed *nd;
+    int nn = frontier_needs(p, np, levels, nlev, &nd);
+    FrRatio *all = NULL;
+    int na = 0;
+    for (int i = 0; i < np; i++) {
+        if (strcmp(p[i].task, "mqar") || !is_bla(p[i].variant) || (i > 0 && !strcmp(p[i].variant, p[i - 1].variant) &&
+                                                                     !strcmp(p[i].task, p[i - 1].task)))
+            continue;
+        FrRatio *r;
+        int nr = frontier_ratios(nd, nn, p[i].variant, &r);
+        for (int k = 0; k < nr; k++) {
+            if (strcmp(r[k].task, "mqar") || is_bla(r[k].b)) continue;
+            all = xrealloc(all, sizeof(FrRatio) * (size_t)(na + 1));
+            all[na++] = r[k];
+        }
+        free(r);
+    }
+    free(nd);
+    FrSpread *sp;
+    frontier_seed_spread(runs, nruns, p, np, all, na, levels, nlev, &sp);
+    fprintf(f, "\n## State efficiency of BLA on MQAR\n\n"
+               "R = state_B / state_A at the accuracy level: A reaches the level with R x less state than B. The "
+               "needed state is interpolated linearly in log2(state) between the two Pareto-frontier points around the "
+               "level (`recallbench frontier`'s definition); `<=`/`>=`: a bound (a side already reaches the level at "
+               "its smallest measured state); n/a: a side does not reach it. *R (mean frontier)* uses the accuracy "
+               "averaged over seeds; the spread uses one frontier per seed: the configuration chosen per state size is "
+               "kept and that seed's accuracy taken (sizes without that seed left out), and mean +- sd (n - 1) and "
+               "min..max are over the seeds where both reach the level.\n\n");
+    if (!na) { fprintf(f, "No MQAR runs of a BLA variant and another mixer: no ratios yet.\n"); }
+    else {
+        fprintf(f, "| A | B | level | R (mean frontier) | per seed | mean +- sd | min..max | seeds |\n"
+                   "|---|---|---:|---:|---|---:|---:|---:|\n");
+        for (int k = 0; k < na; k++) {
+            const FrSpread *x = &sp[k];
+            char r[32], per[512] = "", ms[64] = "–", mm[64] = "–";
+            fmt_ratio(r, sizeof r, all[k].qual, all[k].ratio);
+            size_t o = 0;
+            for (int i = 0; i < x->n_seeds && o + 40 < sizeof per; i++) {
+                char b[32];
+                fmt_ratio(b, sizeof b, x->qual[i], x->ratio[i]);
+                o += (size_t)snprintf(per + o, sizeof per - o, "%s%llu: %s", i ? ", " : "", (unsigned long long)x->seed[i], b);
+            }
+            if (x->n >= 2) snprintf(ms, sizeof ms, "%.2f +- %.2f", x->mean, x->sd);
+            else if (x->n == 1) snprintf(ms, sizeof ms, "%.2f (1 seed)", x->mean);
+            if (x->n) snprintf(mm, sizeof mm, "%.2f..%.2f%s", x->min, x->max, x->any_bound ? " (bounds)" : "");
+            fprintf(f, "| %s | %s | %.2f | %s | %s | %s | %s | %d/%d |\n", all[k].a, all[k].b, all[k].level, r,
+                    *per ? per : "–", ms, mm, x->n, x->n_seeds);
+        }
+    }
+    *ro = all;
+    *so = sp;
+    *nro = na;
+}
+
+// RegBench: per (training automata, variant) the accuracy and TVD at the smallest and the largest state.
+typedef struct { char task[24], variant[48]; int ta; double s0, s1, a0, a1, t0, t1; int npts; } RbGrowth;
+
+static double tvd_of(const ExRow *rows, int nrows, const char *key) {
+    double sum = 0;
+    int n = 0;
+    char buf[4096];
+    for (int i = 0; i < nrows; i++) {
+        if (strcmp(rows[i].status, "ok") || !rows[i].config_json || strlen(rows[i].config_json) >= sizeof buf) continue;
+        snprintf(buf, sizeof buf, "%s", rows[i].config_json);
+        frontier_strip_seed(buf);
+        if (!strcmp(buf, key) && rows[i].tvd == rows[i].tvd) sum += rows[i].tvd, n++;
+    }
+    return n ? sum / n : NAN;
+}
+
+static int regbench_growth(const FrPoint *p, int np, const ExRow *rows, int nrows, RbGrowth **out) {
+    RbGrowth *g = xcalloc((size_t)(np > 0 ? np : 1), sizeof(RbGrowth));
+    int ng = 0;
+    for (int i = 0; i < np; i++) {
+        if (strncmp(p[i].task, "regbench", 8)) continue;
+        if (!ng || strcmp(g[ng - 1].variant, p[i].variant) || strcmp(g[ng - 1].task, p[i].task)) {
+            RbGrowth *x = &g[ng++];
+            snprintf(x->task, sizeof x->task, "%s", p[i].task);
+            snprintf(x->variant, sizeof x->variant, "%s", p[i].variant);
+            x->ta = p[i].train_automata;
+            x->s0 = p[i].state_floats, x->a0 = p[i].accuracy, x->t0 = tvd_of(rows, nrows, p[i].key);
+        }
+        RbGrowth *x = &g[ng - 1];
+        x->s1 = p[i].state_floats, x->a1 = p[i].accuracy, x->t1 = tvd_of(rows, nrows, p[i].key);   // sorted by state
+        x->npts++;
+    }
+    *out = g;
+    return ng;
+}
+
+static void paper_regbench(FILE *f, const RbGrowth *g, int ng, const double bl[4], double improve_min) {
+    fprintf(f, "\n## RegBench: which models improve as state grows\n\n");
+    if (!ng) { fprintf(f, "No finished RegBench runs yet.\n"); return; }
+    fprintf(f, "Per (training automata, variant): the best configuration (lr) at the smallest and the largest measured "
+               "state, accuracy averaged over seeds (TVD likewise). *Improves*: accuracy at the largest state exceeds "
+               "the smallest by more than %.3f (`--improve-min`).\n\n", improve_min);
+    if (bl[0] == bl[0])
+        fprintf(f, "In-context baselines on the same test sets (mean over the runs' distinct test sets): 2-gram accuracy "
+                   "%.4f, TVD %.4f; 3-gram accuracy %.4f, TVD %.4f.\n\n", bl[0], bl[1], bl[2], bl[3]);
+    fprintf(f, "| train automata | variant | states | smallest | largest | acc smallest | acc largest | delta acc | "
+               "TVD smallest | TVD largest | delta TVD | improves |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n");
+    for (int i = 0; i < ng; i++) {
+        const RbGrowth *x = &g[i];
+        char b0[32], b1[32];
+        frontier_fmt_bytes(4 * x->s0, b0, sizeof b0);
+        frontier_fmt_bytes(4 * x->s1, b1, sizeof b1);
+        int imp = x->npts > 1 && x->a1 - x->a0 > improve_min;
+        fprintf(f, "| %d | %s | %d | %s | %s | %.4f | %.4f | %+.4f | %.4f | %.4f | %+.4f | %s |\n", x->ta, x->variant,
+                x->npts, b0, b1, x->a0, x->a1, x->a1 - x->a0, x->t0, x->t1, x->t1 - x->t0,
+                x->npts < 2 ? "(1 size)" : imp ? "yes" : "no");
+    }
+}
+
+// The paper's claims (bla.md, claim 4) beside what the data says. The sentences are filled from the numbers.
+static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, const RbGrowth *g, int ng,
+                         double improve_min) {
+    fprintf(f, "\n## Compared with the paper's claims\n\n"
+               "The paper (arXiv 2606.09862, abstract; ../shared/design/bla.md claim 4) states: (a) on MQAR BLA's state "
+               "efficiency is 8x that of SWA (the same accuracy at 1/8 of the state); (b) on RegBench only BLA and SWA "
+               "improve as state grows. What these data say:\n\n");
+    int any = 0;
+    for (int k = 0; k < nr; k++) {
+        if (strcmp(r[k].b, "swa")) continue;
+        any = 1;
+        char rb[32];
+        fmt_ratio(rb, sizeof rb, r[k].qual, r[k].ratio);
+        if (!strcmp(r[k].qual, "n/a")) {
+            fprintf(f, "- (a) level %.2f, %s vs swa: no ratio (%s does not reach %.2f).\n", r[k].level, r[k].a,
+                    r[k].kind_a == FR_NOT_REACHED && r[k].kind_b == FR_NOT_REACHED ? "neither"
+                    : r[k].kind_a == FR_NOT_REACHED ? r[k].a : "swa", r[k].level);
+            continue;
+        }
+        if (r[k].ratio >= 1)
+            fprintf(f, "- (a) %s reaches SWA's accuracy with %s less state at level %.2f", r[k].a, rb, r[k].level);
+        else
+            fprintf(f, "- (a) %s needs %.2fx more state than SWA at level %.2f (R = %s)", r[k].a, 1 / r[k].ratio,
+                    r[k].level, rb);
+        if (sp[k].n >= 2) fprintf(f, " (per seed %.2f +- %.2f, %.2f..%.2f, %d seeds)", sp[k].mean, sp[k].sd, sp[k].min, sp[k].max, sp[k].n);
+        else fprintf(f, " (%d seed%s with a ratio: no spread)", sp[k].n, sp[k].n == 1 ? "" : "s");
+        const char *verdict = r[k].qual[0] == '<' && r[k].ratio < 8 ? "below the claimed 8x (an upper bound)"
+                              : r[k].qual[0] == '>' && r[k].ratio >= 8 ? "at least the claimed 8x (a lower bound)"
+                              : r[k].qual[0] ? "a bound only: no verdict against 8x"
+                              : r[k].ratio >= 8 ? "meets the claimed 8x" : "falls short of the claimed 8x";
+        fprintf(f, ": %s.\n", verdict);
+    }
+    if (!any) fprintf(f, "- (a) no MQAR ratio of a BLA variant against swa in these data.\n");
+    if (!ng) fprintf(f, "- (b) no RegBench runs in these data.\n");
+    else {
+        // Per training-automata count: the variants whose accuracy grows with state.
+        for (int i = 0; i < ng; i++) {
+            if (i > 0 && g[i].ta == g[i - 1].ta) continue;
+            char imp[512] = "", non[512] = "";
+            for (int j = i; j < ng && g[j].ta == g[i].ta; j++) {
+                if (g[j].npts < 2) continue;
+                char *dst = g[j].a1 - g[j].a0 > improve_min ? imp : non;
+                size_t l = strlen(dst);
+                snprintf(dst + l, 512 - l, "%s%s (%+.3f)", l ? ", " : "", g[j].variant, g[j].a1 - g[j].a0);
+            }
+            fprintf(f, "- (b) %d training automata: improve with state: %s; do not: %s.\n", g[i].ta, *imp ? imp : "none",
+                    *non ? non : "none");
+        }
+    }
+}
+
+// Wall time of the runs (finished - started), per backend and device.
+static void paper_gpu_time(FILE *f, const ExRow *rows, int n) {
+    fprintf(f, "\n## Compute time of the sweeps\n\nSum over runs of (finished - started), from the runs' own timestamps "
+               "(1 s resolution; concurrent workers on one device overlap, so this is device-occupancy time summed over "
+               "workers, not wall time), per task, backend and device.\n\n"
+               "| task | backend | device | runs | ok | hours | mean s per run |\n|---|---|---|---:|---:|---:|---:|\n");
+    int *done = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));
+    int rows_out = 0;
+    for (int i = 0; i < n; i++) {
+        if (done[i]) continue;
+        int cnt = 0, ok = 0, timed = 0;
+        double sum = 0;
+        for (int j = i; j < n; j++) {
+            if (done[j] || strcmp(rows[j].task, rows[i].task) || strcmp(rows[j].backend, rows[i].backend) ||
+                strcmp(rows[j].device, rows[i].device))
+                continue;
+            done[j] = 1;
+            cnt++;
+            ok += !strcmp(rows[j].status, "ok");
+            if (rows[j].duration_s == rows[j].duration_s) sum += rows[j].duration_s, timed++;
+        }
+        char mean[32] = "–";
+        if (timed) snprintf(mean, sizeof mean, "%.1f", sum / timed);
+        fprintf(f, "| %s | %s | %s | %d | %d | %.3f | %s |\n", rows[i].task, rows[i].backend, rows[i].device, cnt, ok,
+                sum / 3600, mean);
+        rows_out++;
+    }
+    if (!rows_out) fprintf(f, "| – | – | – | 0 | 0 | 0 | – |\n");
+    free(done);
+}
+
 int cmd_report(int argc, char **argv) {
-    const char *db = NULL, *out = NULL, *task = NULL, *vs = NULL, *figs = "plots/out", *v;
+    const char *db = NULL, *out = NULL, *task = NULL, *vs = NULL, *figs = NULL, *csv_in = NULL, *v;
+    const char *pair = "bla,swa";
     double levels[16] = {0.5, 0.7, 0.9};
-    int nlev = 3;
+    int nlev = 3, paper = 0, draw = 0, levels_given = 0;
+    double improve_min = 0.02;
     char err[256];
     for (int i = frontier_arg_start(argc, argv, "report"); i < argc; i++) {
         const char *a = argv[i];
@@ -92,15 +317,38 @@ int cmd_report(int argc, char **argv) {
         else if ((v = frontier_flag_value(argc, argv, &i, "--task"))) frontier_check_task(task = v);
         else if ((v = frontier_flag_value(argc, argv, &i, "--vs"))) vs = v;
         else if ((v = frontier_flag_value(argc, argv, &i, "--figures"))) figs = v;
-        else if ((v = frontier_flag_value(argc, argv, &i, "--levels"))) {
+        else if ((v = frontier_flag_value(argc, argv, &i, "--csv-in"))) csv_in = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--from-csv"))) csv_in = v, paper = draw = 1;
+        else if (!strcmp(a, "--paper")) paper = 1;
+        else if (!strcmp(a, "--draw")) paper = draw = 1;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--pair"))) pair = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--improve-min"))) {
+            char *e;
+            improve_min = strtod(v, &e);
+            if (e == v || *e || !(improve_min >= 0 && improve_min < 1)) die_usage("--improve-min %s: must be in [0, 1)", v);
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--levels"))) {
             if ((nlev = frontier_parse_levels(v, levels, 16, err, sizeof err)) < 0) die_usage("%s", err);
+            levels_given = 1;
         } else die_usage("report: unknown argument '%s' (see recallbench report --help)", a);
     }
-    if (!db) db = frontier_default_db();
-    Store *s = frontier_open_existing(db);
+    // The paper report adds the 0.99 level (reported if reached) and draws its figures to plots/ by default.
+    if (paper && !levels_given) levels[nlev++] = 0.99;
+    if (!figs) figs = paper ? "plots" : "plots/out";
+    char pa[48], pb[48];
+    const char *comma = strchr(pair, ',');
+    if (!comma || comma == pair || !comma[1] || strchr(comma + 1, ',') || comma - pair >= 48 || strlen(comma + 1) >= 48)
+        die_usage("--pair %s: give two variants A,B (e.g. bla,swa)", pair);
+    snprintf(pa, sizeof pa, "%.*s", (int)(comma - pair), pair);
+    snprintf(pb, sizeof pb, "%s", comma + 1);
+    Store *s = export_open_source(db, csv_in, &db);
     sqlite3 *h = store_db(s);
+    // Figures first: the report then links what exists.
+    if (draw && plot_paper_figures(h, figs, NULL, pa, pb, levels, nlev) == 0)
+        fprintf(stderr, "recallbench: no figures drawn (no finished runs)\n");
     FrPoint *p;
-    int np = frontier_compute(h, task, &p);
+    FrRun *runs;
+    int nruns;
+    int np = frontier_compute_runs(h, task, &p, &runs, &nruns);
     if (vs) {  // as frontier does: a variant with no finished runs is a bad argument
         int found = 0;
         for (int i = 0; i < np; i++) found |= !strcmp(p[i].variant, vs);
@@ -126,18 +374,45 @@ int cmd_report(int argc, char **argv) {
     }
     char ts[32];
     utc_timestamp(ts, sizeof ts);
-    fprintf(f, "# recallbench report\n\nDatabase `%s`%s%s, generated %s by recallbench %s (git %s).\n\n", db,
-            task ? ", task " : "", task ? task : "", ts, RB_VERSION, RB_GIT_REV);
+    // From CSVs the content is a function of the files: no timestamp, so regenerating changes nothing.
+    if (csv_in) fprintf(f, "# recallbench report\n\nExported CSVs `%s`%s%s, by recallbench %s.\n\n", db,
+                        task ? ", task " : "", task ? task : "", RB_VERSION);
+    else fprintf(f, "# recallbench report\n\nDatabase `%s`%s%s, generated %s by recallbench %s (git %s).\n\n", db,
+                 task ? ", task " : "", task ? task : "", ts, RB_VERSION, RB_GIT_REV);
+    if (csv_in)
+        fprintf(f, "Regenerate with `recallbench report --from-csv %s%s%s --figures %s` (no database needed).\n\n", db,
+                out ? " --out " : "", out ? out : "", figs);
     fprintf(f, "State sizes are the recurrent state of the whole model in bytes (4 x floats, summed over layers). "
                "Per (variant, state size) the best configuration is kept (learning rate and mixer knobs; accuracy "
                "averaged over seeds); `*` marks the Pareto frontier (no smaller-or-equal state reaches a higher-or-equal "
                "accuracy). Needs are interpolated linearly in log2(state) between the frontier points around the level; "
                "`<= X`: already reached at the smallest measured state.\n\n");
     runs_table(f, h, task);
+    FrRatio *pr = NULL;
+    FrSpread *psp = NULL;
+    int npr = 0;
+    if (paper) {
+        ExRow *rows;
+        int nrows = export_load(h, task, 1, &rows);
+        paper_ratios(f, runs, nruns, p, np, levels, nlev, &pr, &psp, &npr);
+        RbGrowth *g;
+        int ng = regbench_growth(p, np, rows, nrows, &g);
+        double bl[4];
+        plot_regbench_baselines(rows, nrows, bl);
+        paper_regbench(f, g, ng, bl, improve_min);
+        paper_claims(f, pr, psp, npr, g, ng, improve_min);
+        paper_gpu_time(f, rows, nrows);
+        free(g);
+        export_free(rows, nrows);
+    }
     if (np == 0) fprintf(f, "\nNo finished runs: no frontier yet.\n");
     else {
         fprintf(f, "\n## Frontier\n");
         frontier_print_tables(f, p, np, nd, nn, r, nr, levels, nlev, 1);
+        FrSpread *sp;
+        int nsp = frontier_seed_spread(runs, nruns, p, np, r, nr, levels, nlev, &sp);
+        frontier_print_spread(f, sp, nsp, nlev, 1);
+        free(sp);
         fprintf(f, "\n## Figures\n\n");
         char base[PATH_MAX] = ".";
         if (out) {
@@ -147,7 +422,20 @@ int cmd_report(int argc, char **argv) {
         char link[PATH_MAX];
         relpath(base, figs, link, sizeof link);
         int missing = 0;
-        for (int i = 0; i < np; i++) {
+        if (paper) {
+            const char *names[3] = {"mqar_frontier", "regbench_state", "bla_vs_swa"};
+            const char *what[3] = {"MQAR accuracy vs state, every variant", "RegBench accuracy and TVD vs state, with the "
+                                   "in-context n-gram baselines", "BLA vs SWA frontiers with the ratio at each level"};
+            for (int k = 0; k < 3; k++) {
+                char file[PATH_MAX];
+                snprintf(file, sizeof file, "%s/%s.png", figs, names[k]);
+                int have = access(file, R_OK) == 0;
+                missing |= !have;
+                fprintf(f, "- %s: ![%s](%s/%s.png) ([SVG](%s/%s.svg))%s\n", what[k], names[k], link, names[k], link,
+                        names[k], have ? "" : " — not drawn yet");
+            }
+        }
+        for (int i = 0; i < np && !paper; i++) {
             if (i > 0 && !strcmp(p[i].task, p[i - 1].task)) continue;
             const char *kinds[2] = {"frontier", "curves"};
             const char *what[2] = {"accuracy vs state size", "training curves"};
@@ -160,9 +448,15 @@ int cmd_report(int argc, char **argv) {
                         what[k], link, kinds[k], p[i].task, link, kinds[k], p[i].task, have ? "" : " — not drawn yet");
             }
         }
-        if (missing)
+        if (missing && !paper)
             fprintf(f, "\nDraw the missing figures with `recallbench plot --db %s --out %s`.\n", db, figs);
+        else if (missing)
+            fprintf(f, "\nDraw the missing figures with `recallbench plot %s %s --paper --out %s`.\n",
+                    csv_in ? "--csv-in" : "--db", db, figs);
     }
+    free(pr);
+    free(psp);
+    free(runs);
     free(p);
     free(nd);
     free(r);

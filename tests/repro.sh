@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# repro.sh — the issue-12 reproduction path on a tiny sweep: export -> CSV -> frontier, plot and report
+# regenerated from the CSVs alone. Checks that the frontier (points, needs, ratios, per-seed spread) from the
+# CSV equals the one from the database (JSON compared exactly), that REPORT.md carries the tables, the seed
+# spread, the RegBench answer with the n-gram baselines and the compute time, that the three figures are
+# valid PNG/SVG, that regenerating is deterministic, and the error exits.
+# Usage: tests/repro.sh RECALLBENCH SOURCE_ROOT. Prints one line per check; exits 1 if any failed.
+set -u
+export LC_ALL=C OMP_WAIT_POLICY=PASSIVE
+rb=${1:?usage: repro.sh RECALLBENCH SOURCE_ROOT}
+src=${2:?usage: repro.sh RECALLBENCH SOURCE_ROOT}
+case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
+[ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+export RB_PLOTS_DIR="$src/plots"
+fails=0
+check() {
+    if [ "$2" = 0 ]; then echo "PASS  $1"; else echo "FAIL  $1 ${3:-}"; fails=$((fails + 1)); fi
+}
+valid_png() { [ -f "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && [ "$(stat -c %s "$1")" -gt 5000 ]; }
+valid_svg() { [ -f "$1" ] && grep -q '<svg' "$1" && tail -c 100 "$1" | grep -q '</svg>'; }
+
+# Two seeds of SWA and BLA on a small MQAR (two test configurations), and a tiny RegBench at two
+# training-automata counts. Sizes chosen so SWA climbs from ~0.1 to ~0.9 and BLA to ~0.3 in a few seconds.
+cat > m.ini <<'INI'
+[sweep]
+task = mqar
+vocab = 48
+seq-len = 16
+kv-pairs = 2
+train-examples = 1500
+test-mix = 16:2:100,32:4:100
+d-model = 32
+epochs = 5
+batch = 32
+lr = 1e-2
+seed = 1 2
+[model swa]
+layers = conv,swa
+window = 2 4 8 16
+[model bla]
+layers = conv,bla
+window = 32
+freqs = 2 4 8
+INI
+cat > r.ini <<'INI'
+[sweep]
+task = regbench
+train-automata = 20 40
+test-automata = 10
+d-model = 16
+epochs = 1
+batch = 8
+[model swa]
+layers = conv,swa
+window = 4 16
+[model gsa]
+layers = conv,gsa
+slots = 2 8
+INI
+nice -n 5 "$rb" sweep m.ini -j 2 --threads 1 --db m.db >/dev/null 2>&1 &&
+    nice -n 5 "$rb" sweep r.ini -j 2 --threads 1 --db r.db >/dev/null 2>&1
+check "tiny MQAR (14 runs) and RegBench (8 runs) sweeps" $?
+
+# --- export ---------------------------------------------------------------------------------------------------
+"$rb" export --db m.db --task mqar --out results/mqar_frontier.csv 2>/dev/null &&
+    "$rb" export --db r.db --task regbench --out results/regbench_state.csv 2>/dev/null
+check "export both tasks" $?
+python3 - results/mqar_frontier.csv results/regbench_state.csv <<'PY'
+import csv, sys
+m = list(csv.DictReader(open(sys.argv[1])))
+r = list(csv.DictReader(open(sys.argv[2])))
+assert len(m) == 14 and len(r) == 8, (len(m), len(r))
+need = {"variant", "d_model", "window", "freqs", "lr", "seed", "state_bytes", "accuracy", "acc_L16_K2", "acc_L32_K4",
+        "backend", "device", "git_rev", "status", "duration_s", "config_json"}
+assert need <= set(m[0]), need - set(m[0])
+for x in m:   # the mean column is the mean of the per-test-configuration columns
+    assert abs(float(x["accuracy"]) - (float(x["acc_L16_K2"]) + float(x["acc_L32_K4"])) / 2) < 1e-12, x
+    assert float(x["state_bytes"]) == 4 * float(x["state_floats"])
+assert {x["seed"] for x in m} == {"1", "2"}
+for x in r:
+    a2, t2, a3, t3 = (float(x[k]) for k in ("ngram2_accuracy", "ngram2_tvd", "ngram3_accuracy", "ngram3_tvd"))
+    assert 0 < a2 < a3 < 1 and 0 < t3 < t2 < 1, x
+    assert 0 < float(x["tvd"]) <= 1 and x["train_automata"] in ("20", "40")
+PY
+check "CSV columns: config, per-test accuracies (mean consistent), seeds, state bytes, n-gram baselines" $?
+
+# --- the frontier from the CSV equals the frontier from the database ---------------------------------------------
+for t in mqar regbench; do
+    db=m.db; [ $t = regbench ] && db=r.db
+    "$rb" frontier --db $db --task $t --levels 0.3,0.5,0.7 --json > db_$t.json 2>/dev/null
+    f=results/mqar_frontier.csv; [ $t = regbench ] && f=results/regbench_state.csv
+    "$rb" frontier --csv-in $f --task $t --levels 0.3,0.5,0.7 --json > csv_$t.json 2>/dev/null
+    cmp -s db_$t.json csv_$t.json; check "frontier --json of $t: CSV == database ($(wc -c < db_$t.json) bytes)" $?
+done
+# Both exports in one directory: their run ids collide (both databases start at 1) and are remapped; the
+# frontier must still equal the database's apart from the remapped ids.
+"$rb" frontier --csv-in results/ --task mqar --levels 0.3,0.5,0.7 --json > dir_mqar.json 2>/dev/null
+cmp -s db_mqar.json dir_mqar.json; check "frontier --csv-in DIR (two exports) == database for mqar" $?
+python3 - db_mqar.json <<'PY'
+import json, sys
+d = json.loads(open(sys.argv[1]).read())
+sp = [s for s in d["spread"] if s["a"] == "bla" and s["b"] == "swa"]
+got = [s for s in sp if s["n"] == 2]
+assert got, sp   # at least one level with a ratio for both seeds: the comparison is not vacuous
+for s in got:
+    r = [x["ratio"] for x in s["per_seed"]]
+    assert abs(s["mean"] - sum(r) / 2) < 1e-5 and s["min"] == min(r) and s["max"] == max(r), s
+    assert abs(s["sd"] - abs(r[0] - r[1]) / 2 ** 0.5) < 1e-5, s
+PY
+check "per-seed ratio spread: 2 seeds, mean/sd/min/max consistent" $?
+
+# --- one command: figures and REPORT.md from the CSVs ------------------------------------------------------------
+rm -f m.db* r.db*
+"$rb" report --from-csv results/ --out results/REPORT.md --figures plots --levels 0.3,0.5,0.7 > rep.out 2>&1
+check "report --from-csv results/ (no database)" $? "$(tail -3 rep.out)"
+for fig in mqar_frontier regbench_state bla_vs_swa; do
+    valid_png plots/$fig.png && valid_svg plots/$fig.svg; check "plots/$fig.png and .svg" $?
+done
+grep -q 'in-context 3-gram' plots/regbench_state.svg; check "regbench_state draws the n-gram baselines" $?
+R=results/REPORT.md
+grep -q '^## State efficiency of BLA on MQAR' $R && grep -q '^| bla | swa | 0.30 |' $R && grep -q '^### mqar: best configuration' $R &&
+    grep -q '^### mqar: ratio spread over seeds' $R
+check "REPORT.md: frontier tables, ratios and their spread" $?
+ratio=$(python3 -c 'import json; d=json.load(open("db_mqar.json")); print("%.2fx" % [r["ratio"] for r in d["ratios"] if r["level"] == 0.3][0])')
+grep -q "^| bla | swa | 0.30 | $ratio |" $R; check "REPORT.md's ratio at 0.30 is the frontier's ($ratio)" $?
+grep -q '^## RegBench: which models improve as state grows' $R && grep -q '^| 20 | swa |' $R && grep -q '^| 40 | gsa |' $R &&
+    grep -q 'In-context baselines' $R
+check "REPORT.md: RegBench growth per training-automata count, baselines" $?
+grep -q "^## Compared with the paper's claims" $R && grep -q '^- (a) bla ' $R && grep -q '^- (b) 20 training automata' $R
+check "REPORT.md: the paper's claims beside the numbers" $?
+grep -q '^| mqar | cpu | cpu | 14 | 14 |' $R && grep -q '^| regbench | cpu | cpu | 8 | 8 |' $R
+check "REPORT.md: compute time per task, backend and device" $?
+cp $R first.md
+"$rb" report --from-csv results/ --out results/REPORT.md --figures plots --levels 0.3,0.5,0.7 >/dev/null 2>&1 && cmp -s first.md $R
+check "regenerating REPORT.md gives the same file" $?
+
+# --- errors ---------------------------------------------------------------------------------------------------
+"$rb" frontier --csv-in nothere.csv >/dev/null 2>&1; rc=$?
+[ $rc = 1 ]; check "--csv-in a missing file: exit 1" $? "rc=$rc"
+echo "task,variant" > other.csv
+"$rb" frontier --csv-in other.csv >/dev/null 2>&1; rc=$?
+[ $rc = 2 ]; check "--csv-in a CSV that is not an export: exit 2" $? "rc=$rc"
+"$rb" export --db nothere.db --out x.csv >/dev/null 2>&1; rc=$?
+[ $rc = 1 ] && [ ! -e x.csv ]; check "export of a missing database: exit 1, nothing written" $? "rc=$rc"
+"$rb" export >/dev/null 2>&1; rc=$?
+[ $rc = 2 ]; check "export without --out: exit 2" $? "rc=$rc"
+"$rb" frontier --db a.db --csv-in results/ >/dev/null 2>&1; rc=$?
+[ $rc = 2 ]; check "--db with --csv-in: exit 2" $? "rc=$rc"
+
+[ $fails = 0 ] && echo "repro: all checks passed" || echo "repro: $fails check(s) failed"
+[ $fails = 0 ]
