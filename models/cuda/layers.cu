@@ -1,7 +1,7 @@
 // layers.cu — device forms of models/layers.c (the shell's layers), one function per CPU function,
 // same arguments. Depends on layers.cuh (common.cuh, cuBLAS).
 // Every reduction runs in a fixed order (warp butterflies, per-chunk partials added in chunk order),
-// so the same inputs give the same bits; scatter-adds go through a device counting sort + gather.
+// so the same inputs give the same bits; scatter-adds go through a stable device radix sort + run sums.
 #include <cub/device/device_radix_sort.cuh>
 #include "layers.cuh"
 
@@ -134,8 +134,10 @@ __global__ void iota_kernel(int *x, int n) {
     if (i < n) x[i] = i;
 }
 void cuda_rowsort(int *skey, int *list, const int32_t *key, int n, int R, void *scratch) {
+    cuda_rowsort_on(skey, list, key, n, R, scratch, rb_cuda_stream());
+}
+void cuda_rowsort_on(int *skey, int *list, const int32_t *key, int n, int R, void *scratch, cudaStream_t st) {
     if (n <= 0) return;
-    cudaStream_t st = rb_cuda_stream();
     int *iota = (int *)scratch;
     void *temp = (char *)scratch + align256((size_t)n * sizeof(int));
     size_t tb = cub_sort_bytes(n, R);  // host-side query only (no launch): fine inside a capture
@@ -207,11 +209,22 @@ __global__ void wpe_grad_kernel(float *dwpe, const float *dout, int B, int T, in
 size_t cuda_encoder_scratch_bytes(int BT, int V) {
     return align256(2 * (size_t)(BT > 0 ? BT : 1) * sizeof(int)) + cuda_rowsort_scratch_bytes(BT, V);
 }
+void cuda_encoder_sort_on(const int32_t *tok, int BT, int V, void *scratch, cudaStream_t st) {
+    int *skey = (int *)scratch, *list = skey + BT;
+    void *rs = (char *)scratch + align256(2 * (size_t)BT * sizeof(int));
+    cuda_rowsort_on(skey, list, tok, BT, V, rs, st);
+}
+void cuda_encoder_sort(const int32_t *tok, int BT, int V, void *scratch) {
+    cuda_encoder_sort_on(tok, BT, V, scratch, rb_cuda_stream());
+}
 void cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int D,
                            int V, void *scratch) {
-    int BT = B * T, *skey = (int *)scratch, *list = skey + BT;
-    void *rs = (char *)scratch + align256(2 * (size_t)BT * sizeof(int));
-    cuda_rowsort(skey, list, tok, BT, V, rs);
+    cuda_encoder_sort(tok, B * T, V, scratch);
+    cuda_encoder_backward_sorted(dwte, dwpe, dout, B, T, D, scratch);
+}
+void cuda_encoder_backward_sorted(float *dwte, float *dwpe, const float *dout, int B, int T, int D,
+                                  const void *scratch) {
+    const int BT = B * T, *skey = (const int *)scratch, *list = skey + BT;
     cuda_sorted_rows_add(dwte, dout, skey, list, BT, D);
     if (dwpe) {
         wpe_grad_kernel<<<cdiv((long long)T * D, 256), 256, 0, rb_cuda_stream()>>>(dwpe, dout, B, T, D);

@@ -55,6 +55,10 @@ void cuda_shortconv_forward(float *out, const float *inp, const float *w, const 
 // cuda_rowsort_scratch_bytes(n, R) bytes of device memory, allocated once (create()).
 size_t cuda_rowsort_scratch_bytes(int n, int R);
 void cuda_rowsort(int *skey, int *list, const int32_t *key, int n, int R, void *scratch);
+#ifdef __CUDACC__
+// The same on another stream (model.cu sorts on a side branch of the captured step).
+void cuda_rowsort_on(int *skey, int *list, const int32_t *key, int n, int R, void *scratch, cudaStream_t st);
+#endif
 // dst[r, :] += sum over the run of key r (in list order) of src[list[k], :]; rows without members
 // are left untouched. dst [R,D], src [n,D]; work proportional to n, not R.
 void cuda_sorted_rows_add(float *dst, const float *src, const int *skey, const int *list, int n, int D);
@@ -66,6 +70,14 @@ void cuda_sorted_rows_add(float *dst, const float *src, const int *skey, const i
 size_t cuda_encoder_scratch_bytes(int BT, int V);
 void cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int D,
                            int V, void *scratch);
+// The sort half and the gather half of cuda_encoder_backward: cuda_encoder_sort fills the sort
+// (skey, list inside scratch) from tok, once per batch; cuda_encoder_backward_sorted uses it.
+void cuda_encoder_sort(const int32_t *tok, int BT, int V, void *scratch);
+void cuda_encoder_backward_sorted(float *dwte, float *dwpe, const float *dout, int B, int T, int D,
+                                  const void *scratch);
+#ifdef __CUDACC__
+void cuda_encoder_sort_on(const int32_t *tok, int BT, int V, void *scratch, cudaStream_t st);
+#endif
 
 // ---- norm backward (layernorm_backward / rmsnorm_backward) -----------------------------------
 // dinp [N,D] += ; dw, db [D] += (db absent for rms). The weight grads are column sums over rows in

@@ -36,7 +36,9 @@ struct CudaModel {
     float *xg, *hf, *dhf, *dxg, *fmean, *frstd;  // head [NPmax, D] x4, [NPmax] x2
     float *logits, *losses;                      // [NPmax, V] (dlogits in place), [NPmax]
     float *fscratch;                             // column-sum / norm partials
-    int *iscratch;                               // radix sorts (bytes: see create)
+    void *tsort, *psort;                         // radix sorts of the tokens / scored positions (bytes)
+    cudaStream_t side;                           // the sorts' branch of the captured step
+    cudaEvent_t ev_fork, ev_join;
     void *ce_scratch;
     double *gn_part;
     float *scal;
@@ -67,13 +69,16 @@ extern "C" void cuda_model_free(CudaModel *d) {
         rb_cuda_free(d->sub[j].h); rb_cuda_free(d->sub[j].a);
     }
     void *dev[] = {d->params, d->grads, d->m, d->v, d->decay, d->fout, d->dres, d->mlp_scratch, d->xg, d->hf,
-                   d->dhf, d->dxg, d->fmean, d->frstd, d->logits, d->losses, d->fscratch, d->iscratch,
+                   d->dhf, d->dxg, d->fmean, d->frstd, d->logits, d->losses, d->fscratch, d->tsort, d->psort,
                    d->ce_scratch, d->gn_part, d->scal, d->tok, d->pos, d->tgt, d->mask, d->pred, d->rowstat,
                    d->dsc, d->hp};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) rb_cuda_free(dev[i]);
     void *host[] = {d->h_tok, d->h_pos, d->h_tgt, d->h_hp, d->h_out};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
         if (host[i]) cudaFreeHost(host[i]);
+    if (d->ev_fork) cudaEventDestroy(d->ev_fork);
+    if (d->ev_join) cudaEventDestroy(d->ev_join);
+    if (d->side) cudaStreamDestroy(d->side);
     free(d->toff);
     free(d);
 }
@@ -154,11 +159,17 @@ extern "C" CudaModel *cuda_model_create(const Model *hm, int Bmax, int Tmax, cha
     size_t fs = cuda_norm_scratch((int)BT, (int)D);
     if (c->mlp && rb_colsum_scratch((int)BT, (int)Hd) > fs) fs = rb_colsum_scratch((int)BT, (int)Hd);
     A(d->fscratch, fs);
-    // one sort scratch for both sorts (they never overlap): the tokens' (encoder backward) and the
-    // scored positions' (head scatter; keys < Bmax*Tmax, sorted on that key range at every B, T)
-    size_t is = cuda_encoder_scratch_bytes((int)BT, (int)V);
-    size_t is2 = 2 * NP * sizeof(int) + 256 + cuda_rowsort_scratch_bytes((int)NP, (int)BT);
-    if (!(d->iscratch = (int *)rb_cuda_alloc_bytes(is > is2 ? is : is2))) fail = 1;
+    // the tokens' sort (encoder backward) and the scored positions' (head scatter; keys <
+    // Bmax*Tmax, sorted on that key range at every B, T); both depend on the inputs only
+    if (!(d->tsort = rb_cuda_alloc_bytes(cuda_encoder_scratch_bytes((int)BT, (int)V)))) fail = 1;
+    if (!(d->psort = rb_cuda_alloc_bytes(2 * NP * sizeof(int) + 256 + cuda_rowsort_scratch_bytes((int)NP, (int)BT))))
+        fail = 1;
+    if (cudaStreamCreateWithFlags(&d->side, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreateWithFlags(&d->ev_fork, cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreateWithFlags(&d->ev_join, cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        fail = 1;
+    }
     if (!(d->ce_scratch = rb_cuda_alloc_bytes(cuda_ce_scratch_bytes()))) fail = 1;
     if (!(d->gn_part = (double *)rb_cuda_alloc_bytes(cuda_gradnorm_scratch(d->P) * sizeof(double)))) fail = 1;
     A(d->scal, 16);
@@ -258,10 +269,22 @@ static void enq_loss(CudaModel *d, int npos, int want_grad) {
     cuda_crossentropy_fused(d->logits, d->losses, d->dsc, d->tgt, npos, d->V, want_grad, d->ce_scratch);
 }
 
-// model_backward (dlogits in d->logits)
-static void enq_backward(CudaModel *d, int B, int T, int np) {
+// the two sorts of the backward (inputs only: tok, pos), queued on st
+static void enq_sorts(CudaModel *d, int BT, int np, cudaStream_t st) {
+    cuda_encoder_sort_on(d->tok, BT, d->V, d->tsort, st);
+    if (np > 0) {
+        int *skey = (int *)d->psort;
+        void *rs = (char *)d->psort + ((2 * (size_t)np * sizeof(int) + 255) & ~(size_t)255);
+        cuda_rowsort_on(skey, skey + np, d->pos, np, d->Bmax * d->Tmax, rs, st);
+    }
+}
+
+// model_backward (dlogits in d->logits). presorted: enq_sorts already queued on d->side, whose
+// completion ev_join marks (the captured step); else the sorts are queued here.
+static void enq_backward(CudaModel *d, int B, int T, int np, int presorted) {
     const int D = d->D, V = d->V, BT = B * T;
     cudaStream_t st = rb_cuda_stream();
+    if (!presorted) enq_sorts(d, BT, np, st);
     CHECK_CUDA(cudaMemsetAsync(d->dres, 0, (size_t)BT * D * 4, st));
     if (np > 0) {
         const float *dl = d->logits;
@@ -269,11 +292,12 @@ static void enq_backward(CudaModel *d, int B, int T, int np) {
         rb_cuda_matmul(d->dwte, dl, d->hf, V, D, np, 1, 0, 1.f);   // [V,np] @ [np,D]
         CHECK_CUDA(cudaMemsetAsync(d->dxg, 0, (size_t)np * D * 4, st));
         norm_bwd(d, d->dxg, d->dnfw, d->dnfb, d->dhf, d->xg, d->nfw, d->fmean, d->frstd, np);
-        // positions may repeat: sort them, then each residual row sums its positions in order
-        int *skey = d->iscratch, *list = skey + np;
-        void *rs = (char *)d->iscratch + ((2 * (size_t)np * sizeof(int) + 255) & ~(size_t)255);
-        cuda_rowsort(skey, list, d->pos, np, d->Bmax * d->Tmax, rs);
-        cuda_sorted_rows_add(d->dres, d->dxg, skey, list, np, D);
+        // positions may repeat: each residual row sums its positions in order (the sorted pos)
+        if (presorted) CHECK_CUDA(cudaStreamWaitEvent(st, d->ev_join, 0));  // the sorts' branch joins
+        const int *skey = (const int *)d->psort;
+        cuda_sorted_rows_add(d->dres, d->dxg, skey, skey + np, np, D);
+    } else if (presorted) {
+        CHECK_CUDA(cudaStreamWaitEvent(st, d->ev_join, 0));
     }
     for (int j = d->nsub - 1; j >= 0; j--) {
         DevSub *s = &d->sub[j];
@@ -286,7 +310,7 @@ static void enq_backward(CudaModel *d, int B, int T, int np) {
         }
         norm_bwd(d, d->dres, s->dnw, s->dnb, d->fout, d->resid[j], s->nw, s->mean, s->rstd, BT);
     }
-    cuda_encoder_backward(d->dwte, d->dwpe, d->dres, d->tok, B, T, D, V, d->iscratch);
+    cuda_encoder_backward_sorted(d->dwte, d->dwpe, d->dres, B, T, D, d->tsort);
 }
 
 static void upload_inputs(CudaModel *d, const int32_t *inputs, int BT, const int32_t *pos, const int32_t *tgt,
@@ -312,7 +336,7 @@ extern "C" double cuda_model_forward(CudaModel *d, const int32_t *inputs, int B,
 }
 
 extern "C" void cuda_model_backward(CudaModel *d) {
-    enq_backward(d, d->B, d->T, d->npos);
+    enq_backward(d, d->B, d->T, d->npos, 0);
     rb_cuda_sync();
 }
 
@@ -347,11 +371,16 @@ static void enq_train_step(CudaModel *d, int B, int T, int npos) {
         CHECK_CUDA(cudaMemcpyAsync(d->tgt, d->h_tgt, (size_t)npos * 4, cudaMemcpyHostToDevice, st));
     }
     CHECK_CUDA(cudaMemcpyAsync(d->hp, d->h_hp, sizeof(CudaAdamHyper), cudaMemcpyHostToDevice, st));
+    // the backward's sorts need only tok and pos: a side branch, overlapping the forward
+    CHECK_CUDA(cudaEventRecord(d->ev_fork, st));
+    CHECK_CUDA(cudaStreamWaitEvent(d->side, d->ev_fork, 0));
+    enq_sorts(d, BT, npos, d->side);
+    CHECK_CUDA(cudaEventRecord(d->ev_join, d->side));
     CHECK_CUDA(cudaMemsetAsync(d->grads, 0, d->P * 4, st));
     enq_forward(d, B, T, npos);
     if (npos > 0) enq_loss(d, npos, 1);
     else CHECK_CUDA(cudaMemsetAsync(d->dsc, 0, sizeof(double), st));
-    enq_backward(d, B, T, npos);
+    enq_backward(d, B, T, npos, 1);
     cuda_grad_norm(d->dsc + 1, d->grads, d->P, d->gn_part);
     cuda_adamw(d->params, d->grads, d->m, d->v, d->decay, d->P, d->hp, d->dsc + 1, d->dsc, d->scal);
     CHECK_CUDA(cudaMemcpyAsync(d->h_out, d->dsc, 2 * sizeof(double), cudaMemcpyDeviceToHost, st));
