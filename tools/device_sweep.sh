@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# device_sweep.sh — one sitting of a resumable GPU sweep on the device (through tools/devenv.sh): seeds
+# the database from the committed export of earlier sittings, runs the spec for at most SECONDS
+# (SIGINT then: running configs are marked interrupted and redone next sitting), and leaves the
+# database, its CSV export and the logs in $OUT to be committed.
+# Usage: bash tools/devenv.sh bash tools/device_sweep.sh BIN SPEC.ini DBNAME SECONDS [sweep flags...]
+set -u
+bin=${1:?}; spec=${2:?}; name=${3:?}; secs=${4:?}; shift 4
+out=${OUT:-/tmp/rbout}; mkdir -p "$out" /tmp/sweeplogs
+db="$out/$name.db"
+if [ -f "results/$name.db.gz" ]; then gunzip -c "results/$name.db.gz" > "$db"; fi   # earlier sittings
+nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv
+( while sleep 30; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) > "$out/gpu_util.txt" 2>&1 &
+mon=$!
+t0=$(date +%s)
+timeout -s INT "$secs" "$bin/recallbench" sweep "$spec" --backend cuda --db "$db" --logs /tmp/sweeplogs "$@" 2>&1 | tail -n 60
+echo "sweep sitting: $(( $(date +%s) - t0 )) s wall"
+kill $mon 2>/dev/null
+"$bin/recallbench" sweep "$spec" --backend cuda --db "$db" --dry-run 2>&1 | tail -n 1
+tar czf "$out/logs.tar.gz" -C /tmp sweeplogs
+# fold the WAL into the file before compressing it (the -wal file does not travel)
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.execute('PRAGMA journal_mode=DELETE'); c.close()" "$db"
+gzip -k -9 "$db"
