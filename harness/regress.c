@@ -106,9 +106,16 @@ static char *kept_comments(const char *path) {
     return out;
 }
 
+// An --only name: a model, a task, or one row as model/task.
+static int token_matches(const char *t, const Row *r) {
+    const char *sl = strchr(t, '/');
+    if (sl) return (size_t)(sl - t) == strlen(r->model) && !strncmp(t, r->model, sl - t) && !strcmp(sl + 1, r->task);
+    return !strcmp(t, r->model) || !strcmp(t, r->task);
+}
+
 static int token_known(const char *t) {
     for (int i = 0; i < NROWS; i++)
-        if (!strcmp(t, suite[i].model) || !strcmp(t, suite[i].task)) return 1;
+        if (token_matches(t, &suite[i])) return 1;
     return 0;
 }
 
@@ -117,7 +124,7 @@ static int row_selected(const Row *r, const char *only) {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", only);
     for (char *s, *t = strtok_r(buf, ",", &s); t; t = strtok_r(NULL, ",", &s))
-        if (!strcmp(t, r->model) || !strcmp(t, r->task)) return 1;
+        if (token_matches(t, r)) return 1;
     return 0;
 }
 
@@ -277,7 +284,8 @@ static void usage(const char *baseline) {
            "                 printed. Refused when harness/, models/, tasks/ or meson files differ from\n"
            "                 the commit (commit first, so the baseline cites the code it measured)\n"
            "  --allow-dirty  --update anyway, recording the commit and the uncommitted files\n"
-           "  --only NAMES   comma list of models and/or tasks to run (e.g. bla,swa or regbench)\n"
+           "  --only NAMES   comma list of models, tasks and model/task rows to run (e.g. bla,swa or\n"
+           "                 regbench or gsa/mqar); an unknown name is a usage error (exit 2)\n"
            "  --jobs N       rows trained at once, in worker processes (default: online cores) [1..64]\n"
            "  --threads N    CPU threads per row (default 1; the baseline is measured at 1) [1..1024]\n"
            "  --seed S       replace every row's seed (to measure seed spread when choosing tolerances)\n"
@@ -331,8 +339,8 @@ int cmd_regress(int argc, char **argv) {
         int n = 0;
         for (char *s, *t = strtok_r(buf, ",", &s); t; t = strtok_r(NULL, ",", &s), n++)
             if (!token_known(t))
-                die_usage("regress: --only %s: no such model or task (models: attention swa bla gsa la mamba; "
-                          "tasks: mqar regbench)", t);
+                die_usage("regress: --only %s: no such model, task or model/task row (models: attention swa bla gsa "
+                          "la mamba; tasks: mqar regbench)", t);
         if (!n) die_usage("regress: --only needs at least one model or task");
     }
     if (zero && update) die_usage("regress: --zero-mixer cannot --update the baseline");
