@@ -1,54 +1,84 @@
 // regress.c — `recallbench regress`: a fixed suite (every mixer on a tiny MQAR and a tiny RegBench
-// config, fixed seeds) compared with tests/regression/baseline.csv. Depends on config, train.
+// config, fixed seeds) compared with tests/regression/baseline.csv. Depends on config, train, sqlite3.
+//
+// Rows run in worker processes (--jobs, default the online cores), one CPU thread each: the numbers
+// then do not depend on the machine's core count (the thread count changes float rounding) and two
+// small models use two cores better than OpenMP inside one. Each worker trains into its own database
+// in a private temporary directory, which is removed on every exit path (SIGINT/SIGTERM included).
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "rb_build.h"
 #include "train.h"
 #include "util.h"
 
-// The suite. Each row's flags are complete (defaults never leak in unnoticed: the canonical config
-// of each row is hashed and printed). Sizes are chosen so the whole suite runs in a few minutes on
-// 2 cores while every mixer lands far from chance.
-#define MQAR_TINY "--task mqar --vocab 128 --seq-len 64 --kv-pairs 8 --train-examples 6000 --test-examples 500 " \
-                  "--d-model 64 --batch 64 --epochs 8 --lr 3e-3 --seed 1 --early-stop 1.01"
-#define REGB_TINY "--task regbench --train-automata 400 --test-automata 100 --d-model 64 --batch 16 --epochs 4 " \
+// The suite. Each row's flags are complete (defaults never leak in unnoticed: the baseline keeps each
+// row's config hash, and a row whose hash changed fails until --update). Every row is trained well
+// past the epoch where its accuracy stops moving (the cosine schedule then anneals it), so float
+// rounding (another CPU, other compiler flags) moves it by less than the tolerance; the tolerances and
+// the evidence are in the baseline file's comments.
+#define MQAR_TINY "--task mqar --vocab 64 --seq-len 32 --kv-pairs 4 --train-examples 4000 --test-examples 500 " \
+                  "--d-model 32 --batch 64 --lr 3e-3 --seed 1 --early-stop 1.01"
+#define REGB_TINY "--task regbench --train-automata 100 --test-automata 50 --d-model 32 --batch 4 --epochs 24 " \
                   "--lr 3e-3 --seed 1 --early-stop 1.01"
 typedef struct { const char *model, *task, *flags; } Row;
 static const Row suite[] = {
-    {"attention", "mqar", MQAR_TINY " --layers conv,attention"},
-    {"swa", "mqar", MQAR_TINY " --layers conv,swa --window 16"},
-    {"bla", "mqar", MQAR_TINY " --layers conv,bla --window 64 --freqs 16"},
-    // GSA learns this task slower than attention and depends on the seed; 64 slots and 16 epochs put it
-    // clearly above 1/K for every seed tried (0.34-0.67).
-    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 64 --epochs 16"},
-    {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16"},
-    // Mamba learns MQAR late: at 8 or 24 epochs it sits near 1/K; 40 epochs reach its plateau (~0.69).
-    {"mamba", "mqar", MQAR_TINY " --layers conv,mamba --state-dim 16 --epochs 40"},
+    {"attention", "mqar", MQAR_TINY " --layers conv,attention --epochs 12"},
+    {"swa", "mqar", MQAR_TINY " --layers conv,swa --window 16 --epochs 16"},
+    {"bla", "mqar", MQAR_TINY " --layers conv,bla --window 32 --freqs 16 --epochs 16"},
+    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12"},
+    {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16 --epochs 16"},
+    {"mamba", "mqar", MQAR_TINY " --layers mamba --state-dim 16 --lr 2e-2 --epochs 32"},
     {"attention", "regbench", REGB_TINY " --layers conv,attention"},
     {"swa", "regbench", REGB_TINY " --layers conv,swa --window 16"},
-    {"bla", "regbench", REGB_TINY " --layers conv,bla --window 64 --freqs 16"},
-    {"gsa", "regbench", REGB_TINY " --layers conv,gsa --slots 16"},
+    {"bla", "regbench", REGB_TINY " --layers conv,bla --window 32 --freqs 16"},
+    {"gsa", "regbench", REGB_TINY " --layers conv,gsa --slots 32"},
     {"la", "regbench", REGB_TINY " --layers conv,la --feature-dim 16"},
-    {"mamba", "regbench", REGB_TINY " --layers conv,mamba --state-dim 16"},
+    {"mamba", "regbench", REGB_TINY " --layers mamba --state-dim 16"},
 };
 #define NROWS ((int)(sizeof suite / sizeof suite[0]))
+#define MAX_EPOCHS 256
 
-typedef struct { char model[32], task[16]; double expected, tol; int found; } Base;
+typedef struct { char model[32], task[16], hash[24]; double expected, tol; int found; } Base;
+
+// One row's outcome, written by its worker to DIR/row-I.res and read back by the parent.
+typedef struct {
+    int done;                    // 1 = result read; 0 = not run / interrupted / worker died
+    double acc;                  // mean test accuracy of the last epoch (NAN: training failed)
+    int nep;                     // epochs with a test evaluation
+    double ep[MAX_EPOCHS];       // mean test accuracy per epoch
+    double cpu, wall;            // the worker's user+sys and wall seconds
+    char hash[17];               // the row's config hash
+    char status[16];             // train status: ok, diverged, failed, interrupted
+} Result;
+
+static volatile sig_atomic_t g_sig, g_nsig;
+static void on_signal(int s) { g_sig = s; g_nsig++; }
 
 static int load_baseline(const char *path, Base *b, int max) {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
-    char line[512];
+    char line[1024];
     int n = 0, ln = 0;
     while (fgets(line, sizeof line, f)) {
         ln++;
         if (line[0] == '#' || line[0] == '\n' || !strncmp(line, "model,", 6)) continue;
         if (n >= max) break;
-        if (sscanf(line, "%31[^,],%15[^,],%lf,%lf", b[n].model, b[n].task, &b[n].expected, &b[n].tol) != 4)
-            die_usage("%s:%d: expected model,task,expected,tolerance", path, ln);
+        b[n].hash[0] = 0;
+        int k = sscanf(line, "%31[^,],%15[^,],%lf,%lf,%23[0-9a-f]", b[n].model, b[n].task, &b[n].expected, &b[n].tol,
+                       b[n].hash);
+        if (k < 4 || !(b[n].tol >= 0))
+            die_usage("%s:%d: expected model,task,expected,tolerance[,config hash]", path, ln);
         b[n].found = 0;
         n++;
     }
@@ -56,138 +86,480 @@ static int load_baseline(const char *path, Base *b, int max) {
     return n;
 }
 
+// Comment lines of the old baseline that --update keeps (all but the ones it writes itself).
+static char *kept_comments(const char *path) {
+    FILE *f = fopen(path, "r");
+    size_t cap = 4096, len = 0;
+    char *out = xmalloc(cap), line[1024];
+    out[0] = 0;
+    if (!f) return out;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] != '#' || !strncmp(line, "# recallbench regression baseline", 33) || !strncmp(line, "# measured:", 11))
+            continue;
+        size_t l = strlen(line);
+        if (len + l + 2 > cap) out = xrealloc(out, cap = 2 * (len + l + 2));
+        memcpy(out + len, line, l + 1);
+        len += l;
+        if (out[len - 1] != '\n') out[len++] = '\n', out[len] = 0;
+    }
+    fclose(f);
+    return out;
+}
+
+// An --only name: a model, a task, or one row as model/task.
+static int token_matches(const char *t, const Row *r) {
+    const char *sl = strchr(t, '/');
+    if (sl) return (size_t)(sl - t) == strlen(r->model) && !strncmp(t, r->model, sl - t) && !strcmp(sl + 1, r->task);
+    return !strcmp(t, r->model) || !strcmp(t, r->task);
+}
+
+static int token_known(const char *t) {
+    for (int i = 0; i < NROWS; i++)
+        if (token_matches(t, &suite[i])) return 1;
+    return 0;
+}
+
 static int row_selected(const Row *r, const char *only) {
     if (!only) return 1;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", only);
     for (char *s, *t = strtok_r(buf, ",", &s); t; t = strtok_r(NULL, ",", &s))
-        if (!strcmp(t, r->model) || !strcmp(t, r->task)) return 1;
+        if (token_matches(t, r)) return 1;
     return 0;
 }
 
+// The row's RunConfig (flags parsed, then the command line's overrides). Exits 1 on a bad row.
+static void row_config(int i, const char *seed, int threads, int zero, RunConfig *c) {
+    config_defaults(c);
+    char buf[1024], *av[64], err[512];
+    int ac = 0, np;
+    snprintf(buf, sizeof buf, "%s", suite[i].flags);
+    for (char *s, *t = strtok_r(buf, " ", &s); t && ac < 64; t = strtok_r(NULL, " ", &s)) av[ac++] = t;
+    if (config_parse_args(c, ac, av, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN, &np, err, sizeof err))
+        die_runtime("regression row %s/%s: %s", suite[i].model, suite[i].task, err);
+    c->threads = threads;
+    c->zero_mixer = zero;
+    if (seed && config_set(c, "seed", seed, G_TRAIN, err, sizeof err)) die_usage("%s", err);
+}
+
+static void row_hash(const RunConfig *c, char out[17]) {
+    char json[8192];
+    config_json(c, json, sizeof json);
+    config_hash(json, out);
+}
+
+static void db_paths_unlink(const char *db) {
+    char p[300];
+    unlink(db);
+    snprintf(p, sizeof p, "%s-wal", db); unlink(p);
+    snprintf(p, sizeof p, "%s-shm", db); unlink(p);
+    snprintf(p, sizeof p, "%s-journal", db); unlink(p);
+}
+
+// Worker: trains row i into DIR/row-I.db, writes DIR/row-I.res (status acc nep ep...), removes its
+// database and exits 0 (trained), 1 (training failed or was interrupted).
+static _Noreturn void worker(int i, const char *dir, const RunConfig *c) {
+    signal(SIGINT, SIG_DFL);   // train_run installs its own handlers (stop at the next step, mark the
+    signal(SIGTERM, SIG_DFL);  // run interrupted); outside it the default ends the worker
+    prctl(PR_SET_PDEATHSIG, SIGTERM);  // a killed regress takes its workers with it
+    if (getppid() == 1) _exit(1);
+    char db[256], res[256], tmp[272];
+    snprintf(db, sizeof db, "%s/row-%d.db", dir, i);
+    snprintf(res, sizeof res, "%s/row-%d.res", dir, i);
+    snprintf(tmp, sizeof tmp, "%s.tmp", res);
+    TrainResult r;
+    memset(&r, 0, sizeof r);
+    int rc = train_run(c, db, 1, &r);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "%s %.9g", r.status ? r.status : "failed", rc == 0 ? r.accuracy : NAN);
+        sqlite3 *h = NULL;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(h, "SELECT avg(accuracy) FROM evals WHERE split != 'train' GROUP BY epoch ORDER BY epoch",
+                               -1, &st, NULL) == SQLITE_OK) {
+            double ep[MAX_EPOCHS];
+            int n = 0;
+            while (sqlite3_step(st) == SQLITE_ROW && n < MAX_EPOCHS) ep[n++] = sqlite3_column_double(st, 0);
+            fprintf(f, " %d", n);
+            for (int k = 0; k < n; k++) fprintf(f, " %.6f", ep[k]);
+        } else fprintf(f, " 0");
+        sqlite3_finalize(st);
+        sqlite3_close(h);
+        fputc('\n', f);
+        if (fclose(f) == 0) rename(tmp, res);
+        else unlink(tmp);
+    }
+    db_paths_unlink(db);
+    rmdir(dir);  // the last worker of a killed regress removes the directory (fails while not empty)
+    _exit(rc == 0 ? 0 : 1);
+}
+
+static int read_result(const char *dir, int i, Result *out) {
+    char res[256];
+    snprintf(res, sizeof res, "%s/row-%d.res", dir, i);
+    FILE *f = fopen(res, "r");
+    if (!f) return -1;
+    char accs[64];
+    int ok = fscanf(f, "%15s %63s %d", out->status, accs, &out->nep) == 3 && out->nep >= 0 && out->nep <= MAX_EPOCHS;
+    out->acc = strtod(accs, NULL);  // "nan" for a failed run
+    for (int k = 0; ok && k < out->nep; k++) ok = fscanf(f, "%lf", &out->ep[k]) == 1;
+    fclose(f);
+    unlink(res);
+    if (!ok) return -1;
+    if (strcmp(out->status, "ok")) out->acc = NAN;
+    out->done = 1;
+    return 0;
+}
+
+static void remove_dir(const char *dir) {
+    for (int i = 0; i < NROWS; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/row-%d.db", dir, i); db_paths_unlink(p);
+        snprintf(p, sizeof p, "%s/row-%d.res", dir, i); unlink(p);
+        snprintf(p, sizeof p, "%s/row-%d.res.tmp", dir, i); unlink(p);
+    }
+    rmdir(dir);
+}
+
+// The commit the source tree is at, and whether files that decide the numbers differ from it.
+// Returns 0 and fills rev ("unknown" without git); *dirty gets the changed paths ("" if none).
+static void source_state(char *rev, size_t nrev, char *dirty, size_t ndirty) {
+    snprintf(rev, nrev, "unknown");
+    dirty[0] = 0;
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null", RB_SOURCE_ROOT);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        char b[64];
+        if (fgets(b, sizeof b, p)) { b[strcspn(b, "\n")] = 0; if (b[0]) snprintf(rev, nrev, "%s", b); }
+        pclose(p);
+    }
+    snprintf(cmd, sizeof cmd,
+             "git -C '%s' status --porcelain --untracked-files=no -- harness models tasks meson.build meson_options.txt "
+             "2>/dev/null", RB_SOURCE_ROOT);
+    p = popen(cmd, "r");
+    if (p) {
+        char b[512];
+        size_t len = 0;
+        while (fgets(b, sizeof b, p)) {
+            b[strcspn(b, "\n")] = 0;
+            const char *name = strlen(b) > 3 ? b + 3 : b;
+            int w = snprintf(dirty + len, ndirty - len, "%s%s", len ? " " : "", name);
+            if (w < 0 || (size_t)w >= ndirty - len) break;
+            len += (size_t)w;
+        }
+        pclose(p);
+    }
+}
+
+static const char *cpu_model(void) {
+    static char m[128] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return m;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) { c += 1 + (c[1] == ' '); c[strcspn(c, "\n")] = 0; snprintf(m, sizeof m, "%s", c); }
+            break;
+        }
+    fclose(f);
+    return m;
+}
+
+static void usage(const char *baseline) {
+    printf("usage: recallbench regress [--baseline FILE] [--update [--allow-dirty]] [--only NAMES] [--jobs N]\n"
+           "                           [--threads N] [--seed S] [--json]\n"
+           "Trains the fixed regression suite on the CPU (every mixer on a tiny MQAR and a tiny\n"
+           "RegBench config, fixed seeds, each trained to a plateau), compares each accuracy with the\n"
+           "baseline file (default %s),\n"
+           "prints model, task, expected, measured, delta, tolerance, the last epochs' spread and\n"
+           "PASS/FAIL, and exits 1 if any row fails or the run is interrupted (SIGINT/SIGTERM stop the\n"
+           "whole suite and remove its temporary databases), 2 on bad usage.\n"
+           "Baseline: CSV model,task,expected,tolerance,config (the row's config hash; a row whose\n"
+           "definition changed fails until --update); '#' lines are comments.\n"
+           "  --update       rewrite the baseline with the measured values: tolerances and free comments\n"
+           "                 kept, each row's config hash and the commit measured at written, changes\n"
+           "                 printed. Refused when harness/, models/, tasks/ or meson files differ from\n"
+           "                 the commit (commit first, so the baseline cites the code it measured)\n"
+           "  --allow-dirty  --update anyway, recording the commit and the uncommitted files\n"
+           "  --only NAMES   comma list of models, tasks and model/task rows to run (e.g. bla,swa or\n"
+           "                 regbench or gsa/mqar); an unknown name is a usage error (exit 2)\n"
+           "  --jobs N       rows trained at once, in worker processes (default: online cores) [1..64]\n"
+           "  --threads N    CPU threads per row (default 1; the baseline is measured at 1) [1..1024]\n"
+           "  --seed S       replace every row's seed (to measure seed spread when choosing tolerances)\n"
+           "  --json         print a JSON object (rows with per-epoch accuracies) as the last line\n",
+           baseline);
+}
+
 int cmd_regress(int argc, char **argv) {
-    const char *baseline = RB_SOURCE_ROOT "/tests/regression/baseline.csv", *only = NULL;
-    int update = 0, json = 0, zero = 0, threads = 0;
-    const char *seed = NULL;
+    const char *baseline = RB_SOURCE_ROOT "/tests/regression/baseline.csv", *only = NULL, *seed = NULL;
+    int update = 0, json = 0, zero = 0, threads = 1, allow_dirty = 0;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int jobs = online < 1 ? 1 : online > 64 ? 64 : (int)online;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: recallbench regress [--baseline FILE] [--update] [--only NAMES] [--threads N] [--json]\n"
-                   "Trains the fixed regression suite on the CPU (every mixer on a tiny MQAR and a tiny\n"
-                   "RegBench config, fixed seeds), compares each accuracy with the baseline file\n"
-                   "(CSV: model,task,expected,tolerance; default %s),\n"
-                   "prints model, task, expected, measured, delta, PASS/FAIL and exits 1 if any row fails.\n"
-                   "  --update       rewrite the baseline with the measured values (tolerances kept) and\n"
-                   "                 print what changed\n"
-                   "  --only NAMES   comma list of models or tasks to run (e.g. bla,swa or regbench)\n"
-                   "  --seed S       replace every row's seed (to measure seed spread when choosing tolerances)\n",
-                   baseline);
-            return 0;
+        const char *a = argv[i], *v = NULL;
+        char name[32];
+        const char *eq = strchr(a, '=');
+        if (eq && !strncmp(a, "--", 2) && eq - a < (long)sizeof name) {  // --flag=value
+            snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
+            a = name;
+            v = eq + 1;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(baseline); return 0; }
+        int needs = !strcmp(a, "--baseline") || !strcmp(a, "--only") || !strcmp(a, "--threads") ||
+                    !strcmp(a, "--seed") || !strcmp(a, "--jobs");
+        if (!needs && v) die_usage("regress: %s takes no value", a);
+        if (needs && !v) {
+            if (i + 1 >= argc) die_usage("regress: %s needs a value", a);
+            v = argv[++i];
         }
         if (!strcmp(a, "--update")) update = 1;
+        else if (!strcmp(a, "--allow-dirty")) allow_dirty = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--zero-mixer")) zero = 1;  // test only: sabotage every mixer
-        else if (!strcmp(a, "--baseline") || !strcmp(a, "--only") || !strcmp(a, "--threads") || !strcmp(a, "--seed")) {
-            if (i + 1 >= argc) die_usage("%s needs a value", a);
-            if (a[2] == 'b') baseline = argv[++i];
-            else if (a[2] == 's') seed = argv[++i];
-            else if (a[2] == 'o') only = argv[++i];
-            else {
-                char *end;
-                threads = (int)strtol(argv[++i], &end, 10);
-                if (*end || threads < 0 || threads > 1024) die_usage("--threads %s out of range: [0, 1024]", argv[i]);
-            }
+        else if (!strcmp(a, "--baseline")) baseline = v;
+        else if (!strcmp(a, "--seed")) seed = v;
+        else if (!strcmp(a, "--only")) only = v;
+        else if (!strcmp(a, "--threads") || !strcmp(a, "--jobs")) {
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            int hi = a[2] == 't' ? 1024 : 64;
+            if (end == v || *end || errno || n < 1 || n > hi) die_usage("regress: %s %s out of range: [1, %d]", a, v, hi);
+            if (a[2] == 't') threads = (int)n; else jobs = (int)n;
         } else die_usage("regress: unknown option %s (see recallbench help regress)", a);
     }
+    if (allow_dirty && !update) die_usage("regress: --allow-dirty only applies to --update");
+    if (only) {  // every name must select something: a typo must not pass CI as "0 rows"
+        char buf[256];
+        if (strlen(only) >= sizeof buf) die_usage("regress: --only list too long (max %zu characters)", sizeof buf - 1);
+        snprintf(buf, sizeof buf, "%s", only);
+        int n = 0;
+        for (char *s, *t = strtok_r(buf, ",", &s); t; t = strtok_r(NULL, ",", &s), n++)
+            if (!token_known(t))
+                die_usage("regress: --only %s: no such model, task or model/task row (models: attention swa bla gsa "
+                          "la mamba; tasks: mqar regbench)", t);
+        if (!n) die_usage("regress: --only needs at least one model or task");
+    }
+    if (zero && update) die_usage("regress: --zero-mixer cannot --update the baseline");
+    if (seed && update) die_usage("regress: --seed cannot --update the baseline (it is measured at the rows' seeds)");
+    if (threads != 1 && update) die_usage("regress: the baseline is measured at --threads 1");
+
+    char rev[64], dirty[2048];
+    source_state(rev, sizeof rev, dirty, sizeof dirty);
+    if (update && dirty[0] && !allow_dirty)
+        die_runtime("regress --update: uncommitted changes in %s; commit them first so the baseline cites the "
+                    "commit it was measured at (or pass --allow-dirty)", dirty);
+
     Base base[64];
     int nb = load_baseline(baseline, base, 64);
     if (nb < 0 && !update) die_runtime("cannot read baseline %s: %s (create it with --update)", baseline, strerror(errno));
     if (nb < 0) nb = 0;
-    char db[] = "/tmp/recallbench-regress-XXXXXX";
-    int fd = mkstemp(db);
-    if (fd < 0) die_runtime("cannot create a temporary database: %s", strerror(errno));
-    close(fd);
-    unlink(db);
-    double measured[NROWS];
-    int ran[NROWS], fails = 0, nrun = 0;
-    double t0 = now_seconds();
-    for (int i = 0; i < NROWS; i++) {
-        ran[i] = 0;
-        if (!row_selected(&suite[i], only)) continue;
-        RunConfig c;
-        config_defaults(&c);
-        char buf[1024], *av[64], err[512];
-        int ac = 0, np;
-        snprintf(buf, sizeof buf, "%s", suite[i].flags);
-        for (char *s, *t = strtok_r(buf, " ", &s); t && ac < 64; t = strtok_r(NULL, " ", &s)) av[ac++] = t;
-        if (config_parse_args(&c, ac, av, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN, &np, err, sizeof err))
-            die_runtime("regression row %s/%s: %s", suite[i].model, suite[i].task, err);
-        c.threads = threads;
-        c.zero_mixer = zero;
-        if (seed && config_set(&c, "seed", seed, G_TRAIN, err, sizeof err)) die_usage("%s", err);
-        fprintf(stderr, "regress: %-9s %-8s ...", suite[i].model, suite[i].task);
-        double ts = now_seconds();
-        TrainResult r;
-        int rc = train_run(&c, db, 1, &r);
-        fprintf(stderr, " %.4f (%.1f s)\n", rc == 0 ? r.accuracy : NAN, now_seconds() - ts);
-        measured[i] = rc == 0 ? r.accuracy : NAN;
-        ran[i] = 1;
-        nrun++;
-    }
-    unlink(db);
-    char wal[300];
-    snprintf(wal, sizeof wal, "%s-wal", db); unlink(wal);
-    snprintf(wal, sizeof wal, "%s-shm", db); unlink(wal);
 
-    printf("%-10s %-9s %9s %9s %9s %7s  %s\n", "model", "task", "expected", "measured", "delta", "tol", "result");
+    RunConfig cfg[NROWS];
+    int sel[NROWS], nsel = 0;
+    static Result res[NROWS];
     for (int i = 0; i < NROWS; i++) {
-        if (!ran[i]) continue;
+        memset(&res[i], 0, sizeof res[i]);
+        res[i].acc = NAN;
+        sel[i] = row_selected(&suite[i], only);
+        nsel += sel[i];
+        row_config(i, seed, threads, zero, &cfg[i]);
+        row_hash(&cfg[i], res[i].hash);
+    }
+    if (jobs > nsel) jobs = nsel > 0 ? nsel : 1;
+
+    char dir[] = "/tmp/recallbench-regress-XXXXXX";
+    if (!mkdtemp(dir)) die_runtime("cannot create a temporary directory: %s", strerror(errno));
+    fprintf(stderr, "regress: %d rows, %d at a time, %d thread%s each; temporary databases in %s\n", nsel, jobs,
+            threads, threads == 1 ? "" : "s", dir);
+    fflush(stderr);
+    struct sigaction sa, old_int, old_term, old_hup;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;  // no SA_RESTART: a signal wakes the wait below
+    sigemptyset(&sa.sa_mask);
+    g_sig = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
+
+    pid_t pid[NROWS];
+    double start[NROWS];
+    for (int i = 0; i < NROWS; i++) pid[i] = -1, start[i] = 0;
+    int next = 0, active = 0, finished = 0, killed = 0;
+    double t0 = now_seconds(), cpu_total = 0;
+    for (;;) {
+        while (!g_sig && active < jobs && next < NROWS) {
+            if (!sel[next]) { next++; continue; }
+            fflush(stdout);
+            fflush(stderr);
+            pid_t p = fork();
+            if (p < 0) { fprintf(stderr, "regress: fork: %s\n", strerror(errno)); g_sig = -1; break; }
+            if (p == 0) worker(next, dir, &cfg[next]);
+            pid[next] = p;
+            start[next] = now_seconds();
+            active++;
+            next++;
+        }
+        if (active == 0) break;
+        if (g_sig && !killed) {  // stop the whole suite: the running rows first
+            for (int i = 0; i < next; i++)
+                if (pid[i] > 0) kill(pid[i], SIGTERM);
+            killed = 1;
+        }
+        if (g_nsig > 1) {  // a second signal: no more waiting for a clean stop
+            for (int i = 0; i < next; i++)
+                if (pid[i] > 0) kill(pid[i], SIGKILL);
+        }
+        // Poll (a blocking wait could miss a signal that lands just before it).
+        int st;
+        struct rusage ru;
+        pid_t p = wait4(-1, &st, WNOHANG, &ru);
+        if (p == 0 || (p < 0 && errno == EINTR)) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (p < 0) break;  // ECHILD: nothing left
+        for (int i = 0; i < next; i++) {
+            if (pid[i] != p) continue;
+            active--;
+            pid[i] = -1;
+            double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+            cpu_total += cpu;
+            char h[17];
+            memcpy(h, res[i].hash, sizeof h);
+            if (read_result(dir, i, &res[i]) != 0) {
+                res[i].done = 0;
+                snprintf(res[i].status, sizeof res[i].status, "%s", g_sig ? "interrupted" : "died");
+            }
+            memcpy(res[i].hash, h, sizeof h);
+            res[i].cpu = cpu;
+            res[i].wall = now_seconds() - start[i];
+            if (res[i].done && !strcmp(res[i].status, "interrupted")) res[i].done = 0;
+            finished++;
+            if (res[i].done) {
+                fprintf(stderr, "regress: [%d/%d] %-9s %-8s %.4f (%.1f s cpu, %.1f s); last epochs:", finished, nsel,
+                        suite[i].model, suite[i].task, res[i].acc, cpu, res[i].wall);
+                for (int k = res[i].nep > 4 ? res[i].nep - 4 : 0; k < res[i].nep; k++) fprintf(stderr, " %.4f", res[i].ep[k]);
+                fprintf(stderr, "\n");
+            } else
+                fprintf(stderr, "regress: [%d/%d] %-9s %-8s %s (%.1f s)\n", finished, nsel, suite[i].model,
+                        suite[i].task, res[i].status, res[i].wall);
+        }
+    }
+    remove_dir(dir);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    double wall = now_seconds() - t0;
+    if (g_sig) {
+        int ndone = 0;
+        for (int i = 0; i < NROWS; i++) ndone += sel[i] && res[i].done;
+        fprintf(stderr, "regress: interrupted by %s after %d of %d rows; suite stopped, temporary databases removed\n",
+                g_sig == SIGINT ? "SIGINT" : g_sig == SIGTERM ? "SIGTERM" : g_sig == SIGHUP ? "SIGHUP" : "an error",
+                ndone, nsel);
+        if (json) printf("{\"rows\": [], \"failed\": 0, \"interrupted\": true}\n");
+        fflush(stdout);
+        return 1;
+    }
+
+    printf("%-10s %-9s %9s %9s %9s %7s %7s  %s\n", "model", "task", "expected", "measured", "delta", "tol", "last4",
+           "result");
+    int fails = 0, nrun = 0;
+    for (int i = 0; i < NROWS; i++) {
+        if (!sel[i]) continue;
+        nrun++;
         Base *b = NULL;
         for (int j = 0; j < nb; j++)
             if (!strcmp(base[j].model, suite[i].model) && !strcmp(base[j].task, suite[i].task)) b = &base[j];
         if (b) b->found = 1;
-        double m = measured[i];
-        int ok = b && isfinite(m) && fabs(m - b->expected) <= b->tol;
+        const Result *r = &res[i];
+        double m = r->done ? r->acc : NAN, lo = INFINITY, hi = -INFINITY;
+        for (int k = r->nep > 4 ? r->nep - 4 : 0; k < r->nep; k++) lo = fmin(lo, r->ep[k]), hi = fmax(hi, r->ep[k]);
+        char spread[16];
+        if (r->nep) snprintf(spread, sizeof spread, "%.4f", hi - lo); else snprintf(spread, sizeof spread, "-");
+        int changed = b && b->hash[0] && strcmp(b->hash, r->hash);
+        int ok = b && isfinite(m) && fabs(m - b->expected) <= b->tol && !changed;
         if (!ok && !update) fails++;
-        if (b) printf("%-10s %-9s %9.4f %9.4f %+9.4f %7.4f  %s\n", suite[i].model, suite[i].task, b->expected, m,
-                      m - b->expected, b->tol, ok ? "PASS" : "FAIL");
-        else printf("%-10s %-9s %9s %9.4f %9s %7s  %s\n", suite[i].model, suite[i].task, "-", m, "-", "-",
+        char verdict[64];
+        if (ok) snprintf(verdict, sizeof verdict, "PASS");
+        else if (!isfinite(m)) snprintf(verdict, sizeof verdict, "FAIL (%s)", r->status[0] ? r->status : "failed");
+        else if (changed) snprintf(verdict, sizeof verdict, "FAIL (row changed)");
+        else snprintf(verdict, sizeof verdict, "FAIL");
+        if (b) printf("%-10s %-9s %9.4f %9.4f %+9.4f %7.4f %7s  %s\n", suite[i].model, suite[i].task, b->expected, m,
+                      m - b->expected, b->tol, spread, verdict);
+        else printf("%-10s %-9s %9s %9.4f %9s %7s %7s  %s\n", suite[i].model, suite[i].task, "-", m, "-", "-", spread,
                     update ? "NEW" : "FAIL (no baseline row)");
+        if (changed && !update)
+            printf("           config hash %s, baseline %s: the row's definition changed; rerun --update\n", r->hash,
+                   b->hash);
     }
-    printf("%d rows, %d failed, %.0f s\n", nrun, update ? 0 : fails, now_seconds() - t0);
+    printf("%d rows, %d failed, %.0f s wall, %.0f s cpu (%d jobs, %d thread%s per row)\n", nrun, update ? 0 : fails,
+           wall, cpu_total, jobs, threads, threads == 1 ? "" : "s");
     if (update) {
-        // Rewrite: every suite row (measured where run, else the old value), tolerances kept.
-        FILE *f = fopen(baseline, "w");
-        if (!f) die_runtime("cannot write baseline %s: %s", baseline, strerror(errno));
-        fprintf(f, "# recallbench regression baseline: accuracy of each suite row (harness/regress.c)\n"
-                   "# written by `recallbench regress --update` at git %s; tolerances kept from the previous\n"
-                   "# file (new rows: 0.05). Choose a tolerance from the row's seed spread (regress --seed S).\n"
-                   "model,task,expected,tolerance\n",
-                git_revision());
+        // Rewrite: every suite row (measured where run, else the old value), tolerances and comments kept.
+        // Written next to the real file (a symlink's target) and renamed over it; a path that exists
+        // but is not a regular file (/dev/null, a FIFO) is refused, never replaced.
+        char real[4096], tmp[4200], when[32];
+        struct stat sb;
+        if (realpath(baseline, real)) {
+            if (stat(real, &sb) != 0 || !S_ISREG(sb.st_mode))
+                die_runtime("regress --update: %s is not a regular file; not replaced", baseline);
+        } else if (errno == ENOENT) snprintf(real, sizeof real, "%s", baseline);
+        else die_runtime("regress --update: %s: %s", baseline, strerror(errno));
+        char *comments = kept_comments(real);
+        snprintf(tmp, sizeof tmp, "%s.tmp", real);
+        utc_timestamp(when, sizeof when);
+        FILE *f = fopen(tmp, "w");
+        if (!f) die_runtime("cannot write %s: %s", tmp, strerror(errno));
+        fprintf(f, "# recallbench regression baseline: mean test accuracy of each suite row (harness/regress.c)\n"
+                   "# measured: commit %s%s%s%s, %s, on %s, %d thread per row (recallbench regress --update)\n",
+                rev, dirty[0] ? " with uncommitted changes to " : "", dirty, only ? " (rows of --only; others kept)" : "",
+                when, cpu_model(), threads);
+        fputs(comments, f);
+        fprintf(f, "model,task,expected,tolerance,config\n");
+        free(comments);
         for (int i = 0; i < NROWS; i++) {
             Base *b = NULL;
             for (int j = 0; j < nb; j++)
                 if (!strcmp(base[j].model, suite[i].model) && !strcmp(base[j].task, suite[i].task)) b = &base[j];
-            double tol = b ? b->tol : 0.05, v = ran[i] ? measured[i] : b ? b->expected : NAN;
-            if (!isfinite(v)) continue;
-            if (b && ran[i] && fabs(v - b->expected) >= 5e-5)  // the file keeps 4 decimals
+            int ran = sel[i] && res[i].done && isfinite(res[i].acc);
+            double tol = b ? b->tol : 0.05, v = ran ? res[i].acc : b ? b->expected : NAN;
+            if (!isfinite(v)) { printf("not written: %s/%s (no measured value)\n", suite[i].model, suite[i].task); continue; }
+            const char *h = ran ? res[i].hash : b->hash;
+            if (b && ran && fabs(v - b->expected) >= 5e-5)  // the file keeps 4 decimals
                 printf("updated %s/%s: %.4f -> %.4f\n", suite[i].model, suite[i].task, b->expected, v);
             else if (!b) printf("added %s/%s: %.4f (tolerance %.4f)\n", suite[i].model, suite[i].task, v, tol);
-            fprintf(f, "%s,%s,%.4f,%.4f\n", suite[i].model, suite[i].task, v, tol);
+            if (b && ran && b->hash[0] && strcmp(b->hash, h))
+                printf("config of %s/%s: %s -> %s\n", suite[i].model, suite[i].task, b->hash, h);
+            fprintf(f, "%s,%s,%.4f,%.4f,%s\n", suite[i].model, suite[i].task, v, tol, h);
         }
-        fclose(f);
-        printf("baseline written: %s\n", baseline);
+        if (fclose(f) != 0 || rename(tmp, real) != 0) {
+            unlink(tmp);
+            die_runtime("cannot write baseline %s: %s", baseline, strerror(errno));
+        }
+        printf("baseline written: %s (commit %s%s)\n", baseline, rev, dirty[0] ? ", uncommitted changes" : "");
     }
     if (json) {
         printf("{\"rows\": [");
         int k = 0;
-        for (int i = 0; i < NROWS; i++)
-            if (ran[i]) {
-                printf("%s{\"model\": \"%s\", \"task\": \"%s\", \"measured\": ", k++ ? ", " : "", suite[i].model,
-                       suite[i].task);
-                if (isfinite(measured[i])) printf("%.6f}", measured[i]); else printf("null}");
-            }
-        printf("], \"failed\": %d}\n", update ? 0 : fails);
+        for (int i = 0; i < NROWS; i++) {
+            if (!sel[i]) continue;
+            printf("%s{\"model\": \"%s\", \"task\": \"%s\", \"config\": \"%s\", \"cpu_s\": %.2f, \"measured\": ",
+                   k++ ? ", " : "", suite[i].model, suite[i].task, res[i].hash, res[i].cpu);
+            if (res[i].done && isfinite(res[i].acc)) printf("%.6f", res[i].acc); else printf("null");
+            printf(", \"epochs\": [");
+            for (int e = 0; e < res[i].nep; e++) printf("%s%.6f", e ? ", " : "", res[i].ep[e]);
+            printf("]}");
+        }
+        printf("], \"failed\": %d, \"wall_s\": %.1f, \"cpu_s\": %.1f}\n", update ? 0 : fails, wall, cpu_total);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "recallbench: regress: cannot write the table to stdout: %s\n", strerror(errno));
+        return 1;
     }
     return fails && !update ? 1 : 0;
 }

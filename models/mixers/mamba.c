@@ -115,26 +115,36 @@ static int mamba_validate(const MixerCfg *c, char *err, size_t errn) {
 static int mamba_param_specs(const MixerCfg *c, ParamSpec *s) {
     size_t D = (size_t)c->d, E = (size_t)mamba_d_inner(c), N = (size_t)c->state_dim;
     size_t R = (size_t)mamba_dt_rank(c);
-    s[MAMBA_W_IN] = (ParamSpec){"in_proj", 2 * E * D, INIT_NORMAL, 1};
+    s[MAMBA_W_IN] = (ParamSpec){"in_proj", 2 * E * D, INIT_CUSTOM, 1};
     s[MAMBA_CONV_W] = (ParamSpec){"conv_w", E * K, INIT_CUSTOM, 1};
     s[MAMBA_CONV_B] = (ParamSpec){"conv_b", E, INIT_CUSTOM, 0};
-    s[MAMBA_W_X] = (ParamSpec){"x_proj", (R + 2 * N) * E, INIT_NORMAL, 1};
+    s[MAMBA_W_X] = (ParamSpec){"x_proj", (R + 2 * N) * E, INIT_CUSTOM, 1};
     s[MAMBA_W_DT] = (ParamSpec){"dt_proj", E * R, INIT_CUSTOM, 1};
     s[MAMBA_B_DT] = (ParamSpec){"dt_bias", E, INIT_CUSTOM, 0};
     s[MAMBA_A_LOG] = (ParamSpec){"A_log", E * N, INIT_CUSTOM, 0};
     s[MAMBA_D] = (ParamSpec){"D", E, INIT_CUSTOM, 0};
-    s[MAMBA_W_OUT] = (ParamSpec){"out_proj", D * E, INIT_OUT, 1};
+    s[MAMBA_W_OUT] = (ParamSpec){"out_proj", D * E, INIT_CUSTOM, 1};
     return MAMBA_NTENSORS;
 }
 
-// mamba_simple.py's Mamba.__init__: conv1d keeps PyTorch's default init, U(+-1/sqrt(fan_in = K));
-// W_dt ~ U(+-dt_rank^-0.5); b_dt = softplus^-1(dt), dt log-uniform in [1e-3, 0.1] (floor 1e-4);
-// A_log[c, n] = log(n + 1) (S4D-real); D = 1.
+// mamba_simple.py's Mamba.__init__ (and zoology's MambaBlock), not the shell's N(0, 0.02): in_proj and
+// x_proj keep PyTorch's nn.Linear default, U(+-1/sqrt(fan_in)) (fan_in D and d_inner); out_proj the
+// same divided by sqrt(n_layers) (MixerModel's rescale_prenorm_residual); with N(0, 0.02) these are
+// 2.5-3.6x smaller at d 64 and mamba sits near chance on tiny MQAR. conv1d keeps PyTorch's default,
+// U(+-1/sqrt(fan_in = K)); W_dt ~ U(+-dt_rank^-0.5); b_dt = softplus^-1(dt), dt log-uniform in
+// [1e-3, 0.1] (floor 1e-4); A_log[c, n] = log(n + 1) (S4D-real); D = 1. Draw order: in_proj, conv,
+// x_proj, W_dt, b_dt, out_proj.
+static void uniform_fill(real *p, size_t n, double bound, Rng *rng) {
+    for (size_t i = 0; i < n; i++) p[i] = (real)(bound * (2 * rng_uniform(rng) - 1));
+}
+
 static void mamba_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
-    int E = mamba_d_inner(c), N = c->state_dim, R = mamba_dt_rank(c);
+    int D = c->d, E = mamba_d_inner(c), N = c->state_dim, R = mamba_dt_rank(c);
+    uniform_fill(p[MAMBA_W_IN], (size_t)2 * E * D, 1 / sqrt((double)D), rng);
     double cb = 1 / sqrt((double)K);
     for (int i = 0; i < E * K; i++) p[MAMBA_CONV_W][i] = (real)(cb * (2 * rng_uniform(rng) - 1));
     for (int i = 0; i < E; i++) p[MAMBA_CONV_B][i] = (real)(cb * (2 * rng_uniform(rng) - 1));
+    uniform_fill(p[MAMBA_W_X], (size_t)(R + 2 * N) * E, 1 / sqrt((double)E), rng);
     double ws = 1 / sqrt((double)R);
     for (int i = 0; i < E * R; i++) p[MAMBA_W_DT][i] = (real)(ws * (2 * rng_uniform(rng) - 1));
     const double lo = log(1e-3), hi = log(0.1);
@@ -146,6 +156,7 @@ static void mamba_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
     for (int i = 0; i < E; i++)
         for (int n = 0; n < N; n++) p[MAMBA_A_LOG][(size_t)i * N + n] = (real)log(n + 1.0);
     for (int i = 0; i < E; i++) p[MAMBA_D][i] = 1;
+    uniform_fill(p[MAMBA_W_OUT], (size_t)D * E, 1 / sqrt((double)E) / sqrt((double)(c->n_layers > 0 ? c->n_layers : 1)), rng);
 }
 
 static void mamba_destroy(void *vctx) {
