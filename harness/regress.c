@@ -129,6 +129,8 @@ static int row_selected(const Row *r, const char *only) {
 }
 
 // The row's RunConfig (flags parsed, then the command line's overrides). Exits 1 on a bad row.
+static const char *g_backend, *g_precision;  // --backend / --precision: where the rows train
+
 static void row_config(int i, const char *seed, int threads, int zero, RunConfig *c) {
     config_defaults(c);
     char buf[1024], *av[64], err[512];
@@ -140,11 +142,17 @@ static void row_config(int i, const char *seed, int threads, int zero, RunConfig
     c->threads = threads;
     c->zero_mixer = zero;
     if (seed && config_set(c, "seed", seed, G_TRAIN, err, sizeof err)) die_usage("%s", err);
+    if (g_backend && config_set(c, "backend", g_backend, G_TRAIN, err, sizeof err)) die_usage("%s", err);
+    if (g_precision && config_set(c, "precision", g_precision, G_TRAIN, err, sizeof err)) die_usage("%s", err);
 }
 
+// The hash of the row's definition on the CPU: a --backend cuda run is the same row, judged against the
+// CPU baseline's expected accuracy and tolerance.
 static void row_hash(const RunConfig *c, char out[17]) {
     char json[8192];
-    config_json(c, json, sizeof json);
+    RunConfig k = *c;
+    k.backend = BACKEND_CPU;
+    config_json(&k, json, sizeof json);
     config_hash(json, out);
 }
 
@@ -270,6 +278,7 @@ static const char *cpu_model(void) {
 
 static void usage(const char *baseline) {
     printf("usage: recallbench regress [--baseline FILE] [--update [--allow-dirty]] [--only NAMES] [--jobs N]\n"
+           "                           [--backend cpu|cuda [--precision fp32|tf32|bf16]]\n"
            "                           [--threads N] [--seed S] [--json]\n"
            "Trains the fixed regression suite on the CPU (every mixer on a tiny MQAR and a tiny\n"
            "RegBench config, fixed seeds, each trained to a plateau), compares each accuracy with the\n"
@@ -284,6 +293,8 @@ static void usage(const char *baseline) {
            "                 printed. Refused when harness/, models/, tasks/ or meson files differ from\n"
            "                 the commit (commit first, so the baseline cites the code it measured)\n"
            "  --allow-dirty  --update anyway, recording the commit and the uncommitted files\n"
+           "  --backend B    cpu (default) or cuda: train the rows there, judged against the CPU baseline\n"
+           "                 (same rows, same tolerances); --precision sets the GEMM inputs on cuda\n"
            "  --only NAMES   comma list of models, tasks and model/task rows to run (e.g. bla,swa or\n"
            "                 regbench or gsa/mqar); an unknown name is a usage error (exit 2)\n"
            "  --jobs N       rows trained at once, in worker processes (default: online cores) [1..64]\n"
@@ -309,7 +320,8 @@ int cmd_regress(int argc, char **argv) {
         }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(baseline); return 0; }
         int needs = !strcmp(a, "--baseline") || !strcmp(a, "--only") || !strcmp(a, "--threads") ||
-                    !strcmp(a, "--seed") || !strcmp(a, "--jobs");
+                    !strcmp(a, "--seed") || !strcmp(a, "--jobs") || !strcmp(a, "--backend") ||
+                    !strcmp(a, "--precision");
         if (!needs && v) die_usage("regress: %s takes no value", a);
         if (needs && !v) {
             if (i + 1 >= argc) die_usage("regress: %s needs a value", a);
@@ -322,6 +334,14 @@ int cmd_regress(int argc, char **argv) {
         else if (!strcmp(a, "--baseline")) baseline = v;
         else if (!strcmp(a, "--seed")) seed = v;
         else if (!strcmp(a, "--only")) only = v;
+        else if (!strcmp(a, "--backend")) {
+            if (strcmp(v, "cpu") && strcmp(v, "cuda")) die_usage("regress: --backend %s: must be cpu or cuda", v);
+            g_backend = v;
+        } else if (!strcmp(a, "--precision")) {
+            if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "bf16"))
+                die_usage("regress: --precision %s: must be fp32, tf32 or bf16", v);
+            g_precision = v;
+        }
         else if (!strcmp(a, "--threads") || !strcmp(a, "--jobs")) {
             char *end;
             errno = 0;
@@ -346,6 +366,9 @@ int cmd_regress(int argc, char **argv) {
     if (zero && update) die_usage("regress: --zero-mixer cannot --update the baseline");
     if (seed && update) die_usage("regress: --seed cannot --update the baseline (it is measured at the rows' seeds)");
     if (threads != 1 && update) die_usage("regress: the baseline is measured at --threads 1");
+    if (g_backend && !strcmp(g_backend, "cuda") && update)
+        die_usage("regress: the baseline is measured on the CPU; --backend cuda is checked against it");
+    if (g_precision && !(g_backend && !strcmp(g_backend, "cuda"))) die_usage("regress: --precision needs --backend cuda");
 
     char rev[64], dirty[2048];
     source_state(rev, sizeof rev, dirty, sizeof dirty);
