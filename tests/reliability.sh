@@ -213,7 +213,12 @@ if want 6; then
     a=$("$rb" gen --task=mqar --vocab=64 --seq-len=16 --kv-pairs=2 --seed=3 -n 2 --format=jsonl 2>&1); rc=$?
     b=$("$rb" gen --task mqar --vocab 64 --seq-len 16 --kv-pairs 2 --seed 3 -n 2 --format jsonl 2>&1)
     check "item6: gen accepts --flag=value" $([ $rc = 0 ] && [ "$a" = "$b" ] && echo 0 || echo 1) "($(echo "$a" | head -c 100))"
-    # (bench's own --steps/--warmup-steps with '=' are harness/bench.c's parser, not checked here.)
+    # bench's own options (harness/bench.c's loop, before the config parser) take '=' too.
+    "$rb" bench $tiny --layers conv,bla --window 16 --freqs 4 --steps=2 --warmup-steps=1 -j=2 --db be.db >x.out 2>x.err; rc=$?
+    check "item6: bench accepts --steps=N --warmup-steps=N -j=N" \
+        $([ $rc = 0 ] && grep -q "over 2 steps after 1 warm-up" x.out && grep -q "2 concurrent runs" x.out && echo 0 || echo 1) "(exit $rc: $(grep -m1 'step time' x.out | head -c 100)$(head -c 100 x.err))"
+    e2 "bench --steps=abc: not a number" "--steps abc is not a number" bench $tiny --steps=abc --db be.db
+    e2 "bench --warmup-steps ' 5' refused (decimal digits only)" "warmup-steps" bench $tiny --warmup-steps " 5" --db be.db
     # Help ranges are the real limits: the help's bound passes validation (sweep --dry-run finalizes every
     # point without training), one beyond it is refused.
     rng() { "$rb" help train | grep -E "^ *--$1 " | grep -oE '\[[0-9e+.]+\.\.[0-9e+.]+\]$' | tr -d '[]' | sed 's/\.\./ /' |
