@@ -8,6 +8,7 @@
 #include "../models/layers.h"
 #include "../models/optim.h"
 #include "../models/step.h"
+#include "frontier.h"
 #include "store.h"
 #include "train.h"
 #include "util.h"
@@ -91,6 +92,17 @@ static void *bench_job(void *arg) {
     return NULL;
 }
 
+// A bench option's integer value: decimal digits only (strtol took " -5" and "" as numbers), in [lo, hi].
+static long bench_int(const char *flag, const char *v, long lo, long hi) {
+    const char *p = v;
+    long x = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (x <= hi) x = x * 10 + (*p - '0');  // stops growing past hi: no overflow
+    if (p == v || *p) die_usage("%s %s is not a number: must be an integer in [%ld, %ld]", flag, v, lo, hi);
+    if (x < lo || x > hi) die_usage("%s %s out of range: must be an integer in [%ld, %ld]", flag, v, lo, hi);
+    return x;
+}
+
 int cmd_bench(int argc, char **argv) {
     RunConfig c;
     config_defaults(&c);
@@ -112,19 +124,14 @@ int cmd_bench(int argc, char **argv) {
             config_print_help(stdout, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN);
             return 0;
         }
-        if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
-            if (i + 1 >= argc) die_usage("%s needs a value", a);
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 64) die_usage("%s %s out of range: must be an integer in [1, 64]", a, argv[i]);
-            jobs_n = (int)v;
-        } else if (!strcmp(a, "--steps") || !strcmp(a, "--warmup-steps")) {
-            if (i + 1 >= argc) die_usage("%s needs a value", a);
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < (a[2] == 's' ? 1 : 0) || v > 100000)
-                die_usage("%s %s out of range: must be an integer in [%d, 100000]", a, argv[i], a[2] == 's' ? 1 : 0);
-            if (a[2] == 's') steps = (int)v; else warm = (int)v;
+        // "--name value" or "--name=value" (frontier_flag_value), as for every other command.
+        const char *v;
+        if ((v = frontier_flag_value(argc, argv, &i, "-j")) || (v = frontier_flag_value(argc, argv, &i, "--jobs"))) {
+            jobs_n = (int)bench_int(a[1] == 'j' ? "-j" : "--jobs", v, 1, 64);
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--steps"))) {
+            steps = (int)bench_int("--steps", v, 1, 100000);
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--warmup-steps"))) {
+            warm = (int)bench_int("--warmup-steps", v, 0, 100000);
         } else argv[1 + k++] = argv[i];
     }
     if (config_parse_args(&c, k, argv + 1, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN, &np, err, sizeof err))

@@ -3,10 +3,25 @@
 #include "layers.h"
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LN_EPS 1e-5
+
+// Per-thread scratch (the GEMM's packed panels, attention's k/v transposes) is freed when its thread
+// exits: OpenMP's pool shrinks when the thread count drops and bench -j's threads end, and their
+// buffers leaked (LeakSanitizer, test_threads and bench -j). A pthread key's destructor runs at a
+// thread's exit; scratch_arm sets it on the thread's first allocation (off the hot path).
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+static void scratch_free(void *unused);
+static void scratch_key_make(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+static void scratch_arm(void) {
+    pthread_once(&scratch_once, scratch_key_make);
+    if (scratch_key_ok) pthread_setspecific(scratch_key, &scratch_key);  // any non-NULL value arms it
+}
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
@@ -154,6 +169,7 @@ static _Thread_local float *gemm_pack, *gemm_part;
 static _Thread_local size_t gemm_pack_cap, gemm_part_cap;
 static float *grow(float **p, size_t *cap, size_t n) {
     if (n > *cap) {
+        if (!*p) scratch_arm();
         float *q = realloc(*p, n * sizeof(float));
         if (!q) return NULL;
         *p = q;
@@ -726,6 +742,7 @@ static _Thread_local size_t mha_tcap;
 static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
     size_t need = 2 * (size_t)dh * T;
     if (need > mha_tcap) {
+        if (!mha_tbuf) scratch_arm();
         real *nb = realloc(mha_tbuf, need * sizeof(real));
         if (!nb) return NULL;
         mha_tbuf = nb;
@@ -736,6 +753,18 @@ static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
         for (int c = 0; c < dh; c++)
             for (int s = s0; s < s0 + 16 && s < T; s++) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
     return xt;
+}
+
+static void scratch_free(void *unused) {
+    free(mha_tbuf);
+    mha_tbuf = NULL;
+    mha_tcap = 0;
+#ifdef RB_OWN_SGEMM
+    free(gemm_pack);
+    free(gemm_part);
+    gemm_pack = gemm_part = NULL;
+    gemm_pack_cap = gemm_part_cap = 0;
+#endif
 }
 
 void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
