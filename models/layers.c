@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LN_EPS 1e-5
+#include "shell_consts.h"
+#define LN_EPS RB_LN_EPS
 
 // Per-thread scratch (the GEMM's packed panels, attention's k/v transposes) is freed when its thread
 // exits: OpenMP's pool shrinks when the thread count drops and bench -j's threads end, and their

@@ -9,15 +9,14 @@
 #include <math.h>
 #include "layers.cuh"
 
-// Same values as gsa.c's GSA_NORM_EPS / GSA_GATE_NORMALIZER (fla's norm_eps, gate_logit_normalizer).
-#define GSA_NORM_EPS 1e-6f
-#define GSA_GATE_NORMALIZER 8.0f
+#include "../mixers/gsa.h"  // GSA_NORM_EPS, GSA_GATE_NORMALIZER, the tensor order: one definition with gsa.c
+#define GSA_EPS_F ((float)GSA_NORM_EPS)
+#define GSA_GNORM_F ((float)GSA_GATE_NORMALIZER)
 #define GSA_THREADS 256  // scan block: 8 warps
 #define GSA_ROW_THREADS 128
 
 extern "C" double gsa_test_force_alpha;  // gsa.c's test-only hook (read on the host at forward time)
 
-enum { GSA_WQ, GSA_WK, GSA_WV, GSA_WF, GSA_NORM, GSA_WO, GSA_NT };  // gsa.c's tensor order
 
 typedef struct {
     int D, H, dh, m, Hm, Bmax, Tmax;
@@ -56,7 +55,7 @@ __global__ void gsa_activate_kernel(float *q, float *k, float *v, float *alpha, 
         if (force >= 0) {
             alpha[n] = force; s[n] = 1.f - force;
         } else {
-            float g = gsa_logsigm(fa[n]) / GSA_GATE_NORMALIZER;
+            float g = gsa_logsigm(fa[n]) / GSA_GNORM_F;
             alpha[n] = expf(g); s[n] = -expm1f(g);
         }
     }
@@ -122,7 +121,7 @@ __global__ void gsa_norm_forward_kernel(float *y, float *r, float *rstd, const f
     float *yi = y + i * D, *ri = r + i * D, ss = 0.f;
     for (int j = threadIdx.x; j < D; j += blockDim.x) { float yv = gsa_silu(oi[j]); yi[j] = yv; ss += yv * yv; }
     ss = block_sum(ss, red);
-    float rs = 1.f / sqrtf(ss / D + GSA_NORM_EPS);
+    float rs = 1.f / sqrtf(ss / D + GSA_EPS_F);
     if (threadIdx.x == 0) rstd[i] = rs;
     for (int j = threadIdx.x; j < D; j += blockDim.x) ri[j] = yi[j] * rs * w[j];
 }
@@ -387,7 +386,7 @@ __global__ void gsa_gate_kernel(float *dG, const float *dS, const float *s, cons
         size_t n = ((size_t)b * T + t) * Hm + hr;
         cum += dG[n] - s[n] * dS[n];
         float dlog = cum - dS[n] * alpha[n];
-        dG[n] = forced ? 0.f : dlog * gsa_sigm(-fa[n]) / GSA_GATE_NORMALIZER;
+        dG[n] = forced ? 0.f : dlog * gsa_sigm(-fa[n]) / GSA_GNORM_F;
     }
 }
 

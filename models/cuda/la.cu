@@ -15,7 +15,8 @@
 #include <math.h>
 #include "layers.cuh"
 
-#define LA_EPS 1e-12f  // la.c's LA_EPS (zoology's Based eps)
+#include "../mixers/la.h"  // LA_EPS, the tensor order: one definition with la.c
+#define LA_EPS_F ((float)LA_EPS)
 #define LA_THREADS 256
 #define LA_C 64   // chunk length of the chunked form (= the tile edge LA_T)
 #define LA_T 64   // tile edge: a block of 256 threads computes a 64 x 64 tile, 4 x 4 per thread
@@ -24,7 +25,6 @@
 
 extern "C" int la_feature_size(int kind, int n);  // la.c: f' = 1 + f + f(f+1)/2 (taylor), d_h (elu)
 
-enum { LA_WQ, LA_WK, LA_WV, LA_WO, LA_NT };  // la.c's tensor order
 
 typedef struct {
     int D, H, dh, kind, fq, F, Bmax, Tmax;
@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(LA_THREADS) la_scan_kernel(float *o, float *de
         __syncthreads();
         float part = 0.f;
         for (int a = tid; a < F; a += nt) { z[a] += sk[a]; part += sq[a] * z[a]; }
-        float dn = block_sum(part, red) + LA_EPS, inv = 1.f / dn;
+        float dn = block_sum(part, red) + LA_EPS_F, inv = 1.f / dn;
         for (int j = tid; j < dh; j += nt) {  // S += phk v^T; o = S^T phq / den (feature order)
             float acc = 0.f, vj = sv[j];
             for (int a = 0; a < F; a++) {
@@ -342,7 +342,7 @@ __global__ void __launch_bounds__(256) la_chunk_out_kernel(float *o, float *den,
     for (int i = 0; i < 4; i++) {
         const int t = ty * 4 + i;
         if (t >= Lc) continue;
-        const float dn = rs[i] + sqz[t] + LA_EPS, inv = 1.f / dn;
+        const float dn = rs[i] + sqz[t] + LA_EPS_F, inv = 1.f / dn;
         float *orow = o + (row0 + t) * D + (size_t)h * dh + j0;
 #pragma unroll
         for (int j = 0; j < 4; j++)

@@ -5,7 +5,8 @@
 #include <cub/device/device_radix_sort.cuh>
 #include "layers.cuh"
 
-#define LN_EPS 1e-5f
+#include "../shell_consts.h"
+#define LN_EPS ((float)RB_LN_EPS)  // one definition with layers.c
 #define ROWS_CHUNK 256  // rows per partial sum of the weight-gradient column sums
 
 // y[n, oc] += b[oc]: 2D grid (rows x column tiles), no 64-bit modulo; 4 columns per thread when

@@ -19,14 +19,12 @@
 #include <string.h>
 #include <tgmath.h>
 
-#define GSA_NORM_EPS 1e-6        // fla GSAConfig.norm_eps (passed to the layer's g_norm)
-#define GSA_GATE_NORMALIZER 8.0  // fla gate_logit_normalizer: log alpha = logsigmoid(f) / 8
+#include "gsa.h"  // GSA_NORM_EPS, GSA_GATE_NORMALIZER, the tensor order (shared with cuda/gsa.cu)
 
 // Test-only hook (tests/test_gsa.c): alpha in [0, 1] replaces the learned gate everywhere (forward,
 // step; its gradient is then 0). Negative = off (the default).
 double gsa_test_force_alpha = -1;
 
-enum { GSA_WQ, GSA_WK, GSA_WV, GSA_WF, GSA_NORM, GSA_WO, GSA_NT };
 
 typedef struct {
     int D, H, dh, m, Hm, Bmax, Tmax;

@@ -19,9 +19,7 @@
 #include <string.h>
 #include <tgmath.h>
 
-#define LA_EPS 1e-12
-
-enum { LA_WQ, LA_WK, LA_WV, LA_WO, LA_NT };
+#include "la.h"  // LA_EPS, the tensor order (shared with cuda/la.cu)
 
 typedef struct {
     int D, H, dh, kind, fq, F;   // fq: projected q/k dims per head; F: feature size per head
