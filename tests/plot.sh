@@ -7,6 +7,7 @@ set -u
 export LC_ALL=C
 rb=${1:?usage: plot.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: plot.sh RECALLBENCH SOURCE_ROOT}
+. "$src/tests/lib.sh"  # check, q
 case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
 [ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
 tmp=$(mktemp -d)
@@ -15,9 +16,6 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 export RB_PLOTS_DIR="$src/plots"
 fails=0
-check() {
-    if [ "$2" = 0 ]; then echo "PASS  $1"; else echo "FAIL  $1 ${3:-}"; fails=$((fails + 1)); fi
-}
 valid_png() {  # PNG signature 89 50 4E 47 0D 0A 1A 0A and a plausible size
     [ -f "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && [ "$(stat -c %s "$1")" -gt 5000 ]
 }

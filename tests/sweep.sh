@@ -7,16 +7,13 @@ set -u
 export LC_ALL=C
 rb=${1:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
+. "$src/tests/lib.sh"  # check, q
 case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
 [ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fails=0
-check() {  # check NAME CONDITION-EXIT-STATUS [detail]
-    if [ "$2" = 0 ]; then echo "PASS  $1"; else echo "FAIL  $1 ${3:-}"; fails=$((fails + 1)); fi
-}
-q() { sqlite3 "$@" 2>/dev/null; }
 have_sqlite=1; command -v sqlite3 >/dev/null || have_sqlite=0
 count_ok() { if [ $have_sqlite = 1 ]; then q "$1" "select count(*) from runs where status='ok'"; else echo 0; fi; }
 

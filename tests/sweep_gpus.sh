@@ -14,16 +14,14 @@ set -u
 export LC_ALL=C OMP_WAIT_POLICY=PASSIVE
 rb=${1:?usage: sweep_gpus.sh RECALLBENCH SOURCE_ROOT}
 case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
+src=${2:?usage: sweep_gpus.sh RECALLBENCH SOURCE_ROOT}
+. "$src/tests/lib.sh"  # check, q
 [ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
 command -v sqlite3 >/dev/null && command -v python3 >/dev/null || { echo "SKIP  sweep_gpus.sh needs sqlite3 and python3"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fails=0
-check() {  # check NAME CONDITION-EXIT-STATUS [detail]
-    if [ "$2" = 0 ]; then echo "PASS  $1"; else echo "FAIL  $1 ${3:-}"; fails=$((fails + 1)); fi
-}
-q() { sqlite3 "$@" 2>/dev/null; }
 tiny='vocab = 64
 seq-len = 16
 kv-pairs = 2
