@@ -41,7 +41,7 @@ static int (*command_fn(const Command *c))(int, char **) { return c->fn; }
 static void usage(FILE *f) {
     fprintf(f, "recallbench %s (%s) — trains small sequence models on synthetic recall tasks and maps\n"
                "accuracy against recurrent state size.\n\nusage: recallbench COMMAND [options]\n\ncommands:\n",
-            RB_VERSION, RB_GIT_REV);
+            RB_VERSION, git_revision());
     for (int i = 0; i < NCMD; i++)
         if (command_fn(&commands[i])) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "  %-10s %s\n\nrecallbench help COMMAND shows a command's options.\n", "help", "this text, or a command's");
@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
     if (argc < 2) die_usage("no command given (recallbench help lists them)");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("recallbench %s (git %s)\n", RB_VERSION, RB_GIT_REV);
+        printf("recallbench %s (git %s)\n", RB_VERSION, git_revision());
         return finish(0);
     }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return finish(0); }

@@ -378,7 +378,7 @@ int cmd_report(int argc, char **argv) {
     if (csv_in) fprintf(f, "# recallbench report\n\nExported CSVs `%s`%s%s, by recallbench %s.\n\n", db,
                         task ? ", task " : "", task ? task : "", RB_VERSION);
     else fprintf(f, "# recallbench report\n\nDatabase `%s`%s%s, generated %s by recallbench %s (git %s).\n\n", db,
-                 task ? ", task " : "", task ? task : "", ts, RB_VERSION, RB_GIT_REV);
+                 task ? ", task " : "", task ? task : "", ts, RB_VERSION, git_revision());
     if (csv_in)
         fprintf(f, "Regenerate with `recallbench report --from-csv %s%s%s --figures %s` (no database needed).\n\n", db,
                 out ? " --out " : "", out ? out : "", figs);

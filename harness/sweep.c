@@ -432,11 +432,14 @@ static void out_append(Worker *x, const char *buf, size_t got) {
     x->outn += got;
 }
 
-static volatile sig_atomic_t got_signal = 0;
+static volatile sig_atomic_t got_signal = 0, got_drain = 0;
 static void on_signal(int sig) {
     if (!got_signal) got_signal = sig;
     else got_signal = -1;  // a second signal: kill the workers outright
 }
+// SIGUSR1 (or --time-limit): start no new run, let the running ones finish (nothing is thrown away, unlike
+// SIGINT, whose running configs are redone from scratch next time).
+static void on_drain(int sig) { (void)sig; got_drain = 1; }
 
 static int online_cores(void) {
     cpu_set_t set;
@@ -524,6 +527,8 @@ static void usage(FILE *f) {
             "  --backend B        cpu | cuda: overrides the spec's backend for every run (part of the hash)\n"
             "  --gpus LIST        GPUs for --backend cuda (default 0), each listed once; worker slot i always\n"
             "                     runs with CUDA_VISIBLE_DEVICES = LIST[i mod count]\n"
+            "  --time-limit S     start no run after S seconds of wall time; runs already going finish and\n"
+            "                     are kept (SIGUSR1 does the same at any time); rerun to resume [1..1e7]\n"
             "  --threads T        CPU threads per worker (default max(1, cores / workers))\n"
             "  --dry-run          print the grid (index, model, variant, knobs, hash, status) and its size\n"
             "  --list             print one self-contained `recallbench train ... --db PATH` command per\n"
@@ -611,6 +616,14 @@ static int retry_avoids(const short *failed, int nfailed, int gi, const int *str
 int cmd_sweep(int argc, char **argv) {
     const char *spec_path = NULL, *db = NULL, *backend = NULL, *gpus = NULL, *logs = NULL, *exe = NULL, *v;
     int jobs = 0, threads = 0, dry = 0, list = 0, retry_div = 0;
+    double time_limit = 0;
+    // Installed first: a SIGUSR1 that comes while the spec or the database is still loading must not end
+    // the process (its default action), only mark the sweep as draining.
+    struct sigaction su;
+    memset(&su, 0, sizeof su);
+    su.sa_handler = on_drain;
+    sigemptyset(&su.sa_mask);
+    sigaction(SIGUSR1, &su, NULL);
     for (int i = frontier_arg_start(argc, argv, "sweep"); i < argc; i++) {
         const char *a = argv[i];
         char *end;
@@ -627,6 +640,10 @@ int cmd_sweep(int argc, char **argv) {
             long x = strtol(v, &end, 10);
             if (end == v || *end || x < 1 || x > 1024) die_usage("--threads %s: must be an integer in [1, 1024]", v);
             threads = (int)x;
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--time-limit"))) {
+            double x = strtod(v, &end);
+            if (end == v || *end || !(x >= 1 && x <= 1e7)) die_usage("--time-limit %s: must be seconds in [1, 1e7]", v);
+            time_limit = x;
         } else if ((v = frontier_flag_value(argc, argv, &i, "--db"))) db = v;
         else if ((v = frontier_flag_value(argc, argv, &i, "--backend"))) {
             if (strcmp(v, "cpu") && strcmp(v, "cuda")) die_usage("--backend %s: must be cpu or cuda", v);
@@ -789,7 +806,7 @@ int cmd_sweep(int argc, char **argv) {
     memset(w, 0, sizeof w);
     for (int i = 0; i < jobs; i++) w[i].pid = 0;
     int next = 0, done = 0, nok = 0, nfail = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0, nelse = 0;
-    int nfull = 0, nretried = 0;
+    int nfull = 0, nretried = 0, draining = 0;
     // Retries: a run whose worker died (a signal: kill -9, the OOM killer, a crash) or failed at run time (exit 1
     // without a result, e.g. a device error) goes back to the queue, ahead of fresh runs, up to SWEEP_ATTEMPTS
     // attempts in all, and avoids the GPUs it failed on while another GPU can take it. A GPU whose last
@@ -804,8 +821,14 @@ int cmd_sweep(int argc, char **argv) {
     snprintf(thr, sizeof thr, "%d", threads);
 
     for (;;) {
+        if (!draining && (got_drain || (time_limit > 0 && now_seconds() - t0 >= time_limit))) {
+            draining = 1;
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "sweep: %s: starting no new runs; waiting for %d running\n",
+                    got_drain ? "SIGUSR1" : "time limit reached", active);
+        }
         // Launch.
-        for (int k = 0; k < jobs && !stopping && !got_signal && (next < npend || nretry > 0); k++) {
+        for (int k = 0; k < jobs && !stopping && !draining && !got_signal && (next < npend || nretry > 0); k++) {
             if (w[k].pid) continue;
             int gi = ngpu ? k % ngpu : 0;
             if (gpu_bad(streak, gi, nslot_gpu)) {
@@ -894,7 +917,7 @@ int cmd_sweep(int argc, char **argv) {
                             .attempt = attempts[ri] + 1, .t0 = now_seconds()};
             active++;
         }
-        if (active == 0 && (stopping || got_signal || (next >= npend && nretry == 0))) break;
+        if (active == 0 && (stopping || draining || got_signal || (next >= npend && nretry == 0))) break;
 
         // Wait for output or exits.
         struct pollfd pf[MAX_WORKERS];
@@ -1056,6 +1079,9 @@ int cmd_sweep(int argc, char **argv) {
         fprintf(stderr, "sweep: interrupted; rerun the same command to resume (finished runs are kept)\n");
         return EXIT_RUNTIME;
     }
+    if (draining && notrun)
+        fprintf(stderr, "sweep: stopped starting runs (%s) with %d not run; rerun the same command to resume\n",
+                got_drain ? "SIGUSR1" : "--time-limit", notrun);
     if (nrejected) return EXIT_USAGE;
     return nfail || nfull ? EXIT_RUNTIME : 0;
 }

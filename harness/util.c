@@ -50,7 +50,6 @@ const char *host_name(void) {
     if (!h[0] && gethostname(h, sizeof h - 1) != 0) strcpy(h, "unknown");
     return h;
 }
-const char *git_revision(void) { return RB_GIT_REV; }
 void utc_timestamp(char *buf, size_t n) {
     time_t t = time(NULL);
     struct tm tm;

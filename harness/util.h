@@ -23,7 +23,7 @@ void *xrealloc_at(void *p, size_t n, const char *file, int line);
 
 double now_seconds(void);          // monotonic clock
 const char *host_name(void);       // gethostname, cached
-const char *git_revision(void);    // the build's git revision (rb_build.h)
+const char *git_revision(void);    // the build's git revision (rev.c, from vcs_tag at build time)
 // ISO-8601 UTC timestamp into buf.
 void utc_timestamp(char *buf, size_t n);
 // Writes s as a JSON string literal (quotes and escapes) to f.

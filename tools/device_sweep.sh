@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # device_sweep.sh — one sitting of a resumable GPU sweep on the device (through tools/devenv.sh): seeds
-# the database from the committed export of earlier sittings, runs the spec for at most SECONDS
-# (SIGINT then: running configs are marked interrupted and redone next sitting), and leaves the
-# database, its CSV export and the logs in $OUT to be committed.
+# the database from the committed database of earlier sittings, starts runs until SECONDS - DRAIN
+# (sweep --time-limit: the runs going then finish and are kept; DRAIN defaults to 165 s, a little more
+# than one Based MQAR run with 4 workers on an H200), stops at SECONDS in any case (SIGINT: configs
+# still running are marked interrupted and redone next sitting), and leaves the database, the logs
+# and the GPU utilisation in $OUT to be committed.
 # Usage: bash tools/devenv.sh bash tools/device_sweep.sh BIN SPEC.ini DBNAME SECONDS [sweep flags...]
 set -u
 bin=${1:?}; spec=${2:?}; name=${3:?}; secs=${4:?}; shift 4
@@ -13,7 +15,8 @@ nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv
 ( while sleep 30; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) > "$out/gpu_util.txt" 2>&1 &
 mon=$!
 t0=$(date +%s)
-timeout -s INT "$secs" "$bin/recallbench" sweep "$spec" --backend cuda --db "$db" --logs /tmp/sweeplogs "$@" 2>&1 | tail -n 60
+drain=${DRAIN:-165}; tl=$(( secs > drain + 30 ? secs - drain : 30 ))
+timeout -s INT "$secs" "$bin/recallbench" sweep "$spec" --backend cuda --db "$db" --logs /tmp/sweeplogs --time-limit "$tl" "$@" 2>&1 | tail -n 60
 echo "sweep sitting: $(( $(date +%s) - t0 )) s wall"
 kill $mon 2>/dev/null
 "$bin/recallbench" sweep "$spec" --backend cuda --db "$db" --dry-run 2>&1 | tail -n 1
