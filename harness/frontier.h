@@ -134,6 +134,7 @@ typedef struct {
     char task[16], variant[48], mixer[16], layers[96], status[16], backend[16], device[96], host[96];
     char git_rev[48], started[32], finished[32], config_hash[24], state_formula[256];
     char window[64], freqs[64], readout[16], feature_map[16];
+    char precision[8];                    // cuda GEMM inputs (fp32|tf32|bf16); "" on the cpu backend
     char *config_json;                    // malloc'd
     int n_layers, d_model, heads, slots, feature_dim, state_dim, epochs, epochs_done, train_automata, test_automata;
     double lr, state_floats, accuracy, tvd, tokens_per_s, duration_s;   // NAN where absent

@@ -275,8 +275,9 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
 static void paper_gpu_time(FILE *f, const ExRow *rows, int n) {
     fprintf(f, "\n## Compute time of the sweeps\n\nSum over runs of (finished - started), from the runs' own timestamps "
                "(1 s resolution; concurrent workers on one device overlap, so this is device-occupancy time summed over "
-               "workers, not wall time), per task, backend and device.\n\n"
-               "| task | backend | device | runs | ok | hours | mean s per run |\n|---|---|---|---:|---:|---:|---:|\n");
+               "workers, not wall time), per task, backend, device and GEMM precision (cuda).\n\n"
+               "| task | backend | device | precision | runs | ok | hours | mean s per run |\n"
+               "|---|---|---|---|---:|---:|---:|---:|\n");
     int *done = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));
     int rows_out = 0;
     for (int i = 0; i < n; i++) {
@@ -285,7 +286,7 @@ static void paper_gpu_time(FILE *f, const ExRow *rows, int n) {
         double sum = 0;
         for (int j = i; j < n; j++) {
             if (done[j] || strcmp(rows[j].task, rows[i].task) || strcmp(rows[j].backend, rows[i].backend) ||
-                strcmp(rows[j].device, rows[i].device))
+                strcmp(rows[j].device, rows[i].device) || strcmp(rows[j].precision, rows[i].precision))
                 continue;
             done[j] = 1;
             cnt++;
@@ -294,11 +295,11 @@ static void paper_gpu_time(FILE *f, const ExRow *rows, int n) {
         }
         char mean[32] = "–";
         if (timed) snprintf(mean, sizeof mean, "%.1f", sum / timed);
-        fprintf(f, "| %s | %s | %s | %d | %d | %.3f | %s |\n", rows[i].task, rows[i].backend, rows[i].device, cnt, ok,
-                sum / 3600, mean);
+        fprintf(f, "| %s | %s | %s | %s | %d | %d | %.3f | %s |\n", rows[i].task, rows[i].backend, rows[i].device,
+                rows[i].precision[0] ? rows[i].precision : "–", cnt, ok, sum / 3600, mean);
         rows_out++;
     }
-    if (!rows_out) fprintf(f, "| – | – | – | 0 | 0 | 0 | – |\n");
+    if (!rows_out) fprintf(f, "| – | – | – | – | 0 | 0 | 0 | – |\n");
     free(done);
 }
 
