@@ -55,6 +55,10 @@ void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *t
 // out [N,D] = (inp - mean) * rstd * w + b; mean, rstd [N] saved.
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w, const real *b,
                        int N, int D);
+// The residual add fused in: y [N,D] = x + f, then out = layernorm(y) as above (the next
+// sub-layer's input; one pass instead of two).
+void residual_layernorm_forward(real *out, real *y, real *mean, real *rstd, const real *x, const real *f,
+                                const real *w, const real *b, int N, int D);
 // dinp [N,D] += ; dw, db [D] += ; dout, inp [N,D].
 void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         const real *mean, const real *rstd, int N, int D);
