@@ -71,18 +71,6 @@ RB_CLONES static real exp_sum_inplace(real *x, int n, real mx) {
     return s;
 }
 
-RB_CLONES static real max_of(const real *x, int n) {
-    real lane[16];
-    for (int j = 0; j < 16; j++) lane[j] = x[0];
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-    for (; i < n; i++) lane[0] = x[i] > lane[0] ? x[i] : lane[0];
-    real m = lane[0];
-    for (int j = 1; j < 16; j++) m = lane[j] > m ? lane[j] : m;
-    return m;
-}
-
 // Reductions over a row in 16 fixed lanes: vectorisable without -ffast-math, same order every run.
 #define LANES 16
 static inline real lanes_total(const real *lane) {
@@ -671,15 +659,40 @@ void mlp_backward(real *dinp, real *dw1, real *db1, real *dw2, real *db2, real *
 
 // ---- softmax cross-entropy -------------------------------------------------------------------
 
+// One row of the softmax cross-entropy: p = softmax(z) (exp written straight to p, 16 fixed lanes
+// for the max and the sum); returns log(sum) and the max through *mx.
+RB_CLONES static real ce_row(real *restrict p, const real *restrict z, int V, real *mxo) {
+    real lane[LANES];
+    for (int j = 0; j < LANES; j++) lane[j] = z[0];
+    int v = 0;
+    for (; v + LANES <= V; v += LANES)
+        for (int j = 0; j < LANES; j++) lane[j] = z[v + j] > lane[j] ? z[v + j] : lane[j];
+    for (; v < V; v++) lane[0] = z[v] > lane[0] ? z[v] : lane[0];
+    real mx = lane[0];
+    for (int j = 1; j < LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
+    for (int j = 0; j < LANES; j++) lane[j] = 0;
+    for (v = 0; v + LANES <= V; v += LANES)
+        for (int j = 0; j < LANES; j++) {
+            real e = rexp(z[v + j] - mx);
+            p[v + j] = e;
+            lane[j] += e;
+        }
+    for (; v < V; v++) {
+        real e = rexp(z[v] - mx);
+        p[v] = e;
+        lane[0] += e;
+    }
+    real s = lanes_total(lane), inv = 1 / s;
+    for (v = 0; v < V; v++) p[v] *= inv;
+    *mxo = mx;
+    return s;
+}
+
 double crossentropy_forward(real *probs, real *losses, const real *logits, const int32_t *tgt, int N, int V) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const real *z = logits + (size_t)n * V;
-        real *p = probs + (size_t)n * V, mx = max_of(z, V);
-        memcpy(p, z, V * sizeof(real));
-        real s = exp_sum_inplace(p, V, mx);
-        real inv = 1 / s;
-        for (int v = 0; v < V; v++) p[v] *= inv;
+        real mx, s = ce_row(probs + (size_t)n * V, z, V, &mx);
         losses[n] = tgt[n] >= 0 ? (real)(log((double)s) - (double)(z[tgt[n]] - mx)) : 0;
     }
     double sum = 0;
@@ -787,16 +800,63 @@ static inline int head_window(const int *window, int h) {
     return window && window[h] > 0 ? window[h] : INT_MAX / 2;
 }
 
-// row[a] = exp(row[a] - l), a < n (backward: probabilities from the saved log-sum-exp).
-RB_CLONES static void exp_sub_inplace(real *row, int n, real l) {
-    for (int a = 0; a < n; a++) row[a] = rexp(row[a] - l);
+// The rows of one block of P, in place (one cloned call per block: the masking, max, exp, sum and
+// scaling of a row in one pass each, 16 fixed lanes). Row i is query t = t0 + i; visible keys are
+// a0..a1 (a = key - lo); the rest of the row is set to 0. Forward (lse_out): softmax, lse_out[t] =
+// log-sum-exp. Backward (lse_in): exp(row - lse_in[t]), the probabilities of the forward.
+RB_CLONES static void mha_rows_softmax(real *P, real *lse_out, const real *lse_in, int t0, int tb, int lo, int n,
+                                       int W) {
+    for (int i = 0; i < tb; i++) {
+        int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
+        real *row = P + (size_t)i * n, *x = row + a0;
+        int len = a1 - a0 + 1;
+        for (int a = 0; a < a0; a++) row[a] = 0;
+        for (int a = a1 + 1; a < n; a++) row[a] = 0;
+        if (!lse_out) {
+            real l = lse_in[t];
+            for (int a = 0; a < len; a++) x[a] = rexp(x[a] - l);
+            continue;
+        }
+        real lane[LANES];
+        for (int j = 0; j < LANES; j++) lane[j] = x[0];
+        int a = 0;
+        for (; a + LANES <= len; a += LANES)
+            for (int j = 0; j < LANES; j++) lane[j] = x[a + j] > lane[j] ? x[a + j] : lane[j];
+        for (; a < len; a++) lane[0] = x[a] > lane[0] ? x[a] : lane[0];
+        real mx = lane[0];
+        for (int j = 1; j < LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
+        for (int j = 0; j < LANES; j++) lane[j] = 0;
+        for (a = 0; a + LANES <= len; a += LANES)
+            for (int j = 0; j < LANES; j++) {
+                real e = rexp(x[a + j] - mx);
+                x[a + j] = e;
+                lane[j] += e;
+            }
+        for (; a < len; a++) {
+            real e = rexp(x[a] - mx);
+            x[a] = e;
+            lane[0] += e;
+        }
+        real sum = lanes_total(lane), inv = 1 / sum;
+        for (a = 0; a < len; a++) x[a] *= inv;
+        lse_out[t] = mx + (real)log((double)sum);
+    }
 }
 
-// g = p (g - sum(p g)) over one row of n (softmax backward), the sum in row order as before.
-RB_CLONES static void softmax_bwd_row(real *g, const real *p, int n) {
-    real dsum = 0;
-    for (int a = 0; a < n; a++) dsum += p[a] * g[a];
-    for (int a = 0; a < n; a++) g[a] = p[a] * (g[a] - dsum);
+// g = p (g - sum(p g)) over the tb rows of n of one block (softmax backward); the sum in 16 fixed
+// lanes (a serial sum was a dependency chain of n adds per row).
+RB_CLONES static void mha_rows_softmax_bwd(real *restrict G, const real *restrict P, int tb, int n) {
+    for (int i = 0; i < tb; i++) {
+        real *g = G + (size_t)i * n;
+        const real *p = P + (size_t)i * n;
+        real lane[LANES] = {0};
+        int a = 0;
+        for (; a + LANES <= n; a += LANES)
+            for (int j = 0; j < LANES; j++) lane[j] += p[a + j] * g[a + j];
+        for (; a < n; a++) lane[0] += p[a] * g[a];
+        real dsum = lanes_total(lane);
+        for (a = 0; a < n; a++) g[a] = p[a] * (g[a] - dsum);
+    }
 }
 
 // P [tb, n] (keys lo..lo+n-1) = softmax over each row's visible keys of scale * q k^T; sets lse
@@ -808,22 +868,35 @@ static void mha_block_probs(real *P, real *lse_out, const real *lse_in, const re
                             real scale) {
     if (kt) gemm_ld(P, n, qb, ld, kt, ldt, tb, n, dh, 0, 0, scale, 0);
     else gemm_ld(P, n, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
-    for (int i = 0; i < tb; i++) {
-        int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
-        real *row = P + (size_t)i * n;
-        for (int a = 0; a < a0; a++) row[a] = 0;
-        for (int a = a1 + 1; a < n; a++) row[a] = 0;
-        if (lse_out) {
-            real mx = max_of(row + a0, a1 - a0 + 1);
-            real s = exp_sum_inplace(row + a0, a1 - a0 + 1, mx);
-            real inv = 1 / s;
-            for (int a = a0; a <= a1; a++) row[a] *= inv;
-            lse_out[t] = mx + (real)log((double)s);
-        } else {
-            exp_sub_inplace(row + a0, a1 - a0 + 1, lse_in[t]);
-        }
-    }
+    mha_rows_softmax(P, lse_out, lse_in, t0, tb, lo, n, W);
 }
+
+#if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
+#define RB_TRANSPOSE8 1
+#include <immintrin.h>
+// dst[c * ldd + s] = src[s * lds + c] for an 8 x 8 block (data movement only: no rounding).
+__attribute__((target("avx2"))) static void transpose8x8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
+           r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
+           r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
+           r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
 
 // Per-thread [2, dh, T] buffer for one head's k^T and v^T (grown on first use; OOM: NULL, and the
 // callers fall back to transposed GEMMs). Transposing once per (b, h) instead of packing k^T in
@@ -840,9 +913,23 @@ static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
         mha_tcap = need;
     }
     real *xt = mha_tbuf + (size_t)which * dh * T;
-    for (int s0 = 0; s0 < T; s0 += 16)  // 16 rows at a time: reads stay in cache lines
+    int s8 = 0, c8 = 0;
+#ifdef RB_TRANSPOSE8
+    static int avx2 = -1;  // benign race: every thread stores the same value
+    if (avx2 < 0) { __builtin_cpu_init(); avx2 = __builtin_cpu_supports("avx2"); }
+    if (avx2) {  // full 8 x 8 blocks in registers (was 4% of the reference step element by element)
+        s8 = T & ~7;
+        c8 = dh & ~7;
+        for (int s0 = 0; s0 < s8; s0 += 8)
+            for (int c0 = 0; c0 < c8; c0 += 8)
+                transpose8x8(xt + (size_t)c0 * T + s0, T, x + (size_t)s0 * ld + c0, ld);
+    }
+#endif
+    // the rest (all of it without AVX2): 16 rows at a time, reads stay in cache lines
+    for (int s0 = 0; s0 < T; s0 += 16)
         for (int c = 0; c < dh; c++)
-            for (int s = s0; s < s0 + 16 && s < T; s++) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
+            for (int s = s0; s < s0 + 16 && s < T; s++)
+                if (s >= s8 || c >= c8) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
     return xt;
 }
 
@@ -907,8 +994,7 @@ void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int l
             if (vt) gemm_ld(dP, n, gb, ldo, vt + lo, T, tb, n, dh, 0, 0, 1, 0);           // dP = dO V^T
             else gemm_ld(dP, n, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);
             gemm_ld(dv + rk * ldd + h * dh, ldd, P, n, gb, ldo, n, dh, tb, 1, 0, 1, 1);    // dV += P^T dO
-            for (int i = 0; i < tb; i++)  // dS = P (dP - rowsum(P dP))
-                softmax_bwd_row(dP + (size_t)i * n, P + (size_t)i * n, n);
+            mha_rows_softmax_bwd(dP, P, tb, n);  // dS = P (dP - rowsum(P dP))
             gemm_ld(dq + rq * ldd + h * dh, ldd, dP, n, kb, ld, tb, dh, n, 0, 0, scale, 0);  // dQ = s dS K
             gemm_ld(dk + rk * ldd + h * dh, ldd, dP, n, qb, ld, n, dh, tb, 1, 0, scale, 1);  // dK += s dS^T Q
         }
