@@ -415,21 +415,26 @@ void encoder_forward(real *out, const int32_t *tok, const real *wte, const real 
     }
 }
 
+// Rows in order, columns [c0, c1) only (a thread's share).
+RB_CLONES static void encoder_bwd_cols(real *restrict dwte, real *restrict dwpe, const real *restrict dout,
+                                       const int32_t *tok, int BT, int T, int D, int c0, int c1) {
+    for (int bt = 0; bt < BT; bt++) {
+        const real *g = dout + (size_t)bt * D;
+        real *e = dwte + (size_t)tok[bt] * D;
+        for (int c = c0; c < c1; c++) e[c] += g[c];
+        if (dwpe) {
+            real *p = dwpe + (size_t)(bt % T) * D;
+            for (int c = c0; c < c1; c++) p[c] += g[c];
+        }
+    }
+}
+
 void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *tok, int B, int T, int D) {
     // Scatter-add in row order; threads own column ranges, so the sum order is fixed.
 #pragma omp parallel
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
-        int c0 = D * t / n, c1 = D * (t + 1) / n;
-        for (int bt = 0; bt < B * T; bt++) {
-            const real *g = dout + (size_t)bt * D;
-            real *e = dwte + (size_t)tok[bt] * D;
-            for (int c = c0; c < c1; c++) e[c] += g[c];
-            if (dwpe) {
-                real *p = dwpe + (size_t)(bt % T) * D;
-                for (int c = c0; c < c1; c++) p[c] += g[c];
-            }
-        }
+        encoder_bwd_cols(dwte, dwpe, dout, tok, B * T, T, D, D * t / n, D * (t + 1) / n);
     }
 }
 
@@ -602,6 +607,21 @@ void rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *inp, c
 
 // ---- linear, GELU, MLP -----------------------------------------------------------------------
 
+// dst[c] += sum over rows n (in order) of x[n*ld + c], c < w (bias gradients: each thread owns a
+// column range, so the sums do not depend on the thread count). Column blocks of 64 kept in a
+// local accumulator: the loop that reloaded db[c] every row did not vectorise.
+RB_CLONES static void col_sums_acc(real *restrict dst, const real *restrict x, int ld, int N, int w) {
+    for (int c0 = 0; c0 < w; c0 += 64) {
+        int cw = w - c0 < 64 ? w - c0 : 64;
+        real acc[64] = {0};
+        for (int n = 0; n < N; n++) {
+            const real *r = x + (size_t)n * ld + c0;
+            for (int c = 0; c < cw; c++) acc[c] += r[c];
+        }
+        for (int c = 0; c < cw; c++) dst[c0 + c] += acc[c];
+    }
+}
+
 void linear_forward(real *out, const real *inp, const real *w, const real *b, int N, int C, int OC) {
     // out = 1 * b + inp w^T: the bias is the GEMM's beta term (row stride 0), read in its epilogue
     if (b) matmul_par_ci(out, b, 0, inp, w, N, OC, C, 0, 1, 1);
@@ -617,10 +637,7 @@ void linear_backward(real *dinp, real *dw, real *db, const real *dout, const rea
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int c0 = OC * t / nt, c1 = OC * (t + 1) / nt;
-            for (int n = 0; n < N; n++) {
-                const real *g = dout + (size_t)n * OC;
-                for (int c = c0; c < c1; c++) db[c] += g[c];
-            }
+            col_sums_acc(db + c0, dout + c0, OC, N, c1 - c0);
         }
     }
 }
@@ -718,9 +735,30 @@ void crossentropy_backward(real *dlogits, const real *probs, const int32_t *tgt,
 
 // ---- depthwise causal short convolution ------------------------------------------------------
 
-void shortconv_forward(real *out, const real *inp, const real *w, const real *b, int B, int T, int D, int K) {
-#pragma omp parallel for schedule(static)
-    for (int bt = 0; bt < B * T; bt++) {
+// The kernel transposed to [K, D] (tap-major: the channel loops below vectorise), in a per-thread
+// scratch of the calling thread (grown on first use).
+static _Thread_local real *conv_wt;
+static _Thread_local size_t conv_wt_cap;
+static const real *conv_wt_of(const real *w, int D, int K) {
+    size_t n = (size_t)D * K;
+    if (n > conv_wt_cap) {
+        if (!conv_wt) scratch_arm();
+        real *q = realloc(conv_wt, n * sizeof(real));
+        if (!q) return NULL;
+        conv_wt = q;
+        conv_wt_cap = n;
+    }
+    for (int c = 0; c < D; c++)
+        for (int j = 0; j < K; j++) conv_wt[(size_t)j * D + c] = w[(size_t)c * K + j];
+    return conv_wt;
+}
+
+// Rows [r0, r1): out = b + sum_j w_j x_{t-(K-1)+j} (taps in order), and with up != NULL also
+// gout = out * up + inp (BaseConv's gate and skip, fused). w: [D, K], or wt: [K, D].
+RB_CLONES static void sconv_fwd_rows(real *restrict out, real *restrict gout, const real *restrict inp,
+                                     const real *restrict w, const real *restrict wt, const real *restrict b,
+                                     const real *restrict up, int r0, int r1, int T, int D, int K) {
+    for (int bt = r0; bt < r1; bt++) {
         int t = bt % T;
         real *o = out + (size_t)bt * D;
         for (int c = 0; c < D; c++) o[c] = b[c];
@@ -728,63 +766,98 @@ void shortconv_forward(real *out, const real *inp, const real *w, const real *b,
             int s = t - (K - 1) + j;
             if (s < 0) continue;
             const real *x = inp + (size_t)(bt - t + s) * D;
-            for (int c = 0; c < D; c++) o[c] += w[c * K + j] * x[c];
+            if (wt)
+                for (int c = 0; c < D; c++) o[c] += wt[(size_t)j * D + c] * x[c];
+            else
+                for (int c = 0; c < D; c++) o[c] += w[(size_t)c * K + j] * x[c];
+        }
+        if (up) {
+            const real *u = up + (size_t)bt * D, *x = inp + (size_t)bt * D;
+            real *go = gout + (size_t)bt * D;
+            for (int c = 0; c < D; c++) go[c] = o[c] * u[c] + x[c];
         }
     }
 }
 
+void shortconv_gated_forward(real *out, real *gout, const real *inp, const real *w, const real *b, const real *up,
+                             int B, int T, int D, int K) {
+    const real *wt = conv_wt_of(w, D, K);  // NULL (out of memory): the strided loop
+    int BT = B * T, nch = (BT + 31) / 32;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nch; k++) sconv_fwd_rows(out, gout, inp, w, wt, b, up, k * 32, imin(BT, k * 32 + 32), T, D, K);
+}
+
+void shortconv_forward(real *out, const real *inp, const real *w, const real *b, int B, int T, int D, int K) {
+    shortconv_gated_forward(out, NULL, inp, w, b, NULL, B, T, D, K);
+}
+
+// Rows [r0, r1) of the input gradient: dx_s += sum_j w_j g_{s+(K-1)-j}.
+RB_CLONES static void sconv_bwd_rows(real *restrict dinp, const real *restrict dout, const real *restrict w,
+                                     const real *restrict wt, int r0, int r1, int T, int D, int K) {
+    for (int bs = r0; bs < r1; bs++) {
+        int s = bs % T;
+        real *dx = dinp + (size_t)bs * D;
+        for (int j = 0; j < K; j++) {
+            int t = s + (K - 1) - j;
+            if (t >= T) continue;
+            const real *g = dout + (size_t)(bs - s + t) * D;
+            if (wt)
+                for (int c = 0; c < D; c++) dx[c] += wt[(size_t)j * D + c] * g[c];
+            else
+                for (int c = 0; c < D; c++) dx[c] += w[(size_t)c * K + j] * g[c];
+        }
+    }
+}
+
+// Kernel/bias gradients of channels [c0, c1): rows summed in order; taps accumulated
+// channel-contiguous (acc[j][c]) so the inner loop vectorises, then stored.
+RB_CLONES static void sconv_bwd_w(real *restrict dw, real *restrict db, const real *restrict dout,
+                                  const real *restrict inp, int BT, int T, int D, int K, int c0, int c1) {
+    enum { CB = 256, KMAX = 8 };
+    real acc[KMAX + 1][CB];
+    for (int cb = c0; cb < c1 && K <= KMAX; cb += CB) {
+        int ce = cb + CB < c1 ? cb + CB : c1, w = ce - cb;
+        for (int j = 0; j <= K; j++) memset(acc[j], 0, w * sizeof(real));
+        for (int bt = 0; bt < BT; bt++) {
+            int t = bt % T;
+            const real *g = dout + (size_t)bt * D + cb;
+            for (int c = 0; c < w; c++) acc[K][c] += g[c];
+            for (int j = 0; j < K; j++) {
+                int s = t - (K - 1) + j;
+                if (s < 0) continue;
+                const real *x = inp + (size_t)(bt - t + s) * D + cb;
+                for (int c = 0; c < w; c++) acc[j][c] += g[c] * x[c];
+            }
+        }
+        for (int c = 0; c < w; c++) {
+            db[cb + c] += acc[K][c];
+            for (int j = 0; j < K; j++) dw[(size_t)(cb + c) * K + j] += acc[j][c];
+        }
+    }
+    if (K > KMAX)  // long kernels: plain strided accumulation
+        for (int bt = 0; bt < BT; bt++) {
+            int t = bt % T;
+            const real *g = dout + (size_t)bt * D;
+            for (int c = c0; c < c1; c++) db[c] += g[c];
+            for (int j = 0; j < K; j++) {
+                int s = t - (K - 1) + j;
+                if (s < 0) continue;
+                const real *x = inp + (size_t)(bt - t + s) * D;
+                for (int c = c0; c < c1; c++) dw[(size_t)c * K + j] += g[c] * x[c];
+            }
+        }
+}
+
 void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         int B, int T, int D, int K) {
+    const real *wt = conv_wt_of(w, D, K);
+    int BT = B * T, nch = (BT + 31) / 32;
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
-        for (int bs = 0; bs < B * T; bs++) {  // input position s feeds outputs t = s + (K-1) - j
-            int s = bs % T;
-            real *dx = dinp + (size_t)bs * D;
-            for (int j = 0; j < K; j++) {
-                int t = s + (K - 1) - j;
-                if (t >= T) continue;
-                const real *g = dout + (size_t)(bs - s + t) * D;
-                for (int c = 0; c < D; c++) dx[c] += w[c * K + j] * g[c];
-            }
-        }
-        // kernel/bias gradients: each thread owns a channel range, rows summed in order; taps are
-        // accumulated channel-contiguous (acc[j][c]) so the inner loop vectorises, then stored.
-        enum { CB = 256, KMAX = 8 };
-        real acc[KMAX + 1][CB];
+#pragma omp for schedule(static) nowait
+        for (int k = 0; k < nch; k++) sconv_bwd_rows(dinp, dout, w, wt, k * 32, imin(BT, k * 32 + 32), T, D, K);
         int th = omp_get_thread_num(), nt = omp_get_num_threads();
-        int c0 = D * th / nt, c1 = D * (th + 1) / nt;
-        for (int cb = c0; cb < c1 && K <= KMAX; cb += CB) {
-            int ce = cb + CB < c1 ? cb + CB : c1, w = ce - cb;
-            for (int j = 0; j <= K; j++) memset(acc[j], 0, w * sizeof(real));
-            for (int bt = 0; bt < B * T; bt++) {
-                int t = bt % T;
-                const real *g = dout + (size_t)bt * D + cb;
-                for (int c = 0; c < w; c++) acc[K][c] += g[c];
-                for (int j = 0; j < K; j++) {
-                    int s = t - (K - 1) + j;
-                    if (s < 0) continue;
-                    const real *x = inp + (size_t)(bt - t + s) * D + cb;
-                    for (int c = 0; c < w; c++) acc[j][c] += g[c] * x[c];
-                }
-            }
-            for (int c = 0; c < w; c++) {
-                db[cb + c] += acc[K][c];
-                for (int j = 0; j < K; j++) dw[(size_t)(cb + c) * K + j] += acc[j][c];
-            }
-        }
-        if (K > KMAX)  // long kernels: plain strided accumulation
-            for (int bt = 0; bt < B * T; bt++) {
-                int t = bt % T;
-                const real *g = dout + (size_t)bt * D;
-                for (int c = c0; c < c1; c++) db[c] += g[c];
-                for (int j = 0; j < K; j++) {
-                    int s = t - (K - 1) + j;
-                    if (s < 0) continue;
-                    const real *x = inp + (size_t)(bt - t + s) * D;
-                    for (int c = c0; c < c1; c++) dw[(size_t)c * K + j] += g[c] * x[c];
-                }
-            }
+        sconv_bwd_w(dw, db, dout, inp, BT, T, D, K, D * th / nt, D * (th + 1) / nt);
     }
 }
 
@@ -934,6 +1007,9 @@ static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
 }
 
 static void scratch_free(void *unused) {
+    free(conv_wt);
+    conv_wt = NULL;
+    conv_wt_cap = 0;
     free(norm_part);
     norm_part = NULL;
     norm_part_cap = 0;

@@ -97,6 +97,9 @@ void crossentropy_backward(real *dlogits, const real *probs, const int32_t *tgt,
 // ---- depthwise causal short convolution (PyTorch Conv1d(groups=D, padding=K-1)[..., :T]) ------
 // out[b,t,c] = b[c] + sum_j w[c,j] inp[b, t-(K-1)+j, c] (zero before t = 0). w [D,K], b [D].
 void shortconv_forward(real *out, const real *inp, const real *w, const real *b, int B, int T, int D, int K);
+// The same, and gout = out * up + inp (BaseConv's gate and skip) in the same pass; up [B,T,D].
+void shortconv_gated_forward(real *out, real *gout, const real *inp, const real *w, const real *b, const real *up,
+                             int B, int T, int D, int K);
 // dinp [B,T,D] += ; dw [D,K] += ; db [D] +=. (K <= 8 takes the vectorised kernel-gradient path.)
 void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         int B, int T, int D, int K);

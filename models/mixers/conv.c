@@ -17,7 +17,7 @@ typedef struct {
     int D;
     real *uc;   // [Bmax*Tmax, D] shortconv(u), saved
     real *up;   // [Bmax*Tmax, D] W u + b, saved
-    real *g;    // [Bmax*Tmax, D] scratch for backward
+    real *g, *g2;  // [Bmax*Tmax, D] x2 scratch for backward: d(up), d(uc)
 } ConvCtx;
 
 static int conv_validate(const MixerCfg *c, char *err, size_t errn) {
@@ -43,7 +43,7 @@ static void conv_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
 static void conv_destroy(void *ctx) {
     ConvCtx *a = ctx;
     if (!a) return;
-    free(a->uc); free(a->up); free(a->g); free(a);
+    free(a->uc); free(a->up); free(a->g); free(a->g2); free(a);
 }
 
 static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
@@ -52,19 +52,27 @@ static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
     if (!a) return NULL;
     a->D = c->d;
     size_t n = (size_t)Bmax * Tmax * c->d * sizeof(real);
-    a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n);
-    if (!a->uc || !a->up || !a->g) { conv_destroy(a); return NULL; }
+    a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n); a->g2 = malloc(n);
+    if (!a->uc || !a->up || !a->g || !a->g2) { conv_destroy(a); return NULL; }
     return a;
 }
 
 static void conv_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, int T) {
     ConvCtx *a = m->ctx;
     int D = a->D;
-    size_t n = (size_t)B * T * D;
-    shortconv_forward(a->uc, inp, p[2], p[3], B, T, D, CONV_K);
     linear_forward(a->up, inp, p[0], p[1], B * T, D, D);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a->uc[i] * a->up[i] + inp[i];
+    shortconv_gated_forward(a->uc, out, inp, p[2], p[3], a->up, B, T, D, CONV_K);  // out = uc * up + inp
+}
+
+// d(up) = dout * uc, d(uc) = dout * up, and dinp = dout (the "+ u" skip), in one pass.
+RB_CLONES static void conv_bwd_gates(real *restrict gup, real *restrict guc, real *restrict dinp,
+                                     const real *restrict dout, const real *restrict uc, const real *restrict up,
+                                     size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) {
+        gup[i] = dout[i] * uc[i];
+        guc[i] = dout[i] * up[i];
+        dinp[i] = dout[i];
+    }
 }
 
 static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
@@ -72,15 +80,13 @@ static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp,
     ConvCtx *a = m->ctx;
     int D = a->D;
     size_t n = (size_t)B * T * D;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) a->g[i] = dout[i] * a->uc[i];          // d(up)
-    linear_backward(dinp, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 0);  // dinp = d(up) W
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        dinp[i] += dout[i];                                                 // the "+ u" skip
-        a->g[i] = dout[i] * a->up[i];                                       // d(uc)
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        conv_bwd_gates(a->g, a->g2, dinp, dout, a->uc, a->up, n * t / nt, n * (t + 1) / nt);
     }
-    shortconv_backward(dinp, dp[2], dp[3], a->g, inp, p[2], B, T, D, CONV_K);
+    linear_backward(dinp, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 1);  // dinp = dout + d(up) W
+    shortconv_backward(dinp, dp[2], dp[3], a->g2, inp, p[2], B, T, D, CONV_K);
 }
 
 // Step state: the previous k-1 = 2 inputs, [2, D] (row 0 = u_{t-2}, row 1 = u_{t-1}).
