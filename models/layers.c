@@ -372,6 +372,11 @@ done:
     if (rb_gemm_profile) rb_gemm_account(t0, 2.0 * M * N * K);
 }
 
+void gemm_ld_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, int lda, const real *B, int ldb, int M,
+                int N, int K, int ta, int tb, real alpha, real beta) {
+    gemm_ci(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
+}
+
 void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
              int ta, int tb, real alpha, real beta) {
     gemm_ci(C, ldc, C, ldc, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
@@ -867,81 +872,82 @@ void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const 
 
 #define MHA_TB 32
 
-size_t mha_scratch_floats(int Tmax) { return 2 * (size_t)MHA_TB * (size_t)Tmax; }
+// Rows of P and dP have a padded stride (mha_ldp(n) >= n + 16): the row loops below run whole
+// 16-lane blocks past the last visible key, so they vectorise without a scalar tail.
+static inline int mha_ldp(int n) { return (n + 31) & ~15; }
+size_t mha_scratch_floats(int Tmax) { return 2 * (size_t)MHA_TB * (size_t)mha_ldp(Tmax); }
 
 static inline int head_window(const int *window, int h) {
     return window && window[h] > 0 ? window[h] : INT_MAX / 2;
 }
 
-// The rows of one block of P, in place (one cloned call per block: the masking, max, exp, sum and
-// scaling of a row in one pass each, 16 fixed lanes). Row i is query t = t0 + i; visible keys are
-// a0..a1 (a = key - lo); the rest of the row is set to 0. Forward (lse_out): softmax, lse_out[t] =
-// log-sum-exp. Backward (lse_in): exp(row - lse_in[t]), the probabilities of the forward.
-RB_CLONES static void mha_rows_softmax(real *P, real *lse_out, const real *lse_in, int t0, int tb, int lo, int n,
-                                       int W) {
+// The rows of one block of P (row stride ldp), in place, one cloned call per block. Row i is query
+// t = t0 + i; visible keys are a0..a1 (a = key - lo); the rest of the row (to n) is set to 0.
+// Forward (lse_out): softmax, lse_out[t] = log-sum-exp. Backward (lse_in): exp(row - lse_in[t]),
+// the probabilities of the forward. Max and sum in 16 fixed lanes over whole blocks: the pad past
+// the visible keys is set to -inf first and left out of the sum (a select, not a branch).
+RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const real *lse_in, int t0, int tb, int lo,
+                                       int n, int W) {
     for (int i = 0; i < tb; i++) {
         int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
-        real *row = P + (size_t)i * n, *x = row + a0;
-        int len = a1 - a0 + 1;
+        real *row = P + (size_t)i * ldp, *x = row + a0;
+        int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
         for (int a = 0; a < a0; a++) row[a] = 0;
-        for (int a = a1 + 1; a < n; a++) row[a] = 0;
+        for (int a = len; a < R; a++) x[a] = -INFINITY;
         if (!lse_out) {
             real l = lse_in[t];
-            for (int a = 0; a < len; a++) x[a] = rexp(x[a] - l);
-            continue;
+            for (int a = 0; a < R; a++) x[a] = rexp(x[a] - l);
+        } else {
+            real lane[LANES];
+            for (int j = 0; j < LANES; j++) lane[j] = x[0];
+            for (int a = 0; a < R; a += LANES)
+                for (int j = 0; j < LANES; j++) lane[j] = x[a + j] > lane[j] ? x[a + j] : lane[j];
+            real mx = lane[0];
+            for (int j = 1; j < LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
+            for (int j = 0; j < LANES; j++) lane[j] = 0;
+            for (int a = 0; a < R; a += LANES)
+                for (int j = 0; j < LANES; j++) {
+                    real e = rexp(x[a + j] - mx);
+                    x[a + j] = e;
+                    lane[j] += a + j < len ? e : 0;
+                }
+            real sum = lanes_total(lane), inv = 1 / sum;
+            for (int a = 0; a < R; a++) x[a] *= inv;
+            lse_out[t] = mx + (real)log((double)sum);
         }
-        real lane[LANES];
-        for (int j = 0; j < LANES; j++) lane[j] = x[0];
-        int a = 0;
-        for (; a + LANES <= len; a += LANES)
-            for (int j = 0; j < LANES; j++) lane[j] = x[a + j] > lane[j] ? x[a + j] : lane[j];
-        for (; a < len; a++) lane[0] = x[a] > lane[0] ? x[a] : lane[0];
-        real mx = lane[0];
-        for (int j = 1; j < LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
-        for (int j = 0; j < LANES; j++) lane[j] = 0;
-        for (a = 0; a + LANES <= len; a += LANES)
-            for (int j = 0; j < LANES; j++) {
-                real e = rexp(x[a + j] - mx);
-                x[a + j] = e;
-                lane[j] += e;
-            }
-        for (; a < len; a++) {
-            real e = rexp(x[a] - mx);
-            x[a] = e;
-            lane[0] += e;
-        }
-        real sum = lanes_total(lane), inv = 1 / sum;
-        for (a = 0; a < len; a++) x[a] *= inv;
-        lse_out[t] = mx + (real)log((double)sum);
+        for (int a = a1 + 1; a < n; a++) row[a] = 0;  // the pad inside the n keys back to 0
     }
 }
 
-// g = p (g - sum(p g)) over the tb rows of n of one block (softmax backward); the sum in 16 fixed
-// lanes (a serial sum was a dependency chain of n adds per row).
-RB_CLONES static void mha_rows_softmax_bwd(real *restrict G, const real *restrict P, int tb, int n) {
+// g = p (g - sum(p g)) over the tb rows (n keys, stride ldp) of one block (softmax backward); the
+// sum in 16 fixed lanes (a serial sum was a dependency chain of n adds per row). Columns past n
+// may hold anything: they are loaded but left out by a select, and never used after.
+RB_CLONES static void mha_rows_softmax_bwd(real *restrict G, const real *restrict P, int ldp, int tb, int n) {
+    int R = (n + LANES - 1) & ~(LANES - 1);
     for (int i = 0; i < tb; i++) {
-        real *g = G + (size_t)i * n;
-        const real *p = P + (size_t)i * n;
+        real *g = G + (size_t)i * ldp;
+        const real *p = P + (size_t)i * ldp;
         real lane[LANES] = {0};
-        int a = 0;
-        for (; a + LANES <= n; a += LANES)
-            for (int j = 0; j < LANES; j++) lane[j] += p[a + j] * g[a + j];
-        for (; a < n; a++) lane[0] += p[a] * g[a];
+        for (int a = 0; a < R; a += LANES)
+            for (int j = 0; j < LANES; j++) {
+                real pg = p[a + j] * g[a + j];
+                lane[j] += a + j < n ? pg : 0;
+            }
         real dsum = lanes_total(lane);
-        for (a = 0; a < n; a++) g[a] = p[a] * (g[a] - dsum);
+        for (int a = 0; a < R; a++) g[a] = p[a] * (g[a] - dsum);
     }
 }
 
-// P [tb, n] (keys lo..lo+n-1) = softmax over each row's visible keys of scale * q k^T; sets lse
-// (forward, lse_out) or uses the saved one (backward, lse_in).
+// P [tb, n] (row stride ldp; keys lo..lo+n-1) = softmax over each row's visible keys of scale * q k^T;
+// sets lse (forward, lse_out) or uses the saved one (backward, lse_in).
 // kb: keys lo.. as rows (stride ld), or kt != NULL: the same keys transposed, [dh] rows of stride
 // ldt (a plain GEMM, no per-block packing of k^T).
-static void mha_block_probs(real *P, real *lse_out, const real *lse_in, const real *qb, const real *kb,
+static void mha_block_probs(real *P, int ldp, real *lse_out, const real *lse_in, const real *qb, const real *kb,
                             int ld, const real *kt, int ldt, int t0, int tb, int lo, int n, int W, int dh,
                             real scale) {
-    if (kt) gemm_ld(P, n, qb, ld, kt, ldt, tb, n, dh, 0, 0, scale, 0);
-    else gemm_ld(P, n, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
-    mha_rows_softmax(P, lse_out, lse_in, t0, tb, lo, n, W);
+    if (kt) gemm_ld(P, ldp, qb, ld, kt, ldt, tb, n, dh, 0, 0, scale, 0);
+    else gemm_ld(P, ldp, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
+    mha_rows_softmax(P, ldp, lse_out, lse_in, t0, tb, lo, n, W);
 }
 
 #if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
@@ -998,11 +1004,14 @@ static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
                 transpose8x8(xt + (size_t)c0 * T + s0, T, x + (size_t)s0 * ld + c0, ld);
     }
 #endif
-    // the rest (all of it without AVX2): 16 rows at a time, reads stay in cache lines
-    for (int s0 = 0; s0 < T; s0 += 16)
+    // the rest (all of it without AVX2): columns c8.. of rows < s8, then rows s8.. (16 rows at a
+    // time, reads stay in cache lines)
+    for (int s0 = 0; s0 < s8; s0 += 16)
+        for (int c = c8; c < dh; c++)
+            for (int s = s0; s < s0 + 16 && s < s8; s++) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
+    for (int s0 = s8; s0 < T; s0 += 16)
         for (int c = 0; c < dh; c++)
-            for (int s = s0; s < s0 + 16 && s < T; s++)
-                if (s >= s8 || c >= c8) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
+            for (int s = s0; s < s0 + 16 && s < T; s++) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
     return xt;
 }
 
@@ -1024,57 +1033,88 @@ static void scratch_free(void *unused) {
 #endif
 }
 
+// One (sequence, head): q, k, v, out point at the sequence's row 0, head h's columns already
+// applied; lse [T]; P: one scratch region of mha_scratch_floats(T).
+static void mha_fwd_one(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld, int W,
+                        int T, int dh, real *P) {
+    const real scale = (real)(1 / sqrt((double)dh));
+    real *kt = mha_transposed(k, ld, T, dh, 0);
+    for (int t0 = 0; t0 < T; t0 += MHA_TB) {
+        int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n);
+        mha_block_probs(P, ldp, lse, NULL, q + (size_t)t0 * ld, k + (size_t)lo * ld, ld, kt ? kt + lo : NULL, T, t0,
+                        tb, lo, n, W, dh, scale);
+        gemm_ld(out + (size_t)t0 * ldo, ldo, P, ldp, v + (size_t)lo * ld, ld, tb, dh, n, 0, 0, 1, 0);
+    }
+}
+
+// Backward of one (sequence, head), pointers as above. Key rows lo..t0-1 of a block were written
+// by an earlier block (beta 1); rows t0.. are first written here (beta 0): no zeroing pass.
+static void mha_bwd_one(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+                        const real *q, const real *k, const real *v, int ld, int W, int T, int dh, real *P) {
+    const real scale = (real)(1 / sqrt((double)dh));
+    real *dP = P + (size_t)MHA_TB * mha_ldp(T);
+    real *kt = mha_transposed(k, ld, T, dh, 0);
+    real *vt = kt ? mha_transposed(v, ld, T, dh, 1) : NULL;
+    for (int t0 = 0; t0 < T; t0 += MHA_TB) {
+        int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n), old = t0 - lo;
+        const real *qb = q + (size_t)t0 * ld, *kb = k + (size_t)lo * ld, *vb = v + (size_t)lo * ld;
+        const real *gb = dout + (size_t)t0 * ldo;
+        real *dvb = dv + (size_t)lo * ldd, *dkb = dk + (size_t)lo * ldd;
+        mha_block_probs(P, ldp, NULL, lse, qb, kb, ld, vt ? kt + lo : NULL, T, t0, tb, lo, n, W, dh, scale);
+        if (vt) gemm_ld(dP, ldp, gb, ldo, vt + lo, T, tb, n, dh, 0, 0, 1, 0);  // dP = dO V^T
+        else gemm_ld(dP, ldp, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);
+        // dV += P^T dO
+        gemm_ld(dvb, ldd, P, ldp, gb, ldo, old, dh, tb, 1, 0, 1, 1);
+        gemm_ld(dvb + (size_t)old * ldd, ldd, P + old, ldp, gb, ldo, tb, dh, tb, 1, 0, 1, 0);
+        mha_rows_softmax_bwd(dP, P, ldp, tb, n);                                       // dS = P (dP - rowsum(P dP))
+        gemm_ld(dq + (size_t)t0 * ldd, ldd, dP, ldp, kb, ld, tb, dh, n, 0, 0, scale, 0);  // dQ = s dS K
+        // dK += s dS^T Q
+        gemm_ld(dkb, ldd, dP, ldp, qb, ld, old, dh, tb, 1, 0, scale, 1);
+        gemm_ld(dkb + (size_t)old * ldd, ldd, dP + old, ldp, qb, ld, tb, dh, tb, 1, 0, scale, 0);
+    }
+}
+
 void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
                  const int *window, int B, int T, int H, int dh, real *scratch, int nscratch) {
-    const real scale = (real)(1 / sqrt((double)dh));
     const size_t sstride = mha_scratch_floats(T);
     int nt = imin(nscratch, omp_get_max_threads());
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, W = head_window(window, h);
-        real *P = scratch + sstride * omp_get_thread_num();
-        real *kt = mha_transposed(k + (size_t)b * T * ld + h * dh, ld, T, dh, 0);
-        for (int t0 = 0; t0 < T; t0 += MHA_TB) {
-            int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo;
-            size_t rq = (size_t)b * T + t0, rk = (size_t)b * T + lo;
-            mha_block_probs(P, lse + (size_t)bh * T, NULL, q + rq * ld + h * dh, k + rk * ld + h * dh, ld,
-                            kt ? kt + lo : NULL, T, t0, tb, lo, n, W, dh, scale);
-            gemm_ld(out + rq * ldo + h * dh, ldo, P, n, v + rk * ld + h * dh, ld, tb, dh, n, 0, 0, 1, 0);
-        }
+        int b = bh / H, h = bh % H;
+        size_t r = (size_t)b * T;
+        mha_fwd_one(out + r * ldo + h * dh, ldo, lse + (size_t)bh * T, q + r * ld + h * dh, k + r * ld + h * dh,
+                    v + r * ld + h * dh, ld, head_window(window, h), T, dh, scratch + sstride * omp_get_thread_num());
     }
 }
 
 void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
                   const real *q, const real *k, const real *v, int ld, const int *window, int B, int T,
                   int H, int dh, real *scratch, int nscratch) {
-    const real scale = (real)(1 / sqrt((double)dh));
     const size_t sstride = mha_scratch_floats(T);
     int nt = imin(nscratch, omp_get_max_threads());
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, W = head_window(window, h);
-        real *P = scratch + sstride * omp_get_thread_num(), *dP = P + (size_t)MHA_TB * T;
-        for (int t = 0; t < T; t++) {
-            memset(dk + ((size_t)b * T + t) * ldd + h * dh, 0, dh * sizeof(real));
-            memset(dv + ((size_t)b * T + t) * ldd + h * dh, 0, dh * sizeof(real));
-        }
-        real *kt = mha_transposed(k + (size_t)b * T * ld + h * dh, ld, T, dh, 0);
-        real *vt = kt ? mha_transposed(v + (size_t)b * T * ld + h * dh, ld, T, dh, 1) : NULL;
-        for (int t0 = 0; t0 < T; t0 += MHA_TB) {
-            int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo;
-            size_t rq = (size_t)b * T + t0, rk = (size_t)b * T + lo;
-            const real *qb = q + rq * ld + h * dh, *kb = k + rk * ld + h * dh, *vb = v + rk * ld + h * dh;
-            const real *gb = dout + rq * ldo + h * dh;
-            mha_block_probs(P, NULL, lse + (size_t)bh * T, qb, kb, ld, vt ? kt + lo : NULL, T, t0, tb, lo, n, W,
-                            dh, scale);
-            if (vt) gemm_ld(dP, n, gb, ldo, vt + lo, T, tb, n, dh, 0, 0, 1, 0);           // dP = dO V^T
-            else gemm_ld(dP, n, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);
-            gemm_ld(dv + rk * ldd + h * dh, ldd, P, n, gb, ldo, n, dh, tb, 1, 0, 1, 1);    // dV += P^T dO
-            mha_rows_softmax_bwd(dP, P, tb, n);  // dS = P (dP - rowsum(P dP))
-            gemm_ld(dq + rq * ldd + h * dh, ldd, dP, n, kb, ld, tb, dh, n, 0, 0, scale, 0);  // dQ = s dS K
-            gemm_ld(dk + rk * ldd + h * dh, ldd, dP, n, qb, ld, n, dh, tb, 1, 0, scale, 1);  // dK += s dS^T Q
-        }
+        int b = bh / H, h = bh % H;
+        size_t r = (size_t)b * T, c = (size_t)h * dh;
+        mha_bwd_one(dq + r * ldd + c, dk + r * ldd + c, dv + r * ldd + c, ldd, dout + r * ldo + c, ldo,
+                    lse + (size_t)bh * T, q + r * ld + c, k + r * ld + c, v + r * ld + c, ld, head_window(window, h),
+                    T, dh, scratch + sstride * omp_get_thread_num());
     }
+}
+
+void mha_forward_seq(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+                     const int *window, int T, int H, int dh, real *P) {
+    for (int h = 0; h < H; h++)
+        mha_fwd_one(out + h * dh, ldo, lse + (size_t)h * T, q + h * dh, k + h * dh, v + h * dh, ld,
+                    head_window(window, h), T, dh, P);
+}
+
+void mha_backward_seq(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+                      const real *q, const real *k, const real *v, int ld, const int *window, int T, int H, int dh,
+                      real *P) {
+    for (int h = 0; h < H; h++)
+        mha_bwd_one(dq + h * dh, dk + h * dh, dv + h * dh, ldd, dout + h * dh, ldo, lse + (size_t)h * T, q + h * dh,
+                    k + h * dh, v + h * dh, ld, head_window(window, h), T, dh, P);
 }
 
 void mha_step(real *out, const real *q, const real *kc, const real *vc, int n, int ldc, int dh, real *sc) {

@@ -36,6 +36,10 @@ void rb_blas_single_thread(void);
 // C[M,N] (ldc) = beta*C + alpha * op(A) op(B), row-major with explicit leading dimensions.
 void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
              int ta, int tb, real alpha, real beta);
+// The same with C = beta*Ci + alpha op(A) op(B): Ci (row stride ldci) is another matrix, or a
+// bias row with ldci = 0 (the bias in the GEMM's epilogue).
+void gemm_ld_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, int lda, const real *B, int ldb, int M,
+                int N, int K, int ta, int tb, real alpha, real beta);
 // Which GEMM the float build uses: "avx512", "avx2" (own kernels, bit-identical to each other
 // and to "scalar", for any shape split or thread count), "scalar" (the same arithmetic, slow; for
 // tests) or "blas" (OpenBLAS: the double build, and CPUs without AVX2+FMA). rb_gemm_force picks
@@ -119,6 +123,13 @@ void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, co
 void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
                   const real *q, const real *k, const real *v, int ld, const int *window, int B, int T,
                   int H, int dh, real *scratch, int nscratch);
+// One sequence (B = 1), all heads, on the calling thread (for callers that parallelise over the
+// batch themselves); P: one scratch region of mha_scratch_floats(T). Same numbers as above.
+void mha_forward_seq(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+                     const int *window, int T, int H, int dh, real *P);
+void mha_backward_seq(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+                      const real *q, const real *k, const real *v, int ld, const int *window, int T, int H, int dh,
+                      real *P);
 // One query of one head against n cached rows (row stride ldc): out [dh] = softmax(kc q/sqrt(dh)) vc.
 // sc [n] scratch. Row order does not matter (softmax is permutation invariant).
 void mha_step(real *out, const real *q, const real *kc, const real *vc, int n, int ldc, int dh, real *sc);

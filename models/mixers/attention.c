@@ -75,7 +75,7 @@ void *attn_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
     a->lse = malloc((size_t)Bmax * a->H * Tmax * sizeof(real));
     a->dqkv = malloc(BT * 3 * D * sizeof(real));
     a->datt = malloc(BT * D * sizeof(real));
-    a->scratch = malloc(a->nscratch * mha_scratch_floats(Tmax) * sizeof(real));
+    a->scratch = calloc(a->nscratch * mha_scratch_floats(Tmax), sizeof(real));  // pad columns defined
     a->sq = malloc(3 * D * sizeof(real));
     a->so = malloc(D * sizeof(real));
     a->ssc = malloc((size_t)maxcap * sizeof(real));
