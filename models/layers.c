@@ -73,10 +73,13 @@ RB_CLONES static real exp_sum_inplace(real *x, int n, real mx) {
 
 // Reductions over a row in 16 fixed lanes: vectorisable without -ffast-math, same order every run.
 #define LANES 16
+// Pairwise tree (fixed order): 4 dependent adds per row instead of a serial chain of 16.
 static inline real lanes_total(const real *lane) {
-    real s = 0;
-    for (int j = 0; j < LANES; j++) s += lane[j];
-    return s;
+    real t[LANES];
+    for (int j = 0; j < LANES; j++) t[j] = lane[j];
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) t[j] += t[j + w];
+    return t[0];
 }
 static inline real row_sum(const real *x, int n) {
     real lane[LANES] = {0};

@@ -30,6 +30,34 @@ static inline int omp_get_num_threads(void) { return 1; }
 #define RB_CLONES
 #endif
 
+// 16-lane vectors (GCC vector extensions): element-wise IEEE arithmetic that each clone lowers to
+// its own registers (one zmm, two ymm, four xmm), so the bits do not depend on the clone; for
+// fixed-lane reductions where an array of lanes was kept on the stack (store-forwarding stalls).
+// rv_sum is a fixed pairwise tree: lanes l and l + 8, then + 4, + 2, + 1.
+#if defined(__GNUC__)
+#define RB_VEC16 1
+// (-Wpsabi: these are always inlined, so no 64-byte vector crosses a call boundary.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef real rvec16 __attribute__((vector_size(16 * sizeof(real))));
+#ifdef RB_DOUBLE
+typedef long long rvmask16 __attribute__((vector_size(16 * sizeof(real))));
+#else
+typedef int rvmask16 __attribute__((vector_size(16 * sizeof(real))));
+#endif
+#define RV_INLINE static inline __attribute__((always_inline))
+RV_INLINE rvec16 rv_load(const real *p) { rvec16 v; __builtin_memcpy(&v, p, sizeof v); return v; }
+RV_INLINE void rv_store(real *p, rvec16 v) { __builtin_memcpy(p, &v, sizeof v); }
+RV_INLINE real rv_sum(rvec16 v) {
+    v += __builtin_shuffle(v, (rvmask16){8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15});
+    v += __builtin_shuffle(v, (rvmask16){4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7});
+    v += __builtin_shuffle(v, (rvmask16){2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3});
+    v += __builtin_shuffle(v, (rvmask16){1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+    return v[0];
+}
+#pragma GCC diagnostic pop
+#endif
+
 // ---- GEMM helpers ----------------------------------------------------------------------------
 // OpenBLAS to one thread (idempotent). Called by model_create and every mixer's create().
 void rb_blas_single_thread(void);
