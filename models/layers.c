@@ -27,30 +27,8 @@ static void scratch_arm(void) {
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-// exp for the softmaxes. Float build: a branch-free expf (Cody-Waite reduction, degree-6
-// polynomial, < 1e-7 relative error, input clamped to [-87, 88]) that the compiler vectorises;
-// libm's exp is a scalar call and was 16% of a training step. Double build: libm exp.
-#ifdef RB_DOUBLE
-static inline real rexp(real x) { return exp(x); }
-#else
-static inline real rexp(real x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5*2^23)
-    float r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    // p * 2^n by adding n to the exponent field. In unsigned arithmetic: shifting a negative int
-    // left is undefined behaviour (UBSan flagged it); the uint32_t wrap-around gives the same bits.
-    union { float f; uint32_t i; } u = {.f = p};
-    u.i += (uint32_t)(int32_t)n << 23;
-    return u.f;
-}
-#endif
+// exp for the softmaxes: rb_exp (layers.h), a branch-free expf the compiler vectorises.
+#define rexp rb_exp
 
 // The softmax row loops are built for AVX-512, AVX2 and baseline x86-64 and picked at load time
 // (the build has no -march=native). ISO C mode does not contract a*b+c, and the lanes below are
