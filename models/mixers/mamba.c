@@ -432,6 +432,29 @@ static void mamba_forward(Mixer *m, real *const *p, real *out, const real *inp, 
     matmul_par(out, x->g, p[MAMBA_W_OUT], M, D, E, 0, 1, 0);
 }
 
+// dst[c] += sum over rows i (in order) of x[i*E + c], c in [c0, c1): the same sums as a column at a
+// time, with row-contiguous loads (the strided column loop was 6% of a conv,mamba step).
+RB_CLONES static void col_sums(real *restrict dst, const real *restrict x, int M, int E, int c0, int c1) {
+    for (int cb = c0; cb < c1; cb += 64) {
+        int w = c1 - cb < 64 ? c1 - cb : 64;
+        real acc[64] = {0};
+        for (int i = 0; i < M; i++)
+            for (int c = 0; c < w; c++) acc[c] += x[(size_t)i * E + cb + c];
+        for (int c = 0; c < w; c++) dst[cb + c] += acc[c];
+    }
+}
+
+// g = y silu(z), one token: dz into dxz[:, E:], dy into g.
+RB_CLONES static void gate_backward_row(MambaCtx *x, int i, int E) {
+    real *restrict g = x->g + (size_t)i * E, *restrict dz = x->dxz + (size_t)i * 2 * E + E;
+    const real *restrict z = x->xz + (size_t)i * 2 * E + E, *restrict y = x->y + (size_t)i * E;
+    for (int c = 0; c < E; c++) {
+        real zv = z[c], s = sigmoid(zv), dg = g[c];
+        dz[c] = dg * y[c] * s * (1 + zv * (1 - s));
+        g[c] = dg * zv * s;
+    }
+}
+
 static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
                            const real *inp, int B, int T) {
     MambaCtx *x = m->ctx;
@@ -443,13 +466,7 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
     matmul_par(x->g, dout, p[MAMBA_W_OUT], M, E, D, 0, 0, 0);
     // g = y silu(z): dz into dxz[:, E:], dy into g.
     #pragma omp parallel for schedule(static) num_threads(nthr)
-    for (int i = 0; i < M; i++)
-        for (int c = 0; c < E; c++) {
-            size_t j = (size_t)i * E + c;
-            real zv = x->xz[(size_t)i * 2 * E + E + c], s = sigmoid(zv), dg = x->g[j];
-            x->dxz[(size_t)i * 2 * E + E + c] = dg * x->y[j] * s * (1 + zv * (1 - s));
-            x->g[j] = dg * zv * s;
-        }
+    for (int i = 0; i < M; i++) gate_backward_row(x, i, E);
     real *ddelta = x->y;  // y is dead after dz
     scan_backward(x, ddelta, Dp, B, T, nthr);
     // Sum the partials over sequences (fixed order); A = -exp(A_log) so dA_log = dA * A.
@@ -468,11 +485,10 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
     #pragma omp parallel for schedule(static) num_threads(nthr)
     for (int i = 0; i < M; i++)
         for (int c = 0; c < E; c++) ddelta[(size_t)i * E + c] *= -r_expm1(-x->delta[(size_t)i * E + c]);
-    #pragma omp parallel for schedule(static) num_threads(nthr)
-    for (int c = 0; c < E; c++) {
-        real s = 0;
-        for (int i = 0; i < M; i++) s += ddelta[(size_t)i * E + c];
-        dp[MAMBA_B_DT][c] += s;
+    #pragma omp parallel num_threads(nthr)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        col_sums(dp[MAMBA_B_DT], ddelta, M, E, E * t / nt, E * (t + 1) / nt);
     }
     // dt_pre = dt_low W_dt^T: dW_dt [E,R] += ddt^T dt_low; d dt_low = ddt W_dt into dxdbl[:, :R].
     gemm_ld(dp[MAMBA_W_DT], R, ddelta, E, x->xdbl, P, E, R, M, 1, 0, 1, 1);
