@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "shell_consts.h"
+
+// rvec16 locals (layers.h) in the cloned row loops: no vector crosses a call, the ABI note is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
 #define LN_EPS RB_LN_EPS
 
 // Per-thread scratch (the GEMM's packed panels, attention's k/v transposes) is freed when its thread
@@ -59,35 +62,37 @@ static inline real lanes_total(const real *lane) {
         for (int j = 0; j < w; j++) t[j] += t[j + w];
     return t[0];
 }
+// (rvec16 accumulators, layers.h: kept in registers, where an array of lanes went through the
+// stack; the same lanes and the same tree as lanes_total.)
 static inline real row_sum(const real *x, int n) {
-    real lane[LANES] = {0};
+    rvec16 l = {0};
     int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) lane[j] += x[i + j];
-    for (; i < n; i++) lane[0] += x[i];
-    return lanes_total(lane);
+    for (; i + LANES <= n; i += LANES) l += rv_load(x + i);
+    for (; i < n; i++) l[0] += x[i];
+    return rv_sum(l);
 }
 static inline real row_sumsq_centered(const real *x, real m, int n) {
-    real lane[LANES] = {0};
+    rvec16 l = {0};
     int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) lane[j] += (x[i + j] - m) * (x[i + j] - m);
-    for (; i < n; i++) lane[0] += (x[i] - m) * (x[i] - m);
-    return lanes_total(lane);
+    for (; i + LANES <= n; i += LANES) {
+        rvec16 d = rv_load(x + i) - m;
+        l += d * d;
+    }
+    for (; i < n; i++) l[0] += (x[i] - m) * (x[i] - m);
+    return rv_sum(l);
 }
 // sum a[i] b[i] and sum a[i] b[i] (c[i] - m) in one pass
 static inline void row_dot2(const real *a, const real *b, const real *c, real m, int n, real *s1, real *s2) {
-    real l1[LANES] = {0}, l2[LANES] = {0};
+    rvec16 l1 = {0}, l2 = {0};
     int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            real ab = a[i + j] * b[i + j];
-            l1[j] += ab;
-            l2[j] += ab * (c[i + j] - m);
-        }
+    for (; i + LANES <= n; i += LANES) {
+        rvec16 ab = rv_load(a + i) * rv_load(b + i);
+        l1 += ab;
+        l2 += ab * (rv_load(c + i) - m);
+    }
     for (; i < n; i++) { real ab = a[i] * b[i]; l1[0] += ab; l2[0] += ab * (c[i] - m); }
-    *s1 = lanes_total(l1);
-    *s2 = lanes_total(l2);
+    *s1 = rv_sum(l1);
+    *s2 = rv_sum(l2);
 }
 
 // ---- float GEMM: own register-tiled kernels (AVX-512 / AVX2+FMA, picked at run time) ---------
@@ -879,13 +884,15 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
             real l = lse_in[t];
             for (int a = 0; a < R; a++) x[a] = rexp(x[a] - l);
         } else {
-            real lane[LANES];
-            for (int j = 0; j < LANES; j++) lane[j] = x[0];
-            for (int a = 0; a < R; a += LANES)
-                for (int j = 0; j < LANES; j++) lane[j] = x[a + j] > lane[j] ? x[a + j] : lane[j];
-            real mx = lane[0];
-            for (int j = 1; j < LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
-            for (int j = 0; j < LANES; j++) lane[j] = 0;
+            rvec16 lm = rv_load(x);
+            for (int a = LANES; a < R; a += LANES) {
+                rvec16 v = rv_load(x + a);
+                rvmask16 gt = v > lm;  // select by bits (C has no vector ?:)
+                lm = (rvec16)(((rvmask16)v & gt) | ((rvmask16)lm & ~gt));
+            }
+            real mx = lm[0];
+            for (int j = 1; j < LANES; j++) mx = lm[j] > mx ? lm[j] : mx;
+            real lane[LANES] = {0};
             for (int a = 0; a < R; a += LANES)
                 for (int j = 0; j < LANES; j++) {
                     real e = rexp(x[a + j] - mx);
