@@ -621,7 +621,12 @@ void linear_forward(real *out, const real *inp, const real *w, const real *b, in
 
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                      int N, int C, int OC, int acc_dinp) {
-    if (dinp) matmul_par(dinp, dout, w, N, C, OC, 0, 0, acc_dinp ? 1 : 0);  // [N,OC] @ [OC,C]
+    linear_backward_add(dinp, acc_dinp ? dinp : NULL, dw, db, dout, inp, w, N, C, OC);
+}
+
+void linear_backward_add(real *dinp, const real *dinit, real *dw, real *db, const real *dout, const real *inp,
+                         const real *w, int N, int C, int OC) {
+    if (dinp) matmul_par_ci(dinp, dinit ? dinit : dinp, C, dout, w, N, C, OC, 0, 0, dinit ? 1 : 0);  // [N,OC] @ [OC,C]
     matmul_par(dw, dout, inp, OC, C, N, 1, 0, 1);                             // [OC,N] @ [N,C]
     if (db) {
 #pragma omp parallel

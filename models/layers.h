@@ -132,6 +132,10 @@ void linear_forward(real *out, const real *inp, const real *w, const real *b, in
 // db [OC] += (if not NULL).
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                      int N, int C, int OC, int acc_dinp);
+// The same with dinp = dinit + dout w (dinit [N,C], e.g. a skip connection's gradient: no copy
+// pass), or overwritten if dinit is NULL.
+void linear_backward_add(real *dinp, const real *dinit, real *dw, real *db, const real *dout, const real *inp,
+                         const real *w, int N, int C, int OC);
 // Exact (erf) GELU, PyTorch's F.gelu default. out [n] = gelu(inp [n]).
 void gelu_forward(real *out, const real *inp, size_t n);
 // dinp [n] overwritten = dout * gelu'(inp).

@@ -64,14 +64,12 @@ static void conv_forward(Mixer *m, real *const *p, real *out, const real *inp, i
     shortconv_gated_forward(a->uc, out, inp, p[2], p[3], a->up, B, T, D, CONV_K);  // out = uc * up + inp
 }
 
-// d(up) = dout * uc, d(uc) = dout * up, and dinp = dout (the "+ u" skip), in one pass.
-RB_CLONES static void conv_bwd_gates(real *restrict gup, real *restrict guc, real *restrict dinp,
-                                     const real *restrict dout, const real *restrict uc, const real *restrict up,
-                                     size_t i0, size_t i1) {
+// d(up) = dout * uc, d(uc) = dout * up, in one pass.
+RB_CLONES static void conv_bwd_gates(real *restrict gup, real *restrict guc, const real *restrict dout,
+                                     const real *restrict uc, const real *restrict up, size_t i0, size_t i1) {
     for (size_t i = i0; i < i1; i++) {
         gup[i] = dout[i] * uc[i];
         guc[i] = dout[i] * up[i];
-        dinp[i] = dout[i];
     }
 }
 
@@ -83,9 +81,9 @@ static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp,
 #pragma omp parallel
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        conv_bwd_gates(a->g, a->g2, dinp, dout, a->uc, a->up, n * t / nt, n * (t + 1) / nt);
+        conv_bwd_gates(a->g, a->g2, dout, a->uc, a->up, n * t / nt, n * (t + 1) / nt);
     }
-    linear_backward(dinp, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 1);  // dinp = dout + d(up) W
+    linear_backward_add(dinp, dout, dp[0], dp[1], a->g, inp, p[0], B * T, D, D);  // dinp = dout (the "+ u" skip) + d(up) W
     shortconv_backward(dinp, dp[2], dp[3], a->g2, inp, p[2], B, T, D, CONV_K);
 }
 
