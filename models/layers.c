@@ -369,22 +369,24 @@ void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, i
 }
 
 // Row blocks of C over the threads. Every element's arithmetic is the same for any split (own
-// kernels), so the split may follow the thread count.
+// kernels), so the split may follow the thread count. About 4 blocks per thread (multiples of 16
+// rows: full micro-tiles), handed out dynamically: on a loaded machine a descheduled thread's
+// blocks go to the others instead of every thread waiting for it at the region's end.
 static void matmul_par_ci(real *C, const real *Ci, int ldci, const real *A, const real *B, int M, int N, int K,
                           int ta, int tb, real beta) {
     int nt = omp_get_max_threads();
-    if (nt <= 1 || (double)M * N * K < 131072.0 || M < 32 * nt || omp_in_parallel()) {
+    if (nt <= 1 || (double)M * N * K < 131072.0 || M < 32 || omp_in_parallel()) {
         gemm_ci(C, N, Ci, ldci, A, ta ? M : K, B, tb ? K : N, M, N, K, ta, tb, 1, beta);
         return;
     }
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        // row blocks rounded to 16 so every thread keeps full micro-tiles
-        int m0 = (int)(((long)M * t / n) & ~15L), m1 = t == n - 1 ? M : (int)(((long)M * (t + 1) / n) & ~15L);
-        if (m1 > m0)
-            gemm_ci(C + (size_t)m0 * N, N, Ci + (size_t)m0 * ldci, ldci, ta ? A + m0 : A + (size_t)m0 * K, ta ? M : K,
-                    B, tb ? K : N, m1 - m0, N, K, ta, tb, 1, beta);
+    int bs = (M / (4 * nt) + 15) & ~15, nb;
+    if (bs < 16) bs = 16;
+    nb = (M + bs - 1) / bs;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int i = 0; i < nb; i++) {
+        int m0 = i * bs, m1 = imin(M, m0 + bs);
+        gemm_ci(C + (size_t)m0 * N, N, Ci + (size_t)m0 * ldci, ldci, ta ? A + m0 : A + (size_t)m0 * K, ta ? M : K,
+                B, tb ? K : N, m1 - m0, N, K, ta, tb, 1, beta);
     }
 }
 
@@ -422,11 +424,9 @@ RB_CLONES static void encoder_bwd_cols(real *restrict dwte, real *restrict dwpe,
 
 void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *tok, int B, int T, int D) {
     // Scatter-add in row order; threads own column ranges, so the sum order is fixed.
-#pragma omp parallel
-    {
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        encoder_bwd_cols(dwte, dwpe, dout, tok, B * T, T, D, D * t / n, D * (t + 1) / n);
-    }
+    // (column blocks of 16 handed out dynamically: a column's sum does not depend on who owns it)
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c0 = 0; c0 < D; c0 += 16) encoder_bwd_cols(dwte, dwpe, dout, tok, B * T, T, D, c0, imin(D, c0 + 16));
 }
 
 // ---- norms -----------------------------------------------------------------------------------
@@ -490,7 +490,7 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const
 void residual_layernorm_forward(real *out, real *y, real *mean, real *rstd, const real *x, const real *f,
                                 const real *w, const real *b, int N, int D) {
     int nch = (N + NORM_CHUNK - 1) / NORM_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 8)
     for (int k = 0; k < nch; k++)
         ln_fwd_rows(out, y, mean, rstd, x, f, w, b, k * NORM_CHUNK, imin(N, (k + 1) * NORM_CHUNK), D);
 }
@@ -523,14 +523,17 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const 
     if (part) {
 #pragma omp parallel
         {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 8)
             for (int k = 0; k < nch; k++)
                 ln_bwd_rows(dinp, part + (size_t)k * 2 * D, part + (size_t)k * 2 * D + D, dout, inp, w, mean, rstd,
                             k * NORM_CHUNK, imin(N, (k + 1) * NORM_CHUNK), D);
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int c0 = 2 * D * t / nt, c1 = 2 * D * (t + 1) / nt;  // [dw | db] columns of the partials
-            if (c0 < D) chunk_reduce(dw + c0, part + c0, 2 * (size_t)D, nch, imin(c1, D) - c0);
-            if (c1 > D) chunk_reduce(db + imax(c0, D) - D, part + imax(c0, D), 2 * (size_t)D, nch, c1 - imax(c0, D));
+            // [dw | db] columns of the partials, in blocks of 16 (each column summed in chunk order)
+#pragma omp for schedule(dynamic, 1)
+            for (int c0 = 0; c0 < 2 * D; c0 += 16) {
+                int c1 = imin(2 * D, c0 + 16);
+                if (c0 < D) chunk_reduce(dw + c0, part + c0, 2 * (size_t)D, nch, imin(c1, D) - c0);
+                if (c1 > D) chunk_reduce(db + imax(c0, D) - D, part + imax(c0, D), 2 * (size_t)D, nch, c1 - imax(c0, D));
+            }
         }
         return;
     }
@@ -629,12 +632,8 @@ void linear_backward_add(real *dinp, const real *dinit, real *dw, real *db, cons
     if (dinp) matmul_par_ci(dinp, dinit ? dinit : dinp, C, dout, w, N, C, OC, 0, 0, dinit ? 1 : 0);  // [N,OC] @ [OC,C]
     matmul_par(dw, dout, inp, OC, C, N, 1, 0, 1);                             // [OC,N] @ [N,C]
     if (db) {
-#pragma omp parallel
-        {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int c0 = OC * t / nt, c1 = OC * (t + 1) / nt;
-            col_sums_acc(db + c0, dout + c0, OC, N, c1 - c0);
-        }
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int c0 = 0; c0 < OC; c0 += 16) col_sums_acc(db + c0, dout + c0, OC, N, imin(OC, c0 + 16) - c0);
     }
 }
 
@@ -779,7 +778,7 @@ void shortconv_gated_forward(real *out, real *gout, const real *inp, const real 
                              int B, int T, int D, int K) {
     const real *wt = conv_wt_of(w, D, K);  // NULL (out of memory): the strided loop
     int BT = B * T, nch = (BT + 31) / 32;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 8)
     for (int k = 0; k < nch; k++) sconv_fwd_rows(out, gout, inp, w, wt, b, up, k * 32, imin(BT, k * 32 + 32), T, D, K);
 }
 
@@ -850,10 +849,10 @@ void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const 
     int BT = B * T, nch = (BT + 31) / 32;
 #pragma omp parallel
     {
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 8) nowait
         for (int k = 0; k < nch; k++) sconv_bwd_rows(dinp, dout, w, wt, k * 32, imin(BT, k * 32 + 32), T, D, K);
-        int th = omp_get_thread_num(), nt = omp_get_num_threads();
-        sconv_bwd_w(dw, db, dout, inp, BT, T, D, K, D * th / nt, D * (th + 1) / nt);
+#pragma omp for schedule(dynamic, 1)
+        for (int c0 = 0; c0 < D; c0 += 16) sconv_bwd_w(dw, db, dout, inp, BT, T, D, K, c0, imin(D, c0 + 16));
     }
 }
 
@@ -1071,7 +1070,7 @@ void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, co
                  const int *window, int B, int T, int H, int dh, real *scratch, int nscratch) {
     const size_t sstride = mha_scratch_floats(T);
     int nt = imin(nscratch, omp_get_max_threads());
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         size_t r = (size_t)b * T;
@@ -1085,7 +1084,7 @@ void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int l
                   int H, int dh, real *scratch, int nscratch) {
     const size_t sstride = mha_scratch_floats(T);
     int nt = imin(nscratch, omp_get_max_threads());
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         size_t r = (size_t)b * T, c = (size_t)h * dh;

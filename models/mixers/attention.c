@@ -103,7 +103,7 @@ void attn_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, i
         for (int c = 0; c < D; c++) wqkvT[(size_t)c * 3 * D + i] = p[0][(size_t)i * D + c];
     for (int i = 0; i < D; i++)
         for (int c = 0; c < D; c++) woT[(size_t)c * D + i] = p[2][(size_t)i * D + c];
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)  // a descheduled thread's sequences go to the others
     for (int b = 0; b < B; b++) {
         size_t r = (size_t)b * T;
         real *qkv = a->qkv + r * 3 * D, *att = a->att + r * D;
@@ -120,7 +120,7 @@ void attn_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const 
     const int D = a->D, BT = B * T;
     const size_t sstride = mha_scratch_floats(T);
     const int nt = a->nscratch < omp_get_max_threads() ? a->nscratch : omp_get_max_threads();
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)  // a descheduled thread's sequences go to the others
     for (int b = 0; b < B; b++) {
         size_t r = (size_t)b * T;
         real *dqkv = a->dqkv + r * 3 * D, *datt = a->datt + r * D;

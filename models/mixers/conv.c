@@ -78,11 +78,9 @@ static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp,
     ConvCtx *a = m->ctx;
     int D = a->D;
     size_t n = (size_t)B * T * D;
-#pragma omp parallel
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        conv_bwd_gates(a->g, a->g2, dout, a->uc, a->up, n * t / nt, n * (t + 1) / nt);
-    }
+    const size_t cs = 16384;  // chunks handed out dynamically
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i0 = 0; i0 < n; i0 += cs) conv_bwd_gates(a->g, a->g2, dout, a->uc, a->up, i0, i0 + cs < n ? i0 + cs : n);
     linear_backward_add(dinp, dout, dp[0], dp[1], a->g, inp, p[0], B * T, D, D);  // dinp = dout (the "+ u" skip) + d(up) W
     shortconv_backward(dinp, dp[2], dp[3], a->g2, inp, p[2], B, T, D, CONV_K);
 }
