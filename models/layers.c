@@ -884,6 +884,30 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
         int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
         for (int a = 0; a < a0; a++) row[a] = 0;
         for (int a = len; a < R; a++) x[a] = -INFINITY;
+#ifdef RB_EXP16
+        if (!lse_out) {
+            real l = lse_in[t];
+            for (int a = 0; a < R; a += LANES) rv_store(x + a, rb_exp16(rv_load(x + a) - l));
+        } else {
+            rvec16 lm = rv_load(x);
+            for (int a = LANES; a < R; a += LANES) {
+                rvec16 v = rv_load(x + a);
+                lm = rv_sel(v > lm, v, lm);
+            }
+            real mx = lm[0];
+            for (int j = 1; j < LANES; j++) mx = lm[j] > mx ? lm[j] : mx;
+            const rvmask16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+            rvec16 lane = {0};
+            for (int a = 0; a < R; a += LANES) {
+                rvec16 e = rb_exp16(rv_load(x + a) - mx);
+                rv_store(x + a, e);
+                lane += rv_sel(iota + a < len, e, (rvec16){0});
+            }
+            real sum = rv_sum(lane), inv = 1 / sum;
+            for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_load(x + a) * inv);
+            lse_out[t] = mx + (real)log((double)sum);
+        }
+#else
         if (!lse_out) {
             real l = lse_in[t];
             for (int a = 0; a < R; a++) x[a] = rexp(x[a] - l);
@@ -907,6 +931,7 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
             for (int a = 0; a < R; a++) x[a] *= inv;
             lse_out[t] = mx + (real)log((double)sum);
         }
+#endif
         for (int a = a1 + 1; a < n; a++) row[a] = 0;  // the pad inside the n keys back to 0
     }
 }

@@ -80,6 +80,28 @@ RV_INLINE real rv_sum(rvec16 v) {
     v += __builtin_shuffle(v, (rvmask16){1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
     return v[0];
 }
+// a where m is set, else b (C has no vector ?:)
+RV_INLINE rvec16 rv_sel(rvmask16 m, rvec16 a, rvec16 b) { return (rvec16)(((rvmask16)a & m) | ((rvmask16)b & ~m)); }
+#ifndef RB_DOUBLE
+#define RB_EXP16 1
+typedef unsigned int ruvec16 __attribute__((vector_size(16 * sizeof(float))));
+// rb_exp on 16 lanes: the same operations in the same order, so the same bits as rb_exp.
+RV_INLINE rvec16 rb_exp16(rvec16 x) {
+    const rvec16 z = {0};
+    x = rv_sel(x < -87.0f, z - 87.0f, rv_sel(x > 88.0f, z + 88.0f, x));
+    rvec16 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    rvec16 r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
+    rvec16 p = z + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    ruvec16 ni = (ruvec16)__builtin_convertvector(n, rvmask16);
+    return (rvec16)((ruvec16)p + (ni << 23));
+}
+#endif
 #pragma GCC diagnostic pop
 #endif
 
