@@ -140,8 +140,8 @@ int rb_gemm_force(const char *name) {
 
 // Per-thread scratch, grown on first use only (the step allocates nothing once warm): op(B)
 // packed [K, N] when B is transposed, and the K-block partial sums [MC, N].
-static _Thread_local float *gemm_pack, *gemm_part;
-static _Thread_local size_t gemm_pack_cap, gemm_part_cap;
+static _Thread_local float *gemm_pack, *gemm_part, *par_pack;  // par_pack: matmul_par's shared B^T
+static _Thread_local size_t gemm_pack_cap, gemm_part_cap, par_pack_cap;
 static float *grow(float **p, size_t *cap, size_t n) {
     if (n > *cap) {
         if (!*p) scratch_arm();
@@ -272,6 +272,16 @@ __attribute__((target("avx2,fma"))) static void tile256_1(TILE_ARGS) { TILE_BODY
 
 typedef void (*TileFn)(TILE_ARGS);
 
+// pk [K, N] = B^T (B: N rows of K, stride ldb), 16 rows of B at a time: the reads stay in those
+// rows' cache lines and the writes are 16 contiguous floats (a row at a time wrote with stride N).
+static void pack_bt(float *restrict pk, const float *restrict B, int ldb, int N, int K) {
+    for (int j0 = 0; j0 < N; j0 += 16) {
+        int j1 = j0 + 16 < N ? j0 + 16 : N;
+        for (int k = 0; k < K; k++)
+            for (int j = j0; j < j1; j++) pk[(size_t)k * N + j] = B[(size_t)j * ldb + k];
+    }
+}
+
 // C[M,N] = beta Ci + alpha op(A) op(B), single thread, with the tiles of one ISA. Ci (row stride
 // ldci) is C itself, or e.g. a bias row with ldci = 0 (linear_forward: no bias-copy pass).
 static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
@@ -283,10 +293,7 @@ static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float
     if (tb) {  // pack op(B) = B^T into [K, N]
         float *pk = grow(&gemm_pack, &gemm_pack_cap, (size_t)K * N);
         if (!pk) return -1;
-        for (int j = 0; j < N; j++) {
-            const float *bj = B + (size_t)j * ldb;
-            for (int k = 0; k < K; k++) pk[(size_t)k * N + j] = bj[k];
-        }
+        pack_bt(pk, B, ldb, N, K);
         Bp = pk;
         ldbp = N;
     }
@@ -382,6 +389,17 @@ static void matmul_par_ci(real *C, const real *Ci, int ldci, const real *A, cons
     int bs = (M / (4 * nt) + 15) & ~15, nb;
     if (bs < 16) bs = 16;
     nb = (M + bs - 1) / bs;
+#ifdef RB_OWN_SGEMM
+    // op(B) = B^T packed once here, not once per row block (a copy: the same bits)
+    if (tb && nb > 1 && (gemm_path == GEMM_PATH_AVX2 || gemm_path == GEMM_PATH_AVX512)) {
+        float *pk = grow(&par_pack, &par_pack_cap, (size_t)K * N);
+        if (pk) {
+            pack_bt(pk, B, K, N, K);
+            B = pk;
+            tb = 0;
+        }
+    }
+#endif
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int i = 0; i < nb; i++) {
         int m0 = i * bs, m1 = imin(M, m0 + bs);
@@ -1045,8 +1063,9 @@ static void scratch_free(void *unused) {
 #ifdef RB_OWN_SGEMM
     free(gemm_pack);
     free(gemm_part);
-    gemm_pack = gemm_part = NULL;
-    gemm_pack_cap = gemm_part_cap = 0;
+    free(par_pack);
+    gemm_pack = gemm_part = par_pack = NULL;
+    gemm_pack_cap = gemm_part_cap = par_pack_cap = 0;
 #endif
 }
 
