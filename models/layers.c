@@ -1029,9 +1029,7 @@ static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
     real *xt = mha_tbuf + (size_t)which * dh * T;
     int s8 = 0, c8 = 0;
 #ifdef RB_TRANSPOSE8
-    static int avx2 = -1;  // benign race: every thread stores the same value
-    if (avx2 < 0) { __builtin_cpu_init(); avx2 = __builtin_cpu_supports("avx2"); }
-    if (avx2) {  // full 8 x 8 blocks in registers (was 4% of the reference step element by element)
+    if (__builtin_cpu_supports("avx2")) {  // full 8 x 8 blocks in registers (was 4% of the reference step element by element)
         s8 = T & ~7;
         c8 = dh & ~7;
         for (int s0 = 0; s0 < s8; s0 += 8)
