@@ -792,6 +792,13 @@ RB_CLONES static void sconv_fwd_rows(real *restrict out, real *restrict gout, co
     }
 }
 
+const real *shortconv_wt(const real *w, int D, int K) { return conv_wt_of(w, D, K); }
+
+void shortconv_gated_forward_rows(real *out, real *gout, const real *inp, const real *w, const real *wt,
+                                  const real *b, const real *up, int r0, int r1, int T, int D, int K) {
+    sconv_fwd_rows(out, gout, inp, w, wt, b, up, r0, r1, T, D, K);
+}
+
 void shortconv_gated_forward(real *out, real *gout, const real *inp, const real *w, const real *b, const real *up,
                              int B, int T, int D, int K) {
     const real *wt = conv_wt_of(w, D, K);  // NULL (out of memory): the strided loop
@@ -859,6 +866,16 @@ RB_CLONES static void sconv_bwd_w(real *restrict dw, real *restrict db, const re
                 for (int c = c0; c < c1; c++) dw[(size_t)c * K + j] += g[c] * x[c];
             }
         }
+}
+
+void shortconv_backward_rows(real *dinp, const real *dout, const real *w, const real *wt, int r0, int r1, int T, int D,
+                             int K) {
+    sconv_bwd_rows(dinp, dout, w, wt, r0, r1, T, D, K);
+}
+
+void shortconv_backward_w(real *dw, real *db, const real *dout, const real *inp, int B, int T, int D, int K) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c0 = 0; c0 < D; c0 += 16) sconv_bwd_w(dw, db, dout, inp, B * T, T, D, K, c0, imin(D, c0 + 16));
 }
 
 void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,

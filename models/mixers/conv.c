@@ -18,6 +18,7 @@ typedef struct {
     real *uc;   // [Bmax*Tmax, D] shortconv(u), saved
     real *up;   // [Bmax*Tmax, D] W u + b, saved
     real *g, *g2;  // [Bmax*Tmax, D] x2 scratch for backward: d(up), d(uc)
+    real *wT;      // [D, D] proj_w^T (forward)
 } ConvCtx;
 
 static int conv_validate(const MixerCfg *c, char *err, size_t errn) {
@@ -43,7 +44,7 @@ static void conv_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
 static void conv_destroy(void *ctx) {
     ConvCtx *a = ctx;
     if (!a) return;
-    free(a->uc); free(a->up); free(a->g); free(a->g2); free(a);
+    free(a->uc); free(a->up); free(a->g); free(a->g2); free(a->wT); free(a);
 }
 
 static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
@@ -53,15 +54,27 @@ static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
     a->D = c->d;
     size_t n = (size_t)Bmax * Tmax * c->d * sizeof(real);
     a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n); a->g2 = malloc(n);
-    if (!a->uc || !a->up || !a->g || !a->g2) { conv_destroy(a); return NULL; }
+    a->wT = malloc((size_t)c->d * c->d * sizeof(real));
+    if (!a->uc || !a->up || !a->g || !a->g2 || !a->wT) { conv_destroy(a); return NULL; }
     return a;
 }
 
+// Forward and backward one sequence at a time per thread (the conv never crosses a sequence), the
+// projection's GEMM included: its rows are still in cache for the conv pass, and one parallel
+// region replaces two (three in backward). Same bits as whole-batch passes (GEMM elements do not
+// depend on the row split). The weight gradients stay whole-batch sums.
 static void conv_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, int T) {
     ConvCtx *a = m->ctx;
-    int D = a->D;
-    linear_forward(a->up, inp, p[0], p[1], B * T, D, D);
-    shortconv_gated_forward(a->uc, out, inp, p[2], p[3], a->up, B, T, D, CONV_K);  // out = uc * up + inp
+    const int D = a->D;
+    const real *wt = shortconv_wt(p[2], D, CONV_K);
+    for (int i = 0; i < D; i++)  // W^T once per call (tb = 0 GEMMs: no packing per sequence)
+        for (int c = 0; c < D; c++) a->wT[(size_t)c * D + i] = p[0][(size_t)i * D + c];
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < B; b++) {
+        int r = b * T;
+        gemm_ld_ci(a->up + (size_t)r * D, D, p[1], 0, inp + (size_t)r * D, D, a->wT, D, T, D, D, 0, 0, 1, 1);
+        shortconv_gated_forward_rows(a->uc, out, inp, p[2], wt, p[3], a->up, r, r + T, T, D, CONV_K);  // out = uc up + inp
+    }
 }
 
 // d(up) = dout * uc, d(uc) = dout * up, in one pass.
@@ -76,13 +89,19 @@ RB_CLONES static void conv_bwd_gates(real *restrict gup, real *restrict guc, con
 static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
                           const real *inp, int B, int T) {
     ConvCtx *a = m->ctx;
-    int D = a->D;
-    size_t n = (size_t)B * T * D;
-    const size_t cs = 16384;  // chunks handed out dynamically
+    const int D = a->D;
+    const real *wt = shortconv_wt(p[2], D, CONV_K);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (size_t i0 = 0; i0 < n; i0 += cs) conv_bwd_gates(a->g, a->g2, dout, a->uc, a->up, i0, i0 + cs < n ? i0 + cs : n);
-    linear_backward_add(dinp, dout, dp[0], dp[1], a->g, inp, p[0], B * T, D, D);  // dinp = dout (the "+ u" skip) + d(up) W
-    shortconv_backward(dinp, dp[2], dp[3], a->g2, inp, p[2], B, T, D, CONV_K);
+    for (int b = 0; b < B; b++) {
+        int r = b * T;
+        size_t o = (size_t)r * D;
+        conv_bwd_gates(a->g, a->g2, dout, a->uc, a->up, o, o + (size_t)T * D);
+        // dinp = dout (the "+ u" skip) + d(up) W, then += the conv's input gradient
+        gemm_ld_ci(dinp + o, D, dout + o, D, a->g + o, D, p[0], D, T, D, D, 0, 0, 1, 1);
+        shortconv_backward_rows(dinp, a->g2, p[2], wt, r, r + T, T, D, CONV_K);
+    }
+    linear_backward(NULL, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 0);  // dW, db
+    shortconv_backward_w(dp[2], dp[3], a->g2, inp, B, T, D, CONV_K);
 }
 
 // Step state: the previous k-1 = 2 inputs, [2, D] (row 0 = u_{t-2}, row 1 = u_{t-1}).
