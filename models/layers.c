@@ -873,11 +873,6 @@ void shortconv_backward_rows(real *dinp, const real *dout, const real *w, const 
     sconv_bwd_rows(dinp, dout, w, wt, r0, r1, T, D, K);
 }
 
-void shortconv_backward_w(real *dw, real *db, const real *dout, const real *inp, int B, int T, int D, int K) {
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int c0 = 0; c0 < D; c0 += 16) sconv_bwd_w(dw, db, dout, inp, B * T, T, D, K, c0, imin(D, c0 + 16));
-}
-
 void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         int B, int T, int D, int K) {
     const real *wt = conv_wt_of(w, D, K);

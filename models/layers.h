@@ -189,10 +189,9 @@ void shortconv_gated_forward(real *out, real *gout, const real *inp, const real 
 const real *shortconv_wt(const real *w, int D, int K);
 void shortconv_gated_forward_rows(real *out, real *gout, const real *inp, const real *w, const real *wt,
                                   const real *b, const real *up, int r0, int r1, int T, int D, int K);
-// dinp rows [r0, r1) += the input gradient; shortconv_backward_w: dw, db += alone (OpenMP).
+// dinp rows [r0, r1) += the input gradient (the kernel/bias gradients are the caller's).
 void shortconv_backward_rows(real *dinp, const real *dout, const real *w, const real *wt, int r0, int r1, int T, int D,
                              int K);
-void shortconv_backward_w(real *dw, real *db, const real *dout, const real *inp, int B, int T, int D, int K);
 // dinp [B,T,D] += ; dw [D,K] += ; db [D] +=. (K <= 8 takes the vectorised kernel-gradient path.)
 void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         int B, int T, int D, int K);

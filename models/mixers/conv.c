@@ -19,6 +19,7 @@ typedef struct {
     real *up;   // [Bmax*Tmax, D] W u + b, saved
     real *g, *g2;  // [Bmax*Tmax, D] x2 scratch for backward: d(up), d(uc)
     real *wT;      // [D, D] proj_w^T (forward)
+    real *wpart;   // [Bmax, K+1, D] per-sequence conv kernel/bias gradient partials
 } ConvCtx;
 
 static int conv_validate(const MixerCfg *c, char *err, size_t errn) {
@@ -44,7 +45,7 @@ static void conv_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
 static void conv_destroy(void *ctx) {
     ConvCtx *a = ctx;
     if (!a) return;
-    free(a->uc); free(a->up); free(a->g); free(a->g2); free(a->wT); free(a);
+    free(a->uc); free(a->up); free(a->g); free(a->g2); free(a->wT); free(a->wpart); free(a);
 }
 
 static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
@@ -55,7 +56,8 @@ static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
     size_t n = (size_t)Bmax * Tmax * c->d * sizeof(real);
     a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n); a->g2 = malloc(n);
     a->wT = malloc((size_t)c->d * c->d * sizeof(real));
-    if (!a->uc || !a->up || !a->g || !a->g2 || !a->wT) { conv_destroy(a); return NULL; }
+    a->wpart = malloc((size_t)Bmax * (CONV_K + 1) * c->d * sizeof(real));
+    if (!a->uc || !a->up || !a->g || !a->g2 || !a->wT || !a->wpart) { conv_destroy(a); return NULL; }
     return a;
 }
 
@@ -86,6 +88,44 @@ RB_CLONES static void conv_bwd_gates(real *restrict gup, real *restrict guc, con
     }
 }
 
+// One sequence's kernel/bias gradient partials, part [(K+1), D] (tap j at row j, bias at row K),
+// its rows in order, while they are in cache.
+RB_CLONES static void conv_w_partial(real *restrict part, const real *restrict g, const real *restrict inp, int r, int T,
+                                     int D) {
+    for (int i = 0; i < (CONV_K + 1) * D; i++) part[i] = 0;
+    for (int t = 0; t < T; t++) {
+        const real *gr = g + (size_t)(r + t) * D;
+        real *pb = part + (size_t)CONV_K * D;
+        for (int c = 0; c < D; c++) pb[c] += gr[c];
+        for (int j = 0; j < CONV_K; j++) {
+            int s = t - (CONV_K - 1) + j;
+            if (s < 0) continue;
+            const real *x = inp + (size_t)(r + s) * D;
+            real *pj = part + (size_t)j * D;
+            for (int c = 0; c < D; c++) pj[c] += gr[c] * x[c];
+        }
+    }
+}
+
+// dw [D, K] +=, db [D] += the sums of the B partials in sequence order, columns [c0, c1).
+RB_CLONES static void conv_w_reduce(real *restrict dw, real *restrict db, const real *restrict part, int B, int D,
+                                    int c0, int c1) {
+    const size_t ps = (size_t)(CONV_K + 1) * D;
+    for (int j = 0; j <= CONV_K; j++)
+        for (int cb = c0; cb < c1; cb += 64) {
+            int w = c1 - cb < 64 ? c1 - cb : 64;
+            real acc[64] = {0};
+            for (int b = 0; b < B; b++) {
+                const real *q = part + b * ps + (size_t)j * D + cb;
+                for (int c = 0; c < w; c++) acc[c] += q[c];
+            }
+            for (int c = 0; c < w; c++) {
+                if (j < CONV_K) dw[(size_t)(cb + c) * CONV_K + j] += acc[c];
+                else db[cb + c] += acc[c];
+            }
+        }
+}
+
 static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
                           const real *inp, int B, int T) {
     ConvCtx *a = m->ctx;
@@ -99,9 +139,11 @@ static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp,
         // dinp = dout (the "+ u" skip) + d(up) W, then += the conv's input gradient
         gemm_ld_ci(dinp + o, D, dout + o, D, a->g + o, D, p[0], D, T, D, D, 0, 0, 1, 1);
         shortconv_backward_rows(dinp, a->g2, p[2], wt, r, r + T, T, D, CONV_K);
+        conv_w_partial(a->wpart + (size_t)b * (CONV_K + 1) * D, a->g2, inp, r, T, D);
     }
     linear_backward(NULL, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 0);  // dW, db
-    shortconv_backward_w(dp[2], dp[3], a->g2, inp, B, T, D, CONV_K);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c0 = 0; c0 < D; c0 += 16) conv_w_reduce(dp[2], dp[3], a->wpart, B, D, c0, c0 + 16 < D ? c0 + 16 : D);
 }
 
 // Step state: the previous k-1 = 2 inputs, [2, D] (row 0 = u_{t-2}, row 1 = u_{t-1}).
