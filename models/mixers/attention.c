@@ -21,6 +21,7 @@ typedef struct {
     real *scratch;  // nscratch x mha_scratch_floats(Tmax)
     real *sq, *so, *ssc;  // step: qkv [3D], core out [D], scores [max cap]
     real *wT;       // [4 D^2] Wqkv^T, Wo^T (forward)
+    real *bpart;    // [Bmax, 4D] per-sequence bias-gradient partials (bo, bqkv)
 } AttnCtx;
 
 int attn_validate_heads(const MixerCfg *c, char *err, size_t errn) {
@@ -49,7 +50,7 @@ void attn_destroy(void *ctx) {
     AttnCtx *a = ctx;
     if (!a) return;
     free(a->qkv); free(a->att); free(a->lse); free(a->dqkv); free(a->datt); free(a->scratch);
-    free(a->sq); free(a->so); free(a->ssc); free(a->wT);
+    free(a->sq); free(a->so); free(a->ssc); free(a->wT); free(a->bpart);
     free(a);
 }
 
@@ -81,7 +82,9 @@ void *attn_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
     a->so = malloc(D * sizeof(real));
     a->ssc = malloc((size_t)maxcap * sizeof(real));
     a->wT = malloc(4 * D * D * sizeof(real));
-    if (!a->qkv || !a->att || !a->lse || !a->dqkv || !a->datt || !a->scratch || !a->sq || !a->so || !a->ssc || !a->wT) {
+    a->bpart = malloc((size_t)Bmax * 4 * D * sizeof(real));
+    if (!a->qkv || !a->att || !a->lse || !a->dqkv || !a->datt || !a->scratch || !a->sq || !a->so || !a->ssc || !a->wT ||
+        !a->bpart) {
         attn_destroy(a);
         return NULL;
     }
@@ -114,6 +117,23 @@ void attn_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, i
     }
 }
 
+// part [n] = sum over the T rows (in order) of x [T, n] (row stride ld): one sequence's share of a
+// bias gradient, taken while its rows are in cache.
+RB_CLONES static void col_partial(real *restrict part, const real *restrict x, int ld, int T, int n) {
+    for (int c = 0; c < n; c++) part[c] = 0;
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < n; c++) part[c] += x[(size_t)t * ld + c];
+}
+
+// dst [n] += the sums over B partials (stride ps) in sequence order.
+RB_CLONES static void partial_reduce(real *restrict dst, const real *restrict part, size_t ps, int B, int n) {
+    for (int c = 0; c < n; c++) {
+        real s = 0;
+        for (int b = 0; b < B; b++) s += part[(size_t)b * ps + c];
+        dst[c] += s;
+    }
+}
+
 void attn_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
                    const real *inp, int B, int T) {
     AttnCtx *a = m->ctx;
@@ -130,10 +150,15 @@ void attn_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const 
                          3 * D, a->windowed ? a->window : NULL, T, a->H, a->dh,
                          a->scratch + sstride * omp_get_thread_num());
         gemm_ld(dinp + r * D, D, dqkv, 3 * D, p[0], D, T, D, 3 * D, 0, 0, 1, 0);  // dinp = dqkv Wqkv
+        col_partial(a->bpart + (size_t)b * 4 * D, dout + r * D, D, T, D);               // bo
+        col_partial(a->bpart + (size_t)b * 4 * D + D, dqkv, 3 * D, T, 3 * D);           // bqkv
     }
-    // weight and bias gradients: sums over all B*T rows (whole-batch GEMMs, K never split)
-    linear_backward(NULL, dp[2], dp[3], dout, a->att, p[2], BT, D, D, 0);
-    linear_backward(NULL, dp[0], dp[1], a->dqkv, inp, p[0], BT, D, 3 * D, 0);
+    // weight gradients: sums over all B*T rows (whole-batch GEMMs, K never split); biases: the
+    // per-sequence partials in sequence order
+    linear_backward(NULL, dp[2], NULL, dout, a->att, p[2], BT, D, D, 0);
+    linear_backward(NULL, dp[0], NULL, a->dqkv, inp, p[0], BT, D, 3 * D, 0);
+    partial_reduce(dp[3], a->bpart, 4 * (size_t)D, B, D);
+    partial_reduce(dp[1], a->bpart + D, 4 * (size_t)D, B, 3 * D);
 }
 
 size_t attn_step_state_size(const Mixer *m) { return ((const AttnCtx *)m->ctx)->state_size; }
