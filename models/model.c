@@ -47,7 +47,9 @@ struct Model {
     Mixer mix[RB_MAX_LAYERS];
     Sub sub[2 * RB_MAX_LAYERS];
     // activations
-    real **resid;        // nsub+1 x [Bmax*Tmax, D]: resid[j] is sub-layer j's input
+    real **resid;        // nsub+1 x [Bmax*Tmax, D]: resid[j] is sub-layer j's input (resid[nsub], the
+                         // stream after the last one, is written only if that one is a zeroed mixer:
+                         // the head adds the last output at the scored rows itself)
     real **nrm;          // nsub x [Bmax*Tmax, D]: norm outputs (the sub-layer function's input)
     real *fout;          // [Bmax*Tmax, D] sub-layer output (forward) / d(norm output) (backward)
     real *dres;          // [Bmax*Tmax, D] gradient of the residual stream
