@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "shell_consts.h"
+
+// rvec16 locals (layers.h) in the cloned row loops: no vector crosses a call, the ABI note is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
 #define LN_EPS RB_LN_EPS
 
 // Per-thread scratch (the GEMM's packed panels, attention's k/v transposes) is freed when its thread
@@ -27,30 +30,8 @@ static void scratch_arm(void) {
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-// exp for the softmaxes. Float build: a branch-free expf (Cody-Waite reduction, degree-6
-// polynomial, < 1e-7 relative error, input clamped to [-87, 88]) that the compiler vectorises;
-// libm's exp is a scalar call and was 16% of a training step. Double build: libm exp.
-#ifdef RB_DOUBLE
-static inline real rexp(real x) { return exp(x); }
-#else
-static inline real rexp(real x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5*2^23)
-    float r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    // p * 2^n by adding n to the exponent field. In unsigned arithmetic: shifting a negative int
-    // left is undefined behaviour (UBSan flagged it); the uint32_t wrap-around gives the same bits.
-    union { float f; uint32_t i; } u = {.f = p};
-    u.i += (uint32_t)(int32_t)n << 23;
-    return u.f;
-}
-#endif
+// exp for the softmaxes: rb_exp (layers.h), a branch-free expf the compiler vectorises.
+#define rexp rb_exp
 
 // The softmax row loops are built for AVX-512, AVX2 and baseline x86-64 and picked at load time
 // (the build has no -march=native). ISO C mode does not contract a*b+c, and the lanes below are
@@ -71,54 +52,47 @@ RB_CLONES static real exp_sum_inplace(real *x, int n, real mx) {
     return s;
 }
 
-RB_CLONES static real max_of(const real *x, int n) {
-    real lane[16];
-    for (int j = 0; j < 16; j++) lane[j] = x[0];
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-    for (; i < n; i++) lane[0] = x[i] > lane[0] ? x[i] : lane[0];
-    real m = lane[0];
-    for (int j = 1; j < 16; j++) m = lane[j] > m ? lane[j] : m;
-    return m;
-}
-
 // Reductions over a row in 16 fixed lanes: vectorisable without -ffast-math, same order every run.
 #define LANES 16
+// Pairwise tree (fixed order): 4 dependent adds per row instead of a serial chain of 16.
 static inline real lanes_total(const real *lane) {
-    real s = 0;
-    for (int j = 0; j < LANES; j++) s += lane[j];
-    return s;
+    real t[LANES];
+    for (int j = 0; j < LANES; j++) t[j] = lane[j];
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) t[j] += t[j + w];
+    return t[0];
 }
+// (rvec16 accumulators, layers.h: kept in registers, where an array of lanes went through the
+// stack; the same lanes and the same tree as lanes_total.)
 static inline real row_sum(const real *x, int n) {
-    real lane[LANES] = {0};
+    rvec16 l = {0};
     int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) lane[j] += x[i + j];
-    for (; i < n; i++) lane[0] += x[i];
-    return lanes_total(lane);
+    for (; i + LANES <= n; i += LANES) l += rv_load(x + i);
+    for (; i < n; i++) l[0] += x[i];
+    return rv_sum(l);
 }
 static inline real row_sumsq_centered(const real *x, real m, int n) {
-    real lane[LANES] = {0};
+    rvec16 l = {0};
     int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) lane[j] += (x[i + j] - m) * (x[i + j] - m);
-    for (; i < n; i++) lane[0] += (x[i] - m) * (x[i] - m);
-    return lanes_total(lane);
+    for (; i + LANES <= n; i += LANES) {
+        rvec16 d = rv_load(x + i) - m;
+        l += d * d;
+    }
+    for (; i < n; i++) l[0] += (x[i] - m) * (x[i] - m);
+    return rv_sum(l);
 }
 // sum a[i] b[i] and sum a[i] b[i] (c[i] - m) in one pass
 static inline void row_dot2(const real *a, const real *b, const real *c, real m, int n, real *s1, real *s2) {
-    real l1[LANES] = {0}, l2[LANES] = {0};
+    rvec16 l1 = {0}, l2 = {0};
     int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            real ab = a[i + j] * b[i + j];
-            l1[j] += ab;
-            l2[j] += ab * (c[i + j] - m);
-        }
+    for (; i + LANES <= n; i += LANES) {
+        rvec16 ab = rv_load(a + i) * rv_load(b + i);
+        l1 += ab;
+        l2 += ab * (rv_load(c + i) - m);
+    }
     for (; i < n; i++) { real ab = a[i] * b[i]; l1[0] += ab; l2[0] += ab * (c[i] - m); }
-    *s1 = lanes_total(l1);
-    *s2 = lanes_total(l2);
+    *s1 = rv_sum(l1);
+    *s2 = rv_sum(l2);
 }
 
 // ---- float GEMM: own register-tiled kernels (AVX-512 / AVX2+FMA, picked at run time) ---------
@@ -166,8 +140,8 @@ int rb_gemm_force(const char *name) {
 
 // Per-thread scratch, grown on first use only (the step allocates nothing once warm): op(B)
 // packed [K, N] when B is transposed, and the K-block partial sums [MC, N].
-static _Thread_local float *gemm_pack, *gemm_part;
-static _Thread_local size_t gemm_pack_cap, gemm_part_cap;
+static _Thread_local float *gemm_pack, *gemm_part, *par_pack;  // par_pack: matmul_par's shared B^T
+static _Thread_local size_t gemm_pack_cap, gemm_part_cap, par_pack_cap;
 static float *grow(float **p, size_t *cap, size_t n) {
     if (n > *cap) {
         if (!*p) scratch_arm();
@@ -298,6 +272,16 @@ __attribute__((target("avx2,fma"))) static void tile256_1(TILE_ARGS) { TILE_BODY
 
 typedef void (*TileFn)(TILE_ARGS);
 
+// pk [K, N] = B^T (B: N rows of K, stride ldb), 16 rows of B at a time: the reads stay in those
+// rows' cache lines and the writes are 16 contiguous floats (a row at a time wrote with stride N).
+static void pack_bt(float *restrict pk, const float *restrict B, int ldb, int N, int K) {
+    for (int j0 = 0; j0 < N; j0 += 16) {
+        int j1 = j0 + 16 < N ? j0 + 16 : N;
+        for (int k = 0; k < K; k++)
+            for (int j = j0; j < j1; j++) pk[(size_t)k * N + j] = B[(size_t)j * ldb + k];
+    }
+}
+
 // C[M,N] = beta Ci + alpha op(A) op(B), single thread, with the tiles of one ISA. Ci (row stride
 // ldci) is C itself, or e.g. a bias row with ldci = 0 (linear_forward: no bias-copy pass).
 static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
@@ -309,10 +293,7 @@ static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float
     if (tb) {  // pack op(B) = B^T into [K, N]
         float *pk = grow(&gemm_pack, &gemm_pack_cap, (size_t)K * N);
         if (!pk) return -1;
-        for (int j = 0; j < N; j++) {
-            const float *bj = B + (size_t)j * ldb;
-            for (int k = 0; k < K; k++) pk[(size_t)k * N + j] = bj[k];
-        }
+        pack_bt(pk, B, ldb, N, K);
         Bp = pk;
         ldbp = N;
     }
@@ -384,28 +365,46 @@ done:
     if (rb_gemm_profile) rb_gemm_account(t0, 2.0 * M * N * K);
 }
 
+void gemm_ld_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, int lda, const real *B, int ldb, int M,
+                int N, int K, int ta, int tb, real alpha, real beta) {
+    gemm_ci(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
+}
+
 void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
              int ta, int tb, real alpha, real beta) {
     gemm_ci(C, ldc, C, ldc, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
 }
 
 // Row blocks of C over the threads. Every element's arithmetic is the same for any split (own
-// kernels), so the split may follow the thread count.
+// kernels), so the split may follow the thread count. About 4 blocks per thread (multiples of 16
+// rows: full micro-tiles), handed out dynamically: on a loaded machine a descheduled thread's
+// blocks go to the others instead of every thread waiting for it at the region's end.
 static void matmul_par_ci(real *C, const real *Ci, int ldci, const real *A, const real *B, int M, int N, int K,
                           int ta, int tb, real beta) {
     int nt = omp_get_max_threads();
-    if (nt <= 1 || (double)M * N * K < 131072.0 || M < 32 * nt || omp_in_parallel()) {
+    if (nt <= 1 || (double)M * N * K < 131072.0 || M < 32 || omp_in_parallel()) {
         gemm_ci(C, N, Ci, ldci, A, ta ? M : K, B, tb ? K : N, M, N, K, ta, tb, 1, beta);
         return;
     }
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        // row blocks rounded to 16 so every thread keeps full micro-tiles
-        int m0 = (int)(((long)M * t / n) & ~15L), m1 = t == n - 1 ? M : (int)(((long)M * (t + 1) / n) & ~15L);
-        if (m1 > m0)
-            gemm_ci(C + (size_t)m0 * N, N, Ci + (size_t)m0 * ldci, ldci, ta ? A + m0 : A + (size_t)m0 * K, ta ? M : K,
-                    B, tb ? K : N, m1 - m0, N, K, ta, tb, 1, beta);
+    int bs = (M / (4 * nt) + 15) & ~15, nb;
+    if (bs < 16) bs = 16;
+    nb = (M + bs - 1) / bs;
+#ifdef RB_OWN_SGEMM
+    // op(B) = B^T packed once here, not once per row block (a copy: the same bits)
+    if (tb && nb > 1 && (gemm_path == GEMM_PATH_AVX2 || gemm_path == GEMM_PATH_AVX512)) {
+        float *pk = grow(&par_pack, &par_pack_cap, (size_t)K * N);
+        if (pk) {
+            pack_bt(pk, B, K, N, K);
+            B = pk;
+            tb = 0;
+        }
+    }
+#endif
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int i = 0; i < nb; i++) {
+        int m0 = i * bs, m1 = imin(M, m0 + bs);
+        gemm_ci(C + (size_t)m0 * N, N, Ci + (size_t)m0 * ldci, ldci, ta ? A + m0 : A + (size_t)m0 * K, ta ? M : K,
+                B, tb ? K : N, m1 - m0, N, K, ta, tb, 1, beta);
     }
 }
 
@@ -427,31 +426,71 @@ void encoder_forward(real *out, const int32_t *tok, const real *wte, const real 
     }
 }
 
-void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *tok, int B, int T, int D) {
-    // Scatter-add in row order; threads own column ranges, so the sum order is fixed.
-#pragma omp parallel
-    {
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        int c0 = D * t / n, c1 = D * (t + 1) / n;
-        for (int bt = 0; bt < B * T; bt++) {
-            const real *g = dout + (size_t)bt * D;
-            real *e = dwte + (size_t)tok[bt] * D;
-            for (int c = c0; c < c1; c++) e[c] += g[c];
-            if (dwpe) {
-                real *p = dwpe + (size_t)(bt % T) * D;
-                for (int c = c0; c < c1; c++) p[c] += g[c];
-            }
+// Rows in order, columns [c0, c1) only (a thread's share).
+RB_CLONES static void encoder_bwd_cols(real *restrict dwte, real *restrict dwpe, const real *restrict dout,
+                                       const int32_t *tok, int BT, int T, int D, int c0, int c1) {
+    for (int bt = 0; bt < BT; bt++) {
+        const real *g = dout + (size_t)bt * D;
+        real *e = dwte + (size_t)tok[bt] * D;
+        for (int c = c0; c < c1; c++) e[c] += g[c];
+        if (dwpe) {
+            real *p = dwpe + (size_t)(bt % T) * D;
+            for (int c = c0; c < c1; c++) p[c] += g[c];
         }
     }
 }
 
+void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *tok, int B, int T, int D) {
+    // Scatter-add in row order; threads own column ranges, so the sum order is fixed.
+    // (column blocks of 16 handed out dynamically: a column's sum does not depend on who owns it)
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c0 = 0; c0 < D; c0 += 16) encoder_bwd_cols(dwte, dwpe, dout, tok, B * T, T, D, c0, imin(D, c0 + 16));
+}
+
 // ---- norms -----------------------------------------------------------------------------------
 
-void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w, const real *b,
-                       int N, int D) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const real *x = inp + (size_t)n * D;
+// Norm parameter gradients (dw, db: sums over rows) in fixed chunks of NORM_CHUNK rows: each
+// chunk's partial sums go to a per-call scratch, then are added in chunk order. The same bits for
+// any thread count, and one pass over x and dout instead of two (the second pass, a channel-range
+// loop that reloaded dw/db every row, was 10% of the reference step).
+enum { NORM_CHUNK = 32 };
+static _Thread_local real *norm_part;
+static _Thread_local size_t norm_part_cap;
+static real *norm_scratch(size_t n) {
+    if (n > norm_part_cap) {
+        if (!norm_part) scratch_arm();
+        real *q = realloc(norm_part, n * sizeof(real));
+        if (!q) return NULL;
+        norm_part = q;
+        norm_part_cap = n;
+    }
+    return norm_part;
+}
+
+// dst[c] += sum over chunks k (in order) of part[k*stride + c], c < n.
+RB_CLONES static void chunk_reduce(real *restrict dst, const real *restrict part, size_t stride, int nch, int n) {
+    for (int c0 = 0; c0 < n; c0 += 64) {
+        int w = n - c0 < 64 ? n - c0 : 64;
+        real acc[64] = {0};
+        for (int k = 0; k < nch; k++)
+            for (int c = 0; c < w; c++) acc[c] += part[(size_t)k * stride + c0 + c];
+        for (int c = 0; c < w; c++) dst[c0 + c] += acc[c];
+    }
+}
+
+// Rows [r0, r1) of layernorm forward; with f != NULL the input is x + f (the residual add of the
+// sub-layer before, fused), stored to y.
+RB_CLONES static void ln_fwd_rows(real *restrict out, real *restrict y, real *restrict mean, real *restrict rstd,
+                                  const real *restrict x0, const real *restrict f, const real *restrict w,
+                                  const real *restrict b, int r0, int r1, int D) {
+    for (int n = r0; n < r1; n++) {
+        const real *x = x0 + (size_t)n * D;
+        if (f) {
+            real *yr = y + (size_t)n * D;
+            const real *fr = f + (size_t)n * D;
+            for (int c = 0; c < D; c++) yr[c] = x[c] + fr[c];
+            x = yr;
+        }
         real *o = out + (size_t)n * D;
         real m = row_sum(x, D) / D, v = row_sumsq_centered(x, m, D) / D;
         real s = (real)(1 / sqrt((double)v + LN_EPS));
@@ -461,31 +500,87 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const
     }
 }
 
+void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w, const real *b,
+                       int N, int D) {
+    residual_layernorm_forward(out, NULL, mean, rstd, inp, NULL, w, b, N, D);
+}
+
+void residual_layernorm_forward(real *out, real *y, real *mean, real *rstd, const real *x, const real *f,
+                                const real *w, const real *b, int N, int D) {
+    int nch = (N + NORM_CHUNK - 1) / NORM_CHUNK;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int k = 0; k < nch; k++)
+        ln_fwd_rows(out, y, mean, rstd, x, f, w, b, k * NORM_CHUNK, imin(N, (k + 1) * NORM_CHUNK), D);
+}
+
+// Rows [r0, r1) of layernorm backward: dinp +=, and this chunk's dw, db partials (overwritten).
+RB_CLONES static void ln_bwd_rows(real *restrict dinp, real *restrict pw, real *restrict pb, const real *restrict dout,
+                                  const real *restrict inp, const real *restrict w, const real *restrict mean,
+                                  const real *restrict rstd, int r0, int r1, int D) {
+    for (int c = 0; c < D; c++) pw[c] = pb[c] = 0;
+    for (int n = r0; n < r1; n++) {
+        const real *x = inp + (size_t)n * D, *g = dout + (size_t)n * D;
+        real *dx = dinp + (size_t)n * D, m = mean[n], s = rstd[n];
+        real dnm, dnxm;  // mean of dnorm = w g, mean of dnorm * xhat
+        row_dot2(w, g, x, m, D, &dnm, &dnxm);
+        dnm /= D;
+        dnxm *= s / D;
+        for (int c = 0; c < D; c++) {
+            real xh = (x[c] - m) * s;
+            dx[c] += (w[c] * g[c] - dnm - xh * dnxm) * s;
+            pw[c] += g[c] * xh;
+            pb[c] += g[c];
+        }
+    }
+}
+
 void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         const real *mean, const real *rstd, int N, int D) {
+    int nch = (N + NORM_CHUNK - 1) / NORM_CHUNK;
+    real *part = norm_scratch((size_t)nch * 2 * D);
+    if (part) {
 #pragma omp parallel
-    {
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
+        {
+#pragma omp for schedule(dynamic, 8)
+            for (int k = 0; k < nch; k++)
+                ln_bwd_rows(dinp, part + (size_t)k * 2 * D, part + (size_t)k * 2 * D + D, dout, inp, w, mean, rstd,
+                            k * NORM_CHUNK, imin(N, (k + 1) * NORM_CHUNK), D);
+            // [dw | db] columns of the partials, in blocks of 16 (each column summed in chunk order)
+#pragma omp for schedule(dynamic, 1)
+            for (int c0 = 0; c0 < 2 * D; c0 += 16) {
+                int c1 = imin(2 * D, c0 + 16);
+                if (c0 < D) chunk_reduce(dw + c0, part + c0, 2 * (size_t)D, nch, imin(c1, D) - c0);
+                if (c1 > D) chunk_reduce(db + imax(c0, D) - D, part + imax(c0, D), 2 * (size_t)D, nch, c1 - imax(c0, D));
+            }
+        }
+        return;
+    }
+    // out of memory for the partials: the same sums, one chunk at a time on this thread
+    for (int k = 0; k < nch; k++) {
+        int r0 = k * NORM_CHUNK, r1 = imin(N, (k + 1) * NORM_CHUNK);
+        for (int n = r0; n < r1; n++) {
             const real *x = inp + (size_t)n * D, *g = dout + (size_t)n * D;
-            real *dx = dinp + (size_t)n * D, m = mean[n], s = rstd[n];
-            real dnm, dnxm;  // mean of dnorm = w g, mean of dnorm * xhat
+            real *dx = dinp + (size_t)n * D, m = mean[n], s = rstd[n], dnm, dnxm;
             row_dot2(w, g, x, m, D, &dnm, &dnxm);
             dnm /= D;
             dnxm *= s / D;
             for (int c = 0; c < D; c++) dx[c] += (w[c] * g[c] - dnm - (x[c] - m) * s * dnxm) * s;
         }
-        // parameter gradients: each thread owns a channel range, rows summed in order
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        int c0 = D * t / nt, c1 = D * (t + 1) / nt;
-        for (int n = 0; n < N; n++) {
-            const real *x = inp + (size_t)n * D, *g = dout + (size_t)n * D;
-            real m = mean[n], s = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                dw[c] += g[c] * (x[c] - m) * s;
-                db[c] += g[c];
+    }
+    for (int c = 0; c < D; c++) {  // per channel: chunk partials in chunk order, as above
+        real sw = 0, sb = 0;
+        for (int k = 0; k < nch; k++) {
+            real qw = 0, qb = 0;
+            for (int n = k * NORM_CHUNK; n < imin(N, (k + 1) * NORM_CHUNK); n++) {
+                real g = dout[(size_t)n * D + c];
+                qw += g * ((inp[(size_t)n * D + c] - mean[n]) * rstd[n]);
+                qb += g;
             }
+            sw += qw;
+            sb += qb;
         }
+        dw[c] += sw;
+        db[c] += sb;
     }
 }
 
@@ -524,6 +619,21 @@ void rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *inp, c
 
 // ---- linear, GELU, MLP -----------------------------------------------------------------------
 
+// dst[c] += sum over rows n (in order) of x[n*ld + c], c < w (bias gradients: each thread owns a
+// column range, so the sums do not depend on the thread count). Column blocks of 64 kept in a
+// local accumulator: the loop that reloaded db[c] every row did not vectorise.
+RB_CLONES static void col_sums_acc(real *restrict dst, const real *restrict x, int ld, int N, int w) {
+    for (int c0 = 0; c0 < w; c0 += 64) {
+        int cw = w - c0 < 64 ? w - c0 : 64;
+        real acc[64] = {0};
+        for (int n = 0; n < N; n++) {
+            const real *r = x + (size_t)n * ld + c0;
+            for (int c = 0; c < cw; c++) acc[c] += r[c];
+        }
+        for (int c = 0; c < cw; c++) dst[c0 + c] += acc[c];
+    }
+}
+
 void linear_forward(real *out, const real *inp, const real *w, const real *b, int N, int C, int OC) {
     // out = 1 * b + inp w^T: the bias is the GEMM's beta term (row stride 0), read in its epilogue
     if (b) matmul_par_ci(out, b, 0, inp, w, N, OC, C, 0, 1, 1);
@@ -532,18 +642,16 @@ void linear_forward(real *out, const real *inp, const real *w, const real *b, in
 
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                      int N, int C, int OC, int acc_dinp) {
-    if (dinp) matmul_par(dinp, dout, w, N, C, OC, 0, 0, acc_dinp ? 1 : 0);  // [N,OC] @ [OC,C]
+    linear_backward_add(dinp, acc_dinp ? dinp : NULL, dw, db, dout, inp, w, N, C, OC);
+}
+
+void linear_backward_add(real *dinp, const real *dinit, real *dw, real *db, const real *dout, const real *inp,
+                         const real *w, int N, int C, int OC) {
+    if (dinp) matmul_par_ci(dinp, dinit ? dinit : dinp, C, dout, w, N, C, OC, 0, 0, dinit ? 1 : 0);  // [N,OC] @ [OC,C]
     matmul_par(dw, dout, inp, OC, C, N, 1, 0, 1);                             // [OC,N] @ [N,C]
     if (db) {
-#pragma omp parallel
-        {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int c0 = OC * t / nt, c1 = OC * (t + 1) / nt;
-            for (int n = 0; n < N; n++) {
-                const real *g = dout + (size_t)n * OC;
-                for (int c = c0; c < c1; c++) db[c] += g[c];
-            }
-        }
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int c0 = 0; c0 < OC; c0 += 16) col_sums_acc(db + c0, dout + c0, OC, N, imin(OC, c0 + 16) - c0);
     }
 }
 
@@ -581,15 +689,40 @@ void mlp_backward(real *dinp, real *dw1, real *db1, real *dw2, real *db2, real *
 
 // ---- softmax cross-entropy -------------------------------------------------------------------
 
+// One row of the softmax cross-entropy: p = softmax(z) (exp written straight to p, 16 fixed lanes
+// for the max and the sum); returns log(sum) and the max through *mx.
+RB_CLONES static real ce_row(real *restrict p, const real *restrict z, int V, real *mxo) {
+    real lane[LANES];
+    for (int j = 0; j < LANES; j++) lane[j] = z[0];
+    int v = 0;
+    for (; v + LANES <= V; v += LANES)
+        for (int j = 0; j < LANES; j++) lane[j] = z[v + j] > lane[j] ? z[v + j] : lane[j];
+    for (; v < V; v++) lane[0] = z[v] > lane[0] ? z[v] : lane[0];
+    real mx = lane[0];
+    for (int j = 1; j < LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
+    for (int j = 0; j < LANES; j++) lane[j] = 0;
+    for (v = 0; v + LANES <= V; v += LANES)
+        for (int j = 0; j < LANES; j++) {
+            real e = rexp(z[v + j] - mx);
+            p[v + j] = e;
+            lane[j] += e;
+        }
+    for (; v < V; v++) {
+        real e = rexp(z[v] - mx);
+        p[v] = e;
+        lane[0] += e;
+    }
+    real s = lanes_total(lane), inv = 1 / s;
+    for (v = 0; v < V; v++) p[v] *= inv;
+    *mxo = mx;
+    return s;
+}
+
 double crossentropy_forward(real *probs, real *losses, const real *logits, const int32_t *tgt, int N, int V) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const real *z = logits + (size_t)n * V;
-        real *p = probs + (size_t)n * V, mx = max_of(z, V);
-        memcpy(p, z, V * sizeof(real));
-        real s = exp_sum_inplace(p, V, mx);
-        real inv = 1 / s;
-        for (int v = 0; v < V; v++) p[v] *= inv;
+        real mx, s = ce_row(probs + (size_t)n * V, z, V, &mx);
         losses[n] = tgt[n] >= 0 ? (real)(log((double)s) - (double)(z[tgt[n]] - mx)) : 0;
     }
     double sum = 0;
@@ -615,9 +748,30 @@ void crossentropy_backward(real *dlogits, const real *probs, const int32_t *tgt,
 
 // ---- depthwise causal short convolution ------------------------------------------------------
 
-void shortconv_forward(real *out, const real *inp, const real *w, const real *b, int B, int T, int D, int K) {
-#pragma omp parallel for schedule(static)
-    for (int bt = 0; bt < B * T; bt++) {
+// The kernel transposed to [K, D] (tap-major: the channel loops below vectorise), in a per-thread
+// scratch of the calling thread (grown on first use).
+static _Thread_local real *conv_wt;
+static _Thread_local size_t conv_wt_cap;
+static const real *conv_wt_of(const real *w, int D, int K) {
+    size_t n = (size_t)D * K;
+    if (n > conv_wt_cap) {
+        if (!conv_wt) scratch_arm();
+        real *q = realloc(conv_wt, n * sizeof(real));
+        if (!q) return NULL;
+        conv_wt = q;
+        conv_wt_cap = n;
+    }
+    for (int c = 0; c < D; c++)
+        for (int j = 0; j < K; j++) conv_wt[(size_t)j * D + c] = w[(size_t)c * K + j];
+    return conv_wt;
+}
+
+// Rows [r0, r1): out = b + sum_j w_j x_{t-(K-1)+j} (taps in order), and with up != NULL also
+// gout = out * up + inp (BaseConv's gate and skip, fused). w: [D, K], or wt: [K, D].
+RB_CLONES static void sconv_fwd_rows(real *restrict out, real *restrict gout, const real *restrict inp,
+                                     const real *restrict w, const real *restrict wt, const real *restrict b,
+                                     const real *restrict up, int r0, int r1, int T, int D, int K) {
+    for (int bt = r0; bt < r1; bt++) {
         int t = bt % T;
         real *o = out + (size_t)bt * D;
         for (int c = 0; c < D; c++) o[c] = b[c];
@@ -625,63 +779,110 @@ void shortconv_forward(real *out, const real *inp, const real *w, const real *b,
             int s = t - (K - 1) + j;
             if (s < 0) continue;
             const real *x = inp + (size_t)(bt - t + s) * D;
-            for (int c = 0; c < D; c++) o[c] += w[c * K + j] * x[c];
+            if (wt)
+                for (int c = 0; c < D; c++) o[c] += wt[(size_t)j * D + c] * x[c];
+            else
+                for (int c = 0; c < D; c++) o[c] += w[(size_t)c * K + j] * x[c];
+        }
+        if (up) {
+            const real *u = up + (size_t)bt * D, *x = inp + (size_t)bt * D;
+            real *go = gout + (size_t)bt * D;
+            for (int c = 0; c < D; c++) go[c] = o[c] * u[c] + x[c];
         }
     }
 }
 
+const real *shortconv_wt(const real *w, int D, int K) { return conv_wt_of(w, D, K); }
+
+void shortconv_gated_forward_rows(real *out, real *gout, const real *inp, const real *w, const real *wt,
+                                  const real *b, const real *up, int r0, int r1, int T, int D, int K) {
+    sconv_fwd_rows(out, gout, inp, w, wt, b, up, r0, r1, T, D, K);
+}
+
+void shortconv_gated_forward(real *out, real *gout, const real *inp, const real *w, const real *b, const real *up,
+                             int B, int T, int D, int K) {
+    const real *wt = conv_wt_of(w, D, K);  // NULL (out of memory): the strided loop
+    int BT = B * T, nch = (BT + 31) / 32;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int k = 0; k < nch; k++) sconv_fwd_rows(out, gout, inp, w, wt, b, up, k * 32, imin(BT, k * 32 + 32), T, D, K);
+}
+
+void shortconv_forward(real *out, const real *inp, const real *w, const real *b, int B, int T, int D, int K) {
+    shortconv_gated_forward(out, NULL, inp, w, b, NULL, B, T, D, K);
+}
+
+// Rows [r0, r1) of the input gradient: dx_s += sum_j w_j g_{s+(K-1)-j}.
+RB_CLONES static void sconv_bwd_rows(real *restrict dinp, const real *restrict dout, const real *restrict w,
+                                     const real *restrict wt, int r0, int r1, int T, int D, int K) {
+    for (int bs = r0; bs < r1; bs++) {
+        int s = bs % T;
+        real *dx = dinp + (size_t)bs * D;
+        for (int j = 0; j < K; j++) {
+            int t = s + (K - 1) - j;
+            if (t >= T) continue;
+            const real *g = dout + (size_t)(bs - s + t) * D;
+            if (wt)
+                for (int c = 0; c < D; c++) dx[c] += wt[(size_t)j * D + c] * g[c];
+            else
+                for (int c = 0; c < D; c++) dx[c] += w[(size_t)c * K + j] * g[c];
+        }
+    }
+}
+
+// Kernel/bias gradients of channels [c0, c1): rows summed in order; taps accumulated
+// channel-contiguous (acc[j][c]) so the inner loop vectorises, then stored.
+RB_CLONES static void sconv_bwd_w(real *restrict dw, real *restrict db, const real *restrict dout,
+                                  const real *restrict inp, int BT, int T, int D, int K, int c0, int c1) {
+    enum { CB = 256, KMAX = 8 };
+    real acc[KMAX + 1][CB];
+    for (int cb = c0; cb < c1 && K <= KMAX; cb += CB) {
+        int ce = cb + CB < c1 ? cb + CB : c1, w = ce - cb;
+        for (int j = 0; j <= K; j++) memset(acc[j], 0, w * sizeof(real));
+        for (int bt = 0; bt < BT; bt++) {
+            int t = bt % T;
+            const real *g = dout + (size_t)bt * D + cb;
+            for (int c = 0; c < w; c++) acc[K][c] += g[c];
+            for (int j = 0; j < K; j++) {
+                int s = t - (K - 1) + j;
+                if (s < 0) continue;
+                const real *x = inp + (size_t)(bt - t + s) * D + cb;
+                for (int c = 0; c < w; c++) acc[j][c] += g[c] * x[c];
+            }
+        }
+        for (int c = 0; c < w; c++) {
+            db[cb + c] += acc[K][c];
+            for (int j = 0; j < K; j++) dw[(size_t)(cb + c) * K + j] += acc[j][c];
+        }
+    }
+    if (K > KMAX)  // long kernels: plain strided accumulation
+        for (int bt = 0; bt < BT; bt++) {
+            int t = bt % T;
+            const real *g = dout + (size_t)bt * D;
+            for (int c = c0; c < c1; c++) db[c] += g[c];
+            for (int j = 0; j < K; j++) {
+                int s = t - (K - 1) + j;
+                if (s < 0) continue;
+                const real *x = inp + (size_t)(bt - t + s) * D;
+                for (int c = c0; c < c1; c++) dw[(size_t)c * K + j] += g[c] * x[c];
+            }
+        }
+}
+
+void shortconv_backward_rows(real *dinp, const real *dout, const real *w, const real *wt, int r0, int r1, int T, int D,
+                             int K) {
+    sconv_bwd_rows(dinp, dout, w, wt, r0, r1, T, D, K);
+}
+
 void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         int B, int T, int D, int K) {
+    const real *wt = conv_wt_of(w, D, K);
+    int BT = B * T, nch = (BT + 31) / 32;
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
-        for (int bs = 0; bs < B * T; bs++) {  // input position s feeds outputs t = s + (K-1) - j
-            int s = bs % T;
-            real *dx = dinp + (size_t)bs * D;
-            for (int j = 0; j < K; j++) {
-                int t = s + (K - 1) - j;
-                if (t >= T) continue;
-                const real *g = dout + (size_t)(bs - s + t) * D;
-                for (int c = 0; c < D; c++) dx[c] += w[c * K + j] * g[c];
-            }
-        }
-        // kernel/bias gradients: each thread owns a channel range, rows summed in order; taps are
-        // accumulated channel-contiguous (acc[j][c]) so the inner loop vectorises, then stored.
-        enum { CB = 256, KMAX = 8 };
-        real acc[KMAX + 1][CB];
-        int th = omp_get_thread_num(), nt = omp_get_num_threads();
-        int c0 = D * th / nt, c1 = D * (th + 1) / nt;
-        for (int cb = c0; cb < c1 && K <= KMAX; cb += CB) {
-            int ce = cb + CB < c1 ? cb + CB : c1, w = ce - cb;
-            for (int j = 0; j <= K; j++) memset(acc[j], 0, w * sizeof(real));
-            for (int bt = 0; bt < B * T; bt++) {
-                int t = bt % T;
-                const real *g = dout + (size_t)bt * D + cb;
-                for (int c = 0; c < w; c++) acc[K][c] += g[c];
-                for (int j = 0; j < K; j++) {
-                    int s = t - (K - 1) + j;
-                    if (s < 0) continue;
-                    const real *x = inp + (size_t)(bt - t + s) * D + cb;
-                    for (int c = 0; c < w; c++) acc[j][c] += g[c] * x[c];
-                }
-            }
-            for (int c = 0; c < w; c++) {
-                db[cb + c] += acc[K][c];
-                for (int j = 0; j < K; j++) dw[(size_t)(cb + c) * K + j] += acc[j][c];
-            }
-        }
-        if (K > KMAX)  // long kernels: plain strided accumulation
-            for (int bt = 0; bt < B * T; bt++) {
-                int t = bt % T;
-                const real *g = dout + (size_t)bt * D;
-                for (int c = c0; c < c1; c++) db[c] += g[c];
-                for (int j = 0; j < K; j++) {
-                    int s = t - (K - 1) + j;
-                    if (s < 0) continue;
-                    const real *x = inp + (size_t)(bt - t + s) * D;
-                    for (int c = c0; c < c1; c++) dw[(size_t)c * K + j] += g[c] * x[c];
-                }
-            }
+#pragma omp for schedule(dynamic, 8) nowait
+        for (int k = 0; k < nch; k++) sconv_bwd_rows(dinp, dout, w, wt, k * 32, imin(BT, k * 32 + 32), T, D, K);
+#pragma omp for schedule(dynamic, 1)
+        for (int c0 = 0; c0 < D; c0 += 16) sconv_bwd_w(dw, db, dout, inp, BT, T, D, K, c0, imin(D, c0 + 16));
     }
 }
 
@@ -691,49 +892,137 @@ void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const 
 
 #define MHA_TB 32
 
-size_t mha_scratch_floats(int Tmax) { return 2 * (size_t)MHA_TB * (size_t)Tmax; }
+// Rows of P and dP have a padded stride (mha_ldp(n) >= n + 16): the row loops below run whole
+// 16-lane blocks past the last visible key, so they vectorise without a scalar tail.
+static inline int mha_ldp(int n) { return (n + 31) & ~15; }
+size_t mha_scratch_floats(int Tmax) { return 2 * (size_t)MHA_TB * (size_t)mha_ldp(Tmax); }
 
 static inline int head_window(const int *window, int h) {
     return window && window[h] > 0 ? window[h] : INT_MAX / 2;
 }
 
-// row[a] = exp(row[a] - l), a < n (backward: probabilities from the saved log-sum-exp).
-RB_CLONES static void exp_sub_inplace(real *row, int n, real l) {
-    for (int a = 0; a < n; a++) row[a] = rexp(row[a] - l);
-}
-
-// g = p (g - sum(p g)) over one row of n (softmax backward), the sum in row order as before.
-RB_CLONES static void softmax_bwd_row(real *g, const real *p, int n) {
-    real dsum = 0;
-    for (int a = 0; a < n; a++) dsum += p[a] * g[a];
-    for (int a = 0; a < n; a++) g[a] = p[a] * (g[a] - dsum);
-}
-
-// P [tb, n] (keys lo..lo+n-1) = softmax over each row's visible keys of scale * q k^T; sets lse
-// (forward, lse_out) or uses the saved one (backward, lse_in).
-// kb: keys lo.. as rows (stride ld), or kt != NULL: the same keys transposed, [dh] rows of stride
-// ldt (a plain GEMM, no per-block packing of k^T).
-static void mha_block_probs(real *P, real *lse_out, const real *lse_in, const real *qb, const real *kb,
-                            int ld, const real *kt, int ldt, int t0, int tb, int lo, int n, int W, int dh,
-                            real scale) {
-    if (kt) gemm_ld(P, n, qb, ld, kt, ldt, tb, n, dh, 0, 0, scale, 0);
-    else gemm_ld(P, n, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
+// The rows of one block of P (row stride ldp), in place, one cloned call per block. Row i is query
+// t = t0 + i; visible keys are a0..a1 (a = key - lo); the rest of the row (to n) is set to 0.
+// Forward (lse_out): softmax, lse_out[t] = log-sum-exp. Backward (lse_in): exp(row - lse_in[t]),
+// the probabilities of the forward. Max and sum in 16 fixed lanes over whole blocks: the pad past
+// the visible keys is set to -inf first and left out of the sum (a select, not a branch).
+RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const real *lse_in, int t0, int tb, int lo,
+                                       int n, int W) {
     for (int i = 0; i < tb; i++) {
         int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
-        real *row = P + (size_t)i * n;
+        real *row = P + (size_t)i * ldp, *x = row + a0;
+        int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
         for (int a = 0; a < a0; a++) row[a] = 0;
-        for (int a = a1 + 1; a < n; a++) row[a] = 0;
-        if (lse_out) {
-            real mx = max_of(row + a0, a1 - a0 + 1);
-            real s = exp_sum_inplace(row + a0, a1 - a0 + 1, mx);
-            real inv = 1 / s;
-            for (int a = a0; a <= a1; a++) row[a] *= inv;
-            lse_out[t] = mx + (real)log((double)s);
+        for (int a = len; a < R; a++) x[a] = -INFINITY;
+#ifdef RB_EXP16
+        if (!lse_out) {
+            real l = lse_in[t];
+            for (int a = 0; a < R; a += LANES) rv_store(x + a, rb_exp16(rv_load(x + a) - l));
         } else {
-            exp_sub_inplace(row + a0, a1 - a0 + 1, lse_in[t]);
+            rvec16 lm = rv_load(x);
+            for (int a = LANES; a < R; a += LANES) {
+                rvec16 v = rv_load(x + a);
+                lm = rv_sel(v > lm, v, lm);
+            }
+            real mx = lm[0];
+            for (int j = 1; j < LANES; j++) mx = lm[j] > mx ? lm[j] : mx;
+            const rvmask16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+            rvec16 lane = {0};
+            for (int a = 0; a < R; a += LANES) {
+                rvec16 e = rb_exp16(rv_load(x + a) - mx);
+                rv_store(x + a, e);
+                lane += rv_sel(iota + a < len, e, (rvec16){0});
+            }
+            real sum = rv_sum(lane), inv = 1 / sum;
+            for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_load(x + a) * inv);
+            lse_out[t] = mx + (real)log((double)sum);
         }
+#else
+        if (!lse_out) {
+            real l = lse_in[t];
+            for (int a = 0; a < R; a++) x[a] = rexp(x[a] - l);
+        } else {
+            rvec16 lm = rv_load(x);
+            for (int a = LANES; a < R; a += LANES) {
+                rvec16 v = rv_load(x + a);
+                rvmask16 gt = v > lm;  // select by bits (C has no vector ?:)
+                lm = (rvec16)(((rvmask16)v & gt) | ((rvmask16)lm & ~gt));
+            }
+            real mx = lm[0];
+            for (int j = 1; j < LANES; j++) mx = lm[j] > mx ? lm[j] : mx;
+            real lane[LANES] = {0};
+            for (int a = 0; a < R; a += LANES)
+                for (int j = 0; j < LANES; j++) {
+                    real e = rexp(x[a + j] - mx);
+                    x[a + j] = e;
+                    lane[j] += a + j < len ? e : 0;
+                }
+            real sum = lanes_total(lane), inv = 1 / sum;
+            for (int a = 0; a < R; a++) x[a] *= inv;
+            lse_out[t] = mx + (real)log((double)sum);
+        }
+#endif
+        for (int a = a1 + 1; a < n; a++) row[a] = 0;  // the pad inside the n keys back to 0
     }
 }
+
+// g = p (g - sum(p g)) over the tb rows (n keys, stride ldp) of one block (softmax backward); the
+// sum in 16 fixed lanes (a serial sum was a dependency chain of n adds per row). Columns past n
+// may hold anything: they are loaded but left out by a select, and never used after.
+RB_CLONES static void mha_rows_softmax_bwd(real *restrict G, const real *restrict P, int ldp, int tb, int n) {
+    int R = (n + LANES - 1) & ~(LANES - 1);
+    for (int i = 0; i < tb; i++) {
+        real *g = G + (size_t)i * ldp;
+        const real *p = P + (size_t)i * ldp;
+        real lane[LANES] = {0};
+        for (int a = 0; a < R; a += LANES)
+            for (int j = 0; j < LANES; j++) {
+                real pg = p[a + j] * g[a + j];
+                lane[j] += a + j < n ? pg : 0;
+            }
+        real dsum = lanes_total(lane);
+        for (int a = 0; a < R; a++) g[a] = p[a] * (g[a] - dsum);
+    }
+}
+
+// P [tb, n] (row stride ldp; keys lo..lo+n-1) = softmax over each row's visible keys of scale * q k^T;
+// sets lse (forward, lse_out) or uses the saved one (backward, lse_in).
+// kb: keys lo.. as rows (stride ld), or kt != NULL: the same keys transposed, [dh] rows of stride
+// ldt (a plain GEMM, no per-block packing of k^T).
+static void mha_block_probs(real *P, int ldp, real *lse_out, const real *lse_in, const real *qb, const real *kb,
+                            int ld, const real *kt, int ldt, int t0, int tb, int lo, int n, int W, int dh,
+                            real scale) {
+    if (kt) gemm_ld(P, ldp, qb, ld, kt, ldt, tb, n, dh, 0, 0, scale, 0);
+    else gemm_ld(P, ldp, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
+    mha_rows_softmax(P, ldp, lse_out, lse_in, t0, tb, lo, n, W);
+}
+
+#if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
+#define RB_TRANSPOSE8 1
+#include <immintrin.h>
+// dst[c * ldd + s] = src[s * lds + c] for an 8 x 8 block (data movement only: no rounding).
+__attribute__((target("avx2"))) static void transpose8x8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
+           r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
+           r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
+           r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
 
 // Per-thread [2, dh, T] buffer for one head's k^T and v^T (grown on first use; OOM: NULL, and the
 // callers fall back to transposed GEMMs). Transposing once per (b, h) instead of packing k^T in
@@ -750,76 +1039,128 @@ static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
         mha_tcap = need;
     }
     real *xt = mha_tbuf + (size_t)which * dh * T;
-    for (int s0 = 0; s0 < T; s0 += 16)  // 16 rows at a time: reads stay in cache lines
+    int s8 = 0, c8 = 0;
+#ifdef RB_TRANSPOSE8
+    if (__builtin_cpu_supports("avx2")) {  // full 8 x 8 blocks in registers (was 4% of the reference step element by element)
+        s8 = T & ~7;
+        c8 = dh & ~7;
+        for (int s0 = 0; s0 < s8; s0 += 8)
+            for (int c0 = 0; c0 < c8; c0 += 8)
+                transpose8x8(xt + (size_t)c0 * T + s0, T, x + (size_t)s0 * ld + c0, ld);
+    }
+#endif
+    // the rest (all of it without AVX2): columns c8.. of rows < s8, then rows s8.. (16 rows at a
+    // time, reads stay in cache lines)
+    for (int s0 = 0; s0 < s8; s0 += 16)
+        for (int c = c8; c < dh; c++)
+            for (int s = s0; s < s0 + 16 && s < s8; s++) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
+    for (int s0 = s8; s0 < T; s0 += 16)
         for (int c = 0; c < dh; c++)
             for (int s = s0; s < s0 + 16 && s < T; s++) xt[(size_t)c * T + s] = x[(size_t)s * ld + c];
     return xt;
 }
 
 static void scratch_free(void *unused) {
+    free(conv_wt);
+    conv_wt = NULL;
+    conv_wt_cap = 0;
+    free(norm_part);
+    norm_part = NULL;
+    norm_part_cap = 0;
     free(mha_tbuf);
     mha_tbuf = NULL;
     mha_tcap = 0;
 #ifdef RB_OWN_SGEMM
     free(gemm_pack);
     free(gemm_part);
-    gemm_pack = gemm_part = NULL;
-    gemm_pack_cap = gemm_part_cap = 0;
+    free(par_pack);
+    gemm_pack = gemm_part = par_pack = NULL;
+    gemm_pack_cap = gemm_part_cap = par_pack_cap = 0;
 #endif
+}
+
+// One (sequence, head): q, k, v, out point at the sequence's row 0, head h's columns already
+// applied; lse [T]; P: one scratch region of mha_scratch_floats(T).
+static void mha_fwd_one(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld, int W,
+                        int T, int dh, real *P) {
+    const real scale = (real)(1 / sqrt((double)dh));
+    real *kt = mha_transposed(k, ld, T, dh, 0);
+    for (int t0 = 0; t0 < T; t0 += MHA_TB) {
+        int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n);
+        mha_block_probs(P, ldp, lse, NULL, q + (size_t)t0 * ld, k + (size_t)lo * ld, ld, kt ? kt + lo : NULL, T, t0,
+                        tb, lo, n, W, dh, scale);
+        gemm_ld(out + (size_t)t0 * ldo, ldo, P, ldp, v + (size_t)lo * ld, ld, tb, dh, n, 0, 0, 1, 0);
+    }
+}
+
+// Backward of one (sequence, head), pointers as above. Key rows lo..t0-1 of a block were written
+// by an earlier block (beta 1); rows t0.. are first written here (beta 0): no zeroing pass.
+static void mha_bwd_one(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+                        const real *q, const real *k, const real *v, int ld, int W, int T, int dh, real *P) {
+    const real scale = (real)(1 / sqrt((double)dh));
+    real *dP = P + (size_t)MHA_TB * mha_ldp(T);
+    real *kt = mha_transposed(k, ld, T, dh, 0);
+    real *vt = kt ? mha_transposed(v, ld, T, dh, 1) : NULL;
+    for (int t0 = 0; t0 < T; t0 += MHA_TB) {
+        int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n), old = t0 - lo;
+        const real *qb = q + (size_t)t0 * ld, *kb = k + (size_t)lo * ld, *vb = v + (size_t)lo * ld;
+        const real *gb = dout + (size_t)t0 * ldo;
+        real *dvb = dv + (size_t)lo * ldd, *dkb = dk + (size_t)lo * ldd;
+        mha_block_probs(P, ldp, NULL, lse, qb, kb, ld, vt ? kt + lo : NULL, T, t0, tb, lo, n, W, dh, scale);
+        if (vt) gemm_ld(dP, ldp, gb, ldo, vt + lo, T, tb, n, dh, 0, 0, 1, 0);  // dP = dO V^T
+        else gemm_ld(dP, ldp, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);
+        // dV += P^T dO
+        gemm_ld(dvb, ldd, P, ldp, gb, ldo, old, dh, tb, 1, 0, 1, 1);
+        gemm_ld(dvb + (size_t)old * ldd, ldd, P + old, ldp, gb, ldo, tb, dh, tb, 1, 0, 1, 0);
+        mha_rows_softmax_bwd(dP, P, ldp, tb, n);                                       // dS = P (dP - rowsum(P dP))
+        gemm_ld(dq + (size_t)t0 * ldd, ldd, dP, ldp, kb, ld, tb, dh, n, 0, 0, scale, 0);  // dQ = s dS K
+        // dK += s dS^T Q
+        gemm_ld(dkb, ldd, dP, ldp, qb, ld, old, dh, tb, 1, 0, scale, 1);
+        gemm_ld(dkb + (size_t)old * ldd, ldd, dP + old, ldp, qb, ld, tb, dh, tb, 1, 0, scale, 0);
+    }
 }
 
 void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
                  const int *window, int B, int T, int H, int dh, real *scratch, int nscratch) {
-    const real scale = (real)(1 / sqrt((double)dh));
     const size_t sstride = mha_scratch_floats(T);
     int nt = imin(nscratch, omp_get_max_threads());
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, W = head_window(window, h);
-        real *P = scratch + sstride * omp_get_thread_num();
-        real *kt = mha_transposed(k + (size_t)b * T * ld + h * dh, ld, T, dh, 0);
-        for (int t0 = 0; t0 < T; t0 += MHA_TB) {
-            int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo;
-            size_t rq = (size_t)b * T + t0, rk = (size_t)b * T + lo;
-            mha_block_probs(P, lse + (size_t)bh * T, NULL, q + rq * ld + h * dh, k + rk * ld + h * dh, ld,
-                            kt ? kt + lo : NULL, T, t0, tb, lo, n, W, dh, scale);
-            gemm_ld(out + rq * ldo + h * dh, ldo, P, n, v + rk * ld + h * dh, ld, tb, dh, n, 0, 0, 1, 0);
-        }
+        int b = bh / H, h = bh % H;
+        size_t r = (size_t)b * T;
+        mha_fwd_one(out + r * ldo + h * dh, ldo, lse + (size_t)bh * T, q + r * ld + h * dh, k + r * ld + h * dh,
+                    v + r * ld + h * dh, ld, head_window(window, h), T, dh, scratch + sstride * omp_get_thread_num());
     }
 }
 
 void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
                   const real *q, const real *k, const real *v, int ld, const int *window, int B, int T,
                   int H, int dh, real *scratch, int nscratch) {
-    const real scale = (real)(1 / sqrt((double)dh));
     const size_t sstride = mha_scratch_floats(T);
     int nt = imin(nscratch, omp_get_max_threads());
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, W = head_window(window, h);
-        real *P = scratch + sstride * omp_get_thread_num(), *dP = P + (size_t)MHA_TB * T;
-        for (int t = 0; t < T; t++) {
-            memset(dk + ((size_t)b * T + t) * ldd + h * dh, 0, dh * sizeof(real));
-            memset(dv + ((size_t)b * T + t) * ldd + h * dh, 0, dh * sizeof(real));
-        }
-        real *kt = mha_transposed(k + (size_t)b * T * ld + h * dh, ld, T, dh, 0);
-        real *vt = kt ? mha_transposed(v + (size_t)b * T * ld + h * dh, ld, T, dh, 1) : NULL;
-        for (int t0 = 0; t0 < T; t0 += MHA_TB) {
-            int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo;
-            size_t rq = (size_t)b * T + t0, rk = (size_t)b * T + lo;
-            const real *qb = q + rq * ld + h * dh, *kb = k + rk * ld + h * dh, *vb = v + rk * ld + h * dh;
-            const real *gb = dout + rq * ldo + h * dh;
-            mha_block_probs(P, NULL, lse + (size_t)bh * T, qb, kb, ld, vt ? kt + lo : NULL, T, t0, tb, lo, n, W,
-                            dh, scale);
-            if (vt) gemm_ld(dP, n, gb, ldo, vt + lo, T, tb, n, dh, 0, 0, 1, 0);           // dP = dO V^T
-            else gemm_ld(dP, n, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);
-            gemm_ld(dv + rk * ldd + h * dh, ldd, P, n, gb, ldo, n, dh, tb, 1, 0, 1, 1);    // dV += P^T dO
-            for (int i = 0; i < tb; i++)  // dS = P (dP - rowsum(P dP))
-                softmax_bwd_row(dP + (size_t)i * n, P + (size_t)i * n, n);
-            gemm_ld(dq + rq * ldd + h * dh, ldd, dP, n, kb, ld, tb, dh, n, 0, 0, scale, 0);  // dQ = s dS K
-            gemm_ld(dk + rk * ldd + h * dh, ldd, dP, n, qb, ld, n, dh, tb, 1, 0, scale, 1);  // dK += s dS^T Q
-        }
+        int b = bh / H, h = bh % H;
+        size_t r = (size_t)b * T, c = (size_t)h * dh;
+        mha_bwd_one(dq + r * ldd + c, dk + r * ldd + c, dv + r * ldd + c, ldd, dout + r * ldo + c, ldo,
+                    lse + (size_t)bh * T, q + r * ld + c, k + r * ld + c, v + r * ld + c, ld, head_window(window, h),
+                    T, dh, scratch + sstride * omp_get_thread_num());
     }
+}
+
+void mha_forward_seq(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+                     const int *window, int T, int H, int dh, real *P) {
+    for (int h = 0; h < H; h++)
+        mha_fwd_one(out + h * dh, ldo, lse + (size_t)h * T, q + h * dh, k + h * dh, v + h * dh, ld,
+                    head_window(window, h), T, dh, P);
+}
+
+void mha_backward_seq(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+                      const real *q, const real *k, const real *v, int ld, const int *window, int T, int H, int dh,
+                      real *P) {
+    for (int h = 0; h < H; h++)
+        mha_bwd_one(dq + h * dh, dk + h * dh, dv + h * dh, ldd, dout + h * dh, ldo, lse + (size_t)h * T, q + h * dh,
+                    k + h * dh, v + h * dh, ld, head_window(window, h), T, dh, P);
 }
 
 void mha_step(real *out, const real *q, const real *kc, const real *vc, int n, int ldc, int dh, real *sc) {

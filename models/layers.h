@@ -30,12 +30,91 @@ static inline int omp_get_num_threads(void) { return 1; }
 #define RB_CLONES
 #endif
 
+// exp for the softmaxes and gates. Float build: a branch-free expf (Cody-Waite reduction, degree-6
+// polynomial, < 1e-7 relative error, input clamped to [-87, 88]) that the compiler vectorises;
+// libm's exp is a scalar call and was 16% of a training step. Double build: libm exp.
+#ifdef RB_DOUBLE
+static inline real rb_exp(real x) { return exp(x); }
+#else
+static inline real rb_exp(real x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5*2^23)
+    float r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    // p * 2^n by adding n to the exponent field. In unsigned arithmetic: shifting a negative int
+    // left is undefined behaviour (UBSan flagged it); the uint32_t wrap-around gives the same bits.
+    union { float f; uint32_t i; } u = {.f = p};
+    u.i += (uint32_t)(int32_t)n << 23;
+    return u.f;
+}
+#endif
+
+// 16-lane vectors (GCC vector extensions): element-wise IEEE arithmetic that each clone lowers to
+// its own registers (one zmm, two ymm, four xmm), so the bits do not depend on the clone; for
+// fixed-lane reductions where an array of lanes was kept on the stack (store-forwarding stalls).
+// rv_sum is a fixed pairwise tree: lanes l and l + 8, then + 4, + 2, + 1.
+#if defined(__GNUC__)
+#define RB_VEC16 1
+// (-Wpsabi: these are always inlined, so no 64-byte vector crosses a call boundary.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef real rvec16 __attribute__((vector_size(16 * sizeof(real))));
+#ifdef RB_DOUBLE
+typedef long long rvmask16 __attribute__((vector_size(16 * sizeof(real))));
+#else
+typedef int rvmask16 __attribute__((vector_size(16 * sizeof(real))));
+#endif
+#define RV_INLINE static inline __attribute__((always_inline))
+RV_INLINE rvec16 rv_load(const real *p) { rvec16 v; __builtin_memcpy(&v, p, sizeof v); return v; }
+RV_INLINE void rv_store(real *p, rvec16 v) { __builtin_memcpy(p, &v, sizeof v); }
+RV_INLINE real rv_sum(rvec16 v) {
+    v += __builtin_shuffle(v, (rvmask16){8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15});
+    v += __builtin_shuffle(v, (rvmask16){4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7});
+    v += __builtin_shuffle(v, (rvmask16){2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3});
+    v += __builtin_shuffle(v, (rvmask16){1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+    return v[0];
+}
+// a where m is set, else b (C has no vector ?:)
+RV_INLINE rvec16 rv_sel(rvmask16 m, rvec16 a, rvec16 b) { return (rvec16)(((rvmask16)a & m) | ((rvmask16)b & ~m)); }
+#ifndef RB_DOUBLE
+#define RB_EXP16 1
+typedef unsigned int ruvec16 __attribute__((vector_size(16 * sizeof(float))));
+// rb_exp on 16 lanes: the same operations in the same order, so the same bits as rb_exp.
+RV_INLINE rvec16 rb_exp16(rvec16 x) {
+    const rvec16 z = {0};
+    x = rv_sel(x < -87.0f, z - 87.0f, rv_sel(x > 88.0f, z + 88.0f, x));
+    rvec16 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    rvec16 r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
+    rvec16 p = z + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    ruvec16 ni = (ruvec16)__builtin_convertvector(n, rvmask16);
+    return (rvec16)((ruvec16)p + (ni << 23));
+}
+#endif
+#pragma GCC diagnostic pop
+#endif
+
 // ---- GEMM helpers ----------------------------------------------------------------------------
 // OpenBLAS to one thread (idempotent). Called by model_create and every mixer's create().
 void rb_blas_single_thread(void);
 // C[M,N] (ldc) = beta*C + alpha * op(A) op(B), row-major with explicit leading dimensions.
 void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
              int ta, int tb, real alpha, real beta);
+// The same with C = beta*Ci + alpha op(A) op(B): Ci (row stride ldci) is another matrix, or a
+// bias row with ldci = 0 (the bias in the GEMM's epilogue).
+void gemm_ld_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, int lda, const real *B, int ldb, int M,
+                int N, int K, int ta, int tb, real alpha, real beta);
 // Which GEMM the float build uses: "avx512", "avx2" (own kernels, bit-identical to each other
 // and to "scalar", for any shape split or thread count), "scalar" (the same arithmetic, slow; for
 // tests) or "blas" (OpenBLAS: the double build, and CPUs without AVX2+FMA). rb_gemm_force picks
@@ -55,6 +134,10 @@ void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *t
 // out [N,D] = (inp - mean) * rstd * w + b; mean, rstd [N] saved.
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w, const real *b,
                        int N, int D);
+// The residual add fused in: y [N,D] = x + f, then out = layernorm(y) as above (the next
+// sub-layer's input; one pass instead of two).
+void residual_layernorm_forward(real *out, real *y, real *mean, real *rstd, const real *x, const real *f,
+                                const real *w, const real *b, int N, int D);
 // dinp [N,D] += ; dw, db [D] += ; dout, inp [N,D].
 void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         const real *mean, const real *rstd, int N, int D);
@@ -71,6 +154,10 @@ void linear_forward(real *out, const real *inp, const real *w, const real *b, in
 // db [OC] += (if not NULL).
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                      int N, int C, int OC, int acc_dinp);
+// The same with dinp = dinit + dout w (dinit [N,C], e.g. a skip connection's gradient: no copy
+// pass), or overwritten if dinit is NULL.
+void linear_backward_add(real *dinp, const real *dinit, real *dw, real *db, const real *dout, const real *inp,
+                         const real *w, int N, int C, int OC);
 // Exact (erf) GELU, PyTorch's F.gelu default. out [n] = gelu(inp [n]).
 void gelu_forward(real *out, const real *inp, size_t n);
 // dinp [n] overwritten = dout * gelu'(inp).
@@ -93,6 +180,18 @@ void crossentropy_backward(real *dlogits, const real *probs, const int32_t *tgt,
 // ---- depthwise causal short convolution (PyTorch Conv1d(groups=D, padding=K-1)[..., :T]) ------
 // out[b,t,c] = b[c] + sum_j w[c,j] inp[b, t-(K-1)+j, c] (zero before t = 0). w [D,K], b [D].
 void shortconv_forward(real *out, const real *inp, const real *w, const real *b, int B, int T, int D, int K);
+// The same, and gout = out * up + inp (BaseConv's gate and skip) in the same pass; up [B,T,D].
+void shortconv_gated_forward(real *out, real *gout, const real *inp, const real *w, const real *b, const real *up,
+                             int B, int T, int D, int K);
+// Pieces of the above for callers that parallelise over sequences themselves (same bits): rows
+// [r0, r1) (whole sequences) on the calling thread, with wt = shortconv_wt(w, D, K) made once
+// before (the kernel tap-major, in the calling thread's scratch; NULL: strided kernel loads).
+const real *shortconv_wt(const real *w, int D, int K);
+void shortconv_gated_forward_rows(real *out, real *gout, const real *inp, const real *w, const real *wt,
+                                  const real *b, const real *up, int r0, int r1, int T, int D, int K);
+// dinp rows [r0, r1) += the input gradient (the kernel/bias gradients are the caller's).
+void shortconv_backward_rows(real *dinp, const real *dout, const real *w, const real *wt, int r0, int r1, int T, int D,
+                             int K);
 // dinp [B,T,D] += ; dw [D,K] += ; db [D] +=. (K <= 8 takes the vectorised kernel-gradient path.)
 void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                         int B, int T, int D, int K);
@@ -112,6 +211,13 @@ void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, co
 void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
                   const real *q, const real *k, const real *v, int ld, const int *window, int B, int T,
                   int H, int dh, real *scratch, int nscratch);
+// One sequence (B = 1), all heads, on the calling thread (for callers that parallelise over the
+// batch themselves); P: one scratch region of mha_scratch_floats(T). Same numbers as above.
+void mha_forward_seq(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+                     const int *window, int T, int H, int dh, real *P);
+void mha_backward_seq(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+                      const real *q, const real *k, const real *v, int ld, const int *window, int T, int H, int dh,
+                      real *P);
 // One query of one head against n cached rows (row stride ldc): out [dh] = softmax(kc q/sqrt(dh)) vc.
 // sc [n] scratch. Row order does not matter (softmax is permutation invariant).
 void mha_step(real *out, const real *q, const real *kc, const real *vc, int n, int ldc, int dh, real *sc);

@@ -47,7 +47,9 @@ struct Model {
     Mixer mix[RB_MAX_LAYERS];
     Sub sub[2 * RB_MAX_LAYERS];
     // activations
-    real **resid;        // nsub+1 x [Bmax*Tmax, D]: resid[j] is sub-layer j's input
+    real **resid;        // nsub+1 x [Bmax*Tmax, D]: resid[j] is sub-layer j's input (resid[nsub], the
+                         // stream after the last one, is written only if that one is a zeroed mixer:
+                         // the head adds the last output at the scored rows itself)
     real **nrm;          // nsub x [Bmax*Tmax, D]: norm outputs (the sub-layer function's input)
     real *fout;          // [Bmax*Tmax, D] sub-layer output (forward) / d(norm output) (backward)
     real *dres;          // [Bmax*Tmax, D] gradient of the residual stream
@@ -307,6 +309,22 @@ static void norm_fwd(const Model *m, real *out, real *mean, real *rstd, const re
     else rmsnorm_forward(out, rstd, inp, tp(m, tw), N, m->D);
 }
 
+// Sub-layer input y = x + f (f: the sub-layer before's output, or NULL: y is already there), then
+// out = norm(y). y, x: [N, D].
+static void norm_fwd_res(const Model *m, real *out, real *mean, real *rstd, const real *x, const real *f, real *y,
+                         int tw, int tb, int N) {
+    if (f && m->cfg.norm == NORM_LAYER) {
+        residual_layernorm_forward(out, y, mean, rstd, x, f, tp(m, tw), tp(m, tb), N, m->D);
+        return;
+    }
+    if (f) {
+        const size_t n = (size_t)N * m->D;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) y[i] = x[i] + f[i];
+    }
+    norm_fwd(m, out, mean, rstd, y, tw, tb, N);
+}
+
 static void norm_bwd(const Model *m, real *dinp, const real *dout, const real *inp, const real *mean,
                      const real *rstd, int tw, int tb, int N) {
     if (m->cfg.norm == NORM_LAYER)
@@ -346,12 +364,16 @@ double model_forward(Model *m, const int32_t *inputs, int B, int T, const int32_
 
     encoder_forward(m->resid[0], inputs, tp(m, m->t_wte), tp(m, m->t_wpe), B, T, D);
     const size_t n = (size_t)BT * D;
+    // Sub-layer j's residual add y = x + f is fused into sub-layer j+1's norm (one pass over the
+    // stream); after the last one only the scored rows are added, straight into the head's gather.
+    const real *f = NULL;  // output of the sub-layer before (NULL: resid[j] is already complete)
     for (int j = 0; j < m->nsub; j++) {
         Sub *sb = &m->sub[j];
-        real *x = m->resid[j], *y = m->resid[j + 1];
-        norm_fwd(m, m->nrm[j], sb->mean, sb->rstd, x, sb->tn_w, sb->tn_b, BT);
+        real *x = m->resid[j];
+        norm_fwd_res(m, m->nrm[j], sb->mean, sb->rstd, j ? m->resid[j - 1] : x, f, x, sb->tn_w, sb->tn_b, BT);
+        f = m->fout;
         if (sb->kind == SUB_MIXER) {
-            if (m->cfg.zero_mixer) { memcpy(y, x, n * sizeof(real)); continue; }
+            if (m->cfg.zero_mixer) { memcpy(m->resid[j + 1], x, n * sizeof(real)); f = NULL; continue; }
             real *pp[RB_MAX_TENSORS];
             for (int k = 0; k < sb->nt; k++) pp[k] = tp(m, sb->t0 + k);
             m->mix[sb->layer].ops->forward(&m->mix[sb->layer], pp, m->fout, m->nrm[j], B, T);
@@ -359,13 +381,18 @@ double model_forward(Model *m, const int32_t *inputs, int B, int T, const int32_
             mlp_forward(m->fout, sb->h, sb->a, m->nrm[j], tp(m, sb->t0), tp(m, sb->t0 + 1), tp(m, sb->t0 + 2),
                         tp(m, sb->t0 + 3), BT, D, 4 * D);
         }
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) y[i] = x[i] + m->fout[i];
     }
-    // head only at the scored positions: gather, final norm, logits = h E^T
-    const real *xl = m->resid[m->nsub];
+    // head only at the scored positions: gather (x + f of the last sub-layer), final norm, logits = h E^T
+    const real *xl = m->resid[m->nsub - (f != NULL)];
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < npos; i++) memcpy(m->xg + (size_t)i * D, xl + (size_t)pos[i] * D, D * sizeof(real));
+    for (int i = 0; i < npos; i++) {
+        real *g = m->xg + (size_t)i * D;
+        const real *xr = xl + (size_t)pos[i] * D, *fr = f ? f + (size_t)pos[i] * D : NULL;
+        if (fr)
+            for (int c = 0; c < D; c++) g[c] = xr[c] + fr[c];
+        else
+            memcpy(g, xr, D * sizeof(real));
+    }
     if (npos == 0) return 0;
     norm_fwd(m, m->hf, m->fmean, m->frstd, m->xg, m->t_nfw, m->t_nfb, npos);
     matmul_par(m->logits, m->hf, tp(m, m->t_wte), npos, V, D, 0, 1, 0);

@@ -25,7 +25,7 @@ done
 # name | file | sed -E expression (applied to every line) | rows run by default (regress --only) | what it breaks
 breaks=(
 "softmax-scale|models/layers.c|s|const real scale = \(real\)\(1 / sqrt\(\(double\)dh\)\);|const real scale = (real)(1 / (double)dh);|g|attention,swa|attention/swa softmax scale 1/d_h instead of 1/sqrt(d_h) (forward and backward)"
-"kv-grad-swap|models/mixers/attention.c|s|mha_backward\(a->dqkv, a->dqkv \+ D, a->dqkv \+ 2 \* D,|mha_backward(a->dqkv, a->dqkv + 2 * D, a->dqkv + D,||swa|attention backward writes the key gradient into the value projection and vice versa"
+"kv-grad-swap|models/mixers/attention.c|s|mha_backward_seq\(dqkv, dqkv \+ D, dqkv \+ 2 \* D,|mha_backward_seq(dqkv, dqkv + 2 * D, dqkv + D,||swa|attention backward writes the key gradient into the value projection and vice versa"
 "gsa-gate-x2|models/mixers/gsa.h|s|#define GSA_GATE_NORMALIZER 8.0|#define GSA_GATE_NORMALIZER 16.0||gsa|GSA gate normaliser 16 instead of 8 (log alpha = logsigmoid(f)/16)"
 "mamba-dt-bias|models/mixers/mamba.c|s|\(real\)\(dt \+ log\(-expm1\(-dt\)\)\);|(real)dt;||mamba|mamba dt bias initialised to dt instead of softplus^-1(dt) (delta starts ~0.7)"
 "bla-transition-T|models/mixers/bla_ops.c|s|o->A\[\(size_t\)i \* N \+ j\] \+= cur\[i\] \* prev\[j\];|o->A[(size_t)j * N + i] += cur[i] * prev[j];||bla/mqar|BLA transition matrix A transposed"

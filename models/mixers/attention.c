@@ -20,6 +20,8 @@ typedef struct {
     real *datt;     // [Bmax*Tmax, D]
     real *scratch;  // nscratch x mha_scratch_floats(Tmax)
     real *sq, *so, *ssc;  // step: qkv [3D], core out [D], scores [max cap]
+    real *wT;       // [4 D^2] Wqkv^T, Wo^T (forward)
+    real *bpart;    // [Bmax, 4D] per-sequence bias-gradient partials (bo, bqkv)
 } AttnCtx;
 
 int attn_validate_heads(const MixerCfg *c, char *err, size_t errn) {
@@ -48,7 +50,7 @@ void attn_destroy(void *ctx) {
     AttnCtx *a = ctx;
     if (!a) return;
     free(a->qkv); free(a->att); free(a->lse); free(a->dqkv); free(a->datt); free(a->scratch);
-    free(a->sq); free(a->so); free(a->ssc);
+    free(a->sq); free(a->so); free(a->ssc); free(a->wT); free(a->bpart);
     free(a);
 }
 
@@ -75,35 +77,88 @@ void *attn_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
     a->lse = malloc((size_t)Bmax * a->H * Tmax * sizeof(real));
     a->dqkv = malloc(BT * 3 * D * sizeof(real));
     a->datt = malloc(BT * D * sizeof(real));
-    a->scratch = malloc(a->nscratch * mha_scratch_floats(Tmax) * sizeof(real));
+    a->scratch = calloc(a->nscratch * mha_scratch_floats(Tmax), sizeof(real));  // pad columns defined
     a->sq = malloc(3 * D * sizeof(real));
     a->so = malloc(D * sizeof(real));
     a->ssc = malloc((size_t)maxcap * sizeof(real));
-    if (!a->qkv || !a->att || !a->lse || !a->dqkv || !a->datt || !a->scratch || !a->sq || !a->so || !a->ssc) {
+    a->wT = malloc(4 * D * D * sizeof(real));
+    a->bpart = malloc((size_t)Bmax * 4 * D * sizeof(real));
+    if (!a->qkv || !a->att || !a->lse || !a->dqkv || !a->datt || !a->scratch || !a->sq || !a->so || !a->ssc || !a->wT ||
+        !a->bpart) {
         attn_destroy(a);
         return NULL;
     }
     return a;
 }
 
+// Forward and backward run one sequence at a time per thread, projections included: its q, k, v
+// (96 KB at d 64, L 128) are still in L2 when the core reads and transposes them, and one parallel
+// region replaces three. The GEMMs give every element the same bits for any row split
+// (layers.c), so this is the same arithmetic as whole-batch projections.
 void attn_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, int T) {
     AttnCtx *a = m->ctx;
-    int D = a->D, BT = B * T;
-    linear_forward(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
-    mha_forward(a->att, D, a->lse, a->qkv, a->qkv + D, a->qkv + 2 * D, 3 * D, a->windowed ? a->window : NULL,
-                B, T, a->H, a->dh, a->scratch, a->nscratch);
-    linear_forward(out, a->att, p[2], p[3], BT, D, D);
+    const int D = a->D;
+    const size_t sstride = mha_scratch_floats(T);
+    const int nt = a->nscratch < omp_get_max_threads() ? a->nscratch : omp_get_max_threads();
+    // W^T once per call (tb = 0 GEMMs: no packing of W^T in every sequence's call)
+    real *wqkvT = a->wT, *woT = a->wT + 3 * (size_t)D * D;
+    for (int i = 0; i < 3 * D; i++)
+        for (int c = 0; c < D; c++) wqkvT[(size_t)c * 3 * D + i] = p[0][(size_t)i * D + c];
+    for (int i = 0; i < D; i++)
+        for (int c = 0; c < D; c++) woT[(size_t)c * D + i] = p[2][(size_t)i * D + c];
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)  // a descheduled thread's sequences go to the others
+    for (int b = 0; b < B; b++) {
+        size_t r = (size_t)b * T;
+        real *qkv = a->qkv + r * 3 * D, *att = a->att + r * D;
+        gemm_ld_ci(qkv, 3 * D, p[1], 0, inp + r * D, D, wqkvT, 3 * D, T, 3 * D, D, 0, 0, 1, 1);  // bqkv + x Wqkv^T
+        mha_forward_seq(att, D, a->lse + r * a->H, qkv, qkv + D, qkv + 2 * D, 3 * D, a->windowed ? a->window : NULL,
+                        T, a->H, a->dh, a->scratch + sstride * omp_get_thread_num());
+        gemm_ld_ci(out + r * D, D, p[3], 0, att, D, woT, D, T, D, D, 0, 0, 1, 1);  // bo + att Wo^T
+    }
+}
+
+// part [n] = sum over the T rows (in order) of x [T, n] (row stride ld): one sequence's share of a
+// bias gradient, taken while its rows are in cache.
+RB_CLONES static void col_partial(real *restrict part, const real *restrict x, int ld, int T, int n) {
+    for (int c = 0; c < n; c++) part[c] = 0;
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < n; c++) part[c] += x[(size_t)t * ld + c];
+}
+
+// dst [n] += the sums over B partials (stride ps) in sequence order.
+RB_CLONES static void partial_reduce(real *restrict dst, const real *restrict part, size_t ps, int B, int n) {
+    for (int c = 0; c < n; c++) {
+        real s = 0;
+        for (int b = 0; b < B; b++) s += part[(size_t)b * ps + c];
+        dst[c] += s;
+    }
 }
 
 void attn_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
                    const real *inp, int B, int T) {
     AttnCtx *a = m->ctx;
-    int D = a->D, BT = B * T;
-    linear_backward(a->datt, dp[2], dp[3], dout, a->att, p[2], BT, D, D, 0);
-    mha_backward(a->dqkv, a->dqkv + D, a->dqkv + 2 * D, 3 * D, a->datt, D, a->lse, a->qkv, a->qkv + D,
-                 a->qkv + 2 * D, 3 * D, a->windowed ? a->window : NULL, B, T, a->H, a->dh, a->scratch,
-                 a->nscratch);
-    linear_backward(dinp, dp[0], dp[1], a->dqkv, inp, p[0], BT, D, 3 * D, 0);
+    const int D = a->D, BT = B * T;
+    const size_t sstride = mha_scratch_floats(T);
+    const int nt = a->nscratch < omp_get_max_threads() ? a->nscratch : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)  // a descheduled thread's sequences go to the others
+    for (int b = 0; b < B; b++) {
+        size_t r = (size_t)b * T;
+        real *dqkv = a->dqkv + r * 3 * D, *datt = a->datt + r * D;
+        const real *qkv = a->qkv + r * 3 * D;
+        gemm_ld(datt, D, dout + r * D, D, p[2], D, T, D, D, 0, 0, 1, 0);  // datt = dout Wo
+        mha_backward_seq(dqkv, dqkv + D, dqkv + 2 * D, 3 * D, datt, D, a->lse + r * a->H, qkv, qkv + D, qkv + 2 * D,
+                         3 * D, a->windowed ? a->window : NULL, T, a->H, a->dh,
+                         a->scratch + sstride * omp_get_thread_num());
+        gemm_ld(dinp + r * D, D, dqkv, 3 * D, p[0], D, T, D, 3 * D, 0, 0, 1, 0);  // dinp = dqkv Wqkv
+        col_partial(a->bpart + (size_t)b * 4 * D, dout + r * D, D, T, D);               // bo
+        col_partial(a->bpart + (size_t)b * 4 * D + D, dqkv, 3 * D, T, 3 * D);           // bqkv
+    }
+    // weight gradients: sums over all B*T rows (whole-batch GEMMs, K never split); biases: the
+    // per-sequence partials in sequence order
+    linear_backward(NULL, dp[2], NULL, dout, a->att, p[2], BT, D, D, 0);
+    linear_backward(NULL, dp[0], NULL, a->dqkv, inp, p[0], BT, D, 3 * D, 0);
+    partial_reduce(dp[3], a->bpart, 4 * (size_t)D, B, D);
+    partial_reduce(dp[1], a->bpart + D, 4 * (size_t)D, B, 3 * D);
 }
 
 size_t attn_step_state_size(const Mixer *m) { return ((const AttnCtx *)m->ctx)->state_size; }

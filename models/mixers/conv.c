@@ -17,7 +17,9 @@ typedef struct {
     int D;
     real *uc;   // [Bmax*Tmax, D] shortconv(u), saved
     real *up;   // [Bmax*Tmax, D] W u + b, saved
-    real *g;    // [Bmax*Tmax, D] scratch for backward
+    real *g, *g2;  // [Bmax*Tmax, D] x2 scratch for backward: d(up), d(uc)
+    real *wT;      // [D, D] proj_w^T (forward)
+    real *wpart;   // [Bmax, K+1, D] per-sequence conv kernel/bias gradient partials
 } ConvCtx;
 
 static int conv_validate(const MixerCfg *c, char *err, size_t errn) {
@@ -43,7 +45,7 @@ static void conv_init_custom(const MixerCfg *c, real *const *p, Rng *rng) {
 static void conv_destroy(void *ctx) {
     ConvCtx *a = ctx;
     if (!a) return;
-    free(a->uc); free(a->up); free(a->g); free(a);
+    free(a->uc); free(a->up); free(a->g); free(a->g2); free(a->wT); free(a->wpart); free(a);
 }
 
 static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
@@ -52,35 +54,96 @@ static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
     if (!a) return NULL;
     a->D = c->d;
     size_t n = (size_t)Bmax * Tmax * c->d * sizeof(real);
-    a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n);
-    if (!a->uc || !a->up || !a->g) { conv_destroy(a); return NULL; }
+    a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n); a->g2 = malloc(n);
+    a->wT = malloc((size_t)c->d * c->d * sizeof(real));
+    a->wpart = malloc((size_t)Bmax * (CONV_K + 1) * c->d * sizeof(real));
+    if (!a->uc || !a->up || !a->g || !a->g2 || !a->wT || !a->wpart) { conv_destroy(a); return NULL; }
     return a;
 }
 
+// Forward and backward one sequence at a time per thread (the conv never crosses a sequence), the
+// projection's GEMM included: its rows are still in cache for the conv pass, and one parallel
+// region replaces two (three in backward). Same bits as whole-batch passes (GEMM elements do not
+// depend on the row split). The weight gradients stay whole-batch sums.
 static void conv_forward(Mixer *m, real *const *p, real *out, const real *inp, int B, int T) {
     ConvCtx *a = m->ctx;
-    int D = a->D;
-    size_t n = (size_t)B * T * D;
-    shortconv_forward(a->uc, inp, p[2], p[3], B, T, D, CONV_K);
-    linear_forward(a->up, inp, p[0], p[1], B * T, D, D);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a->uc[i] * a->up[i] + inp[i];
+    const int D = a->D;
+    const real *wt = shortconv_wt(p[2], D, CONV_K);
+    for (int i = 0; i < D; i++)  // W^T once per call (tb = 0 GEMMs: no packing per sequence)
+        for (int c = 0; c < D; c++) a->wT[(size_t)c * D + i] = p[0][(size_t)i * D + c];
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < B; b++) {
+        int r = b * T;
+        gemm_ld_ci(a->up + (size_t)r * D, D, p[1], 0, inp + (size_t)r * D, D, a->wT, D, T, D, D, 0, 0, 1, 1);
+        shortconv_gated_forward_rows(a->uc, out, inp, p[2], wt, p[3], a->up, r, r + T, T, D, CONV_K);  // out = uc up + inp
+    }
+}
+
+// d(up) = dout * uc, d(uc) = dout * up, in one pass.
+RB_CLONES static void conv_bwd_gates(real *restrict gup, real *restrict guc, const real *restrict dout,
+                                     const real *restrict uc, const real *restrict up, size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) {
+        gup[i] = dout[i] * uc[i];
+        guc[i] = dout[i] * up[i];
+    }
+}
+
+// One sequence's kernel/bias gradient partials, part [(K+1), D] (tap j at row j, bias at row K),
+// its rows in order, while they are in cache.
+RB_CLONES static void conv_w_partial(real *restrict part, const real *restrict g, const real *restrict inp, int r, int T,
+                                     int D) {
+    for (int i = 0; i < (CONV_K + 1) * D; i++) part[i] = 0;
+    for (int t = 0; t < T; t++) {
+        const real *gr = g + (size_t)(r + t) * D;
+        real *pb = part + (size_t)CONV_K * D;
+        for (int c = 0; c < D; c++) pb[c] += gr[c];
+        for (int j = 0; j < CONV_K; j++) {
+            int s = t - (CONV_K - 1) + j;
+            if (s < 0) continue;
+            const real *x = inp + (size_t)(r + s) * D;
+            real *pj = part + (size_t)j * D;
+            for (int c = 0; c < D; c++) pj[c] += gr[c] * x[c];
+        }
+    }
+}
+
+// dw [D, K] +=, db [D] += the sums of the B partials in sequence order, columns [c0, c1).
+RB_CLONES static void conv_w_reduce(real *restrict dw, real *restrict db, const real *restrict part, int B, int D,
+                                    int c0, int c1) {
+    const size_t ps = (size_t)(CONV_K + 1) * D;
+    for (int j = 0; j <= CONV_K; j++)
+        for (int cb = c0; cb < c1; cb += 64) {
+            int w = c1 - cb < 64 ? c1 - cb : 64;
+            real acc[64] = {0};
+            for (int b = 0; b < B; b++) {
+                const real *q = part + b * ps + (size_t)j * D + cb;
+                for (int c = 0; c < w; c++) acc[c] += q[c];
+            }
+            for (int c = 0; c < w; c++) {
+                if (j < CONV_K) dw[(size_t)(cb + c) * CONV_K + j] += acc[c];
+                else db[cb + c] += acc[c];
+            }
+        }
 }
 
 static void conv_backward(Mixer *m, real *const *p, real *const *dp, real *dinp, const real *dout,
                           const real *inp, int B, int T) {
     ConvCtx *a = m->ctx;
-    int D = a->D;
-    size_t n = (size_t)B * T * D;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) a->g[i] = dout[i] * a->uc[i];          // d(up)
-    linear_backward(dinp, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 0);  // dinp = d(up) W
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        dinp[i] += dout[i];                                                 // the "+ u" skip
-        a->g[i] = dout[i] * a->up[i];                                       // d(uc)
+    const int D = a->D;
+    const real *wt = shortconv_wt(p[2], D, CONV_K);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < B; b++) {
+        int r = b * T;
+        size_t o = (size_t)r * D;
+        conv_bwd_gates(a->g, a->g2, dout, a->uc, a->up, o, o + (size_t)T * D);
+        // dinp = dout (the "+ u" skip) + d(up) W, then += the conv's input gradient
+        gemm_ld_ci(dinp + o, D, dout + o, D, a->g + o, D, p[0], D, T, D, D, 0, 0, 1, 1);
+        shortconv_backward_rows(dinp, a->g2, p[2], wt, r, r + T, T, D, CONV_K);
+        conv_w_partial(a->wpart + (size_t)b * (CONV_K + 1) * D, a->g2, inp, r, T, D);
     }
-    shortconv_backward(dinp, dp[2], dp[3], a->g, inp, p[2], B, T, D, CONV_K);
+    linear_backward(NULL, dp[0], dp[1], a->g, inp, p[0], B * T, D, D, 0);  // dW, db
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c0 = 0; c0 < D; c0 += 16) conv_w_reduce(dp[2], dp[3], a->wpart, B, D, c0, c0 + 16 < D ? c0 + 16 : D);
 }
 
 // Step state: the previous k-1 = 2 inputs, [2, D] (row 0 = u_{t-2}, row 1 = u_{t-1}).

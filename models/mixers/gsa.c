@@ -21,6 +21,9 @@
 
 #include "gsa.h"  // GSA_NORM_EPS, GSA_GATE_NORMALIZER, the tensor order (shared with cuda/gsa.cu)
 
+// rvec16 locals (layers.h) in the cloned scans: no vector crosses a call, the ABI note is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 // Test-only hook (tests/test_gsa.c): alpha in [0, 1] replaces the learned gate everywhere (forward,
 // step; its gradient is then 0). Negative = off (the default).
 double gsa_test_force_alpha = -1;
@@ -41,16 +44,36 @@ typedef struct {
     real *sx;               // step scratch: 10 D + 4 Hm
 } GsaCtx;
 
+// sigmoid through rb_exp (layers.h: vectorisable; libm's expf calls were 12% of a conv,gsa step),
+// branch-free: e = exp(-|x|), 1/(1+e) or e/(1+e).
 static inline real sigm(real x) {
-    if (x >= 0) return 1 / (1 + exp(-x));
-    real e = exp(x);
-    return e / (1 + e);
+    real e = rb_exp(-fabs(x)), r = 1 / (1 + e);
+    return x >= 0 ? r : e * r;
 }
 static inline real logsigm(real x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
 static inline real silu(real x) { return x * sigm(x); }
 static inline real silu_grad(real x) {
     real g = sigm(x);
     return g * (1 + x * (1 - g));
+}
+
+// row = a row + s x in place; returns row . y (16 fixed lanes, pairwise tree: the same bits in
+// every clone, where an omp simd reduction's order followed the vector width).
+static inline real decay_dot(real *restrict row, real a, real s, const real *restrict x, const real *restrict y,
+                             int n) {
+    rvec16 acc = {0};
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        rvec16 r = a * rv_load(row + j) + s * rv_load(x + j);
+        rv_store(row + j, r);
+        acc += r * rv_load(y + j);
+    }
+    for (; j < n; j++) {
+        real r = a * row[j] + s * x[j];
+        row[j] = r;
+        acc[0] += r * y[j];
+    }
+    return rv_sum(acc);
 }
 
 static int gsa_validate(const MixerCfg *c, char *err, size_t errn) {
@@ -106,15 +129,18 @@ static void gsa_destroy(void *ctx) {
 
 // q, k, v [N, D] = silu(qa, ka, va); alpha, s [N, Hm] from gate logits fa (fla: g = logsigmoid(f)/8,
 // s = 1 - exp(g); expm1 keeps s accurate when alpha is near 1).
+RB_CLONES static void gsa_activate_row(real *restrict q, real *restrict k, real *restrict v, const real *restrict qa,
+                                       const real *restrict ka, const real *restrict va, int D) {
+    for (int j = 0; j < D; j++) { q[j] = silu(qa[j]); k[j] = silu(ka[j]); v[j] = silu(va[j]); }
+}
+
 static void gsa_activate(real *q, real *k, real *v, real *alpha, real *s, const real *qa, const real *ka,
                          const real *va, const real *fa, int N, int D, int Hm) {
     double force = gsa_test_force_alpha;
 #pragma omp parallel for schedule(static) if (N >= 64)
     for (int i = 0; i < N; i++) {
-        for (int j = 0; j < D; j++) {
-            size_t n = (size_t)i * D + j;
-            q[n] = silu(qa[n]); k[n] = silu(ka[n]); v[n] = silu(va[n]);
-        }
+        size_t o = (size_t)i * D;
+        gsa_activate_row(q + o, k + o, v + o, qa + o, ka + o, va + o, D);
         for (int j = 0; j < Hm; j++) {
             size_t n = (size_t)i * Hm + j;
             if (force >= 0) {
@@ -129,21 +155,17 @@ static void gsa_activate(real *q, real *k, real *v, real *alpha, real *s, const 
 
 // One token of one head (both GLA passes): K, V [m, d_h] updated in place; p [m] = softmax(K q);
 // o [d_h] = V^T p. Shared by the training scan and the step form.
-static void gsa_token(real *K, real *V, real *p, real *o, const real *q, const real *k, const real *v,
-                      const real *alpha, const real *s, int m, int dh) {
+RB_CLONES static void gsa_token(real *restrict K, real *restrict V, real *restrict p, real *restrict o,
+                                const real *restrict q, const real *restrict k, const real *restrict v,
+                                const real *restrict alpha, const real *restrict s, int m, int dh) {
     real mx = -INFINITY;
     for (int i = 0; i < m; i++) {
-        real *row = K + (size_t)i * dh, a = alpha[i], si = s[i], acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int j = 0; j < dh; j++) {
-            row[j] = a * row[j] + si * k[j];
-            acc += row[j] * q[j];
-        }
+        real acc = decay_dot(K + (size_t)i * dh, alpha[i], s[i], k, q, dh);
         p[i] = acc;
         if (acc > mx) mx = acc;
     }
     real sum = 0;
-    for (int i = 0; i < m; i++) { p[i] = exp(p[i] - mx); sum += p[i]; }
+    for (int i = 0; i < m; i++) { p[i] = rb_exp(p[i] - mx); sum += p[i]; }
     real inv = 1 / sum;
     for (int i = 0; i < m; i++) p[i] *= inv;
     for (int j = 0; j < dh; j++) o[j] = 0;
@@ -157,16 +179,20 @@ static void gsa_token(real *K, real *V, real *p, real *o, const real *q, const r
 }
 
 // y [N, D] = silu(o); r [N, D] = y * rstd * w with rstd [N] = 1/sqrt(mean(y^2) + eps).
+RB_CLONES static void gsa_norm_row(real *restrict yi, real *restrict ri, real *restrict rstd, const real *restrict oi,
+                                   const real *restrict w, int D) {
+    real ss = 0;
+    for (int j = 0; j < D; j++) yi[j] = silu(oi[j]);
+    for (int j = 0; j < D; j++) ss += yi[j] * yi[j];
+    real rs = 1 / sqrt(ss / D + (real)GSA_NORM_EPS);
+    *rstd = rs;
+    for (int j = 0; j < D; j++) ri[j] = yi[j] * rs * w[j];
+}
+
 static void gsa_norm_forward(real *y, real *r, real *rstd, const real *o, const real *w, int N, int D) {
 #pragma omp parallel for schedule(static) if (N >= 64)
-    for (int i = 0; i < N; i++) {
-        const real *oi = o + (size_t)i * D;
-        real *yi = y + (size_t)i * D, *ri = r + (size_t)i * D, ss = 0;
-        for (int j = 0; j < D; j++) { yi[j] = silu(oi[j]); ss += yi[j] * yi[j]; }
-        real rs = 1 / sqrt(ss / D + (real)GSA_NORM_EPS);
-        rstd[i] = rs;
-        for (int j = 0; j < D; j++) ri[j] = yi[j] * rs * w[j];
-    }
+    for (int i = 0; i < N; i++)
+        gsa_norm_row(y + (size_t)i * D, r + (size_t)i * D, rstd + i, o + (size_t)i * D, w, D);
 }
 
 static void gsa_forward(Mixer *mx, real *const *p, real *out, const real *inp, int B, int T) {
@@ -192,114 +218,158 @@ static void gsa_forward(Mixer *mx, real *const *p, real *out, const real *inp, i
     matmul_par(out, r, p[GSA_WO], N, D, D, 0, 1, 0);
 }
 
+// dw[j] += sum over rows i (in order) of dr y rstd, columns [j0, j1): row-contiguous loads (the
+// column-at-a-time loop strode through memory).
+RB_CLONES static void gsa_norm_dw(real *restrict dw, const real *restrict dr, const real *restrict y,
+                                  const real *restrict rstd, int N, int D, int j0, int j1) {
+    for (int c0 = j0; c0 < j1; c0 += 64) {
+        int w = j1 - c0 < 64 ? j1 - c0 : 64;
+        real acc[64] = {0};
+        for (int i = 0; i < N; i++) {
+            const real *g = dr + (size_t)i * D + c0, *yi = y + (size_t)i * D + c0;
+            real rs = rstd[i];
+            for (int j = 0; j < w; j++) acc[j] += g[j] * yi[j] * rs;
+        }
+        for (int j = 0; j < w; j++) dw[c0 + j] += acc[j];
+    }
+}
+
+// dr -> do through r = w * y * rstd and y = silu(o), one row (in place).
+RB_CLONES static void gsa_norm_bwd_row(real *restrict g, const real *restrict yi, const real *restrict oi,
+                                       const real *restrict w, real rs, int D) {
+    real dot = 0;
+    for (int j = 0; j < D; j++) dot += w[j] * g[j] * yi[j];
+    real cst = rs * rs * rs * dot / D;
+    for (int j = 0; j < D; j++) g[j] = (rs * w[j] * g[j] - yi[j] * cst) * silu_grad(oi[j]);
+}
+
+RB_CLONES static void gsa_silu_bwd_row(real *restrict dq, real *restrict dk, real *restrict dv, const real *restrict qa,
+                                       const real *restrict ka, const real *restrict va, int D) {
+    for (int j = 0; j < D; j++) {
+        dq[j] *= silu_grad(qa[j]);
+        dk[j] *= silu_grad(ka[j]);
+        dv[j] *= silu_grad(va[j]);
+    }
+}
+
+// The backward scans of one (sequence b, head h); c->dr holds do. Reductions over d_h in 16 fixed
+// lanes (rvec16) with a pairwise tree.
+RB_CLONES static void gsa_scan_bwd(GsaCtx *c, int b, int h, int T, int forced) {
+    const int D = c->D, dh = c->dh, m = c->m, Hm = c->Hm, bh = b * c->H + h;
+    real *K = c->st + (size_t)bh * 4 * m * dh, *V = K + (size_t)m * dh;
+    real *AK = V + (size_t)m * dh, *AV = AK + (size_t)m * dh;
+    memset(K, 0, 4 * (size_t)m * dh * sizeof(real));
+    // forward re-scan: dp_t = V_t do_t, dok_t = softmax backward, dq_t = K_t^T dok_t
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        const real *restrict q = c->q + od, *restrict k = c->k + od, *restrict v = c->v + od, *restrict dO = c->dr + od;
+        const real *a = c->alpha + om, *s = c->s + om, *pp = c->p + om;
+        real *restrict dok = c->dok + om, *restrict dG = c->dG + om, *restrict dq = c->dq + od, pdp = 0;
+        for (int r = 0; r < m; r++) {
+            real acc = decay_dot(V + (size_t)r * dh, a[r], s[r], v, dO, dh);
+            dok[r] = acc;  // dp for now
+            pdp += pp[r] * acc;
+        }
+        for (int r = 0; r < m; r++) {
+            dG[r] = pp[r] * dok[r];
+            dok[r] = pp[r] * (dok[r] - pdp);
+        }
+        for (int j = 0; j < dh; j++) dq[j] = 0;
+        for (int r = 0; r < m; r++) {
+            real *restrict row = K + (size_t)r * dh, ar = a[r], sr = s[r], g = dok[r];
+            rvec16 ok = {0};
+            int j = 0;
+            for (; j + 16 <= dh; j += 16) {
+                rvec16 x = ar * rv_load(row + j) + sr * rv_load(k + j);
+                rv_store(row + j, x);
+                ok += x * rv_load(q + j);
+                rv_store(dq + j, rv_load(dq + j) + g * x);
+            }
+            for (; j < dh; j++) {
+                real x = ar * row[j] + sr * k[j];
+                row[j] = x;
+                ok[0] += x * q[j];
+                dq[j] += g * x;
+            }
+            dG[r] += rv_sum(ok) * g;
+        }
+    }
+    // reverse scan: adjoints AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1}, AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1}
+    for (int t = T - 1; t >= 0; t--) {
+        size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        const real *restrict q = c->q + od, *restrict k = c->k + od, *restrict v = c->v + od, *restrict dO = c->dr + od;
+        const real *s = c->s + om, *pp = c->p + om, *dok = c->dok + om;
+        const real *an = t + 1 < T ? c->alpha + om + Hm : NULL;
+        real *restrict dk = c->dk + od, *restrict dv = c->dv + od, *dS = c->dS + om;
+        for (int j = 0; j < dh; j++) { dk[j] = 0; dv[j] = 0; }
+        for (int r = 0; r < m; r++) {
+            real *restrict rv = AV + (size_t)r * dh, *restrict rk = AK + (size_t)r * dh;
+            real ar = an ? an[r] : 0, sr = s[r], pr = pp[r], gr = dok[r];
+            rvec16 ds = {0};
+            int j = 0;
+            for (; j + 16 <= dh; j += 16) {
+                rvec16 xv = ar * rv_load(rv + j) + pr * rv_load(dO + j);
+                rv_store(rv + j, xv);
+                ds += xv * rv_load(v + j);
+                rv_store(dv + j, rv_load(dv + j) + sr * xv);
+                rvec16 xk = ar * rv_load(rk + j) + gr * rv_load(q + j);
+                rv_store(rk + j, xk);
+                ds += xk * rv_load(k + j);
+                rv_store(dk + j, rv_load(dk + j) + sr * xk);
+            }
+            for (; j < dh; j++) {
+                real xv = ar * rv[j] + pr * dO[j];
+                rv[j] = xv;
+                ds[0] += xv * v[j];
+                dv[j] += sr * xv;
+                real xk = ar * rk[j] + gr * q[j];
+                rk[j] = xk;
+                ds[0] += xk * k[j];
+                dk[j] += sr * xk;
+            }
+            dS[r] = rv_sum(ds);
+        }
+    }
+    // gates: dlog alpha_t = sum_{t' >= t} (dG - s dS)_{t'}; plus s = 1 - alpha; log alpha = logsigmoid(f)/8
+    for (int r = 0; r < m; r++) {
+        real cum = 0;
+        for (int t = T - 1; t >= 0; t--) {
+            size_t n = ((size_t)b * T + t) * Hm + (size_t)h * m + r;
+            cum += c->dG[n] - c->s[n] * c->dS[n];
+            real dlog = cum - c->dS[n] * c->alpha[n];
+            c->dG[n] = forced ? 0 : dlog * sigm(-c->fa[n]) / (real)GSA_GATE_NORMALIZER;
+        }
+    }
+}
+
 static void gsa_backward(Mixer *mx, real *const *p, real *const *dp, real *dinp, const real *dout,
                          const real *inp, int B, int T) {
     GsaCtx *c = mx->ctx;
-    const int N = B * T, D = c->D, H = c->H, dh = c->dh, m = c->m, Hm = c->Hm;
+    const int N = B * T, D = c->D, H = c->H, Hm = c->Hm;
     const real *w = p[GSA_NORM], *y = c->dk, *r = c->dq;  // from forward
     // out = r W_o^T
     matmul_par(c->dr, dout, p[GSA_WO], N, D, D, 0, 0, 0);
     matmul_par(dp[GSA_WO], dout, r, D, D, N, 1, 0, 1);
     // r = w * y * rstd: dw (fixed order over tokens), then dr -> dy -> do in place
     real *dw = dp[GSA_NORM];
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < D; j++) {
-        real acc = 0;
-        for (int i = 0; i < N; i++) acc += c->dr[(size_t)i * D + j] * y[(size_t)i * D + j] * c->rstd[i];
-        dw[j] += acc;
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        gsa_norm_dw(dw, c->dr, y, c->rstd, N, D, D * t / nt, D * (t + 1) / nt);
     }
 #pragma omp parallel for schedule(static) if (N >= 64)
-    for (int i = 0; i < N; i++) {
-        real *g = c->dr + (size_t)i * D;
-        const real *yi = y + (size_t)i * D, *oi = c->o + (size_t)i * D;
-        real rs = c->rstd[i], dot = 0;
-        for (int j = 0; j < D; j++) dot += w[j] * g[j] * yi[j];
-        real cst = rs * rs * rs * dot / D;
-        for (int j = 0; j < D; j++) g[j] = (rs * w[j] * g[j] - yi[j] * cst) * silu_grad(oi[j]);
-    }
+    for (int i = 0; i < N; i++)
+        gsa_norm_bwd_row(c->dr + (size_t)i * D, y + (size_t)i * D, c->o + (size_t)i * D, w, c->rstd[i], D);
     // scans: c->dr now holds do [N, D]
     const int forced = gsa_test_force_alpha >= 0;
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        const int b = bh / H, h = bh % H;
-        real *K = c->st + (size_t)bh * 4 * m * dh, *V = K + (size_t)m * dh;
-        real *AK = V + (size_t)m * dh, *AV = AK + (size_t)m * dh;
-        memset(K, 0, 4 * (size_t)m * dh * sizeof(real));
-        // forward re-scan: dp_t = V_t do_t, dok_t = softmax backward, dq_t = K_t^T dok_t
-        for (int t = 0; t < T; t++) {
-            size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
-            const real *q = c->q + od, *k = c->k + od, *v = c->v + od, *dO = c->dr + od;
-            const real *a = c->alpha + om, *s = c->s + om, *pp = c->p + om;
-            real *dok = c->dok + om, *dG = c->dG + om, *dq = c->dq + od, pdp = 0;
-            for (int r = 0; r < m; r++) {
-                real *row = V + (size_t)r * dh, ar = a[r], sr = s[r], acc = 0;
-#pragma omp simd reduction(+ : acc)
-                for (int j = 0; j < dh; j++) {
-                    row[j] = ar * row[j] + sr * v[j];
-                    acc += row[j] * dO[j];
-                }
-                dok[r] = acc;  // dp for now
-                pdp += pp[r] * acc;
-            }
-            for (int r = 0; r < m; r++) {
-                dG[r] = pp[r] * dok[r];
-                dok[r] = pp[r] * (dok[r] - pdp);
-            }
-            for (int j = 0; j < dh; j++) dq[j] = 0;
-            for (int r = 0; r < m; r++) {
-                real *row = K + (size_t)r * dh, ar = a[r], sr = s[r], ok = 0, g = dok[r];
-#pragma omp simd reduction(+ : ok)
-                for (int j = 0; j < dh; j++) {
-                    row[j] = ar * row[j] + sr * k[j];
-                    ok += row[j] * q[j];
-                    dq[j] += g * row[j];
-                }
-                dG[r] += ok * g;
-            }
-        }
-        // reverse scan: adjoints AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1}, AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1}
-        for (int t = T - 1; t >= 0; t--) {
-            size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
-            const real *q = c->q + od, *k = c->k + od, *v = c->v + od, *dO = c->dr + od;
-            const real *s = c->s + om, *pp = c->p + om, *dok = c->dok + om;
-            const real *an = t + 1 < T ? c->alpha + om + Hm : NULL;
-            real *dk = c->dk + od, *dv = c->dv + od, *dS = c->dS + om;
-            for (int j = 0; j < dh; j++) { dk[j] = 0; dv[j] = 0; }
-            for (int r = 0; r < m; r++) {
-                real *rv = AV + (size_t)r * dh, *rk = AK + (size_t)r * dh;
-                real ar = an ? an[r] : 0, sr = s[r], pr = pp[r], gr = dok[r], ds = 0;
-#pragma omp simd reduction(+ : ds)
-                for (int j = 0; j < dh; j++) {
-                    rv[j] = ar * rv[j] + pr * dO[j];
-                    ds += rv[j] * v[j];
-                    dv[j] += sr * rv[j];
-                    rk[j] = ar * rk[j] + gr * q[j];
-                    ds += rk[j] * k[j];
-                    dk[j] += sr * rk[j];
-                }
-                dS[r] = ds;
-            }
-        }
-        // gates: dlog alpha_t = sum_{t' >= t} (dG - s dS)_{t'}; plus s = 1 - alpha; log alpha = logsigmoid(f)/8
-        for (int r = 0; r < m; r++) {
-            real cum = 0;
-            for (int t = T - 1; t >= 0; t--) {
-                size_t n = ((size_t)b * T + t) * Hm + (size_t)h * m + r;
-                cum += c->dG[n] - c->s[n] * c->dS[n];
-                real dlog = cum - c->dS[n] * c->alpha[n];
-                c->dG[n] = forced ? 0 : dlog * sigm(-c->fa[n]) / (real)GSA_GATE_NORMALIZER;
-            }
-        }
-    }
+    for (int bh = 0; bh < B * H; bh++) gsa_scan_bwd(c, bh / H, bh % H, T, forced);
     // silu backward to the pre-activations, then the projections
 #pragma omp parallel for schedule(static) if (N >= 64)
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < D; j++) {
-            size_t n = (size_t)i * D + j;
-            c->dq[n] *= silu_grad(c->qa[n]);
-            c->dk[n] *= silu_grad(c->ka[n]);
-            c->dv[n] *= silu_grad(c->va[n]);
-        }
+    for (int i = 0; i < N; i++) {
+        size_t o = (size_t)i * D;
+        gsa_silu_bwd_row(c->dq + o, c->dk + o, c->dv + o, c->qa + o, c->ka + o, c->va + o, D);
+    }
     matmul_par(dinp, c->dq, p[GSA_WQ], N, D, D, 0, 0, 0);
     matmul_par(dinp, c->dk, p[GSA_WK], N, D, D, 0, 0, 1);
     matmul_par(dinp, c->dv, p[GSA_WV], N, D, D, 0, 0, 1);

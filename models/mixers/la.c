@@ -21,6 +21,9 @@
 
 #include "la.h"  // LA_EPS, the tensor order (shared with cuda/la.cu)
 
+// rvec16 locals (layers.h) in the cloned scans: no vector crosses a call, the ABI note is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 typedef struct {
     int D, H, dh, kind, fq, F;   // fq: projected q/k dims per head; F: feature size per head
     real *qa, *ka;               // [BT, H*fq]
@@ -150,19 +153,31 @@ static void la_features(LaCtx *c, real *phq, real *phk, const real *qa, const re
 
 // One token of one head: S [F, d_h] += phk v^T, z [F] += phk; o [d_h] = S^T phq / (phq.z + eps).
 // Returns the denominator. Shared by the training scan and the step form.
-static real la_token(real *S, real *z, real *o, const real *phq, const real *phk, const real *v, int F, int dh) {
+// Cloned (RB_CLONES, layers.h) like every hot loop outside GEMM: the baseline x86-64 build of the
+// scans ran them in SSE2, 70% of a conv,la step.
+RB_CLONES static real la_token(real *restrict S, real *restrict z, real *restrict o, const real *restrict phq,
+                               const real *restrict phk, const real *restrict v, int F, int dh) {
     for (int j = 0; j < dh; j++) o[j] = 0;
-    real den = 0;
     for (int a = 0; a < F; a++) {
         real *row = S + (size_t)a * dh, ka = phk[a], qa = phq[a];
         for (int j = 0; j < dh; j++) {
             row[j] += ka * v[j];
             o[j] += qa * row[j];
         }
-        z[a] += ka;
-        den += qa * z[a];
     }
-    den += (real)LA_EPS;
+    // den = phq . z in 16 fixed lanes and a pairwise tree (a serial sum was a 153-add chain)
+    rvec16 lane = {0};
+    int a = 0;
+    for (; a + 16 <= F; a += 16) {
+        rvec16 zz = rv_load(z + a) + rv_load(phk + a);
+        rv_store(z + a, zz);
+        lane += rv_load(phq + a) * zz;
+    }
+    for (; a < F; a++) {
+        z[a] += phk[a];
+        lane[0] += phq[a] * z[a];
+    }
+    real den = rv_sum(lane) + (real)LA_EPS;
     real inv = 1 / den;
     for (int j = 0; j < dh; j++) o[j] *= inv;
     return den;
@@ -189,58 +204,79 @@ static void la_forward(Mixer *mx, real *const *p, real *out, const real *inp, in
     matmul_par(out, c->o, p[LA_WO], N, D, D, 0, 1, 0);
 }
 
+// Backward scans of one (sequence b, head h): dphq, dphk, dv of its tokens. The states are kept
+// transposed here, [d_h, F] (S^T, U^T): the per-feature sums then run down the d_h rows as vector
+// axpys (each element one chain over j, the same bits in every clone) instead of 153 horizontal
+// dot products per token.
+RB_CLONES static void la_scan_bwd(LaCtx *c, int b, int h, int T) {
+    const int D = c->D, H = c->H, dh = c->dh, F = c->F;
+    const int bh = b * H + h;
+    real *St = c->st + (size_t)bh * la_st_per_head(c), *z = St + (size_t)F * dh, *Ut = z + F,
+         *u = Ut + (size_t)F * dh;
+    real *dnum = u + F;
+    memset(St, 0, 2 * ((size_t)F * dh + F) * sizeof(real));
+    // o = num/den: dnum = do/den, dden = -(do.o)/den.
+    // forward re-scan: dphq_t = z_t dden_t + S_t dnum_t
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, of = (i * H + h) * F;
+        const real *restrict v = c->v + od, *o = c->o + od, *dO = c->dO + od, *restrict phk = c->phk + of;
+        real den = c->den[i * H + h], dden = 0, *restrict dq = c->dphq + of;
+        for (int j = 0; j < dh; j++) { dnum[j] = dO[j] / den; dden -= dO[j] * o[j]; }
+        dden /= den;
+        for (int a = 0; a < F; a++) {
+            z[a] += phk[a];
+            dq[a] = z[a] * dden;
+        }
+        for (int j = 0; j < dh; j++) {
+            real *restrict sj = St + (size_t)j * F, vj = v[j], nj = dnum[j];
+            for (int a = 0; a < F; a++) {
+                sj[a] += phk[a] * vj;
+                dq[a] += sj[a] * nj;
+            }
+        }
+    }
+    // reverse scan: U_t = sum_{t' >= t} phq dnum^T, u_t = sum phq dden; dphk = u + U v, dv = U^T phk
+    for (int t = T - 1; t >= 0; t--) {
+        size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, of = (i * H + h) * F;
+        const real *restrict v = c->v + od, *o = c->o + od, *dO = c->dO + od, *restrict phq = c->phq + of,
+                   *restrict phk = c->phk + of;
+        real den = c->den[i * H + h], dden = 0, *restrict dk = c->dphk + of, *restrict dv = c->dv + od;
+        for (int j = 0; j < dh; j++) { dnum[j] = dO[j] / den; dden -= dO[j] * o[j]; }
+        dden /= den;
+        for (int a = 0; a < F; a++) {
+            u[a] += phq[a] * dden;
+            dk[a] = u[a];
+        }
+        for (int j = 0; j < dh; j++) {
+            real *restrict uj = Ut + (size_t)j * F, vj = v[j], nj = dnum[j];
+            rvec16 lane = {0};  // dv[j] = phk . U^T[j] in 16 fixed lanes, then a pairwise tree
+            int a = 0;
+            for (; a + 16 <= F; a += 16) {
+                rvec16 x = rv_load(uj + a) + rv_load(phq + a) * nj;
+                rv_store(uj + a, x);
+                rv_store(dk + a, rv_load(dk + a) + x * vj);
+                lane += rv_load(phk + a) * x;
+            }
+            for (; a < F; a++) {
+                real x = uj[a] + phq[a] * nj;
+                uj[a] = x;
+                dk[a] += x * vj;
+                lane[0] += phk[a] * x;
+            }
+            dv[j] = rv_sum(lane);
+        }
+    }
+}
+
 static void la_backward(Mixer *mx, real *const *p, real *const *dp, real *dinp, const real *dout,
                         const real *inp, int B, int T) {
     LaCtx *c = mx->ctx;
     const int N = B * T, D = c->D, H = c->H, dh = c->dh, F = c->F, fq = c->fq, Q = c->H * c->fq;
     matmul_par(c->dO, dout, p[LA_WO], N, D, D, 0, 0, 0);
     matmul_par(dp[LA_WO], dout, c->o, D, D, N, 1, 0, 1);
-    const size_t sh = la_st_per_head(c);
+    (void)dh;
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        const int b = bh / H, h = bh % H;
-        real *S = c->st + (size_t)bh * sh, *z = S + (size_t)F * dh, *U = z + F, *u = U + (size_t)F * dh;
-        real *dnum = u + F;
-        memset(S, 0, 2 * ((size_t)F * dh + F) * sizeof(real));
-        // o = num/den: dnum = do/den, dden = -(do.o)/den.
-        // forward re-scan: dphq_t = S_t dnum_t + z_t dden_t
-        for (int t = 0; t < T; t++) {
-            size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, of = (i * H + h) * F;
-            const real *v = c->v + od, *o = c->o + od, *dO = c->dO + od, *phk = c->phk + of;
-            real den = c->den[i * H + h], dden = 0, *dq = c->dphq + of;
-            for (int j = 0; j < dh; j++) { dnum[j] = dO[j] / den; dden -= dO[j] * o[j]; }
-            dden /= den;
-            for (int a = 0; a < F; a++) {
-                real *row = S + (size_t)a * dh, ka = phk[a], acc = 0;
-#pragma omp simd reduction(+ : acc)
-                for (int j = 0; j < dh; j++) {
-                    row[j] += ka * v[j];
-                    acc += row[j] * dnum[j];
-                }
-                z[a] += ka;
-                dq[a] = acc + z[a] * dden;
-            }
-        }
-        // reverse scan: U_t = sum_{t' >= t} phq dnum^T, u_t = sum phq dden; dphk = U v + u, dv = U^T phk
-        for (int t = T - 1; t >= 0; t--) {
-            size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, of = (i * H + h) * F;
-            const real *v = c->v + od, *o = c->o + od, *dO = c->dO + od, *phq = c->phq + of, *phk = c->phk + of;
-            real den = c->den[i * H + h], dden = 0, *dk = c->dphk + of, *dv = c->dv + od;
-            for (int j = 0; j < dh; j++) { dnum[j] = dO[j] / den; dden -= dO[j] * o[j]; dv[j] = 0; }
-            dden /= den;
-            for (int a = 0; a < F; a++) {
-                real *row = U + (size_t)a * dh, qa = phq[a], ka = phk[a], acc = 0;
-#pragma omp simd reduction(+ : acc)
-                for (int j = 0; j < dh; j++) {
-                    row[j] += qa * dnum[j];
-                    acc += row[j] * v[j];
-                    dv[j] += ka * row[j];
-                }
-                u[a] += qa * dden;
-                dk[a] = acc + u[a];
-            }
-        }
-    }
+    for (int bh = 0; bh < B * H; bh++) la_scan_bwd(c, bh / H, bh % H, T);
 #pragma omp parallel for schedule(static) if (N >= 64)
     for (int i = 0; i < N; i++)
         for (int h = 0; h < H; h++) {
