@@ -573,7 +573,7 @@ int cmd_regress(int argc, char **argv) {
         utc_timestamp(when, sizeof when);
         FILE *f = fopen(tmp, "w");
         if (!f) die_runtime("cannot write %s: %s", tmp, strerror(errno));
-        fprintf(f, "# recallbench regression baseline: mean test accuracy of each suite row (harness/regress.c)\n"
+        fprintf(f, "# recallbench regression baseline: mean test accuracy of each suite row, test loss of :loss rows (harness/regress.c)\n"
                    "# measured: commit %s%s%s%s, %s, on %s, %d thread per row (recallbench regress --update)\n",
                 rev, dirty[0] ? " with uncommitted changes to " : "", dirty, only ? " (rows of --only; others kept)" : "",
                 when, cpu_model(), threads);
