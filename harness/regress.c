@@ -57,6 +57,9 @@ static const Row suite[] = {
     // LA with f = 8 (45 Taylor features instead of 153): capacity-limited, so the feature map's
     // constants show in its plateau (la-taylor-const: -0.09 here, -0.04 on la/regbench at f = 16).
     {"la", "regbench-f8", REGB_TINY " --layers conv,la --feature-dim 8", 0},
+    // mamba with N = 64 states: the S4D-real init's timescales span 1..64 (A = -(n+1)), so A's init
+    // shows in its plateau's test loss; RegBench rows do not move with the GEMM's rounding.
+    {"mamba", "regbench-n64", REGB_TINY " --layers mamba --state-dim 64", 1},
 };
 #define NROWS ((int)(sizeof suite / sizeof suite[0]))
 #define MAX_EPOCHS 256
