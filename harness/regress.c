@@ -497,12 +497,12 @@ int cmd_regress(int argc, char **argv) {
             if (res[i].done && !strcmp(res[i].status, "interrupted")) res[i].done = 0;
             finished++;
             if (res[i].done) {
-                fprintf(stderr, "regress: [%d/%d] %-9s %-11s %.4f (%.1f s cpu, %.1f s); last epochs:", finished, nsel,
+                fprintf(stderr, "regress: [%d/%d] %-9s %-12s %.4f (%.1f s cpu, %.1f s); last epochs:", finished, nsel,
                         suite[i].model, suite[i].task, res[i].acc, cpu, res[i].wall);
                 for (int k = res[i].nep > 4 ? res[i].nep - 4 : 0; k < res[i].nep; k++) fprintf(stderr, " %.4f", res[i].ep[k]);
                 fprintf(stderr, "\n");
             } else
-                fprintf(stderr, "regress: [%d/%d] %-9s %-11s %s (%.1f s)\n", finished, nsel, suite[i].model,
+                fprintf(stderr, "regress: [%d/%d] %-9s %-12s %s (%.1f s)\n", finished, nsel, suite[i].model,
                         suite[i].task, res[i].status, res[i].wall);
         }
     }
@@ -522,7 +522,7 @@ int cmd_regress(int argc, char **argv) {
         return 1;
     }
 
-    printf("%-10s %-11s %9s %9s %9s %7s %7s  %s\n", "model", "task", "expected", "measured", "delta", "tol", "last4",
+    printf("%-10s %-17s %9s %9s %9s %7s %7s  %s\n", "model", "task", "expected", "measured", "delta", "tol", "last4",
            "result");
     int fails = 0, nrun = 0;
     for (int i = 0; i < NROWS; i++) {
@@ -549,9 +549,9 @@ int cmd_regress(int argc, char **argv) {
         else if (!isfinite(m)) snprintf(verdict, sizeof verdict, "FAIL (%s)", r->status[0] ? r->status : "failed");
         else if (changed) snprintf(verdict, sizeof verdict, "FAIL (row changed)");
         else snprintf(verdict, sizeof verdict, "FAIL");
-        if (b) printf("%-10s %-11s %9.4f %9.4f %+9.4f %7.4f %7s  %s\n", suite[i].model, label, b->expected, m,
+        if (b) printf("%-10s %-17s %9.4f %9.4f %+9.4f %7.4f %7s  %s\n", suite[i].model, label, b->expected, m,
                       m - b->expected, b->tol, spread, verdict);
-        else printf("%-10s %-11s %9s %9.4f %9s %7s %7s  %s\n", suite[i].model, label, "-", m, "-", "-", spread,
+        else printf("%-10s %-17s %9s %9.4f %9s %7s %7s  %s\n", suite[i].model, label, "-", m, "-", "-", spread,
                     update ? "NEW" : "FAIL (no baseline row)");
         if (changed && !update)
             printf("           config hash %s, baseline %s: the row's definition changed; rerun --update\n", r->hash,
