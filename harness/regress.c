@@ -392,7 +392,7 @@ int cmd_regress(int argc, char **argv) {
         for (char *s, *t = strtok_r(buf, ",", &s); t; t = strtok_r(NULL, ",", &s), n++)
             if (!token_known(t))
                 die_usage("regress: --only %s: no such model, task or model/task row (models: attention swa bla gsa "
-                          "la mamba; tasks: mqar regbench; tagged rows: gsa/mqar-s2 la/regbench-f8)", t);
+                          "la mamba; tasks: mqar regbench; tagged rows: gsa/mqar-s2 la/regbench-f8 mamba/regbench-n64)", t);
         if (!n) die_usage("regress: --only needs at least one model or task");
     }
     if (gemm && update) die_usage("regress: --gemm cannot --update the baseline (it is measured on the CPU's own path)");
