@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "layers.h"  // rb_gemm_force, rb_gemm_path (--gemm)
 #include "rb_build.h"
 #include "train.h"
 #include "util.h"
@@ -31,25 +32,39 @@
                   "--d-model 32 --batch 64 --lr 3e-3 --seed 1 --early-stop 1.01"
 #define REGB_TINY "--task regbench --train-automata 100 --test-automata 50 --d-model 32 --batch 4 --epochs 24 " \
                   "--lr 3e-3 --seed 1 --early-stop 1.01"
-typedef struct { const char *model, *task, *flags; } Row;
+// loss = 1: the row also checks its final mean test loss, as baseline row model,TASK:loss (see the
+// baseline's comments for where that is sound).
+typedef struct { const char *model, *task, *flags; int loss; } Row;
 static const Row suite[] = {
-    {"attention", "mqar", MQAR_TINY " --layers conv,attention --epochs 12"},
-    {"swa", "mqar", MQAR_TINY " --layers conv,swa --window 16 --epochs 16"},
-    {"bla", "mqar", MQAR_TINY " --layers conv,bla --window 32 --freqs 16 --epochs 16"},
-    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12"},
-    {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16 --epochs 16"},
-    {"mamba", "mqar", MQAR_TINY " --layers mamba --state-dim 16 --lr 2e-2 --epochs 32"},
-    {"attention", "regbench", REGB_TINY " --layers conv,attention"},
-    {"swa", "regbench", REGB_TINY " --layers conv,swa --window 16"},
-    {"bla", "regbench", REGB_TINY " --layers conv,bla --window 32 --freqs 16"},
-    {"gsa", "regbench", REGB_TINY " --layers conv,gsa --slots 32"},
-    {"la", "regbench", REGB_TINY " --layers conv,la --feature-dim 16"},
-    {"mamba", "regbench", REGB_TINY " --layers mamba --state-dim 16"},
+    {"attention", "mqar", MQAR_TINY " --layers conv,attention --epochs 12", 0},
+    {"swa", "mqar", MQAR_TINY " --layers conv,swa --window 16 --epochs 16", 0},
+    {"bla", "mqar", MQAR_TINY " --layers conv,bla --window 32 --freqs 16 --epochs 16", 0},
+    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12", 0},
+    {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16 --epochs 16", 0},
+    // loss 1: also the final test loss (mamba's A init moves it 2x while the accuracy stays in tolerance)
+    {"mamba", "mqar", MQAR_TINY " --layers mamba --state-dim 16 --lr 2e-2 --epochs 32", 1},
+    {"attention", "regbench", REGB_TINY " --layers conv,attention", 0},
+    {"swa", "regbench", REGB_TINY " --layers conv,swa --window 16", 0},
+    {"bla", "regbench", REGB_TINY " --layers conv,bla --window 32 --freqs 16", 0},
+    {"gsa", "regbench", REGB_TINY " --layers conv,gsa --slots 32", 0},
+    {"la", "regbench", REGB_TINY " --layers conv,la --feature-dim 16", 0},
+    {"mamba", "regbench", REGB_TINY " --layers mamba --state-dim 16", 0},
+    // Rows where one mechanism is the bottleneck (tests/mutations.sh: breaks the rows above absorb).
+    // gsa/mqar is seed-sensitive (its plateau depends on which slots the gates settle on): a second
+    // seed is a second, independent draw of where it settles, so a change to GSA's learning dynamics
+    // (the gate normaliser) must keep both in place to pass.
+    {"gsa", "mqar-s2", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12 --seed 2", 0},
+    // LA with f = 8 (45 Taylor features instead of 153): capacity-limited, so the feature map's
+    // constants show in its plateau (la-taylor-const: -0.09 here, -0.04 on la/regbench at f = 16).
+    {"la", "regbench-f8", REGB_TINY " --layers conv,la --feature-dim 8", 0},
+    // mamba with N = 64 states: the S4D-real init's timescales span 1..64 (A = -(n+1)), so A's init
+    // shows in its plateau's test loss; RegBench rows do not move with the GEMM's rounding.
+    {"mamba", "regbench-n64", REGB_TINY " --layers mamba --state-dim 64", 1},
 };
 #define NROWS ((int)(sizeof suite / sizeof suite[0]))
 #define MAX_EPOCHS 256
 
-typedef struct { char model[32], task[16], hash[24]; double expected, tol; int found; } Base;
+typedef struct { char model[32], task[24], hash[24]; double expected, tol; int found; } Base;
 
 // One row's outcome, written by its worker to DIR/row-I.res and read back by the parent.
 typedef struct {
@@ -57,6 +72,7 @@ typedef struct {
     double acc;                  // mean test accuracy of the last epoch (NAN: training failed)
     int nep;                     // epochs with a test evaluation
     double ep[MAX_EPOCHS];       // mean test accuracy per epoch
+    double eploss[MAX_EPOCHS];   // mean test loss per epoch (checked on rows with .loss set)
     double cpu, wall;            // the worker's user+sys and wall seconds
     char hash[17];               // the row's config hash
     char status[16];             // train status: ok, diverged, failed, interrupted
@@ -75,7 +91,7 @@ static int load_baseline(const char *path, Base *b, int max) {
         if (line[0] == '#' || line[0] == '\n' || !strncmp(line, "model,", 6)) continue;
         if (n >= max) break;
         b[n].hash[0] = 0;
-        int k = sscanf(line, "%31[^,],%15[^,],%lf,%lf,%23[0-9a-f]", b[n].model, b[n].task, &b[n].expected, &b[n].tol,
+        int k = sscanf(line, "%31[^,],%23[^,],%lf,%lf,%23[0-9a-f]", b[n].model, b[n].task, &b[n].expected, &b[n].tol,
                        b[n].hash);
         if (k < 4 || !(b[n].tol >= 0))
             die_usage("%s:%d: expected model,task,expected,tolerance[,config hash]", path, ln);
@@ -106,11 +122,16 @@ static char *kept_comments(const char *path) {
     return out;
 }
 
-// An --only name: a model, a task, or one row as model/task.
+// The baseline label of row i's check c: its task (c = 0, test accuracy) or TASK:loss (c = 1).
+static void check_label(int i, int c, char *out, size_t n) { snprintf(out, n, "%s%s", suite[i].task, c ? ":loss" : ""); }
+
+// An --only name: a model, a task, or one row as model/label. A row's label is its task, or the task
+// and a tag (mqar-s2: a second row of that model on mqar); the task name selects its tagged rows too.
 static int token_matches(const char *t, const Row *r) {
     const char *sl = strchr(t, '/');
     if (sl) return (size_t)(sl - t) == strlen(r->model) && !strncmp(t, r->model, sl - t) && !strcmp(sl + 1, r->task);
-    return !strcmp(t, r->model) || !strcmp(t, r->task);
+    size_t n = strcspn(r->task, "-");
+    return !strcmp(t, r->model) || !strcmp(t, r->task) || (strlen(t) == n && !strncmp(t, r->task, n));
 }
 
 static int token_known(const char *t) {
@@ -184,13 +205,14 @@ static _Noreturn void worker(int i, const char *dir, const RunConfig *c) {
         sqlite3 *h = NULL;
         sqlite3_stmt *st = NULL;
         if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-            sqlite3_prepare_v2(h, "SELECT avg(accuracy) FROM evals WHERE split != 'train' GROUP BY epoch ORDER BY epoch",
+            sqlite3_prepare_v2(h, "SELECT avg(accuracy), avg(loss) FROM evals WHERE split != 'train' GROUP BY epoch ORDER BY epoch",
                                -1, &st, NULL) == SQLITE_OK) {
-            double ep[MAX_EPOCHS];
+            double ep[MAX_EPOCHS], lo[MAX_EPOCHS];
             int n = 0;
-            while (sqlite3_step(st) == SQLITE_ROW && n < MAX_EPOCHS) ep[n++] = sqlite3_column_double(st, 0);
+            while (sqlite3_step(st) == SQLITE_ROW && n < MAX_EPOCHS)
+                ep[n] = sqlite3_column_double(st, 0), lo[n++] = sqlite3_column_double(st, 1);
             fprintf(f, " %d", n);
-            for (int k = 0; k < n; k++) fprintf(f, " %.6f", ep[k]);
+            for (int k = 0; k < n; k++) fprintf(f, " %.6f %.6f", ep[k], lo[k]);
         } else fprintf(f, " 0");
         sqlite3_finalize(st);
         sqlite3_close(h);
@@ -211,7 +233,7 @@ static int read_result(const char *dir, int i, Result *out) {
     char accs[64];
     int ok = fscanf(f, "%15s %63s %d", out->status, accs, &out->nep) == 3 && out->nep >= 0 && out->nep <= MAX_EPOCHS;
     out->acc = strtod(accs, NULL);  // "nan" for a failed run
-    for (int k = 0; ok && k < out->nep; k++) ok = fscanf(f, "%lf", &out->ep[k]) == 1;
+    for (int k = 0; ok && k < out->nep; k++) ok = fscanf(f, "%lf %lf", &out->ep[k], &out->eploss[k]) == 2;
     fclose(f);
     unlink(res);
     if (!ok) return -1;
@@ -281,7 +303,8 @@ static void usage(const char *baseline) {
            "                           [--backend cpu|cuda [--precision fp32|tf32|bf16]]\n"
            "                           [--threads N] [--seed S] [--json]\n"
            "Trains the fixed regression suite on the CPU (every mixer on a tiny MQAR and a tiny\n"
-           "RegBench config, fixed seeds, each trained to a plateau), compares each accuracy with the\n"
+           "RegBench config, fixed seeds, and tagged rows where one mechanism is the bottleneck, each\n"
+           "trained to a plateau), compares each accuracy with the\n"
            "baseline file (default %s),\n"
            "prints model, task, expected, measured, delta, tolerance, the last epochs' spread and\n"
            "PASS/FAIL, and exits 1 if any row fails or the run is interrupted (SIGINT/SIGTERM stop the\n"
@@ -302,6 +325,8 @@ static void usage(const char *baseline) {
            "  --jobs N       rows trained at once, in worker processes (default: online cores) [1..64]\n"
            "  --threads N    CPU threads per row (default 1; the baseline is measured at 1) [1..1024]\n"
            "  --seed S       replace every row's seed (to measure seed spread when choosing tolerances)\n"
+           "  --gemm P       force the float GEMM path (blas, scalar, avx2, avx512): another CPU's rounding,\n"
+           "                 to measure the rounding spread when choosing tolerances\n"
            "  --json         print a JSON object (rows with per-epoch accuracies) as the last line\n",
            baseline);
 }
@@ -309,6 +334,7 @@ static void usage(const char *baseline) {
 int cmd_regress(int argc, char **argv) {
     const char *baseline = RB_SOURCE_ROOT "/tests/regression/baseline.csv", *only = NULL, *seed = NULL;
     int update = 0, json = 0, zero = 0, threads = 1, allow_dirty = 0;
+    const char *gemm = NULL;
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int jobs = online < 1 ? 1 : online > 64 ? 64 : (int)online;
     for (int i = 1; i < argc; i++) {
@@ -323,7 +349,7 @@ int cmd_regress(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(baseline); return 0; }
         int needs = !strcmp(a, "--baseline") || !strcmp(a, "--only") || !strcmp(a, "--threads") ||
                     !strcmp(a, "--seed") || !strcmp(a, "--jobs") || !strcmp(a, "--backend") ||
-                    !strcmp(a, "--precision");
+                    !strcmp(a, "--precision") || !strcmp(a, "--gemm");
         if (!needs && v) die_usage("regress: %s takes no value", a);
         if (needs && !v) {
             if (i + 1 >= argc) die_usage("regress: %s needs a value", a);
@@ -334,6 +360,12 @@ int cmd_regress(int argc, char **argv) {
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--zero-mixer")) zero = 1;  // test only: sabotage every mixer
         else if (!strcmp(a, "--baseline")) baseline = v;
+        else if (!strcmp(a, "--gemm")) {  // rounding variant: another CPU's GEMM path (measuring tolerances)
+            if (strcmp(v, "blas") && strcmp(v, "scalar") && strcmp(v, "avx2") && strcmp(v, "avx512"))
+                die_usage("regress: --gemm %s: must be blas, scalar, avx2 or avx512", v);
+            if (rb_gemm_force(v)) die_usage("regress: --gemm %s: this CPU cannot run it", v);
+            gemm = v;
+        }
         else if (!strcmp(a, "--seed")) seed = v;
         else if (!strcmp(a, "--only")) only = v;
         else if (!strcmp(a, "--backend")) {
@@ -362,9 +394,10 @@ int cmd_regress(int argc, char **argv) {
         for (char *s, *t = strtok_r(buf, ",", &s); t; t = strtok_r(NULL, ",", &s), n++)
             if (!token_known(t))
                 die_usage("regress: --only %s: no such model, task or model/task row (models: attention swa bla gsa "
-                          "la mamba; tasks: mqar regbench)", t);
+                          "la mamba; tasks: mqar regbench; tagged rows: gsa/mqar-s2 la/regbench-f8 mamba/regbench-n64)", t);
         if (!n) die_usage("regress: --only needs at least one model or task");
     }
+    if (gemm && update) die_usage("regress: --gemm cannot --update the baseline (it is measured on the CPU's own path)");
     if (zero && update) die_usage("regress: --zero-mixer cannot --update the baseline");
     if (seed && update) die_usage("regress: --seed cannot --update the baseline (it is measured at the rows' seeds)");
     if (threads != 1 && update) die_usage("regress: the baseline is measured at --threads 1");
@@ -402,8 +435,8 @@ int cmd_regress(int argc, char **argv) {
 
     char dir[] = "/tmp/recallbench-regress-XXXXXX";
     if (!mkdtemp(dir)) die_runtime("cannot create a temporary directory: %s", strerror(errno));
-    fprintf(stderr, "regress: %d rows, %d at a time, %d thread%s each; temporary databases in %s\n", nsel, jobs,
-            threads, threads == 1 ? "" : "s", dir);
+    fprintf(stderr, "regress: %d rows, %d at a time, %d thread%s each, GEMM path %s; temporary databases in %s\n",
+            nsel, jobs, threads, threads == 1 ? "" : "s", rb_gemm_path(), dir);
     fflush(stderr);
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof sa);
@@ -470,12 +503,12 @@ int cmd_regress(int argc, char **argv) {
             if (res[i].done && !strcmp(res[i].status, "interrupted")) res[i].done = 0;
             finished++;
             if (res[i].done) {
-                fprintf(stderr, "regress: [%d/%d] %-9s %-8s %.4f (%.1f s cpu, %.1f s); last epochs:", finished, nsel,
+                fprintf(stderr, "regress: [%d/%d] %-9s %-12s %.4f (%.1f s cpu, %.1f s); last epochs:", finished, nsel,
                         suite[i].model, suite[i].task, res[i].acc, cpu, res[i].wall);
                 for (int k = res[i].nep > 4 ? res[i].nep - 4 : 0; k < res[i].nep; k++) fprintf(stderr, " %.4f", res[i].ep[k]);
                 fprintf(stderr, "\n");
             } else
-                fprintf(stderr, "regress: [%d/%d] %-9s %-8s %s (%.1f s)\n", finished, nsel, suite[i].model,
+                fprintf(stderr, "regress: [%d/%d] %-9s %-12s %s (%.1f s)\n", finished, nsel, suite[i].model,
                         suite[i].task, res[i].status, res[i].wall);
         }
     }
@@ -495,19 +528,23 @@ int cmd_regress(int argc, char **argv) {
         return 1;
     }
 
-    printf("%-10s %-9s %9s %9s %9s %7s %7s  %s\n", "model", "task", "expected", "measured", "delta", "tol", "last4",
+    printf("%-10s %-17s %9s %9s %9s %7s %7s  %s\n", "model", "task", "expected", "measured", "delta", "tol", "last4",
            "result");
     int fails = 0, nrun = 0;
     for (int i = 0; i < NROWS; i++) {
         if (!sel[i]) continue;
         nrun++;
+      for (int c = 0; c <= suite[i].loss; c++) {  // c = 0: test accuracy; c = 1: test loss
+        char label[24];
+        check_label(i, c, label, sizeof label);
         Base *b = NULL;
         for (int j = 0; j < nb; j++)
-            if (!strcmp(base[j].model, suite[i].model) && !strcmp(base[j].task, suite[i].task)) b = &base[j];
+            if (!strcmp(base[j].model, suite[i].model) && !strcmp(base[j].task, label)) b = &base[j];
         if (b) b->found = 1;
         const Result *r = &res[i];
-        double m = r->done ? r->acc : NAN, lo = INFINITY, hi = -INFINITY;
-        for (int k = r->nep > 4 ? r->nep - 4 : 0; k < r->nep; k++) lo = fmin(lo, r->ep[k]), hi = fmax(hi, r->ep[k]);
+        const double *ep = c ? r->eploss : r->ep;
+        double m = r->done ? (c ? (r->nep ? ep[r->nep - 1] : NAN) : r->acc) : NAN, lo = INFINITY, hi = -INFINITY;
+        for (int k = r->nep > 4 ? r->nep - 4 : 0; k < r->nep; k++) lo = fmin(lo, ep[k]), hi = fmax(hi, ep[k]);
         char spread[16];
         if (r->nep) snprintf(spread, sizeof spread, "%.4f", hi - lo); else snprintf(spread, sizeof spread, "-");
         int changed = b && b->hash[0] && strcmp(b->hash, r->hash);
@@ -518,13 +555,14 @@ int cmd_regress(int argc, char **argv) {
         else if (!isfinite(m)) snprintf(verdict, sizeof verdict, "FAIL (%s)", r->status[0] ? r->status : "failed");
         else if (changed) snprintf(verdict, sizeof verdict, "FAIL (row changed)");
         else snprintf(verdict, sizeof verdict, "FAIL");
-        if (b) printf("%-10s %-9s %9.4f %9.4f %+9.4f %7.4f %7s  %s\n", suite[i].model, suite[i].task, b->expected, m,
+        if (b) printf("%-10s %-17s %9.4f %9.4f %+9.4f %7.4f %7s  %s\n", suite[i].model, label, b->expected, m,
                       m - b->expected, b->tol, spread, verdict);
-        else printf("%-10s %-9s %9s %9.4f %9s %7s %7s  %s\n", suite[i].model, suite[i].task, "-", m, "-", "-", spread,
+        else printf("%-10s %-17s %9s %9.4f %9s %7s %7s  %s\n", suite[i].model, label, "-", m, "-", "-", spread,
                     update ? "NEW" : "FAIL (no baseline row)");
         if (changed && !update)
             printf("           config hash %s, baseline %s: the row's definition changed; rerun --update\n", r->hash,
                    b->hash);
+      }
     }
     printf("%d rows, %d failed, %.0f s wall, %.0f s cpu (%d jobs, %d thread%s per row)\n", nrun, update ? 0 : fails,
            wall, cpu_total, jobs, threads, threads == 1 ? "" : "s");
@@ -544,28 +582,32 @@ int cmd_regress(int argc, char **argv) {
         utc_timestamp(when, sizeof when);
         FILE *f = fopen(tmp, "w");
         if (!f) die_runtime("cannot write %s: %s", tmp, strerror(errno));
-        fprintf(f, "# recallbench regression baseline: mean test accuracy of each suite row (harness/regress.c)\n"
+        fprintf(f, "# recallbench regression baseline: mean test accuracy of each suite row, test loss of :loss rows (harness/regress.c)\n"
                    "# measured: commit %s%s%s%s, %s, on %s, %d thread per row (recallbench regress --update)\n",
                 rev, dirty[0] ? " with uncommitted changes to " : "", dirty, only ? " (rows of --only; others kept)" : "",
                 when, cpu_model(), threads);
         fputs(comments, f);
         fprintf(f, "model,task,expected,tolerance,config\n");
         free(comments);
-        for (int i = 0; i < NROWS; i++) {
+        for (int i = 0; i < NROWS; i++)
+          for (int c = 0; c <= suite[i].loss; c++) {
+            char label[24];
+            check_label(i, c, label, sizeof label);
             Base *b = NULL;
             for (int j = 0; j < nb; j++)
-                if (!strcmp(base[j].model, suite[i].model) && !strcmp(base[j].task, suite[i].task)) b = &base[j];
-            int ran = sel[i] && res[i].done && isfinite(res[i].acc);
-            double tol = b ? b->tol : 0.05, v = ran ? res[i].acc : b ? b->expected : NAN;
-            if (!isfinite(v)) { printf("not written: %s/%s (no measured value)\n", suite[i].model, suite[i].task); continue; }
+                if (!strcmp(base[j].model, suite[i].model) && !strcmp(base[j].task, label)) b = &base[j];
+            int ran = sel[i] && res[i].done && isfinite(res[i].acc) && res[i].nep > 0;
+            double m = c ? res[i].eploss[ran ? res[i].nep - 1 : 0] : res[i].acc;
+            double tol = b ? b->tol : 0.05, v = ran ? m : b ? b->expected : NAN;
+            if (!isfinite(v)) { printf("not written: %s/%s (no measured value)\n", suite[i].model, label); continue; }
             const char *h = ran ? res[i].hash : b->hash;
             if (b && ran && fabs(v - b->expected) >= 5e-5)  // the file keeps 4 decimals
-                printf("updated %s/%s: %.4f -> %.4f\n", suite[i].model, suite[i].task, b->expected, v);
-            else if (!b) printf("added %s/%s: %.4f (tolerance %.4f)\n", suite[i].model, suite[i].task, v, tol);
+                printf("updated %s/%s: %.4f -> %.4f\n", suite[i].model, label, b->expected, v);
+            else if (!b) printf("added %s/%s: %.4f (tolerance %.4f)\n", suite[i].model, label, v, tol);
             if (b && ran && b->hash[0] && strcmp(b->hash, h))
-                printf("config of %s/%s: %s -> %s\n", suite[i].model, suite[i].task, b->hash, h);
-            fprintf(f, "%s,%s,%.4f,%.4f,%s\n", suite[i].model, suite[i].task, v, tol, h);
-        }
+                printf("config of %s/%s: %s -> %s\n", suite[i].model, label, b->hash, h);
+            fprintf(f, "%s,%s,%.4f,%.4f,%s\n", suite[i].model, label, v, tol, h);
+          }
         if (fclose(f) != 0 || rename(tmp, real) != 0) {
             unlink(tmp);
             die_runtime("cannot write baseline %s: %s", baseline, strerror(errno));
@@ -582,6 +624,8 @@ int cmd_regress(int argc, char **argv) {
             if (res[i].done && isfinite(res[i].acc)) printf("%.6f", res[i].acc); else printf("null");
             printf(", \"epochs\": [");
             for (int e = 0; e < res[i].nep; e++) printf("%s%.6f", e ? ", " : "", res[i].ep[e]);
+            printf("], \"test_loss\": [");
+            for (int e = 0; e < res[i].nep; e++) printf("%s%.6f", e ? ", " : "", res[i].eploss[e]);
             printf("]}");
         }
         printf("], \"failed\": %d, \"wall_s\": %.1f, \"cpu_s\": %.1f}\n", update ? 0 : fails, wall, cpu_total);

@@ -33,9 +33,9 @@ breaks=(
 "causal-leak|models/layers.c|s|a1 = t - lo;|a1 = imin(t + 1, lo + n - 1) - lo;||swa/regbench|attention mask off by one: each query also sees the next token"
 "gsa-gate-half|models/mixers/gsa.h|s|#define GSA_GATE_NORMALIZER 8.0|#define GSA_GATE_NORMALIZER 4.0||gsa|GSA gate normaliser 4 instead of 8"
 "la-taylor-const|models/mixers/la.c|s|\(r2 \* rd\)|rd|g|la|LA Taylor feature map: x_i^2/sqrt(f) instead of x_i^2/(sqrt(2) sqrt(f)) (forward and backward)"
-"layernorm-no-center|models/layers.c|s|o\[c\] = \(x\[c\] - m\) \* s \* w\[c\] \+ b\[c\];|o[c] = x[c] * s * w[c] + b[c];||swa/regbench,attention/mqar|LayerNorm forward forgets to subtract the mean"
+"layernorm-no-center|models/layers.c|s|o\[c\] = \(x\[c\] - m\) \* s \* w\[c\] \+ b\[c\];|o[c] = x[c] * s * w[c] + b[c];||swa/regbench,attention/mqar,gsa/mqar,la/regbench-f8|LayerNorm forward forgets to subtract the mean"
 "lr-no-decay|models/optim.c|s|return lo \+ \(lr - lo\) \* 0\.5 \* \(1 \+ cos\(M_PI \* prog\)\);|return lr;||swa/regbench,attention/mqar|cosine schedule dropped: constant learning rate"
-"mamba-A-init|models/mixers/mamba.c|s|\(real\)log\(n \+ 1\.0\)|(real)log(1.0)||mamba/regbench|mamba A_log = 0 for every state (A = -1) instead of S4D-real log(n+1)"
+"mamba-A-init|models/mixers/mamba.c|s|\(real\)log\(n \+ 1\.0\)|(real)log(1.0)||mamba|mamba A_log = 0 for every state (A = -1) instead of S4D-real log(n+1)"
 )
 
 if [ $list = 1 ]; then for b in "${breaks[@]}"; do IFS='|' read -r n f _ _ _ _ r d <<<"$b"; printf '%-20s %-28s %-14s %s\n' "$n" "$f" "$r" "$d"; done; exit 0; fi
