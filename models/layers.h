@@ -73,11 +73,17 @@ typedef int rvmask16 __attribute__((vector_size(16 * sizeof(real))));
 #define RV_INLINE static inline __attribute__((always_inline))
 RV_INLINE rvec16 rv_load(const real *p) { rvec16 v; __builtin_memcpy(&v, p, sizeof v); return v; }
 RV_INLINE void rv_store(real *p, rvec16 v) { __builtin_memcpy(p, &v, sizeof v); }
+// lanes of v picked by constant indices (GCC's and clang's spellings of the same permute)
+#if defined(__clang__)
+#define RV_SHUF(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define RV_SHUF(v, ...) __builtin_shuffle(v, (rvmask16){__VA_ARGS__})
+#endif
 RV_INLINE real rv_sum(rvec16 v) {
-    v += __builtin_shuffle(v, (rvmask16){8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15});
-    v += __builtin_shuffle(v, (rvmask16){4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7});
-    v += __builtin_shuffle(v, (rvmask16){2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3});
-    v += __builtin_shuffle(v, (rvmask16){1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+    v += RV_SHUF(v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    v += RV_SHUF(v, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+    v += RV_SHUF(v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    v += RV_SHUF(v, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
     return v[0];
 }
 // a where m is set, else b (C has no vector ?:)
