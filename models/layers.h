@@ -36,17 +36,23 @@ static inline int omp_get_num_threads(void) { return 1; }
 #ifdef RB_DOUBLE
 static inline real rb_exp(real x) { return exp(x); }
 #else
+// The constants and the operation sequence, written once for the scalar rb_exp and the 16-lane
+// rb_exp16 (T: float or rvec16; n: round to nearest by adding and subtracting 1.5*2^23).
+#define RB_EXP_LO (-87.0f)
+#define RB_EXP_HI 88.0f
+#define RB_EXP_POLY(T, x, n, r, p)                                                  \
+    T n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;                   \
+    T r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;              \
+    T p = (T){0} + 1.9875691500e-4f;                                                \
+    p = p * r + 1.3981999507e-3f;                                                   \
+    p = p * r + 8.3334519073e-3f;                                                   \
+    p = p * r + 4.1665795894e-2f;                                                   \
+    p = p * r + 1.6666665459e-1f;                                                   \
+    p = p * r + 5.0000001201e-1f;                                                   \
+    p = p * r * r + r + 1.0f
 static inline real rb_exp(real x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5*2^23)
-    float r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    x = x < RB_EXP_LO ? RB_EXP_LO : (x > RB_EXP_HI ? RB_EXP_HI : x);
+    RB_EXP_POLY(float, x, n, r, p);
     // p * 2^n by adding n to the exponent field. In unsigned arithmetic: shifting a negative int
     // left is undefined behaviour (UBSan flagged it); the uint32_t wrap-around gives the same bits.
     union { float f; uint32_t i; } u = {.f = p};
@@ -94,16 +100,8 @@ typedef unsigned int ruvec16 __attribute__((vector_size(16 * sizeof(float))));
 // rb_exp on 16 lanes: the same operations in the same order, so the same bits as rb_exp.
 RV_INLINE rvec16 rb_exp16(rvec16 x) {
     const rvec16 z = {0};
-    x = rv_sel(x < -87.0f, z - 87.0f, rv_sel(x > 88.0f, z + 88.0f, x));
-    rvec16 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    rvec16 r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
-    rvec16 p = z + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    x = rv_sel(x < RB_EXP_LO, z + RB_EXP_LO, rv_sel(x > RB_EXP_HI, z + RB_EXP_HI, x));
+    RB_EXP_POLY(rvec16, x, n, r, p);
     ruvec16 ni = (ruvec16)__builtin_convertvector(n, rvmask16);
     return (rvec16)((ruvec16)p + (ni << 23));
 }
