@@ -277,7 +277,9 @@ fi
 [ $rc = 1 ]; check "merge of a missing input: exit 1" $? "rc=$rc"
 
 # --- draining: --time-limit and SIGUSR1 start no new run and let running ones finish (kept, rc 0) ---------------
-printf '[sweep]\nname = drain\ntask = mqar\n%s\nepochs = 8\n\n[model attention]\nlayers = conv,attention\nlr = 1e-3 2e-3 3e-3 4e-3 5e-3 6e-3\n' "$(echo "$tiny" | grep -v '^epochs')" > dl.ini
+# Runs of ~1 s each on 2 cores (MQAR L 32, d 32, 4000 examples, 8 epochs, no early stop), so that a 1 s
+# limit falls inside the 6-run grid on a machine several times faster too.
+printf '[sweep]\nname = drain\ntask = mqar\nvocab = 64\nseq-len = 32\nkv-pairs = 2\ntrain-examples = 4000\ntest-examples = 50\nd-model = 32\nbatch = 32\nepochs = 8\nearly-stop = 1.01\n\n[model attention]\nlayers = conv,attention\nlr = 1e-3 2e-3 3e-3 4e-3 5e-3 6e-3\n' > dl.ini
 "$rb" sweep dl.ini --db dl/a.db -j 1 --time-limit 1 > dl1.out 2> dl1.err; rc=$?
 check "--time-limit 1: exit 0" $rc "$(tail -2 dl1.err)"
 grep -q 'starting no new runs' dl1.err && grep -q 'rerun the same command to resume' dl1.err
