@@ -40,7 +40,12 @@ int main(void) {
             snprintf(label, sizeof label, "la %s taylor d%d h%d f%d", form, cs[k].d, cs[k].heads, cs[k].f);
         else
             snprintf(label, sizeof label, "la %s elu d%d h%d", form, cs[k].d, cs[k].heads);
-        cuda_check_mixer(label, &c, cs[k].B, cs[k].T, 1200 + k, 1e-4, 2e-2);
+        // d 128, f 16 (273 features, T 256): the CPU's own fp32 result moves by up to 1.4e-4 (dinp) when
+        // only the GEMM's summation order changes (our GEMM vs OpenBLAS, seeds 1209-1212: 3.6e-5, 2.1e-5,
+        // 1.2e-6, 1.4e-4; tools/la_rounding_floor.c), more than the 1e-4 used elsewhere; the device
+        // measured 9.9e-5 at seed 1209. Tolerance there: 4e-4, ~3x that floor.
+        const double tol32 = cs[k].d == 128 ? 4e-4 : 1e-4;
+        cuda_check_mixer(label, &c, cs[k].B, cs[k].T, 1200 + k, tol32, 2e-2);
     }
     return cuda_check_done("la");
 }
