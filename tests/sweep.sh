@@ -17,15 +17,6 @@ fails=0
 have_sqlite=1; command -v sqlite3 >/dev/null || have_sqlite=0
 count_ok() { if [ $have_sqlite = 1 ]; then q "$1" "select count(*) from runs where status='ok'"; else echo 0; fi; }
 
-# Microscopic MQAR: a run takes well under a second.
-tiny='vocab = 64
-seq-len = 16
-kv-pairs = 2
-train-examples = 200
-test-examples = 50
-d-model = 16
-epochs = 1
-batch = 32'
 
 # --- grid expansion counts --------------------------------------------------------------------------------
 cat > grid.ini <<EOF

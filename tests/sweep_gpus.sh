@@ -22,14 +22,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fails=0
-tiny='vocab = 64
-seq-len = 16
-kv-pairs = 2
-train-examples = 200
-test-examples = 50
-d-model = 16
-epochs = 1
-batch = 32'
 
 # Worker wrappers. rec.sh: "start GPU PID T ARGS" / "end GPU PID T RC" around the real worker (it stays the
 # worker's parent). rec_exec.sh: "start GPU PID T ARGS", then execs recallbench (the worker is that pid).
