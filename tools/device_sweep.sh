@@ -12,6 +12,13 @@ out=${OUT:-/tmp/rbout}; mkdir -p "$out" /tmp/sweeplogs
 db="$out/$name.db"
 if [ -f "results/$name.db.gz" ]; then gunzip -c "results/$name.db.gz" > "$db"; fi   # earlier sittings
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv
+# CUDA MPS: the workers' kernels share the GPU at once instead of taking turns (measured on the H200 by
+# tools/device_concurrency.sh: 8 RegBench workers 4.7M tokens/s time-sliced, 8.7M under MPS). MPS=0: off.
+mps=0
+if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mpslog; mkdir -p /tmp/mps /tmp/mpslog
+  nvidia-cuda-mps-control -d && mps=1 && echo "MPS daemon started"
+fi
 ( while sleep 30; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) > "$out/gpu_util.txt" 2>&1 &
 mon=$!
 t0=$(date +%s)
@@ -19,6 +26,7 @@ drain=${DRAIN:-165}; tl=$(( secs > drain + 30 ? secs - drain : 30 ))
 timeout -s INT "$secs" "$bin/recallbench" sweep "$spec" --backend cuda --db "$db" --logs /tmp/sweeplogs --time-limit "$tl" "$@" 2>&1 | tail -n 60
 echo "sweep sitting: $(( $(date +%s) - t0 )) s wall"
 kill $mon 2>/dev/null
+[ $mps = 1 ] && echo quit | nvidia-cuda-mps-control
 "$bin/recallbench" sweep "$spec" --backend cuda --db "$db" --dry-run 2>&1 | tail -n 1
 tar czf "$out/logs.tar.gz" -C /tmp sweeplogs
 # fold the WAL into the file before compressing it (the -wal file does not travel)
