@@ -110,11 +110,31 @@ static int determinism(const MixerCfg *c, int B, int T) {
     return bad;
 }
 
-// Timing at the GPU reference shape (d 128, N 16, expand 2, B 256, L 256): printed, not asserted.
-// scan: "lanes" (the default kernels) or "serial" (RB_MAMBA_SCAN=serial, the one-thread-per-channel ones).
-static void timing(const char *scan) {
-    const int B = 256, T = 256, it = 20;
-    MixerCfg c = cfg(128, 16, 2);
+// The device scan's d_state limits: create() accepts N 256 and refuses 257 (default scan), accepts 32
+// and refuses 33 under RB_MAMBA_SCAN=serial (each refusal prints its one line). 1 on a wrong answer.
+static int limits(void) {
+    struct { const char *scan; int N, ok; } cs[] = {{"lanes", 256, 1}, {"lanes", 257, 0}, {"serial", 32, 1},
+                                                   {"serial", 33, 0}};
+    int wrong = 0;
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        MixerCfg c = cfg(32, cs[i].N, 1);
+        Mixer m;
+        setenv("RB_MAMBA_SCAN", cs[i].scan, 1);
+        const int ok = mixer_cuda_create(&m, &c, 2, 20) == 0;
+        if (ok) mixer_cuda_destroy(&m);
+        wrong += ok != cs[i].ok;
+    }
+    unsetenv("RB_MAMBA_SCAN");
+    return check_report("mamba create limits (wrong accept/refuse of N 256, 257 lanes; 32, 33 serial)", wrong, 0);
+}
+
+// Timing, printed, not asserted: at the GPU reference shape (d 128, N 16, expand 2, B 256, L 256), or
+// at N > 32 at RegBench's shape (d 128, expand 2, batch 32, T 1024: the bla-paper-regbench sweep).
+// scan: "lanes" (the default kernels; the wide ones at N > 32) or "serial" (RB_MAMBA_SCAN=serial, the
+// one-thread-per-channel ones, N <= 32).
+static void timing(const char *scan, int N) {
+    const int B = N > 32 ? 32 : 256, T = N > 32 ? 1024 : 256, it = 20;
+    MixerCfg c = cfg(128, N, 2);
     Dev v;
     setenv("RB_MAMBA_SCAN", scan, 1);
     dev_open(&v, &c, B, T, 9);
@@ -127,9 +147,9 @@ static void timing(const char *scan) {
     double ms = (now_s() - t0) * 1e3 / it;
     float fms, bms;
     mamba_cuda_scan_ms(&v.m, v.p, B, T, it, &fms, &bms);
-    printf("timing mamba d128 N16 expand2 B%d T%d (tf32, %s scan): mixer forward+backward %.3f ms (%.1fM "
+    printf("timing mamba d128 N%d expand2 B%d T%d (tf32, %s scan): mixer forward+backward %.3f ms (%.1fM "
            "tokens/s of this layer alone); scan kernels: forward %.3f ms, backward %.3f ms\n",
-           B, T, scan, ms, B * T / ms / 1e3, fms, bms);
+           N, B, T, scan, ms, B * T / ms / 1e3, fms, bms);
     dev_close(&v);
 }
 
@@ -141,6 +161,9 @@ int main(void) {
     struct { int d, N, E, B, T; } cs[] = {
         {48, 8, 2, 3, 37},   {48, 16, 1, 2, 1},    {64, 16, 2, 2, 130}, {64, 8, 1, 3, 256},
         {128, 16, 2, 2, 256}, {128, 8, 1, 4, 37},  {48, 5, 2, 2, 33},   {32, 32, 1, 2, 40},
+        // N > 32, the wide scan kernels (compiled N 64, 128, 256): N 100 pads states to 128 and E 48
+        // channels to 64 (a block is 32 channels); T not a multiple of the 16-token chunk.
+        {64, 64, 2, 2, 37},   {48, 100, 1, 2, 45}, {32, 256, 2, 2, 20},  {48, 33, 2, 3, 17},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         MixerCfg c = cfg(cs[i].d, cs[i].N, cs[i].E);
@@ -150,8 +173,13 @@ int main(void) {
     }
     MixerCfg c = cfg(64, 16, 2);
     int bad = determinism(&c, 3, 130);
-    timing("serial");
-    timing("lanes");
+    c = cfg(48, 100, 1);
+    bad |= determinism(&c, 2, 70);
+    bad |= limits();
+    timing("serial", 16);
+    timing("lanes", 16);
+    timing("lanes", 64);
+    timing("lanes", 256);
     unsetenv("RB_MAMBA_SCAN");
     int rc = cuda_check_done("mamba");
     return rc || bad;

@@ -2,9 +2,10 @@
 // Depends on layers.cuh (cuBLAS GEMMs through rb_cuda_*), mamba_internal.h (layout, sizes), mixer.h.
 //
 // Same math, tensor order and step-state layout as mamba.c; the projections are cuBLAS GEMMs, the rest
-// is five kernels per pass. The scan has two forms: the default lane-parallel kernels (scan_*_lanes:
-// NM lanes per channel, one state each, chunks staged in shared memory, sums over n by warp
-// transpose-sums; see their comment), and the serial ones (RB_MAMBA_SCAN=serial; mamba's
+// is five kernels per pass. The scan has two forms: the default lane-parallel kernels (d_state <= 32:
+// scan_*_lanes, NM lanes per channel, one state each, chunks staged in shared memory, sums over n by
+// warp transpose-sums; 32 < d_state <= 256: scan_*_wide, a lane per channel and the states split over
+// the block's warps; see their comments), and the serial ones (RB_MAMBA_SCAN=serial, d_state <= 32; mamba's
 // selective_scan in the "one thread per channel" form: a thread owns (sequence b, channel c), keeps the
 // N states in registers while it walks over t, the forward saves h at every SCAN_TC-token chunk
 // boundary, the backward recomputes h inside a chunk into a per-thread [SCAN_TC+1, N] array and runs the
@@ -21,7 +22,8 @@ extern "C" {
 #define K MAMBA_CONV_K
 #define SCAN_TC 8    // tokens per chunk: chunk-start states saved by the forward, recomputed in the backward
 #define SCAN_BX 64   // channels per block of the scan kernels (one block row = one sequence)
-#define NMAX_DEV 32  // largest d_state with a compiled scan (register arrays of NMAX states per thread)
+#define NMAX_SERIAL 32  // largest d_state of the serial scan (register arrays of NM states per thread)
+#define NMAX_DEV 256    // largest d_state of the default scan (lanes kernels up to 32, wide ones above)
 
 typedef struct {
     int D, E, N, R, P, NM;      // model width, d_inner, d_state, dt_rank, R + 2N, compiled N (>= N)
@@ -34,7 +36,8 @@ typedef struct {
     float *dtp;                 // [M, E]  W_dt dt_low (delta = softplus(dtp + b_dt), recomputed)
     float *y;                   // [M, E]  C.h + D x
     float *g;                   // [M, E]  y silu(z)
-    float *hs;                  // state at the end of each chunk: serial [B, T/SCAN_TC, N, E], lanes [B, T/SC_TC, E, N]
+    float *hs;                  // state at the end of each chunk: serial [B, T/SCAN_TC, N, E],
+                                // lanes [B, T/SC_TC, E, N], wide (NM > 32) [B, T/SC_TC, N, E]
     // backward
     float *dg;                  // [M, E]  d g
     float *dxz;                 // [M, 2E]
@@ -531,6 +534,284 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
     }
 }
 
+// ==== the wide scan (lane-parallel form for d_state > 32: compiled NM = 64, 128, 256) =====================
+// The lanes kernels above give a channel NM lanes, so for NM > 32 a channel would span warps, and their
+// per-warp dB/dC partials (NWARP x SC_TC x 2 NM floats) would pass the shared memory. Here the roles are
+// swapped: a block owns WD_CH = 32 channels of one sequence, one per lane, and its WD_WARPS = 8 warps
+// split the states: warp w holds states w NS .. w NS + NS-1 (NS = NM / 8) of its lane's channel in
+// registers. Then
+// - the sums over channels (dB, dC of each token and state) stay inside a warp: per state, a warp
+//   transpose-sum of the chunk's 2 SC_TC = 32 values (dB | dC terms of its 16 tokens) over the 32 lanes;
+// - the sums over states (y = C.h; in the backward sum_n gh B and sum_n q A) are per-lane partials over
+//   the lane's NS states in order, then over the 8 warps in index order through shared memory.
+// Chunks of SC_TC tokens as in the lanes kernels (same hs chunking, but hs is [B, nch, N, E] here so
+// that a warp's 32 channels are one coalesced row); padding tokens, channels and states carry zeros as
+// there. Dynamic shared memory (wide_fwd_smem / wide_bwd_smem bytes, set in create()): at NM 256 the
+// forward needs 53 KB, the backward 200 KB (of the 227 KB a block may have). Every sum has a fixed
+// order: the same bits every run. Measured nowhere yet (written without a device): speed unknown.
+#define WD_CH 32    // channels per block: one per lane
+#define WD_WARPS 8  // warps per block (SC_BLK / 32): each owns NM / 8 states of all WD_CH channels
+#define LN2_F 0.6931471805599453f
+static_assert(WD_WARPS * 32 == SC_BLK, "a wide block is WD_WARPS full warps");
+static_assert(2 * SC_TC == 32, "the backward's dB|dC transpose-sum packs 2 SC_TC values into one warp");
+
+// Dynamic shared memory of the wide kernels, bytes (layouts in the kernels).
+__host__ __device__ constexpr size_t wide_fwd_smem(int nm) {
+    return sizeof(float) * (2 * SC_TC * WD_CH + 2 * SC_TC * (size_t)nm + WD_WARPS * SC_TC * WD_CH);
+}
+__host__ __device__ constexpr size_t wide_bwd_smem(int nm) {
+    return sizeof(float) * (3 * SC_TC * WD_CH + 2 * SC_TC * (size_t)nm + 2 * WD_WARPS * SC_TC * WD_CH +
+                            2 * SC_TC * ((size_t)nm + 1) + 2 * SC_BLK + 3 * (size_t)nm * WD_CH);
+}
+// Blocks per SM that the backward's shared memory allows (an H200 SM has 228 KB, 1 KB reserved per
+// block): its register limit follows (2 blocks: 128 registers; spill-free at NM 64, not above).
+__host__ __device__ constexpr int wide_bwd_blocks(int nm) {
+    return 2 * (wide_bwd_smem(nm) + 1024) <= 228 * 1024 ? 2 : 1;
+}
+extern __shared__ float4 wd_smem[];  // float4: 16-byte alignment for the vector loads of B, C
+
+// scan_forward (mamba.c scan_forward_block + the softplus of mamba_forward), wide form. Shared memory:
+// s_dl, s_x [SC_TC][WD_CH]; s_B, s_C [SC_TC][NM]; s_y [WD_WARPS][SC_TC][WD_CH] (per-warp C.h partials).
+// Two blocks per SM (<= 128 registers): spill-free at NM 256 (124 registers), <= 53 KB of shared memory.
+template <int NM>
+__global__ void __launch_bounds__(SC_BLK, 2) scan_fwd_wide_kernel(float *__restrict__ y, float *__restrict__ g,
+        float *__restrict__ hs, const float *__restrict__ xs, const float *__restrict__ xz,
+        const float *__restrict__ xdbl, const float *__restrict__ dtp, const float *__restrict__ bdt,
+        const float *__restrict__ A_log, const float *__restrict__ Dp, int T, int E, int N, int R, int P) {
+    constexpr int NS = NM / WD_WARPS;  // states per lane
+    static_assert(NS % 4 == 0 && NS * WD_WARPS == NM, "a lane's states are whole float4s");
+    float *s_dl = (float *)wd_smem, *s_x = s_dl + SC_TC * WD_CH, *s_B = s_x + SC_TC * WD_CH,
+          *s_C = s_B + SC_TC * NM, *s_y = s_C + SC_TC * NM;
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, n0 = w * NS;
+    const int c0 = blockIdx.x * WD_CH, b = blockIdx.y, c = c0 + lane;
+    const bool okc = c < E;
+    float A2[NS], h[NS];  // exp(delta A) = 2^(delta A2)
+#pragma unroll
+    for (int i = 0; i < NS; i++) {
+        A2[i] = okc && n0 + i < N ? -expf(A_log[(size_t)c * N + n0 + i]) * LOG2E_F : 0.f;
+        h[i] = 0.f;
+    }
+    const int nch = (T + SC_TC - 1) / SC_TC;
+    const size_t mb = (size_t)b * T;
+    for (int k = 0; k < nch; k++) {
+        const int t0 = k * SC_TC;
+        __syncthreads();  // the previous chunk's write-out has read s_x, s_y
+        for (int i = tid; i < SC_TC * WD_CH; i += SC_BLK) {
+            const int j = i / WD_CH, cc = i % WD_CH, t = t0 + j, ch = c0 + cc;
+            float dl = 0.f, xv = 0.f;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
+                xv = xs[m * E + ch];
+            }
+            s_dl[i] = dl;
+            s_x[i] = xv;
+        }
+        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
+            const int j = i / NM, nn = i % NM, t = t0 + j;
+            float bv = 0.f, cv = 0.f;
+            if (t < T && nn < N) {
+                const float *row = xdbl + (mb + t) * P + R;
+                bv = row[nn];
+                cv = row[N + nn];
+            }
+            s_B[i] = bv;
+            s_C[i] = cv;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < SC_TC; j++) {
+            const float dl = s_dl[j * WD_CH + lane], dx = dl * s_x[j * WD_CH + lane];
+            const float4 *B4 = (const float4 *)(s_B + j * NM + n0), *C4 = (const float4 *)(s_C + j * NM + n0);
+            float acc = 0.f;
+#pragma unroll
+            for (int q = 0; q < NS / 4; q++) {
+                const float4 bq = B4[q], cq = C4[q];
+                const float bv[4] = {bq.x, bq.y, bq.z, bq.w}, cv[4] = {cq.x, cq.y, cq.z, cq.w};
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    const int i = 4 * q + u;
+                    h[i] = ex2f(dl * A2[i]) * h[i] + dx * bv[u];
+                    acc += cv[u] * h[i];
+                }
+            }
+            s_y[(w * SC_TC + j) * WD_CH + lane] = acc;
+        }
+        if (k + 1 < nch && okc) {
+#pragma unroll
+            for (int i = 0; i < NS; i++)
+                if (n0 + i < N) hs[(((size_t)b * nch + k) * N + n0 + i) * E + c] = h[i];
+        }
+        __syncthreads();
+        for (int i = tid; i < SC_TC * WD_CH; i += SC_BLK) {
+            const int j = i / WD_CH, cc = i % WD_CH, t = t0 + j, ch = c0 + cc;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                float s = 0.f;
+#pragma unroll
+                for (int ww = 0; ww < WD_WARPS; ww++) s += s_y[(ww * SC_TC + j) * WD_CH + cc];
+                const float yv = s + Dp[ch] * s_x[i], zv = xz[m * 2 * E + E + ch];
+                y[m * E + ch] = yv;
+                g[m * E + ch] = yv * zv * sigm(zv);
+            }
+        }
+    }
+}
+
+// scan_backward (mamba.c scan_backward_block, fused with the gate backward of mamba_backward and the
+// softplus derivative), wide form. Outputs as scan_bwd_lanes_kernel; dbc_part is [M, gridDim.x, 2N]
+// (per block of WD_CH channels). A lane walks its NS states one after the other through the chunk
+// (h recomputed from the chunk start, then the reverse recurrence), so that only one state's chunk
+// (H, a) is live at a time; its terms of sum_n gh B and sum_n q A accumulate over its states in S1, S2.
+// The per-state constants and carries (A2, dL/dh, dA) live in shared memory, not registers: with them
+// in registers and the state loop unrolled, NM 256 used 255 registers and spilled; this way they cost
+// one load (and two stores) per state and chunk, against the 16 tokens of work in between.
+// Shared memory: s_dl, s_x, s_dy [SC_TC][WD_CH]; s_B, s_C [SC_TC][NM]; s_S [2][WD_WARPS][SC_TC][WD_CH]
+// (per-warp S1 | S2 partials); s_dbc [2 SC_TC][NM + 1] (rows: dB of tokens 0..15, then dC; the +1
+// keeps the transposed writes on distinct banks); s_red [2][SC_BLK]; s_A2, s_gh, s_dA [NM][WD_CH].
+template <int NM>
+__global__ void __launch_bounds__(SC_BLK, wide_bwd_blocks(NM)) scan_bwd_wide_kernel(float *__restrict__ dxz,
+        float *__restrict__ ddt, float *__restrict__ dxs, float *__restrict__ dbc_part, float *__restrict__ dA_part,
+        float *__restrict__ dD_part, float *__restrict__ dbdt_part, const float *__restrict__ dg,
+        const float *__restrict__ y, const float *__restrict__ hs, const float *__restrict__ xs,
+        const float *__restrict__ xz, const float *__restrict__ xdbl, const float *__restrict__ dtp,
+        const float *__restrict__ bdt, const float *__restrict__ A_log, const float *__restrict__ Dp, int T,
+        int E, int N, int R, int P) {
+    constexpr int NS = NM / WD_WARPS, TW = SC_TC * WD_CH;
+    static_assert(NS * WD_WARPS == NM, "the warps split the states evenly");
+    float *s_dl = (float *)wd_smem, *s_x = s_dl + TW, *s_dy = s_x + TW, *s_B = s_dy + TW, *s_C = s_B + SC_TC * NM,
+          *s_S = s_C + SC_TC * NM, *s_dbc = s_S + 2 * WD_WARPS * TW, *s_red = s_dbc + 2 * SC_TC * (NM + 1),
+          *s_A2 = s_red + 2 * SC_BLK, *s_gh = s_A2 + NM * WD_CH, *s_dA = s_gh + NM * WD_CH;
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, n0 = w * NS;
+    const int c0 = blockIdx.x * WD_CH, b = blockIdx.y, c = c0 + lane, nbx = gridDim.x;
+    const bool okc = c < E;
+    // [n][lane] entries of state n of this lane's channel, touched only by this thread (no syncs needed).
+    // s_gh: dL/dh carried backwards across chunks; exp(delta A) = 2^(delta A2).
+    for (int i = 0; i < NS; i++) {
+        const int n = n0 + i;
+        s_A2[n * WD_CH + lane] = okc && n < N ? -expf(A_log[(size_t)c * N + n]) * LOG2E_F : 0.f;
+        s_gh[n * WD_CH + lane] = s_dA[n * WD_CH + lane] = 0.f;
+    }
+    float dDs = 0.f, dbs = 0.f;  // over this thread's stage/finish elements: all in channel c0 + lane
+    const int nch = (T + SC_TC - 1) / SC_TC;
+    const size_t mb = (size_t)b * T;
+    for (int k = nch - 1; k >= 0; k--) {
+        const int t0 = k * SC_TC;
+        __syncthreads();  // the previous chunk's finish has read the shared arrays
+        for (int i = tid; i < TW; i += SC_BLK) {
+            const int j = i / WD_CH, cc = i % WD_CH, t = t0 + j, ch = c0 + cc;
+            float dl = 0.f, xv = 0.f, dy = 0.f;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
+                xv = xs[m * E + ch];
+                const float zv = xz[m * 2 * E + E + ch], dgv = dg[m * E + ch], yv = y[m * E + ch];
+                const float s = sigm(zv);  // g = y silu(z)
+                dy = dgv * zv * s;
+                dxz[m * 2 * E + E + ch] = dgv * yv * s * (1.f + zv * (1.f - s));
+                dDs += dy * xv;
+            }
+            s_dl[i] = dl;
+            s_x[i] = xv;
+            s_dy[i] = dy;
+        }
+        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
+            const int j = i / NM, nn = i % NM, t = t0 + j;
+            float bv = 0.f, cv = 0.f;
+            if (t < T && nn < N) {
+                const float *row = xdbl + (mb + t) * P + R;
+                bv = row[nn];
+                cv = row[N + nn];
+            }
+            s_B[i] = bv;
+            s_C[i] = cv;
+        }
+        __syncthreads();
+        float S1[SC_TC], S2[SC_TC];  // this lane's sums over its states of gh B (-> d x, d delta) and q A2
+#pragma unroll
+        for (int j = 0; j < SC_TC; j++) S1[j] = S2[j] = 0.f;
+        const float *hk = hs + (((size_t)b * nch + (k > 0 ? k - 1 : 0)) * N + n0) * E + c;  // read if k > 0
+        float hnext = k > 0 && okc && n0 < N ? hk[0] : 0.f;  // the next state's chunk start, loaded ahead
+#pragma unroll 1
+        for (int i = 0; i < NS; i++) {
+            const int n = n0 + i;
+            const float A2 = s_A2[n * WD_CH + lane];
+            float gh = s_gh[n * WD_CH + lane], dA = 0.f;
+            float H[SC_TC + 1], a[SC_TC];  // h at the chunk start and after each token; the decays
+            H[0] = hnext;
+            if (i + 1 < NS) hnext = k > 0 && okc && n + 1 < N ? hk[(size_t)(i + 1) * E] : 0.f;
+#pragma unroll
+            for (int j = 0; j < SC_TC; j++) {
+                const float dl = s_dl[j * WD_CH + lane];
+                a[j] = ex2f(dl * A2);
+                H[j + 1] = a[j] * H[j] + dl * s_x[j * WD_CH + lane] * s_B[j * NM + n];
+            }
+            float v[2 * SC_TC];  // this channel's terms of dB_t[n] (v[j]) and dC_t[n] (v[SC_TC + j])
+#pragma unroll
+            for (int j = SC_TC - 1; j >= 0; j--) {
+                const float dy = s_dy[j * WD_CH + lane], dl = s_dl[j * WD_CH + lane], xv = s_x[j * WD_CH + lane];
+                const float bn = s_B[j * NM + n], cn = s_C[j * NM + n];
+                const float ghv = gh + dy * cn;  // dL/dh_t
+                v[SC_TC + j] = dy * H[j + 1];
+                const float q = ghv * H[j] * a[j];  // dL/d(delta a) through the decay
+                S2[j] += q * A2;
+                S1[j] += ghv * bn;
+                dA += q * dl;
+                v[j] = ghv * dl * xv;
+                gh = ghv * a[j];
+            }
+            s_gh[n * WD_CH + lane] = gh;
+            s_dA[n * WD_CH + lane] += dA;  // the chunk's sum over its tokens, added in chunk order
+            group_transpose_sum<2 * SC_TC, 32>(v, lane);  // lane l: the sum over the 32 channels of v[l]
+            s_dbc[lane * (NM + 1) + n] = v[0];
+        }
+#pragma unroll
+        for (int j = 0; j < SC_TC; j++) {
+            s_S[(w * SC_TC + j) * WD_CH + lane] = S1[j];
+            s_S[((WD_WARPS + w) * SC_TC + j) * WD_CH + lane] = S2[j];
+        }
+        __syncthreads();
+        for (int i = tid; i < TW; i += SC_BLK) {
+            const int j = i / WD_CH, cc = i % WD_CH, t = t0 + j, ch = c0 + cc;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                float S1s = 0.f, S2s = 0.f;
+#pragma unroll
+                for (int ww = 0; ww < WD_WARPS; ww++) {
+                    S1s += s_S[(ww * SC_TC + j) * WD_CH + cc];
+                    S2s += s_S[((WD_WARPS + ww) * SC_TC + j) * WD_CH + cc];
+                }
+                const float dl = s_dl[i], xv = s_x[i];
+                // S2s is sum_n q A2 = sum_n q A / ln 2; softplus' = -expm1(-delta)
+                const float dd = (S2s * LN2_F + S1s * xv) * -expm1f(-dl);
+                ddt[m * E + ch] = dd;
+                dxs[m * E + ch] = s_dy[i] * Dp[ch] + dl * S1s;
+                dbs += dd;
+            }
+        }
+        for (int i = tid; i < SC_TC * 2 * N; i += SC_BLK) {
+            const int j = i / (2 * N), r2 = i % (2 * N), t = t0 + j;
+            if (t < T) {
+                const float v = r2 < N ? s_dbc[j * (NM + 1) + r2] : s_dbc[(SC_TC + j) * (NM + 1) + r2 - N];
+                dbc_part[((mb + t) * nbx + blockIdx.x) * 2 * N + r2] = v;
+            }
+        }
+    }
+    if (okc) {
+        for (int i = 0; i < NS; i++)
+            if (n0 + i < N) dA_part[((size_t)b * N + n0 + i) * E + c] = s_dA[(n0 + i) * WD_CH + lane];
+    }
+    s_red[tid] = dDs;
+    s_red[SC_BLK + tid] = dbs;
+    __syncthreads();
+    if (tid < WD_CH && c0 + tid < E) {
+        float sd = 0.f, sb = 0.f;
+        for (int q = tid; q < SC_BLK; q += WD_CH) { sd += s_red[q]; sb += s_red[SC_BLK + q]; }
+        dD_part[(size_t)b * E + c0 + tid] = sd;
+        dbdt_part[(size_t)b * E + c0 + tid] = sb;
+    }
+}
+
 // dxdbl[m, R + j] = sum over the nw partials (in order) of dbc_part[m, w, j]: dB | dC of each token.
 __global__ void dbc_reduce_kernel(float *dxdbl, const float *part, long long M, int nw, int N2, int R, int P) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -656,6 +937,23 @@ static int compiled_n(int N) {
     return nm < 2 ? 2 : nm;
 }
 
+// The wide kernels' dynamic shared memory passes the default 48 KB at large NM: raise each one's limit
+// (once per create, outside any captured graph).
+static void wide_set_smem(int nm) {
+#define WSET(NM) do { \
+        CHECK_CUDA(cudaFuncSetAttribute(scan_fwd_wide_kernel<NM>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                                        (int)wide_fwd_smem(NM))); \
+        CHECK_CUDA(cudaFuncSetAttribute(scan_bwd_wide_kernel<NM>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                                        (int)wide_bwd_smem(NM))); \
+    } while (0)
+    switch (nm) {
+    case 64: WSET(64); break;
+    case 128: WSET(128); break;
+    default: WSET(256); break;
+    }
+#undef WSET
+}
+
 static void mamba_cuda_destroy(void *vctx) {
     MambaCudaCtx *x = (MambaCudaCtx *)vctx;
     if (!x) return;
@@ -667,9 +965,12 @@ static void mamba_cuda_destroy(void *vctx) {
 }
 
 static void *mamba_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
-    if (c->state_dim > NMAX_DEV) {
-        fprintf(stderr, "recallbench: mamba on cuda: --state-dim %d: the device scan supports 1 .. %d\n",
-                c->state_dim, NMAX_DEV);
+    // RB_MAMBA_SCAN=serial: the one-thread-per-channel scan kernels (kept for comparison on the device)
+    const char *sv = getenv("RB_MAMBA_SCAN");
+    const int lanes = !(sv && !strcmp(sv, "serial")), nmax = lanes ? NMAX_DEV : NMAX_SERIAL;
+    if (c->state_dim < 1 || c->state_dim > nmax) {
+        fprintf(stderr, "recallbench: mamba on cuda: --state-dim %d: the device scan%s supports 1 .. %d\n",
+                c->state_dim, lanes ? "" : " (RB_MAMBA_SCAN=serial)", nmax);
         return NULL;
     }
     MambaCudaCtx *x = (MambaCudaCtx *)calloc(1, sizeof *x);
@@ -677,10 +978,9 @@ static void *mamba_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     x->D = c->d; x->E = mamba_d_inner(c); x->N = c->state_dim; x->R = mamba_dt_rank(c);
     x->P = x->R + 2 * x->N; x->NM = compiled_n(x->N);
     x->Bmax = Bmax; x->Tmax = Tmax;
-    // RB_MAMBA_SCAN=serial: the one-thread-per-channel scan kernels (kept for comparison on the device)
-    const char *sv = getenv("RB_MAMBA_SCAN");
-    x->lanes = !(sv && !strcmp(sv, "serial"));
-    x->nw = x->lanes ? cdiv(x->E, SC_BLK / x->NM * sc_cpt(x->NM)) : cdiv(x->E, 32);
+    x->lanes = lanes;
+    x->nw = !lanes ? cdiv(x->E, 32) : x->NM > 32 ? cdiv(x->E, WD_CH) : cdiv(x->E, SC_BLK / x->NM * sc_cpt(x->NM));
+    if (lanes && x->NM > 32) wide_set_smem(x->NM);
     size_t M = (size_t)Bmax * Tmax, E = x->E, N = x->N, P = x->P;
     size_t nch = (size_t)(x->lanes ? cdiv(Tmax, SC_TC) : cdiv(Tmax, SCAN_TC));
     int ok = 1;
@@ -705,14 +1005,21 @@ static void launch_scan_forward(MambaCudaCtx *x, float *const *p, int B, int T) 
         dim3 lg(cdiv(x->E, SC_BLK / x->NM), B);
 #define LFWD(NM) scan_fwd_lanes_kernel<NM><<<lg, SC_BLK, 0, rb_cuda_stream()>>>(x->y, x->g, x->hs, x->xs, \
         x->xz, x->xdbl, x->dtp, p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
+#define WFWD(NM) scan_fwd_wide_kernel<NM><<<wg, SC_BLK, wide_fwd_smem(NM), rb_cuda_stream()>>>(x->y, x->g, \
+        x->hs, x->xs, x->xz, x->xdbl, x->dtp, p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
+        dim3 wg(cdiv(x->E, WD_CH), B);
         switch (x->NM) {
         case 2: LFWD(2); break;
         case 4: LFWD(4); break;
         case 8: LFWD(8); break;
         case 16: LFWD(16); break;
-        default: LFWD(32); break;
+        case 32: LFWD(32); break;
+        case 64: WFWD(64); break;
+        case 128: WFWD(128); break;
+        default: WFWD(256); break;
         }
 #undef LFWD
+#undef WFWD
         CHECK_LAUNCH();
         return;
     }
@@ -736,14 +1043,21 @@ static void launch_scan_backward(MambaCudaCtx *x, float *const *p, int B, int T)
 #define LBWD(NM) scan_bwd_lanes_kernel<NM><<<lg, SC_BLK, 0, rb_cuda_stream()>>>(x->dxz, x->ddt, x->dxs, \
         x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dg, x->y, x->hs, x->xs, x->xz, x->xdbl, x->dtp, \
         p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
+#define WBWD(NM) scan_bwd_wide_kernel<NM><<<lg, SC_BLK, wide_bwd_smem(NM), rb_cuda_stream()>>>(x->dxz, x->ddt, \
+        x->dxs, x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dg, x->y, x->hs, x->xs, x->xz, x->xdbl, \
+        x->dtp, p[MAMBA_B_DT], p[MAMBA_A_LOG], p[MAMBA_D], T, x->E, x->N, x->R, x->P)
         switch (x->NM) {
         case 2: LBWD(2); break;
         case 4: LBWD(4); break;
         case 8: LBWD(8); break;
         case 16: LBWD(16); break;
-        default: LBWD(32); break;
+        case 32: LBWD(32); break;
+        case 64: WBWD(64); break;
+        case 128: WBWD(128); break;
+        default: WBWD(256); break;
         }
 #undef LBWD
+#undef WBWD
         CHECK_LAUNCH();
         return;
     }
