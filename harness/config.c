@@ -68,8 +68,8 @@ static const Flag flags[] = {
     {"early-stop", F_DOUBLE, O(early_stop), "0.99", 0, 1.01, NULL, G_TRAIN, NULL, "stop once mean test accuracy exceeds this (>1 = never)"},
     {"seed", F_U64, O(seed), "1", 0, 0, NULL, G_TRAIN, NULL, "seed of data, init and shuffling"},
     {"backend", F_CHOICE, O(backend), "cpu", 0, 0, "cpu|cuda", G_TRAIN, NULL, "compute backend"},
-    {"precision", F_CHOICE, O(precision), "tf32", 0, 0, "fp32|tf32|bf16", G_TRAIN, "cuda",
-     "cuda GEMM inputs (parameters, gradients, moments stay fp32)"},
+    {"precision", F_CHOICE, O(precision), "tf32", 0, 0, "fp32|tf32|bf16", G_TRAIN, "cuda|bf16",
+     "GEMM inputs (parameters, gradients, moments stay fp32); cpu: fp32 (tf32 = fp32), or bf16 on Intel AMX"},
     // run-only
     {"threads", F_INT, O(threads), "0", 0, 1024, NULL, G_RUN, "-", "CPU threads (0 = all cores)"},
     {"db", F_STR, O(db), "results/results.db", 0, 0, NULL, G_RUN, "-", "results database (SQLite)"},
@@ -378,6 +378,9 @@ static int knob_read(const RunConfig *c, const Flag *f) {
     if (!strcmp(f->reads, "mqar")) return c->task == TASK_MQAR;
     if (!strcmp(f->reads, "regbench")) return c->task == TASK_REGBENCH;
     if (!strcmp(f->reads, "cuda")) return c->backend == BACKEND_CUDA;
+    // --precision: every cuda run; on the cpu only bf16 (fp32 and tf32 are the same fp32 arithmetic
+    // there, and the cpu configs hashed before bf16 existed keep their hash)
+    if (!strcmp(f->reads, "cuda|bf16")) return c->backend == BACKEND_CUDA || c->precision == RB_PREC_BF16;
     char want[64], lay[sizeof c->layers];
     snprintf(want, sizeof want, "%s", f->reads);
     for (char *s1, *w = strtok_r(want, ",", &s1); w; w = strtok_r(NULL, ",", &s1)) {

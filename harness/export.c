@@ -177,7 +177,7 @@ int export_load(sqlite3 *db, const char *task, int baselines, ExRow **out) {
         if (json_get(cj, "freqs", x->freqs, sizeof x->freqs)) x->freqs[0] = 0;
         if (json_get(cj, "bla-readout", x->readout, sizeof x->readout)) x->readout[0] = 0;
         if (json_get(cj, "feature-map", x->feature_map, sizeof x->feature_map)) x->feature_map[0] = 0;
-        if (strcmp(x->backend, "cuda") || json_get(cj, "precision", x->precision, sizeof x->precision)) x->precision[0] = 0;
+        if (json_get(cj, "precision", x->precision, sizeof x->precision)) x->precision[0] = 0;  // cuda runs; cpu bf16
         x->train_automata = json_int(cj, "train-automata", 0);
         x->test_automata = json_int(cj, "test-automata", 0);
         double t0 = stamp_seconds(x->started), t1 = stamp_seconds(x->finished);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "shell_consts.h"
+#include "gemm_amx.h"
 
 // rvec16 locals (layers.h) in the cloned row loops: no vector crosses a call, the ABI note is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -122,9 +123,18 @@ static int gemm_path_detect(void) {
     return GEMM_PATH_BLAS;
 }
 
+static int gemm_bf16;  // --precision bf16 on the cpu: the GEMMs run on AMX (gemm_amx.c)
+
 const char *rb_gemm_path(void) {
+    if (gemm_bf16) return "amx-bf16";
     if (gemm_path == GEMM_PATH_UNSET) gemm_path = gemm_path_detect();
     return gemm_path_names[gemm_path];
+}
+
+int rb_gemm_set_precision(int prec) {
+    if (prec == RB_PREC_BF16 && !rb_amx_available()) return -1;
+    gemm_bf16 = prec == RB_PREC_BF16;
+    return 0;
 }
 
 int rb_gemm_force(const char *name) {
@@ -324,6 +334,7 @@ static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float
 #ifndef RB_OWN_SGEMM
 const char *rb_gemm_path(void) { return "blas"; }
 int rb_gemm_force(const char *name) { return strcmp(name, "blas") ? -1 : 0; }
+int rb_gemm_set_precision(int prec) { return prec == RB_PREC_BF16 ? -1 : 0; }
 #endif
 
 // ---- GEMM helpers ----------------------------------------------------------------------------
@@ -346,6 +357,11 @@ static void gemm_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, i
     }
     double t0 = rb_gemm_profile ? rb_gemm_clock() : 0;  // `recallbench bench` accounting (real.h)
 #ifdef RB_OWN_SGEMM
+    if (gemm_bf16) {
+        static _Thread_local int armed;  // gemm_amx.c's per-thread packing scratch is freed at thread exit
+        if (!armed) { scratch_arm(); armed = 1; }
+        if (!rb_sgemm_amx(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta)) goto done;
+    }
     int path = gemm_path == GEMM_PATH_UNSET ? (gemm_path = gemm_path_detect()) : gemm_path;
     if (path == GEMM_PATH_SCALAR) {
         sgemm_scalar(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta);
@@ -1071,6 +1087,7 @@ static void scratch_free(void *unused) {
     mha_tbuf = NULL;
     mha_tcap = 0;
 #ifdef RB_OWN_SGEMM
+    rb_amx_free_scratch();
     free(gemm_pack);
     free(gemm_part);
     free(par_pack);

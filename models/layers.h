@@ -124,6 +124,10 @@ void gemm_ld_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, int l
 // tests) or "blas" (OpenBLAS: the double build, and CPUs without AVX2+FMA). rb_gemm_force picks
 // one (0; -1 if unknown or this CPU cannot run it). Not thread-safe: call before any GEMM runs.
 const char *rb_gemm_path(void);
+// The float GEMMs' input precision in this process (RB_PREC_* of real.h): RB_PREC_BF16 sends them to
+// the AMX kernels of gemm_amx.c (-1 when this CPU cannot: the caller reports it), anything else to
+// the fp32 kernels above. Set by model_create from the model's precision.
+int rb_gemm_set_precision(int prec);
 int rb_gemm_force(const char *name);
 // matmul() of real.h with the M rows split over OpenMP threads (deterministic: K never split).
 void matmul_par(real *C, const real *A, const real *B, int M, int N, int K, int ta, int tb, real beta);

@@ -18,7 +18,7 @@ typedef struct {
     int max_len;                       // longest sequence the model will see (Tmax)
     int zero_mixer;                    // test-only sabotage: mixer outputs multiplied by 0
     int backend;                       // MODEL_CPU | MODEL_CUDA (where the arithmetic runs)
-    int precision;                     // MODEL_CUDA: GEMM inputs, RB_PREC_* of cuda/cuda.h
+    int precision;                     // GEMM inputs, RB_PREC_* of real.h (cpu: fp32, or bf16 on AMX)
 } ModelCfg;
 
 enum { MODEL_CPU = 0, MODEL_CUDA = 1 };

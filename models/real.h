@@ -16,6 +16,12 @@ typedef float real;
 #define REAL_EPS 1e-6f
 #endif
 
+// GEMM input precision (--precision), both backends. Parameters, gradients, AdamW moments and every
+// non-GEMM op stay fp32; only the GEMMs' inputs are rounded (tf32: 10-bit mantissa, bf16: 7-bit).
+// cuda: cuBLAS (default tf32). cpu: fp32 (tf32 has no CPU form and means fp32 there), or bf16 on
+// Intel AMX (models/gemm_amx.c).
+enum { RB_PREC_FP32 = 0, RB_PREC_TF32 = 1, RB_PREC_BF16 = 2 };
+
 // GEMM accounting for `recallbench bench` (off unless rb_gemm_profile is set): per OpenMP thread,
 // thread-seconds spent in GEMM and flops issued. Defined in mixer.c.
 typedef struct { double seconds, flops; char pad[48]; } GemmStat;

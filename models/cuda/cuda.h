@@ -20,9 +20,7 @@ extern "C" {
 #endif
 #include "../mixer.h"
 
-// GEMM input precision (--precision). Parameters, gradients, AdamW moments and every non-GEMM
-// kernel stay fp32; only cuBLAS's inputs are rounded (tf32: 10-bit mantissa, bf16: 7-bit).
-enum { RB_PREC_FP32 = 0, RB_PREC_TF32 = 1, RB_PREC_BF16 = 2 };
+// GEMM input precision (--precision): RB_PREC_* of real.h.
 
 // Opens the device (CUDA_VISIBLE_DEVICES picks it; the first visible one is used), creates the
 // stream and the cuBLAS handle of the calling host thread (the context is per thread: runs in
