@@ -1,0 +1,16 @@
+#!/bin/bash
+# mamba_scan_emu.sh — runs tools/mamba_scan_emu.cpp: the scan kernels of models/cuda/mamba.cu emulated
+# on the host (no GPU needed). Depends on g++ (C++20), sed. Usage: tools/mamba_scan_emu.sh  (~2 min, 2 cores)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# The kernels: from the file's constants to the host interface. The inline PTX of ex2f becomes exp2f,
+# the wide kernels' dynamic shared memory a static array (one block runs at a time).
+sed -n '/^#define K MAMBA_CONV_K/,/^\/\/ ---- interface/p' "$root/models/cuda/mamba.cu" |
+    sed 's/asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));/r = exp2f(v);/;
+         s/^extern __shared__ float4 wd_smem\[\];.*/float4 wd_smem[60000];/' > "$tmp/kern.inc"
+grep -q 'r = exp2f(v);' "$tmp/kern.inc" && grep -q '^float4 wd_smem\[60000\];' "$tmp/kern.inc" ||
+    { echo "mamba_scan_emu.sh: mamba.cu no longer matches the patches (ex2f asm, wd_smem)" >&2; exit 1; }
+g++ -std=c++20 -O1 -pthread -w -I"$tmp" -o "$tmp/emu" "$root/tools/mamba_scan_emu.cpp"
+"$tmp/emu"
