@@ -1,6 +1,7 @@
 // test_cuda_mamba.c — the device mamba mixer (models/cuda/mamba.cu) against its CPU form
-// (models/mixers/mamba.c): forward, every gradient, step == forward; a bitwise determinism check; and
-// (printed, not asserted) the scan kernels' time at the GPU reference shape. Depends on cuda_check.h,
+// (models/mixers/mamba.c): forward, every gradient, step == forward (N 5 .. 256); bitwise determinism
+// checks; the d_state limits of create(); and (printed, not asserted) the scan kernels' time at the GPU
+// reference shape (N 16) and at RegBench's (N 64, 256). Depends on cuda_check.h,
 // mixcheck.h, models/cuda/cuda.h, mixers/mamba_internal.h. Exits 77 (skip) without a device.
 #include <stdio.h>
 #include <stdlib.h>

@@ -122,7 +122,10 @@ static Out run(int which, int B, int T, int E, int N, const V &xs, const V &xz, 
 }
 static double rel(const V &a, const V &b) {
     double mx = 0, sc = 0;
-    for (size_t i = 0; i < a.size(); i++) { mx = std::max(mx, (double)fabsf(a[i] - b[i])); sc = std::max(sc, (double)fabsf(b[i])); }
+    for (size_t i = 0; i < a.size(); i++) {
+        mx = std::max(mx, (double)fabsf(a[i] - b[i]));
+        sc = std::max(sc, (double)fabsf(b[i]));
+    }
     for (size_t i = 0; i < a.size(); i++) if (!std::isfinite(a[i])) return INFINITY;
     return mx / (sc > 0 ? sc : 1);
 }
