@@ -966,35 +966,25 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
     }
 }
 
-// g = p (g - sum(p g)) over the tb rows (n keys, stride ldp) of one block (softmax backward); the
-// sum in 16 fixed lanes (a serial sum was a dependency chain of n adds per row). Columns past n
-// may hold anything: they are loaded but left out by a select, and never used after.
-RB_CLONES static void mha_rows_softmax_bwd(real *restrict G, const real *restrict P, int ldp, int tb, int n) {
-    int R = (n + LANES - 1) & ~(LANES - 1);
+// g = p (g - sum(p g)) over the tb rows (keys c0..c1, stride ldp) of one sub-block (softmax
+// backward); the sum in 16 fixed lanes by key index (a serial sum was a dependency chain of n adds
+// per row). Lanes from c0 rounded down: the same lanes as over the whole row, the keys left out
+// adding p g = 0. Columns outside c0..c1 may hold anything: they are loaded but left out by a
+// select, and never used after.
+RB_CLONES static void mha_rows_softmax_bwd(real *restrict G, const real *restrict P, int ldp, int tb, int c0, int c1) {
+    int A0 = c0 & ~(LANES - 1), R = (c1 + LANES - 1) & ~(LANES - 1);
     for (int i = 0; i < tb; i++) {
         real *g = G + (size_t)i * ldp;
         const real *p = P + (size_t)i * ldp;
         real lane[LANES] = {0};
-        for (int a = 0; a < R; a += LANES)
+        for (int a = A0; a < R; a += LANES)
             for (int j = 0; j < LANES; j++) {
                 real pg = p[a + j] * g[a + j];
-                lane[j] += a + j < n ? pg : 0;
+                lane[j] += a + j >= c0 && a + j < c1 ? pg : 0;
             }
         real dsum = lanes_total(lane);
-        for (int a = 0; a < R; a++) g[a] = p[a] * (g[a] - dsum);
+        for (int a = A0; a < R; a++) g[a] = p[a] * (g[a] - dsum);
     }
-}
-
-// P [tb, n] (row stride ldp; keys lo..lo+n-1) = softmax over each row's visible keys of scale * q k^T;
-// sets lse (forward, lse_out) or uses the saved one (backward, lse_in).
-// kb: keys lo.. as rows (stride ld), or kt != NULL: the same keys transposed, [dh] rows of stride
-// ldt (a plain GEMM, no per-block packing of k^T).
-static void mha_block_probs(real *P, int ldp, real *lse_out, const real *lse_in, const real *qb, const real *kb,
-                            int ld, const real *kt, int ldt, int t0, int tb, int lo, int n, int W, int dh,
-                            real scale) {
-    if (kt) gemm_ld(P, ldp, qb, ld, kt, ldt, tb, n, dh, 0, 0, scale, 0);
-    else gemm_ld(P, ldp, qb, ld, kb, ld, tb, n, dh, 0, 1, scale, 0);
-    mha_rows_softmax(P, ldp, lse_out, lse_in, t0, tb, lo, n, W);
 }
 
 #if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
@@ -1079,44 +1069,108 @@ static void scratch_free(void *unused) {
 #endif
 }
 
+// The diagonal of a block: row t sees keys up to t only, so the block's MHA_TB rows are split into
+// sub-blocks of MHA_SB rows, each multiplied against only the keys its rows can see (c0..c1 below).
+// The keys left out have P = 0 (and dS = 0 * finite): a skipped term fma(0, x, acc) == acc, since
+// acc is never -0 (it starts at +0, and x + y rounds an exact 0 to +0). Every GEMM element's chain
+// (the comment above sgemm_scalar) keeps its nonzero terms in order, so the bits are those of whole
+// blocks. The block size stays MHA_TB: dK and dV add one partial per block (beta 1).
+#define MHA_SB 16
+#define MHA_NSB (MHA_TB / MHA_SB)
+
+// Sub-block s of the block at t0: rows r0[s]..r0[s+1] (block-relative), visible keys c0[s]..c1[s]
+// (relative to lo). Both ends grow with s. Returns the number of sub-blocks.
+static int mha_subs(int *r0, int *c0, int *c1, int t0, int tb, int lo, int W) {
+    int S = (tb + MHA_SB - 1) / MHA_SB;
+    for (int s = 0; s < S; s++) {
+        r0[s] = s * MHA_SB;
+        int r1 = imin(tb, r0[s] + MHA_SB);
+        c0[s] = imax(lo, t0 + r0[s] - W + 1) - lo;
+        c1[s] = t0 + r1 - lo;
+    }
+    r0[S] = tb;
+    return S;
+}
+
+// alpha q k^T (P: the scores) or dO v^T (dP) [tb, n] (row stride ldp; keys lo..), for the
+// sub-blocks' visible keys only. kb: keys lo.. as rows (stride ld), or kt != NULL: the same keys
+// transposed, [dh] rows of stride ldt (a plain GEMM, no per-block packing of k^T).
+static void mha_block_scores(real *P, int ldp, const real *qb, int ldq, const real *kb, int ld, const real *kt, int ldt,
+                             const int *r0, const int *c0, const int *c1, int S, int dh, real alpha) {
+    for (int s = 0; s < S; s++) {
+        real *Ps = P + (size_t)r0[s] * ldp + c0[s];
+        const real *qs = qb + (size_t)r0[s] * ldq;
+        int m = r0[s + 1] - r0[s], n = c1[s] - c0[s];
+        if (kt) gemm_ld(Ps, ldp, qs, ldq, kt + c0[s], ldt, m, n, dh, 0, 0, alpha, 0);
+        else gemm_ld(Ps, ldp, qs, ldq, kb + (size_t)c0[s] * ld, ld, m, n, dh, 0, 1, alpha, 0);
+    }
+}
+
 // One (sequence, head): q, k, v, out point at the sequence's row 0, head h's columns already
 // applied; lse [T]; P: one scratch region of mha_scratch_floats(T).
 static void mha_fwd_one(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld, int W,
                         int T, int dh, real *P) {
     const real scale = (real)(1 / sqrt((double)dh));
     real *kt = mha_transposed(k, ld, T, dh, 0);
+    int r0[MHA_NSB + 1], c0[MHA_NSB], c1[MHA_NSB];
     for (int t0 = 0; t0 < T; t0 += MHA_TB) {
         int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n);
-        mha_block_probs(P, ldp, lse, NULL, q + (size_t)t0 * ld, k + (size_t)lo * ld, ld, kt ? kt + lo : NULL, T, t0,
-                        tb, lo, n, W, dh, scale);
-        gemm_ld(out + (size_t)t0 * ldo, ldo, P, ldp, v + (size_t)lo * ld, ld, tb, dh, n, 0, 0, 1, 0);
+        int S = mha_subs(r0, c0, c1, t0, tb, lo, W);
+        const real *qb = q + (size_t)t0 * ld;
+        mha_block_scores(P, ldp, qb, ld, k + (size_t)lo * ld, ld, kt ? kt + lo : NULL, T, r0, c0, c1, S, dh, scale);
+        for (int s = 0; s < S; s++) {
+            int m = r0[s + 1] - r0[s];
+            real *Ps = P + (size_t)r0[s] * ldp;
+            mha_rows_softmax(Ps, ldp, lse, NULL, t0 + r0[s], m, lo, c1[s], W);
+            gemm_ld(out + (size_t)(t0 + r0[s]) * ldo, ldo, Ps + c0[s], ldp, v + (size_t)(lo + c0[s]) * ld, ld, m, dh,
+                    c1[s] - c0[s], 0, 0, 1, 0);
+        }
     }
 }
 
 // Backward of one (sequence, head), pointers as above. Key rows lo..t0-1 of a block were written
-// by an earlier block (beta 1); rows t0.. are first written here (beta 0): no zeroing pass.
+// by an earlier block (beta 1); rows t0.. are first written here (beta 0): no zeroing pass. dK, dV:
+// key columns in segments [a, e) seen by the same sub-blocks sa..sb-1 (contiguous, since both
+// ends of the sub-blocks' key ranges grow), one GEMM over those sub-blocks' rows per segment.
 static void mha_bwd_one(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
                         const real *q, const real *k, const real *v, int ld, int W, int T, int dh, real *P) {
     const real scale = (real)(1 / sqrt((double)dh));
     real *dP = P + (size_t)MHA_TB * mha_ldp(T);
     real *kt = mha_transposed(k, ld, T, dh, 0);
     real *vt = kt ? mha_transposed(v, ld, T, dh, 1) : NULL;
+    int r0[MHA_NSB + 1], c0[MHA_NSB], c1[MHA_NSB];
     for (int t0 = 0; t0 < T; t0 += MHA_TB) {
         int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n), old = t0 - lo;
+        int S = mha_subs(r0, c0, c1, t0, tb, lo, W);
         const real *qb = q + (size_t)t0 * ld, *kb = k + (size_t)lo * ld, *vb = v + (size_t)lo * ld;
         const real *gb = dout + (size_t)t0 * ldo;
         real *dvb = dv + (size_t)lo * ldd, *dkb = dk + (size_t)lo * ldd;
-        mha_block_probs(P, ldp, NULL, lse, qb, kb, ld, vt ? kt + lo : NULL, T, t0, tb, lo, n, W, dh, scale);
-        if (vt) gemm_ld(dP, ldp, gb, ldo, vt + lo, T, tb, n, dh, 0, 0, 1, 0);  // dP = dO V^T
-        else gemm_ld(dP, ldp, gb, ldo, vb, ld, tb, n, dh, 0, 1, 1, 0);
-        // dV += P^T dO
-        gemm_ld(dvb, ldd, P, ldp, gb, ldo, old, dh, tb, 1, 0, 1, 1);
-        gemm_ld(dvb + (size_t)old * ldd, ldd, P + old, ldp, gb, ldo, tb, dh, tb, 1, 0, 1, 0);
-        mha_rows_softmax_bwd(dP, P, ldp, tb, n);                                       // dS = P (dP - rowsum(P dP))
-        gemm_ld(dq + (size_t)t0 * ldd, ldd, dP, ldp, kb, ld, tb, dh, n, 0, 0, scale, 0);  // dQ = s dS K
-        // dK += s dS^T Q
-        gemm_ld(dkb, ldd, dP, ldp, qb, ld, old, dh, tb, 1, 0, scale, 1);
-        gemm_ld(dkb + (size_t)old * ldd, ldd, dP + old, ldp, qb, ld, tb, dh, tb, 1, 0, scale, 0);
+        mha_block_scores(P, ldp, qb, ld, kb, ld, vt ? kt + lo : NULL, T, r0, c0, c1, S, dh, scale);
+        mha_block_scores(dP, ldp, gb, ldo, vb, ld, vt ? vt + lo : NULL, T, r0, c0, c1, S, dh, 1);  // dP = dO V^T
+        for (int s = 0; s < S; s++) {
+            int m = r0[s + 1] - r0[s];
+            size_t ro = (size_t)r0[s] * ldp;
+            mha_rows_softmax(P + ro, ldp, NULL, lse, t0 + r0[s], m, lo, c1[s], W);
+            mha_rows_softmax_bwd(dP + ro, P + ro, ldp, m, c0[s], c1[s]);  // dS = P (dP - rowsum(P dP))
+            gemm_ld(dq + (size_t)(t0 + r0[s]) * ldd, ldd, dP + ro + c0[s], ldp, kb + (size_t)c0[s] * ld, ld, m, dh,
+                    c1[s] - c0[s], 0, 0, scale, 0);  // dQ = s dS K
+        }
+        for (int a = 0, sa = 0; a < n;) {
+            while (c1[sa] <= a) sa++;
+            int sb = sa + 1;
+            while (sb < S && c0[sb] <= a) sb++;
+            int e = imin(n, c1[sa]);
+            if (sb < S) e = imin(e, c0[sb]);
+            if (a < old) e = imin(e, old);
+            int i0 = r0[sa], m = r0[sb] - i0;
+            real beta = a < old ? 1 : 0;
+            // dV += P^T dO, dK += s dS^T Q
+            gemm_ld(dvb + (size_t)a * ldd, ldd, P + (size_t)i0 * ldp + a, ldp, gb + (size_t)i0 * ldo, ldo, e - a, dh, m,
+                    1, 0, 1, beta);
+            gemm_ld(dkb + (size_t)a * ldd, ldd, dP + (size_t)i0 * ldp + a, ldp, qb + (size_t)i0 * ld, ld, e - a, dh, m,
+                    1, 0, scale, beta);
+            a = e;
+        }
     }
 }
 
