@@ -1106,10 +1106,26 @@ static void mha_block_scores(real *P, int ldp, const real *qb, int ldq, const re
     }
 }
 
+// Floats of one (sequence, head)'s kept probabilities: its blocks' [tb, ldp(n)] in order.
+static size_t mha_keep_head(int T, int W) {
+    size_t f = 0;
+    for (int t0 = 0; t0 < T; t0 += MHA_TB) {
+        int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1);
+        f += (size_t)tb * mha_ldp(t0 + tb - lo);
+    }
+    return f;
+}
+size_t mha_keep_floats(const int *window, int T, int H) {
+    size_t f = 0;
+    for (int h = 0; h < H; h++) f += mha_keep_head(T, head_window(window, h));
+    return f;
+}
+
 // One (sequence, head): q, k, v, out point at the sequence's row 0, head h's columns already
-// applied; lse [T]; P: one scratch region of mha_scratch_floats(T).
-static void mha_fwd_one(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld, int W,
-                        int T, int dh, real *P) {
+// applied; lse [T]; P: one scratch region of mha_scratch_floats(T). keep (NULL: none): this head's
+// mha_keep_head floats; the probabilities as backward computes them, exp(s - lse), go there.
+static void mha_fwd_one(real *out, int ldo, real *lse, real *keep, const real *q, const real *k, const real *v, int ld,
+                        int W, int T, int dh, real *P) {
     const real scale = (real)(1 / sqrt((double)dh));
     real *kt = mha_transposed(k, ld, T, dh, 0);
     int r0[MHA_NSB + 1], c0[MHA_NSB], c1[MHA_NSB];
@@ -1117,27 +1133,36 @@ static void mha_fwd_one(real *out, int ldo, real *lse, const real *q, const real
         int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n);
         int S = mha_subs(r0, c0, c1, t0, tb, lo, W);
         const real *qb = q + (size_t)t0 * ld;
-        mha_block_scores(P, ldp, qb, ld, k + (size_t)lo * ld, ld, kt ? kt + lo : NULL, T, r0, c0, c1, S, dh, scale);
+        real *Ps = keep ? keep : P;  // scores
+        mha_block_scores(Ps, ldp, qb, ld, k + (size_t)lo * ld, ld, kt ? kt + lo : NULL, T, r0, c0, c1, S, dh, scale);
         for (int s = 0; s < S; s++) {
             int m = r0[s + 1] - r0[s];
-            real *Ps = P + (size_t)r0[s] * ldp;
-            mha_rows_softmax(Ps, ldp, lse, NULL, t0 + r0[s], m, lo, c1[s], W);
-            gemm_ld(out + (size_t)(t0 + r0[s]) * ldo, ldo, Ps + c0[s], ldp, v + (size_t)(lo + c0[s]) * ld, ld, m, dh,
+            size_t ro = (size_t)r0[s] * ldp;
+            if (keep)
+                for (int i = 0; i < m; i++)
+                    memcpy(P + ro + (size_t)i * ldp + c0[s], keep + ro + (size_t)i * ldp + c0[s],
+                           (size_t)(c1[s] - c0[s]) * sizeof(real));
+            mha_rows_softmax(P + ro, ldp, lse, NULL, t0 + r0[s], m, lo, c1[s], W);
+            if (keep) mha_rows_softmax(keep + ro, ldp, NULL, lse, t0 + r0[s], m, lo, c1[s], W);
+            gemm_ld(out + (size_t)(t0 + r0[s]) * ldo, ldo, P + ro + c0[s], ldp, v + (size_t)(lo + c0[s]) * ld, ld, m, dh,
                     c1[s] - c0[s], 0, 0, 1, 0);
         }
+        if (keep) keep += (size_t)tb * ldp;
     }
 }
 
-// Backward of one (sequence, head), pointers as above. Key rows lo..t0-1 of a block were written
+// Backward of one (sequence, head), pointers as above; keep: what the forward kept there (no
+// scores GEMM, no exp, no k^T), or NULL: recompute them. Key rows lo..t0-1 of a block were written
 // by an earlier block (beta 1); rows t0.. are first written here (beta 0): no zeroing pass. dK, dV:
 // key columns in segments [a, e) seen by the same sub-blocks sa..sb-1 (contiguous, since both
 // ends of the sub-blocks' key ranges grow), one GEMM over those sub-blocks' rows per segment.
 static void mha_bwd_one(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
-                        const real *q, const real *k, const real *v, int ld, int W, int T, int dh, real *P) {
+                        const real *keep, const real *q, const real *k, const real *v, int ld, int W, int T, int dh,
+                        real *P) {
     const real scale = (real)(1 / sqrt((double)dh));
     real *dP = P + (size_t)MHA_TB * mha_ldp(T);
-    real *kt = mha_transposed(k, ld, T, dh, 0);
-    real *vt = kt ? mha_transposed(v, ld, T, dh, 1) : NULL;
+    real *kt = keep ? NULL : mha_transposed(k, ld, T, dh, 0);
+    real *vt = kt || keep ? mha_transposed(v, ld, T, dh, 1) : NULL;
     int r0[MHA_NSB + 1], c0[MHA_NSB], c1[MHA_NSB];
     for (int t0 = 0; t0 < T; t0 += MHA_TB) {
         int tb = imin(MHA_TB, T - t0), lo = imax(0, t0 - W + 1), n = t0 + tb - lo, ldp = mha_ldp(n), old = t0 - lo;
@@ -1145,13 +1170,14 @@ static void mha_bwd_one(real *dq, real *dk, real *dv, int ldd, const real *dout,
         const real *qb = q + (size_t)t0 * ld, *kb = k + (size_t)lo * ld, *vb = v + (size_t)lo * ld;
         const real *gb = dout + (size_t)t0 * ldo;
         real *dvb = dv + (size_t)lo * ldd, *dkb = dk + (size_t)lo * ldd;
-        mha_block_scores(P, ldp, qb, ld, kb, ld, vt ? kt + lo : NULL, T, r0, c0, c1, S, dh, scale);
+        const real *Pb = keep ? keep : P;
+        if (!keep) mha_block_scores(P, ldp, qb, ld, kb, ld, kt ? kt + lo : NULL, T, r0, c0, c1, S, dh, scale);
         mha_block_scores(dP, ldp, gb, ldo, vb, ld, vt ? vt + lo : NULL, T, r0, c0, c1, S, dh, 1);  // dP = dO V^T
         for (int s = 0; s < S; s++) {
             int m = r0[s + 1] - r0[s];
             size_t ro = (size_t)r0[s] * ldp;
-            mha_rows_softmax(P + ro, ldp, NULL, lse, t0 + r0[s], m, lo, c1[s], W);
-            mha_rows_softmax_bwd(dP + ro, P + ro, ldp, m, c0[s], c1[s]);  // dS = P (dP - rowsum(P dP))
+            if (!keep) mha_rows_softmax(P + ro, ldp, NULL, lse, t0 + r0[s], m, lo, c1[s], W);
+            mha_rows_softmax_bwd(dP + ro, Pb + ro, ldp, m, c0[s], c1[s]);  // dS = P (dP - rowsum(P dP))
             gemm_ld(dq + (size_t)(t0 + r0[s]) * ldd, ldd, dP + ro + c0[s], ldp, kb + (size_t)c0[s] * ld, ld, m, dh,
                     c1[s] - c0[s], 0, 0, scale, 0);  // dQ = s dS K
         }
@@ -1165,56 +1191,71 @@ static void mha_bwd_one(real *dq, real *dk, real *dv, int ldd, const real *dout,
             int i0 = r0[sa], m = r0[sb] - i0;
             real beta = a < old ? 1 : 0;
             // dV += P^T dO, dK += s dS^T Q
-            gemm_ld(dvb + (size_t)a * ldd, ldd, P + (size_t)i0 * ldp + a, ldp, gb + (size_t)i0 * ldo, ldo, e - a, dh, m,
+            gemm_ld(dvb + (size_t)a * ldd, ldd, Pb + (size_t)i0 * ldp + a, ldp, gb + (size_t)i0 * ldo, ldo, e - a, dh, m,
                     1, 0, 1, beta);
             gemm_ld(dkb + (size_t)a * ldd, ldd, dP + (size_t)i0 * ldp + a, ldp, qb + (size_t)i0 * ld, ld, e - a, dh, m,
                     1, 0, scale, beta);
             a = e;
         }
+        if (keep) keep += (size_t)tb * ldp;
     }
 }
 
-void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+// Head h's keep region inside a sequence's (heads in order), or NULL.
+static real *keep_at(real *keep, const int *window, int T, int h) {
+    if (!keep) return NULL;
+    for (int j = 0; j < h; j++) keep += mha_keep_head(T, head_window(window, j));
+    return keep;
+}
+
+void mha_forward(real *out, int ldo, real *lse, real *keep, const real *q, const real *k, const real *v, int ld,
                  const int *window, int B, int T, int H, int dh, real *scratch, int nscratch) {
-    const size_t sstride = mha_scratch_floats(T);
+    const size_t sstride = mha_scratch_floats(T), kstride = mha_keep_floats(window, T, H);
     int nt = imin(nscratch, omp_get_max_threads());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         size_t r = (size_t)b * T;
-        mha_fwd_one(out + r * ldo + h * dh, ldo, lse + (size_t)bh * T, q + r * ld + h * dh, k + r * ld + h * dh,
-                    v + r * ld + h * dh, ld, head_window(window, h), T, dh, scratch + sstride * omp_get_thread_num());
+        mha_fwd_one(out + r * ldo + h * dh, ldo, lse + (size_t)bh * T, keep_at(keep ? keep + b * kstride : NULL, window, T, h),
+                    q + r * ld + h * dh, k + r * ld + h * dh, v + r * ld + h * dh, ld, head_window(window, h), T, dh,
+                    scratch + sstride * omp_get_thread_num());
     }
 }
 
-void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse, const real *keep,
                   const real *q, const real *k, const real *v, int ld, const int *window, int B, int T,
                   int H, int dh, real *scratch, int nscratch) {
-    const size_t sstride = mha_scratch_floats(T);
+    const size_t sstride = mha_scratch_floats(T), kstride = mha_keep_floats(window, T, H);
     int nt = imin(nscratch, omp_get_max_threads());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         size_t r = (size_t)b * T, c = (size_t)h * dh;
         mha_bwd_one(dq + r * ldd + c, dk + r * ldd + c, dv + r * ldd + c, ldd, dout + r * ldo + c, ldo,
-                    lse + (size_t)bh * T, q + r * ld + c, k + r * ld + c, v + r * ld + c, ld, head_window(window, h),
-                    T, dh, scratch + sstride * omp_get_thread_num());
+                    lse + (size_t)bh * T, keep_at(keep ? (real *)keep + b * kstride : NULL, window, T, h),
+                    q + r * ld + c, k + r * ld + c, v + r * ld + c, ld, head_window(window, h), T, dh,
+                    scratch + sstride * omp_get_thread_num());
     }
 }
 
-void mha_forward_seq(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+void mha_forward_seq(real *out, int ldo, real *lse, real *keep, const real *q, const real *k, const real *v, int ld,
                      const int *window, int T, int H, int dh, real *P) {
-    for (int h = 0; h < H; h++)
-        mha_fwd_one(out + h * dh, ldo, lse + (size_t)h * T, q + h * dh, k + h * dh, v + h * dh, ld,
-                    head_window(window, h), T, dh, P);
+    for (int h = 0; h < H; h++) {
+        int W = head_window(window, h);
+        mha_fwd_one(out + h * dh, ldo, lse + (size_t)h * T, keep, q + h * dh, k + h * dh, v + h * dh, ld, W, T, dh, P);
+        if (keep) keep += mha_keep_head(T, W);
+    }
 }
 
 void mha_backward_seq(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
-                      const real *q, const real *k, const real *v, int ld, const int *window, int T, int H, int dh,
-                      real *P) {
-    for (int h = 0; h < H; h++)
-        mha_bwd_one(dq + h * dh, dk + h * dh, dv + h * dh, ldd, dout + h * dh, ldo, lse + (size_t)h * T, q + h * dh,
-                    k + h * dh, v + h * dh, ld, head_window(window, h), T, dh, P);
+                      const real *keep, const real *q, const real *k, const real *v, int ld, const int *window, int T,
+                      int H, int dh, real *P) {
+    for (int h = 0; h < H; h++) {
+        int W = head_window(window, h);
+        mha_bwd_one(dq + h * dh, dk + h * dh, dv + h * dh, ldd, dout + h * dh, ldo, lse + (size_t)h * T, keep, q + h * dh,
+                    k + h * dh, v + h * dh, ld, W, T, dh, P);
+        if (keep) keep += mha_keep_head(T, W);
+    }
 }
 
 void mha_step(real *out, const real *q, const real *kc, const real *vc, int n, int ldc, int dh, real *sc) {
