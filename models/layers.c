@@ -904,24 +904,28 @@ static inline int head_window(const int *window, int h) {
 // The rows of one block of P (row stride ldp), in place, one cloned call per block. Row i is query
 // t = t0 + i; visible keys are a0..a1 (a = key - lo); the rest of the row (to n) is set to 0.
 // Forward (lse_out): softmax, lse_out[t] = log-sum-exp. Backward (lse_in): exp(row - lse_in[t]),
-// the probabilities of the forward. Max and sum in 16 fixed lanes over whole blocks: the pad past
-// the visible keys is set to -inf first and left out of the sum (a select, not a branch).
-RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const real *lse_in, int t0, int tb, int lo,
-                                       int n, int W) {
+// the probabilities of the forward. Forward with K (the kept rows, same stride): the scores are
+// read from K, the softmax goes to P and K gets exp(s - lse), the backward's probabilities (the
+// same operations as a backward call on K: the same bits; one pass fewer than a copy and two calls).
+// Max and sum in 16 fixed lanes over whole blocks: the pad past the visible keys is set to -inf
+// first and left out of the sum (a select, not a branch).
+RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const real *lse_in, real *K, int t0, int tb,
+                                       int lo, int n, int W) {
     for (int i = 0; i < tb; i++) {
         int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
         real *row = P + (size_t)i * ldp, *x = row + a0;
+        real *krow = K ? K + (size_t)i * ldp : row, *xs = krow + a0;  // scores
         int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
-        for (int a = 0; a < a0; a++) row[a] = 0;
-        for (int a = len; a < R; a++) x[a] = -INFINITY;
+        for (int a = 0; a < a0; a++) row[a] = krow[a] = 0;
+        for (int a = len; a < R; a++) xs[a] = -INFINITY;
 #ifdef RB_EXP16
         if (!lse_out) {
             real l = lse_in[t];
             for (int a = 0; a < R; a += LANES) rv_store(x + a, rb_exp16(rv_load(x + a) - l));
         } else {
-            rvec16 lm = rv_load(x);
+            rvec16 lm = rv_load(xs);
             for (int a = LANES; a < R; a += LANES) {
-                rvec16 v = rv_load(x + a);
+                rvec16 v = rv_load(xs + a);
                 lm = rv_sel(v > lm, v, lm);
             }
             real mx = lm[0];
@@ -929,22 +933,24 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
             const rvmask16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
             rvec16 lane = {0};
             for (int a = 0; a < R; a += LANES) {
-                rvec16 e = rb_exp16(rv_load(x + a) - mx);
+                rvec16 e = rb_exp16(rv_load(xs + a) - mx);
                 rv_store(x + a, e);
                 lane += rv_sel(iota + a < len, e, (rvec16){0});
             }
             real sum = rv_sum(lane), inv = 1 / sum;
             for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_load(x + a) * inv);
-            lse_out[t] = mx + (real)log((double)sum);
+            real l = lse_out[t] = mx + (real)log((double)sum);
+            if (K)
+                for (int a = 0; a < R; a += LANES) rv_store(xs + a, rb_exp16(rv_load(xs + a) - l));
         }
 #else
         if (!lse_out) {
             real l = lse_in[t];
             for (int a = 0; a < R; a++) x[a] = rexp(x[a] - l);
         } else {
-            rvec16 lm = rv_load(x);
+            rvec16 lm = rv_load(xs);
             for (int a = LANES; a < R; a += LANES) {
-                rvec16 v = rv_load(x + a);
+                rvec16 v = rv_load(xs + a);
                 rvmask16 gt = v > lm;  // select by bits (C has no vector ?:)
                 lm = (rvec16)(((rvmask16)v & gt) | ((rvmask16)lm & ~gt));
             }
@@ -953,16 +959,18 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
             real lane[LANES] = {0};
             for (int a = 0; a < R; a += LANES)
                 for (int j = 0; j < LANES; j++) {
-                    real e = rexp(x[a + j] - mx);
+                    real e = rexp(xs[a + j] - mx);
                     x[a + j] = e;
                     lane[j] += a + j < len ? e : 0;
                 }
             real sum = lanes_total(lane), inv = 1 / sum;
             for (int a = 0; a < R; a++) x[a] *= inv;
-            lse_out[t] = mx + (real)log((double)sum);
+            real l = lse_out[t] = mx + (real)log((double)sum);
+            if (K)
+                for (int a = 0; a < R; a++) xs[a] = rexp(xs[a] - l);
         }
 #endif
-        for (int a = a1 + 1; a < n; a++) row[a] = 0;  // the pad inside the n keys back to 0
+        for (int a = a1 + 1; a < n; a++) row[a] = krow[a] = 0;  // the pad inside the n keys back to 0
     }
 }
 
@@ -1138,12 +1146,7 @@ static void mha_fwd_one(real *out, int ldo, real *lse, real *keep, const real *q
         for (int s = 0; s < S; s++) {
             int m = r0[s + 1] - r0[s];
             size_t ro = (size_t)r0[s] * ldp;
-            if (keep)
-                for (int i = 0; i < m; i++)
-                    memcpy(P + ro + (size_t)i * ldp + c0[s], keep + ro + (size_t)i * ldp + c0[s],
-                           (size_t)(c1[s] - c0[s]) * sizeof(real));
-            mha_rows_softmax(P + ro, ldp, lse, NULL, t0 + r0[s], m, lo, c1[s], W);
-            if (keep) mha_rows_softmax(keep + ro, ldp, NULL, lse, t0 + r0[s], m, lo, c1[s], W);
+            mha_rows_softmax(P + ro, ldp, lse, NULL, keep ? keep + ro : NULL, t0 + r0[s], m, lo, c1[s], W);
             gemm_ld(out + (size_t)(t0 + r0[s]) * ldo, ldo, P + ro + c0[s], ldp, v + (size_t)(lo + c0[s]) * ld, ld, m, dh,
                     c1[s] - c0[s], 0, 0, 1, 0);
         }
@@ -1176,7 +1179,7 @@ static void mha_bwd_one(real *dq, real *dk, real *dv, int ldd, const real *dout,
         for (int s = 0; s < S; s++) {
             int m = r0[s + 1] - r0[s];
             size_t ro = (size_t)r0[s] * ldp;
-            if (!keep) mha_rows_softmax(P + ro, ldp, NULL, lse, t0 + r0[s], m, lo, c1[s], W);
+            if (!keep) mha_rows_softmax(P + ro, ldp, NULL, lse, NULL, t0 + r0[s], m, lo, c1[s], W);
             mha_rows_softmax_bwd(dP + ro, Pb + ro, ldp, m, c0[s], c1[s]);  // dS = P (dP - rowsum(P dP))
             gemm_ld(dq + (size_t)(t0 + r0[s]) * ldd, ldd, dP + ro + c0[s], ldp, kb + (size_t)c0[s] * ld, ld, m, dh,
                     c1[s] - c0[s], 0, 0, scale, 0);  // dQ = s dS K
