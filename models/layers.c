@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,23 @@ static void scratch_key_make(void) { scratch_key_ok = pthread_key_create(&scratc
 static void scratch_arm(void) {
     pthread_once(&scratch_once, scratch_key_make);
     if (scratch_key_ok) pthread_setspecific(scratch_key, &scratch_key);  // any non-NULL value arms it
+}
+
+void *rb_calloc(size_t n, size_t sz) {
+    if (n == 0 || sz == 0) n = sz = 1;
+    if (n > SIZE_MAX / sz) return NULL;
+    size_t bytes = (n * sz + 63) & ~(size_t)63;
+    if (bytes < n * sz) return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes)) return NULL;
+    return memset(p, 0, bytes);
+}
+
+// A per-thread scratch grown to n elements: its contents are never kept across a call, so a new
+// aligned block replaces the old one (realloc would lose the alignment).
+static void *grow_aligned(void *old, size_t n, size_t sz) {
+    free(old);
+    return rb_calloc(n, sz);
 }
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
@@ -145,10 +163,9 @@ static _Thread_local size_t gemm_pack_cap, gemm_part_cap, par_pack_cap;
 static float *grow(float **p, size_t *cap, size_t n) {
     if (n > *cap) {
         if (!*p) scratch_arm();
-        float *q = realloc(*p, n * sizeof(float));
+        float *q = *p = grow_aligned(*p, n, sizeof(float));
+        *cap = q ? n : 0;
         if (!q) return NULL;
-        *p = q;
-        *cap = n;
     }
     return *p;
 }
@@ -459,10 +476,8 @@ static _Thread_local size_t norm_part_cap;
 static real *norm_scratch(size_t n) {
     if (n > norm_part_cap) {
         if (!norm_part) scratch_arm();
-        real *q = realloc(norm_part, n * sizeof(real));
-        if (!q) return NULL;
-        norm_part = q;
-        norm_part_cap = n;
+        norm_part = grow_aligned(norm_part, n, sizeof(real));
+        norm_part_cap = norm_part ? n : 0;
     }
     return norm_part;
 }
@@ -756,10 +771,9 @@ static const real *conv_wt_of(const real *w, int D, int K) {
     size_t n = (size_t)D * K;
     if (n > conv_wt_cap) {
         if (!conv_wt) scratch_arm();
-        real *q = realloc(conv_wt, n * sizeof(real));
-        if (!q) return NULL;
-        conv_wt = q;
-        conv_wt_cap = n;
+        conv_wt = grow_aligned(conv_wt, n, sizeof(real));
+        conv_wt_cap = conv_wt ? n : 0;
+        if (!conv_wt) return NULL;
     }
     for (int c = 0; c < D; c++)
         for (int j = 0; j < K; j++) conv_wt[(size_t)j * D + c] = w[(size_t)c * K + j];
@@ -1031,10 +1045,9 @@ static real *mha_transposed(const real *x, int ld, int T, int dh, int which) {
     size_t need = 2 * (size_t)dh * T;
     if (need > mha_tcap) {
         if (!mha_tbuf) scratch_arm();
-        real *nb = realloc(mha_tbuf, need * sizeof(real));
-        if (!nb) return NULL;
-        mha_tbuf = nb;
-        mha_tcap = need;
+        mha_tbuf = grow_aligned(mha_tbuf, need, sizeof(real));
+        mha_tcap = mha_tbuf ? need : 0;
+        if (!mha_tbuf) return NULL;
     }
     real *xt = mha_tbuf + (size_t)which * dh * T;
     int s8 = 0, c8 = 0;

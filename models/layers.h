@@ -111,6 +111,11 @@ RV_INLINE rvec16 rb_exp16(rvec16 x) {
 
 // ---- GEMM helpers ----------------------------------------------------------------------------
 // OpenBLAS to one thread (idempotent). Called by model_create and every mixer's create().
+// Zeroed n * sz bytes on a 64-byte (cache-line) boundary, released with free(); NULL if out of
+// memory or n * sz overflows. glibc's malloc puts large blocks 16 bytes past a page start, so every
+// 64-byte vector load of a D = 64 row straddled two cache lines, and two threads writing adjacent
+// 16-column blocks (encoder_backward) shared one.
+void *rb_calloc(size_t n, size_t sz);
 void rb_blas_single_thread(void);
 // C[M,N] (ldc) = beta*C + alpha * op(A) op(B), row-major with explicit leading dimensions.
 void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,

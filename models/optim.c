@@ -26,8 +26,8 @@ Optim *optim_create(Model *mdl, const AdamWCfg *cfg) {
     if (!o) return NULL;
     o->cfg = *cfg;
     o->P = model_num_params(mdl);
-    o->m = calloc(o->P ? o->P : 1, sizeof(real));
-    o->v = calloc(o->P ? o->P : 1, sizeof(real));
+    o->m = rb_calloc(o->P, sizeof(real));  // aligned (layers.h)
+    o->v = rb_calloc(o->P, sizeof(real));
     o->part = calloc(o->P / SQ_CHUNK + 1, sizeof(double));
     if (!o->m || !o->v || !o->part) { optim_free(o); return NULL; }
     return o;

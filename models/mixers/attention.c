@@ -64,7 +64,7 @@ void attn_destroy(void *ctx) {
 
 void *attn_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
     rb_blas_single_thread();
-    AttnCtx *a = calloc(1, sizeof *a);
+    AttnCtx *a = rb_calloc(1, sizeof *a);
     if (!a) return NULL;
     a->D = c->d; a->H = c->heads; a->dh = c->d / c->heads; a->windowed = windowed;
     a->Bmax = Bmax; a->Tmax = Tmax;
@@ -80,22 +80,22 @@ void *attn_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
     }
     a->state_size = off;
     size_t BT = (size_t)Bmax * Tmax, D = a->D;
-    a->qkv = malloc(BT * 3 * D * sizeof(real));
-    a->att = malloc(BT * D * sizeof(real));
-    a->lse = malloc((size_t)Bmax * a->H * Tmax * sizeof(real));
-    a->dqkv = malloc(BT * 3 * D * sizeof(real));
-    a->datt = malloc(BT * D * sizeof(real));
-    a->scratch = calloc(a->nscratch * mha_scratch_floats(Tmax), sizeof(real));  // pad columns defined
+    a->qkv = rb_calloc(1, BT * 3 * D * sizeof(real));
+    a->att = rb_calloc(1, BT * D * sizeof(real));
+    a->lse = rb_calloc(1, (size_t)Bmax * a->H * Tmax * sizeof(real));
+    a->dqkv = rb_calloc(1, BT * 3 * D * sizeof(real));
+    a->datt = rb_calloc(1, BT * D * sizeof(real));
+    a->scratch = rb_calloc(a->nscratch * mha_scratch_floats(Tmax), sizeof(real));  // pad columns defined
     a->kstride = mha_keep_floats(a->window, Tmax, a->H);  // window 0: all past tokens
     if ((size_t)Bmax * a->kstride * sizeof(real) <= ATTN_KEEP_BYTES) {
-        a->keep = calloc((size_t)Bmax * a->kstride, sizeof(real));  // pad columns defined
+        a->keep = rb_calloc((size_t)Bmax * a->kstride, sizeof(real));  // pad columns defined
         if (!a->keep) { attn_destroy(a); return NULL; }
     }
-    a->sq = malloc(3 * D * sizeof(real));
-    a->so = malloc(D * sizeof(real));
-    a->ssc = malloc((size_t)maxcap * sizeof(real));
-    a->wT = malloc(4 * D * D * sizeof(real));
-    a->bpart = malloc((size_t)Bmax * 4 * D * sizeof(real));
+    a->sq = rb_calloc(1, 3 * D * sizeof(real));
+    a->so = rb_calloc(1, D * sizeof(real));
+    a->ssc = rb_calloc(1, (size_t)maxcap * sizeof(real));
+    a->wT = rb_calloc(1, 4 * D * D * sizeof(real));
+    a->bpart = rb_calloc(1, (size_t)Bmax * 4 * D * sizeof(real));
     if (!a->qkv || !a->att || !a->lse || !a->dqkv || !a->datt || !a->scratch || !a->sq || !a->so || !a->ssc || !a->wT ||
         !a->bpart) {
         attn_destroy(a);
