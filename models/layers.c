@@ -925,6 +925,16 @@ static inline int head_window(const int *window, int h) {
 // first and left out of the sum (a select, not a branch).
 RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const real *lse_in, real *K, int t0, int tb,
                                        int lo, int n, int W) {
+#ifdef RB_EXP16
+    // Forward in two passes over the rows: max, exp and sum of every row, then 1/sum, log and the
+    // rest, so that the rows' dependency chains (max -> exp -> sum -> divide, log -> exp) overlap
+    // (forward core 2-4% faster, one thread). The same operations on every element: the same bits.
+    // The pad lanes are stored as exact zeros: exp of the -inf pad is clamped to exp(-87), and that
+    // times 1/sum is subnormal, which the FPU handles in microcode; the pad holds nothing that is
+    // used (the zeros below overwrite it inside n). Forward core 3.3 -> 2.8 ms (64 sequences).
+    real mxs[MHA_TB], sums[MHA_TB];
+    const rvmask16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const rvec16 zero = {0};
     for (int i = 0; i < tb; i++) {
         int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
         real *row = P + (size_t)i * ldp, *x = row + a0;
@@ -932,32 +942,50 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
         int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
         for (int a = 0; a < a0; a++) row[a] = krow[a] = 0;
         for (int a = len; a < R; a++) xs[a] = -INFINITY;
-#ifdef RB_EXP16
         if (!lse_out) {
             real l = lse_in[t];
-            for (int a = 0; a < R; a += LANES) rv_store(x + a, rb_exp16(rv_load(x + a) - l));
-        } else {
-            rvec16 lm = rv_load(xs);
-            for (int a = LANES; a < R; a += LANES) {
-                rvec16 v = rv_load(xs + a);
-                lm = rv_sel(v > lm, v, lm);
-            }
-            real mx = lm[0];
-            for (int j = 1; j < LANES; j++) mx = lm[j] > mx ? lm[j] : mx;
-            const rvmask16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-            rvec16 lane = {0};
-            for (int a = 0; a < R; a += LANES) {
-                rvec16 e = rb_exp16(rv_load(xs + a) - mx);
-                rv_store(x + a, e);
-                lane += rv_sel(iota + a < len, e, (rvec16){0});
-            }
-            real sum = rv_sum(lane), inv = 1 / sum;
-            for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_load(x + a) * inv);
-            real l = lse_out[t] = mx + (real)log((double)sum);
-            if (K)
-                for (int a = 0; a < R; a += LANES) rv_store(xs + a, rb_exp16(rv_load(xs + a) - l));
+            for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_sel(iota + a < len, rb_exp16(rv_load(x + a) - l), zero));
+            for (int a = a1 + 1; a < n; a++) row[a] = 0;  // the pad inside the n keys back to 0
+            continue;
         }
+        rvec16 lm = rv_load(xs);
+        for (int a = LANES; a < R; a += LANES) {
+            rvec16 v = rv_load(xs + a);
+            lm = rv_sel(v > lm, v, lm);
+        }
+        real mx = lm[0];
+        for (int j = 1; j < LANES; j++) mx = lm[j] > mx ? lm[j] : mx;
+        rvec16 lane = {0};
+        for (int a = 0; a < R; a += LANES) {
+            rvec16 e = rv_sel(iota + a < len, rb_exp16(rv_load(xs + a) - mx), zero);
+            rv_store(x + a, e);
+            lane += e;
+        }
+        mxs[i] = mx;
+        sums[i] = rv_sum(lane);
+    }
+    if (!lse_out) return;
+    for (int i = 0; i < tb; i++) {
+        int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;
+        real *row = P + (size_t)i * ldp, *x = row + a0;
+        real *krow = K ? K + (size_t)i * ldp : row, *xs = krow + a0;
+        int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);
+        real sum = sums[i], inv = 1 / sum;
+        for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_load(x + a) * inv);
+        real l = lse_out[t] = mxs[i] + (real)log((double)sum);
+        if (K)
+            for (int a = 0; a < R; a += LANES)
+                rv_store(xs + a, rv_sel(iota + a < len, rb_exp16(rv_load(xs + a) - l), zero));
+        for (int a = a1 + 1; a < n; a++) row[a] = krow[a] = 0;  // the pad inside the n keys back to 0
+    }
 #else
+    for (int i = 0; i < tb; i++) {
+        int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
+        real *row = P + (size_t)i * ldp, *x = row + a0;
+        real *krow = K ? K + (size_t)i * ldp : row, *xs = krow + a0;  // scores
+        int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
+        for (int a = 0; a < a0; a++) row[a] = krow[a] = 0;
+        for (int a = len; a < R; a++) xs[a] = -INFINITY;
         if (!lse_out) {
             real l = lse_in[t];
             for (int a = 0; a < R; a++) x[a] = rexp(x[a] - l);
@@ -983,9 +1011,9 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
             if (K)
                 for (int a = 0; a < R; a++) xs[a] = rexp(xs[a] - l);
         }
-#endif
         for (int a = a1 + 1; a < n; a++) row[a] = krow[a] = 0;  // the pad inside the n keys back to 0
     }
+#endif
 }
 
 // g = p (g - sum(p g)) over the tb rows (keys c0..c1, stride ldp) of one sub-block (softmax
