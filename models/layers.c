@@ -113,6 +113,64 @@ static inline void row_dot2(const real *a, const real *b, const real *c, real m,
     *s2 = rv_sum(l2);
 }
 
+#if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
+#define RB_TRANSPOSE8 1
+#include <immintrin.h>
+// dst[c * ldd + s] = src[s * lds + c] for an 8 x 8 block (data movement only: no rounding).
+__attribute__((target("avx2"))) static void transpose8x8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
+           r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
+           r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
+           r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+// The same for a 16 x 16 block in AVX-512 registers (two 8 x 8 passes per block were 2% of the
+// reference step).
+__attribute__((target("avx512f"))) static void transpose16x16(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i += 2) {  // interleave row pairs: 32-bit elements
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // 64-bit pairs of pairs
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    // each r[i] now holds, per 128-bit lane L, column (lane-local) data of rows i/4*4 .. +3;
+    // gather the 128-bit lanes: first rows 0-3 with 4-7 and 8-11 with 12-15, then across
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+#endif
+
 // ---- float GEMM: own register-tiled kernels (AVX-512 / AVX2+FMA, picked at run time) ---------
 // Why not OpenBLAS for the float build: (1) its result for one element depends on the call's
 // shape and on which kernel it picked for this CPU (Haswell's differs with the row-block size, so
@@ -291,8 +349,20 @@ typedef void (*TileFn)(TILE_ARGS);
 
 // pk [K, N] = B^T (B: N rows of K, stride ldb), 16 rows of B at a time: the reads stay in those
 // rows' cache lines and the writes are 16 contiguous floats (a row at a time wrote with stride N).
-static void pack_bt(float *restrict pk, const float *restrict B, int ldb, int N, int K) {
-    for (int j0 = 0; j0 < N; j0 += 16) {
+static void pack_bt(float *restrict pk, const float *restrict B, int ldb, int N, int K, int avx512) {
+    int j16 = 0, k16 = 0;
+    if (avx512) {  // whole 16 x 16 blocks in registers (the loop below, scalar strided loads, was 9% of
+                   // the bla W 128 N 16 step, one thread; 2% now)
+        j16 = N & ~15;
+        k16 = K & ~15;
+        for (int j0 = 0; j0 < j16; j0 += 16)
+            for (int k0 = 0; k0 < k16; k0 += 16)
+                transpose16x16(pk + (size_t)k0 * N + j0, N, B + (size_t)j0 * ldb + k0, ldb);
+        for (int j0 = 0; j0 < j16; j0 += 16)  // columns k16.. of those rows
+            for (int k = k16; k < K; k++)
+                for (int j = j0; j < j0 + 16; j++) pk[(size_t)k * N + j] = B[(size_t)j * ldb + k];
+    }
+    for (int j0 = j16; j0 < N; j0 += 16) {
         int j1 = j0 + 16 < N ? j0 + 16 : N;
         for (int k = 0; k < K; k++)
             for (int j = j0; j < j1; j++) pk[(size_t)k * N + j] = B[(size_t)j * ldb + k];
@@ -310,7 +380,7 @@ static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float
     if (tb) {  // pack op(B) = B^T into [K, N]
         float *pk = grow(&gemm_pack, &gemm_pack_cap, (size_t)K * N);
         if (!pk) return -1;
-        pack_bt(pk, B, ldb, N, K);
+        pack_bt(pk, B, ldb, N, K, avx512);
         Bp = pk;
         ldbp = N;
     }
@@ -411,7 +481,7 @@ static void matmul_par_ci(real *C, const real *Ci, int ldci, const real *A, cons
     if (tb && nb > 1 && (gemm_path == GEMM_PATH_AVX2 || gemm_path == GEMM_PATH_AVX512)) {
         float *pk = grow(&par_pack, &par_pack_cap, (size_t)K * N);
         if (pk) {
-            pack_bt(pk, B, K, N, K);
+            pack_bt(pk, B, K, N, K, gemm_path == GEMM_PATH_AVX512);
             B = pk;
             tb = 0;
         }
@@ -1037,63 +1107,6 @@ RB_CLONES static void mha_rows_softmax_bwd(real *restrict G, const real *restric
     }
 }
 
-#if !defined(RB_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
-#define RB_TRANSPOSE8 1
-#include <immintrin.h>
-// dst[c * ldd + s] = src[s * lds + c] for an 8 x 8 block (data movement only: no rounding).
-__attribute__((target("avx2"))) static void transpose8x8(float *dst, size_t ldd, const float *src, size_t lds) {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
-           r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
-           r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
-           r7 = _mm256_loadu_ps(src + 7 * lds);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-           s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-           s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
-    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
-}
-// The same for a 16 x 16 block in AVX-512 registers (two 8 x 8 passes per block were 2% of the
-// reference step).
-__attribute__((target("avx512f"))) static void transpose16x16(float *dst, size_t ldd, const float *src, size_t lds) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
-    for (int i = 0; i < 16; i += 2) {  // interleave row pairs: 32-bit elements
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {  // 64-bit pairs of pairs
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    // each r[i] now holds, per 128-bit lane L, column (lane-local) data of rows i/4*4 .. +3;
-    // gather the 128-bit lanes: first rows 0-3 with 4-7 and 8-11 with 12-15, then across
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
-}
-#endif
 
 // Per-thread [2, dh, T] buffer for one head's k^T and v^T (grown on first use; OOM: NULL, and the
 // callers fall back to transposed GEMMs). Transposing once per (b, h) instead of packing k^T in
