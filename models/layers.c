@@ -529,9 +529,12 @@ RB_CLONES static void encoder_bwd_cols(real *restrict dwte, real *restrict dwpe,
 
 void encoder_backward(real *dwte, real *dwpe, const real *dout, const int32_t *tok, int B, int T, int D) {
     // Scatter-add in row order; threads own column ranges, so the sum order is fixed.
-    // (column blocks of 16 handed out dynamically: a column's sum does not depend on who owns it)
+    // (column blocks handed out dynamically: a column's sum does not depend on who owns it.) Blocks
+    // of 32 columns, 128 bytes: the CPU fetches cache lines in aligned pairs, and with blocks of 16
+    // two threads shared every pair of dout and dwte (2 threads: 1.8% of the reference step, 1.1%
+    // on one thread).
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int c0 = 0; c0 < D; c0 += 16) encoder_bwd_cols(dwte, dwpe, dout, tok, B * T, T, D, c0, imin(D, c0 + 16));
+    for (int c0 = 0; c0 < D; c0 += 32) encoder_bwd_cols(dwte, dwpe, dout, tok, B * T, T, D, c0, imin(D, c0 + 32));
 }
 
 // ---- norms -----------------------------------------------------------------------------------
