@@ -111,6 +111,11 @@ RV_INLINE rvec16 rb_exp16(rvec16 x) {
 
 // ---- GEMM helpers ----------------------------------------------------------------------------
 // OpenBLAS to one thread (idempotent). Called by model_create and every mixer's create().
+// Zeroed n * sz bytes on a 64-byte (cache-line) boundary, released with free(); NULL if out of
+// memory or n * sz overflows. glibc's malloc puts large blocks 16 bytes past a page start, so every
+// 64-byte vector load of a D = 64 row straddled two cache lines, and two threads writing adjacent
+// 16-column blocks (encoder_backward) shared one.
+void *rb_calloc(size_t n, size_t sz);
 void rb_blas_single_thread(void);
 // C[M,N] (ldc) = beta*C + alpha * op(A) op(B), row-major with explicit leading dimensions.
 void gemm_ld(real *C, int ldc, const real *A, int lda, const real *B, int ldb, int M, int N, int K,
@@ -207,25 +212,29 @@ void shortconv_backward(real *dinp, real *dw, real *db, const real *dout, const 
 // ---- multi-head causal softmax attention core (shared by attention, swa; usable by bla) ------
 // q, k, v: row (b,t) at q + (b*T+t)*ld, head h in columns [h*dh, (h+1)*dh) (so one fused qkv
 // buffer with ld = 3D works). Scores s(t, s') = q_t.k_s' / sqrt(dh) over keys s' in (t - W_h, t]
-// (W_h = window[h]; window NULL or window[h] <= 0: all s' <= t). Nothing T x T is stored: forward
-// saves the per-row log-sum-exp lse [B,H,T] and backward recomputes probabilities block by block.
+// (W_h = window[h]; window NULL or window[h] <= 0: all s' <= t). Forward saves the per-row
+// log-sum-exp lse [B,H,T]; with keep != NULL ([B, mha_keep_floats(window, T, H)]) also the
+// probabilities (the visible blocks only: about T^2/2 per head), and backward reuses them; with
+// keep NULL nothing T x T is stored and backward recomputes them block by block (the same bits).
 // scratch: nscratch regions of mha_scratch_floats(Tmax) floats (one per thread; at most nscratch
 // threads are used).
 size_t mha_scratch_floats(int Tmax);
+size_t mha_keep_floats(const int *window, int T, int H);
 // out (row stride ldo, head h at columns h*dh) = softmax(scores) v. Overwritten.
-void mha_forward(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+void mha_forward(real *out, int ldo, real *lse, real *keep, const real *q, const real *k, const real *v, int ld,
                  const int *window, int B, int T, int H, int dh, real *scratch, int nscratch);
 // dq, dk, dv (row stride ldd, same column layout as q, k, v) overwritten on the head columns.
-void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
+void mha_backward(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse, const real *keep,
                   const real *q, const real *k, const real *v, int ld, const int *window, int B, int T,
                   int H, int dh, real *scratch, int nscratch);
 // One sequence (B = 1), all heads, on the calling thread (for callers that parallelise over the
-// batch themselves); P: one scratch region of mha_scratch_floats(T). Same numbers as above.
-void mha_forward_seq(real *out, int ldo, real *lse, const real *q, const real *k, const real *v, int ld,
+// batch themselves); P: one scratch region of mha_scratch_floats(T); keep: this sequence's
+// mha_keep_floats or NULL. Same numbers as above.
+void mha_forward_seq(real *out, int ldo, real *lse, real *keep, const real *q, const real *k, const real *v, int ld,
                      const int *window, int T, int H, int dh, real *P);
 void mha_backward_seq(real *dq, real *dk, real *dv, int ldd, const real *dout, int ldo, const real *lse,
-                      const real *q, const real *k, const real *v, int ld, const int *window, int T, int H, int dh,
-                      real *P);
+                      const real *keep, const real *q, const real *k, const real *v, int ld, const int *window, int T,
+                      int H, int dh, real *P);
 // One query of one head against n cached rows (row stride ldc): out [dh] = softmax(kc q/sqrt(dh)) vc.
 // sc [n] scratch. Row order does not matter (softmax is permutation invariant).
 void mha_step(real *out, const real *q, const real *kc, const real *vc, int n, int ldc, int dh, real *sc);

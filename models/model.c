@@ -66,16 +66,18 @@ struct Model {
 static int head_reserve(Model *m, int npos) {
     if ((size_t)npos <= m->head_cap) return 0;
     size_t cap = (size_t)npos, V = (size_t)m->V;
-    real *l = realloc(m->logits, cap * V * sizeof(real)), *p = l ? realloc(m->probs, cap * V * sizeof(real)) : NULL;
-    if (l) m->logits = l;
-    if (p) m->probs = p;
-    if (!l || !p) return -1;
+    free(m->logits);  // rewritten by every forward: nothing to keep; aligned (rb_calloc, layers.h)
+    free(m->probs);
+    m->logits = rb_calloc(cap * V, sizeof(real));
+    m->probs = rb_calloc(cap * V, sizeof(real));
+    m->head_cap = 0;
+    if (!m->logits || !m->probs) return -1;
     m->head_cap = cap;
     return 0;
 }
 
 static void *xcalloc(size_t n, size_t sz, int *fail) {
-    void *p = calloc(n ? n : 1, sz);
+    void *p = rb_calloc(n, sz);  // 64-byte aligned (layers.h)
     if (!p) *fail = 1;
     return p;
 }

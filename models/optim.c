@@ -26,8 +26,8 @@ Optim *optim_create(Model *mdl, const AdamWCfg *cfg) {
     if (!o) return NULL;
     o->cfg = *cfg;
     o->P = model_num_params(mdl);
-    o->m = calloc(o->P ? o->P : 1, sizeof(real));
-    o->v = calloc(o->P ? o->P : 1, sizeof(real));
+    o->m = rb_calloc(o->P, sizeof(real));  // aligned (layers.h)
+    o->v = rb_calloc(o->P, sizeof(real));
     o->part = calloc(o->P / SQ_CHUNK + 1, sizeof(double));
     if (!o->m || !o->v || !o->part) { optim_free(o); return NULL; }
     return o;
@@ -67,12 +67,17 @@ double optim_step(Optim *o, Model *mdl, double lr) {
     const real b1 = (real)c->beta1, b2 = (real)c->beta2, ob1 = (real)(1 - c->beta1), ob2 = (real)(1 - c->beta2);
     const real gs = (real)gscale;
     const real a = (real)(lr / bc1), rb2 = (real)(1 / sqrt(bc2)), eps = (real)c->eps;
-    for (int ti = 0; ti < model_num_tensors(mdl); ti++) {
+    // One parallel region for all tensors, no barrier between them (every element's update is its
+    // own). A region per tensor over 16384 elements left the others on one thread: 21k of the
+    // reference config's 54k parameters (the update is ~0.8% of the step's CPU time).
+    const int nten = model_num_tensors(mdl);
+#pragma omp parallel if (o->P > 16384)
+    for (int ti = 0; ti < nten; ti++) {
         const TensorInfo *t = model_tensor(mdl, ti);
         const real decay = (real)(1 - lr * ((c->decay_all || t->decay) ? c->weight_decay : 0));
         real *pt = p + t->offset, *gt = g + t->offset, *mt = o->m + t->offset, *vt = o->v + t->offset;
         const long n = (long)t->numel;
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp for schedule(static) nowait
         for (long i = 0; i < n; i++) {
             real gi = gt[i] * gs;
             mt[i] = b1 * mt[i] + ob1 * gi;

@@ -162,7 +162,7 @@ static void sc_g(void *v) {
 static double mha_f(void *v) {
     Ctx *c = v;
     real *q = c->t[0].x;
-    mha_forward(c->out, c->D, c->aux1, q, q + c->D, q + 2 * c->D, 3 * c->D, c->window, c->B, c->T, c->H, c->dh,
+    mha_forward(c->out, c->D, c->aux1, NULL, q, q + c->D, q + 2 * c->D, 3 * c->D, c->window, c->B, c->T, c->H, c->dh,
                 c->aux2, omp_get_max_threads());
     return dot(c->out, c->R, c->nout);
 }
@@ -171,7 +171,7 @@ static void mha_g(void *v) {
     mha_f(c);
     real *q = c->t[0].x, *g = c->t[0].g;
     for (size_t i = 0; i < c->t[0].n; i++) g[i] = 7;  // must be overwritten
-    mha_backward(g, g + c->D, g + 2 * c->D, 3 * c->D, c->R, c->D, c->aux1, q, q + c->D, q + 2 * c->D, 3 * c->D,
+    mha_backward(g, g + c->D, g + 2 * c->D, 3 * c->D, c->R, c->D, c->aux1, NULL, q, q + c->D, q + 2 * c->D, 3 * c->D,
                  c->window, c->B, c->T, c->H, c->dh, c->aux2, omp_get_max_threads());
 }
 

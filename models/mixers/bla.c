@@ -138,10 +138,10 @@ static void *bla_create(const MixerCfg *cfg, int Bmax, int Tmax) {
         BlaOperators vis = op;
         vis.M = hd->Mv;
         double *hdbl = malloc(sizeof(double) * Tmax * hd->Mv);
-        hd->h = malloc(sizeof(real) * Tmax * hd->Mv);
-        hd->A = malloc(sizeof(real) * op.N * op.N);
-        hd->Bv = malloc(sizeof(real) * op.N);
-        hd->R = malloc(sizeof(real) * op.M * op.N);
+        hd->h = rb_calloc(1, sizeof(real) * Tmax * hd->Mv);
+        hd->A = rb_calloc(1, sizeof(real) * op.N * op.N);
+        hd->Bv = rb_calloc(1, sizeof(real) * op.N);
+        hd->R = rb_calloc(1, sizeof(real) * op.M * op.N);
         if (!hdbl || !hd->h || !hd->A || !hd->Bv || !hd->R) { free(hdbl); bla_operators_free(&op); goto fail; }
         bla_impulse_response(hdbl, &vis, Tmax);
         for (size_t i = 0; i < (size_t)Tmax * hd->Mv; i++) hd->h[i] = (real)hdbl[i];
@@ -155,16 +155,16 @@ static void *bla_create(const MixerCfg *cfg, int Bmax, int Tmax) {
         if (hd->Mv > c->Mvmax) c->Mvmax = hd->Mv;
     }
     size_t n = (size_t)Bmax * Tmax * c->D;
-    c->qkv = malloc(3 * n * sizeof(real));
-    c->o = malloc(n * sizeof(real));
-    c->dO = malloc(n * sizeof(real));
-    c->dqkv = malloc(3 * n * sizeof(real));
+    c->qkv = rb_calloc(1, 3 * n * sizeof(real));
+    c->o = rb_calloc(1, n * sizeof(real));
+    c->dO = rb_calloc(1, n * sizeof(real));
+    c->dqkv = rb_calloc(1, 3 * n * sizeof(real));
     c->att_blk = (size_t)Tmax * c->Mvmax;
-    c->att = malloc((size_t)Bmax * c->H * c->att_blk * sizeof(real));
+    c->att = rb_calloc(1, (size_t)Bmax * c->H * c->att_blk * sizeof(real));
     c->nthr = omp_get_max_threads();  // at most this many threads use the scratch (as attention.c)
     c->scr_blk = 2 * (size_t)Tmax * Tmax + (size_t)Tmax * c->Mvmax;
-    c->scr = malloc((size_t)c->nthr * c->scr_blk * sizeof(real));
-    c->sb = malloc((5 * (size_t)c->D + (size_t)c->Nmax * c->dh + c->Mmax + 2 * (size_t)c->Nmax) * sizeof(real));
+    c->scr = rb_calloc(1, (size_t)c->nthr * c->scr_blk * sizeof(real));
+    c->sb = rb_calloc(1, (5 * (size_t)c->D + (size_t)c->Nmax * c->dh + c->Mmax + 2 * (size_t)c->Nmax) * sizeof(real));
     if (!c->qkv || !c->o || !c->dO || !c->dqkv || !c->att || !c->scr || !c->sb)
         goto fail;
     return c;

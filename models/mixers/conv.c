@@ -50,13 +50,13 @@ static void conv_destroy(void *ctx) {
 
 static void *conv_create(const MixerCfg *c, int Bmax, int Tmax) {
     rb_blas_single_thread();
-    ConvCtx *a = calloc(1, sizeof *a);
+    ConvCtx *a = rb_calloc(1, sizeof *a);
     if (!a) return NULL;
     a->D = c->d;
     size_t n = (size_t)Bmax * Tmax * c->d * sizeof(real);
-    a->uc = malloc(n); a->up = malloc(n); a->g = malloc(n); a->g2 = malloc(n);
-    a->wT = malloc((size_t)c->d * c->d * sizeof(real));
-    a->wpart = malloc((size_t)Bmax * (CONV_K + 1) * c->d * sizeof(real));
+    a->uc = rb_calloc(1, n); a->up = rb_calloc(1, n); a->g = rb_calloc(1, n); a->g2 = rb_calloc(1, n);
+    a->wT = rb_calloc(1, (size_t)c->d * c->d * sizeof(real));
+    a->wpart = rb_calloc(1, (size_t)Bmax * (CONV_K + 1) * c->d * sizeof(real));
     if (!a->uc || !a->up || !a->g || !a->g2 || !a->wT || !a->wpart) { conv_destroy(a); return NULL; }
     return a;
 }

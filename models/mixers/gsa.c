@@ -108,7 +108,7 @@ static void *gsa_create(const MixerCfg *c, int Bmax, int Tmax) {
     size_t N = (size_t)Bmax * Tmax, D = x->D, Hm = x->Hm;
     size_t st = (size_t)Bmax * x->H * 4 * x->m * x->dh;
     size_t total = N * D * 11 + N * Hm * 7 + N + st + 10 * D + 4 * Hm;
-    real *w = malloc(total * sizeof(real));
+    real *w = rb_calloc(total, sizeof(real));  // aligned (layers.h)
     if (!w) { free(x); return NULL; }
     real **nd[] = {&x->qa, &x->ka, &x->va, &x->q, &x->k, &x->v, &x->o, &x->dr, &x->dq, &x->dk, &x->dv};
     for (size_t i = 0; i < sizeof nd / sizeof *nd; i++, w += N * D) *nd[i] = w;

@@ -112,7 +112,7 @@ static void *la_create(const MixerCfg *c, int Bmax, int Tmax) {
     size_t N = (size_t)Bmax * Tmax, D = x->D, Q = (size_t)x->H * x->fq, HF = (size_t)x->H * x->F;
     size_t st = (size_t)Bmax * x->H * la_st_per_head(x);
     size_t total = N * (4 * Q + 4 * D + 4 * HF + x->H) + st + 2 * Q + 2 * D + 2 * HF;
-    real *w = malloc(total * sizeof(real));
+    real *w = rb_calloc(total, sizeof(real));  // aligned (layers.h)
     if (!w) { free(x); return NULL; }
     x->qa = w; w += N * Q;
     x->ka = w; w += N * Q;

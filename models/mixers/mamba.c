@@ -171,7 +171,7 @@ static void mamba_destroy(void *vctx) {
     free(x);
 }
 
-static real *alloc_reals(size_t n) { return malloc((n > 0 ? n : 1) * sizeof(real)); }
+static real *alloc_reals(size_t n) { return rb_calloc(n, sizeof(real)); }  // aligned (layers.h)
 
 static void *mamba_create(const MixerCfg *c, int Bmax, int Tmax) {
     MambaCtx *x = calloc(1, sizeof *x);
