@@ -1004,6 +1004,19 @@ static inline int head_window(const int *window, int h) {
     return window && window[h] > 0 ? window[h] : INT_MAX / 2;
 }
 
+// Row i's view (both forms below): query t, visible keys a0..a1, its P row and scores (K's row when
+// kept, else P's), len visible, R rounded up to whole lanes (a0 + R <= n + 15 < ldp).
+#define MHA_ROW(i)                                                                          \
+    int t = t0 + (i), a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;                            \
+    real *row = P + (size_t)(i) * ldp, *x = row + a0;                                        \
+    real *krow = K ? K + (size_t)(i) * ldp : row, *xs = krow + a0;                           \
+    int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);                             \
+    (void)x; (void)xs; (void)R
+// ... and its keys before a0 zeroed, the pad past the visible ones set to -inf for the max
+#define MHA_ROW_PAD()                                                                       \
+    for (int a = 0; a < a0; a++) row[a] = krow[a] = 0;                                       \
+    for (int a = len; a < R; a++) xs[a] = -INFINITY
+
 // The rows of one block of P (row stride ldp), in place, one cloned call per block. Row i is query
 // t = t0 + i; visible keys are a0..a1 (a = key - lo); the rest of the row (to n) is set to 0.
 // Forward (lse_out): softmax, lse_out[t] = log-sum-exp. Backward (lse_in): exp(row - lse_in[t]),
@@ -1025,12 +1038,8 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
     const rvmask16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     const rvec16 zero = {0};
     for (int i = 0; i < tb; i++) {
-        int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
-        real *row = P + (size_t)i * ldp, *x = row + a0;
-        real *krow = K ? K + (size_t)i * ldp : row, *xs = krow + a0;  // scores
-        int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
-        for (int a = 0; a < a0; a++) row[a] = krow[a] = 0;
-        for (int a = len; a < R; a++) xs[a] = -INFINITY;
+        MHA_ROW(i);
+        MHA_ROW_PAD();
         if (!lse_out) {
             real l = lse_in[t];
             for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_sel(iota + a < len, rb_exp16(rv_load(x + a) - l), zero));
@@ -1055,10 +1064,7 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
     }
     if (!lse_out) return;
     for (int i = 0; i < tb; i++) {
-        int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;
-        real *row = P + (size_t)i * ldp, *x = row + a0;
-        real *krow = K ? K + (size_t)i * ldp : row, *xs = krow + a0;
-        int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);
+        MHA_ROW(i);
         real sum = sums[i], inv = 1 / sum;
         for (int a = 0; a < R; a += LANES) rv_store(x + a, rv_load(x + a) * inv);
         real l = lse_out[t] = mxs[i] + (real)log((double)sum);
@@ -1069,12 +1075,8 @@ RB_CLONES static void mha_rows_softmax(real *P, int ldp, real *lse_out, const re
     }
 #else
     for (int i = 0; i < tb; i++) {
-        int t = t0 + i, a0 = imax(lo, t - W + 1) - lo, a1 = t - lo;  // visible: a0..a1
-        real *row = P + (size_t)i * ldp, *x = row + a0;
-        real *krow = K ? K + (size_t)i * ldp : row, *xs = krow + a0;  // scores
-        int len = a1 - a0 + 1, R = (len + LANES - 1) & ~(LANES - 1);  // a0 + R <= n + 15 < ldp
-        for (int a = 0; a < a0; a++) row[a] = krow[a] = 0;
-        for (int a = len; a < R; a++) xs[a] = -INFINITY;
+        MHA_ROW(i);
+        MHA_ROW_PAD();
         if (!lse_out) {
             real l = lse_in[t];
             for (int a = 0; a < R; a++) x[a] = rexp(x[a] - l);

@@ -570,6 +570,24 @@ __host__ __device__ constexpr int wide_bwd_blocks(int nm) {
 }
 extern __shared__ float4 wd_smem[];  // float4: 16-byte alignment for the vector loads of B, C
 
+// The chunk's B and C rows (tokens t0 .. t0 + SC_TC - 1, states padded to NM with zeros) into shared
+// memory, [SC_TC][NM] each: the staging both wide kernels share.
+template <int NM>
+__device__ __forceinline__ void wide_stage_bc(float *s_B, float *s_C, const float *__restrict__ xdbl, size_t mb, int t0,
+                                              int T, int N, int R, int P, int tid) {
+    for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
+        const int j = i / NM, nn = i % NM, t = t0 + j;
+        float bv = 0.f, cv = 0.f;
+        if (t < T && nn < N) {
+            const float *row = xdbl + (mb + t) * P + R;
+            bv = row[nn];
+            cv = row[N + nn];
+        }
+        s_B[i] = bv;
+        s_C[i] = cv;
+    }
+}
+
 // scan_forward (mamba.c scan_forward_block + the softplus of mamba_forward), wide form. Shared memory:
 // s_dl, s_x [SC_TC][WD_CH]; s_B, s_C [SC_TC][NM]; s_y [WD_WARPS][SC_TC][WD_CH] (per-warp C.h partials).
 // Two blocks per SM (<= 128 registers): spill-free at NM 256 (124 registers), <= 53 KB of shared memory.
@@ -607,17 +625,7 @@ __global__ void __launch_bounds__(SC_BLK, 2) scan_fwd_wide_kernel(float *__restr
             s_dl[i] = dl;
             s_x[i] = xv;
         }
-        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
-            const int j = i / NM, nn = i % NM, t = t0 + j;
-            float bv = 0.f, cv = 0.f;
-            if (t < T && nn < N) {
-                const float *row = xdbl + (mb + t) * P + R;
-                bv = row[nn];
-                cv = row[N + nn];
-            }
-            s_B[i] = bv;
-            s_C[i] = cv;
-        }
+        wide_stage_bc<NM>(s_B, s_C, xdbl, mb, t0, T, N, R, P, tid);
         __syncthreads();
 #pragma unroll
         for (int j = 0; j < SC_TC; j++) {
@@ -715,17 +723,7 @@ __global__ void __launch_bounds__(SC_BLK, wide_bwd_blocks(NM)) scan_bwd_wide_ker
             s_x[i] = xv;
             s_dy[i] = dy;
         }
-        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
-            const int j = i / NM, nn = i % NM, t = t0 + j;
-            float bv = 0.f, cv = 0.f;
-            if (t < T && nn < N) {
-                const float *row = xdbl + (mb + t) * P + R;
-                bv = row[nn];
-                cv = row[N + nn];
-            }
-            s_B[i] = bv;
-            s_C[i] = cv;
-        }
+        wide_stage_bc<NM>(s_B, s_C, xdbl, mb, t0, T, N, R, P, tid);
         __syncthreads();
         float S1[SC_TC], S2[SC_TC];  // this lane's sums over its states of gh B (-> d x, d delta) and q A2
 #pragma unroll
