@@ -322,6 +322,23 @@ __device__ __forceinline__ void group_transpose_sum(float *v, int lane) {
     transpose_levels<V / 2>(v, lane);
 }
 
+// One (token row m, channel ch) of a backward chunk's staging, shared by the lane-parallel backward
+// kernels: delta = softplus(dtp + b_dt), x, and dy = dL/dy through g = y silu(z); writes dL/dz into
+// dxz and adds dy x to the thread's dD sum.
+__device__ __forceinline__ void bwd_stage_elem(float &dl, float &xv, float &dy, float &dDs, size_t m, int ch, int E,
+                                               const float *__restrict__ dtp, const float *__restrict__ bdt,
+                                               const float *__restrict__ xs, const float *__restrict__ xz,
+                                               const float *__restrict__ dg, const float *__restrict__ y,
+                                               float *__restrict__ dxz) {
+    dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
+    xv = xs[m * E + ch];
+    const float zv = xz[m * 2 * E + E + ch], dgv = dg[m * E + ch], yv = y[m * E + ch];
+    const float s = sigm(zv);  // g = y silu(z)
+    dy = dgv * zv * s;
+    dxz[m * 2 * E + E + ch] = dgv * yv * s * (1.f + zv * (1.f - s));
+    dDs += dy * xv;
+}
+
 // scan_forward (mamba.c scan_forward_block + the softplus of mamba_forward), lane-parallel form.
 // hs: [B, nch, E, N], h at the end of every chunk but the last.
 template <int NM>
@@ -427,16 +444,7 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
         for (int i = tid; i < SC_TC * CB; i += SC_BLK) {
             const int j = i / CB, cc = i % CB, t = t0 + j, ch = c0 + cc;
             float dl = 0.f, xv = 0.f, dy = 0.f;
-            if (t < T && ch < E) {
-                const size_t m = mb + t;
-                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
-                xv = xs[m * E + ch];
-                const float zv = xz[m * 2 * E + E + ch], dgv = dg[m * E + ch], yv = y[m * E + ch];
-                const float s = sigm(zv);  // g = y silu(z)
-                dy = dgv * zv * s;
-                dxz[m * 2 * E + E + ch] = dgv * yv * s * (1.f + zv * (1.f - s));
-                dDs += dy * xv;
-            }
+            if (t < T && ch < E) bwd_stage_elem(dl, xv, dy, dDs, mb + t, ch, E, dtp, bdt, xs, xz, dg, y, dxz);
             s_dl[j][cc] = dl;
             s_x[j][cc] = xv;
             s_dy[j][cc] = dy;
@@ -709,16 +717,7 @@ __global__ void __launch_bounds__(SC_BLK, wide_bwd_blocks(NM)) scan_bwd_wide_ker
         for (int i = tid; i < TW; i += SC_BLK) {
             const int j = i / WD_CH, cc = i % WD_CH, t = t0 + j, ch = c0 + cc;
             float dl = 0.f, xv = 0.f, dy = 0.f;
-            if (t < T && ch < E) {
-                const size_t m = mb + t;
-                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
-                xv = xs[m * E + ch];
-                const float zv = xz[m * 2 * E + E + ch], dgv = dg[m * E + ch], yv = y[m * E + ch];
-                const float s = sigm(zv);  // g = y silu(z)
-                dy = dgv * zv * s;
-                dxz[m * 2 * E + E + ch] = dgv * yv * s * (1.f + zv * (1.f - s));
-                dDs += dy * xv;
-            }
+            if (t < T && ch < E) bwd_stage_elem(dl, xv, dy, dDs, mb + t, ch, E, dtp, bdt, xs, xz, dg, y, dxz);
             s_dl[i] = dl;
             s_x[i] = xv;
             s_dy[i] = dy;
