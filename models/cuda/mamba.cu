@@ -322,16 +322,22 @@ __device__ __forceinline__ void group_transpose_sum(float *v, int lane) {
     transpose_levels<V / 2>(v, lane);
 }
 
-// One (token row m, channel ch) of a backward chunk's staging, shared by the lane-parallel backward
-// kernels: delta = softplus(dtp + b_dt), x, and dy = dL/dy through g = y silu(z); writes dL/dz into
-// dxz and adds dy x to the thread's dD sum.
+// One (token row m, channel ch) of a chunk's staging in the lane-parallel kernels: delta = softplus(dtp +
+// b_dt) and x.
+__device__ __forceinline__ void stage_elem(float &dl, float &xv, size_t m, int ch, int E, const float *__restrict__ dtp,
+                                           const float *__restrict__ bdt, const float *__restrict__ xs) {
+    dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
+    xv = xs[m * E + ch];
+}
+
+// The same in the backward kernels, with dy = dL/dy through g = y silu(z); writes dL/dz into dxz and
+// adds dy x to the thread's dD sum.
 __device__ __forceinline__ void bwd_stage_elem(float &dl, float &xv, float &dy, float &dDs, size_t m, int ch, int E,
                                                const float *__restrict__ dtp, const float *__restrict__ bdt,
                                                const float *__restrict__ xs, const float *__restrict__ xz,
                                                const float *__restrict__ dg, const float *__restrict__ y,
                                                float *__restrict__ dxz) {
-    dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
-    xv = xs[m * E + ch];
+    stage_elem(dl, xv, m, ch, E, dtp, bdt, xs);
     const float zv = xz[m * 2 * E + E + ch], dgv = dg[m * E + ch], yv = y[m * E + ch];
     const float s = sigm(zv);  // g = y silu(z)
     dy = dgv * zv * s;
@@ -361,11 +367,7 @@ __global__ void __launch_bounds__(SC_BLK) scan_fwd_lanes_kernel(float *__restric
         for (int i = tid; i < SC_TC * CG; i += SC_BLK) {
             const int j = i / CG, cc = i % CG, t = t0 + j, ch = c0 + cc;
             float dl = 0.f, xv = 0.f;
-            if (t < T && ch < E) {
-                const size_t m = mb + t;
-                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
-                xv = xs[m * E + ch];
-            }
+            if (t < T && ch < E) stage_elem(dl, xv, mb + t, ch, E, dtp, bdt, xs);
             s_dl[j][cc] = dl;
             s_x[j][cc] = xv;
         }
@@ -625,11 +627,7 @@ __global__ void __launch_bounds__(SC_BLK, 2) scan_fwd_wide_kernel(float *__restr
         for (int i = tid; i < SC_TC * WD_CH; i += SC_BLK) {
             const int j = i / WD_CH, cc = i % WD_CH, t = t0 + j, ch = c0 + cc;
             float dl = 0.f, xv = 0.f;
-            if (t < T && ch < E) {
-                const size_t m = mb + t;
-                dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
-                xv = xs[m * E + ch];
-            }
+            if (t < T && ch < E) stage_elem(dl, xv, mb + t, ch, E, dtp, bdt, xs);
             s_dl[i] = dl;
             s_x[i] = xv;
         }
