@@ -76,6 +76,8 @@ static const Flag flags[] = {
     {"json", F_BOOL, O(json), "0", 0, 1, NULL, G_RUN, "-", "print a JSON object as the last stdout line"},
     {"force", F_BOOL, O(force), "0", 0, 1, NULL, G_RUN, "-", "train even if this config already finished in the database"},
     {"max-steps", F_INT, O(max_steps), "0", 0, 1e12, NULL, G_RUN, "-", "stop after this many optimiser steps (0 = all; smoke tests)"},
+    {"eval-every", F_INT, O(eval_every), "1", 1, 1e6, NULL, G_RUN, "-",
+     "evaluate the test sets every N epochs and at the last one, when --early-stop >= 1 (else every epoch); the result is the same"},
     {"progress", F_CHOICE, O(progress), "auto", 0, 0, "auto|bar|lines|none", G_RUN, "-", "progress on stderr"},
     {"nan-at-step", F_INT, O(nan_at_step), "0", 0, 1e12, NULL, G_RUN, "-", NULL /* test only */},
     {"zero-mixer", F_BOOL, O(zero_mixer), "0", 0, 1, NULL, G_RUN, "-", NULL /* test only: zero every mixer output */},

@@ -33,6 +33,7 @@ typedef struct {
     // run-only (not part of the config hash)
     int threads, json, force, zero_mixer, progress;
     long max_steps;            // stop after this many optimiser steps (0 = all); for smoke tests
+    int eval_every;            // test evaluations every N epochs (and the last) when early stop cannot trigger
     long nan_at_step;          // test only: the loss of this step (1-based) is made NaN (divergence path)
     char db[512];
 } RunConfig;

@@ -139,6 +139,14 @@ static int on_key(void *user, const char *section, const char *name, const char 
     char title[96];
     block_title(b, title, sizeof title);
     if (!*value) return parse_fail(ps, "%s %s has no value", title, name);
+    if (b == &s->sweep && !strcmp(name, "eval-every")) {  // a run option every worker gets (not hashed)
+        char *end;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || v < 1 || v > 1000000)
+            return parse_fail(ps, "[sweep] eval-every = %s: must be an integer in [1, 1000000]", value);
+        s->eval_every = (int)v;
+        return 1;
+    }
     if (b == &s->sweep && (!strcmp(name, "name") || !strcmp(name, "db"))) {
         if (strpbrk(value, " \t")) return parse_fail(ps, "[sweep] %s = %s: one word (no spaces)", name, value);
         if (!strcmp(name, "name")) snprintf(s->name, sizeof s->name, "%s", value);
@@ -487,7 +495,7 @@ static void shell_word(FILE *f, const char *s) {
 
 // The worker's argv: config_argv's "--name value" pairs joined as "--name=value" (which every flag type,
 // booleans included, parses the same way), then the run flags. NULL-terminated; free with free_argv.
-static char **worker_argv(const RunConfig *c, const char *exe, const char *db, const char *threads) {
+static char **worker_argv(const RunConfig *c, const char *exe, const char *db, const char *threads, int eval_every) {
     char **ca = config_argv(c, exe);
     int n = 0;
     while (ca[n]) n++;
@@ -504,6 +512,11 @@ static char **worker_argv(const RunConfig *c, const char *exe, const char *db, c
     config_argv_free(ca);
     const char *extra[] = {"--db", db, "--json", "--threads", threads};
     for (int i = 0; i < 5; i++) av[k++] = xstrdup(extra[i]);
+    if (eval_every > 1) {
+        char ev[32];
+        snprintf(ev, sizeof ev, "--eval-every=%d", eval_every);
+        av[k++] = xstrdup(ev);
+    }
     av[k] = NULL;
     return av;
 }
@@ -543,8 +556,9 @@ static void usage(FILE *f) {
             "overrides [sweep]'s. A value with several whitespace-separated items is a list; the grid is the\n"
             "cartesian product of every list of a block (first key slowest). Commas stay inside one value\n"
             "(window = 32,256; train-mix = 64:4:1000,128:8:500). A repeated key or an indented continuation line\n"
-            "extends a list. [sweep] also takes name (default: the file name) and db (relative to the current\n"
-            "directory). Grid points identical after hashing (knobs a mixer does not read) run once.\n"
+            "extends a list. [sweep] also takes name (default: the file name), db (relative to the current\n"
+            "directory) and eval-every N (every worker: train --eval-every N; not part of a config's hash).\n"
+            "Grid points identical after hashing (knobs a mixer does not read) run once.\n"
             "A run whose worker dies (kill -9, OOM, crash) or fails at run time (exit 1 without a result) is\n"
             "retried, up to 3 attempts, on another GPU when there is one; a GPU whose last 3 runs failed gets no\n"
             "more while another GPU works; when every GPU keeps failing, failures are not retried.\n"
@@ -887,7 +901,7 @@ int cmd_sweep(int argc, char **argv) {
             }
             int pfd[2];
             if (pipe2(pfd, O_CLOEXEC) != 0) die_runtime("pipe: %s", strerror(errno));
-            char **av = worker_argv(&runs[ri].cfg, wexe, db, thr);
+            char **av = worker_argv(&runs[ri].cfg, wexe, db, thr, spec.eval_every);
             fflush(stdout);
             fflush(stderr);
             pid_t pid = fork();

@@ -23,6 +23,7 @@ typedef struct {
     char file[512];
     char name[64];             // [sweep] name = ... (default: the file name without .ini)
     char db[512];              // [sweep] db = ... ("" = not set)
+    int eval_every;            // [sweep] eval-every = N (0 = not set): passed to every worker's train
     SpecBlock sweep;
     SpecBlock *models;
     int nmodels;

@@ -310,7 +310,20 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
             progress(&pg, epoch, c->epochs, step, total, ema, last_acc, tps, eta, 0);
         }
         if (status) break;
-        // Evaluate every test configuration.
+        // Evaluate every test configuration: every epoch, or with --eval-every N when early stop cannot
+        // trigger, every N epochs and at the last (training never reads an evaluation, so the run and its
+        // final result are the same; only the stored curve is sparser).
+        int last = epoch == c->epochs || step >= total || g_stop;
+        if (c->early_stop >= 1 && c->eval_every > 1 && epoch % c->eval_every && !last) {
+            res->final_loss = ep_n ? ep_loss / ep_n : 0;
+            res->epochs = epoch;
+            if (st) store_log_eval(st, run, epoch, "train", 0, 0, NAN, res->final_loss, -1);
+            double el = now_seconds() - tstart;
+            progress(&pg, epoch, c->epochs, step, total, ema, last_acc, tokens / fmax(train_time, 1e-9),
+                     el / fmax(step, 1) * (total - step), 1);
+            if (pg.mode == 1) fputc('\n', stderr);
+            continue;
+        }
         double mean = 0, tvd = 0;
         for (int i = 0; i < ds->n_test; i++) {
             EvalOut e = evaluate(m, &ds->test[i], Bmax, &w);

@@ -293,5 +293,25 @@ check "rerun after --time-limit resumes the rest" $? "$(tail -1 dl3.err)"
 "$rb" sweep dl.ini --db dl/c.db --time-limit 0 >/dev/null 2>&1; rc=$?
 [ $rc = 2 ]; check "--time-limit 0: exit 2" $? "rc=$rc"
 
+# [sweep] eval-every = N: every worker evaluates every N epochs and at the last when early stop cannot
+# trigger; the runs' results and config hashes are those of the plain sweep.
+for e in 1 3; do
+    { echo "[sweep]"; echo "name = ev"; echo "$tiny" | sed 's/^epochs = .*/epochs = 5/'; echo "early-stop = 1.01"
+      [ $e = 3 ] && echo "eval-every = 3"; echo "[model swa]"; echo "layers = conv,swa"; echo "window = 4 8"; } > ev$e.ini
+    "$rb" sweep ev$e.ini --db ev$e.db -j 2 > /dev/null 2> ev$e.err
+    check "sweep with eval-every = $e ok" $? "$(tail -1 ev$e.err)"
+done
+if [ $have_sqlite = 1 ]; then
+    r1=$(q ev1.db "select config_hash, accuracy, json_extract(result_json, '\$.loss') from runs order by config_hash")
+    r3=$(q ev3.db "select config_hash, accuracy, json_extract(result_json, '\$.loss') from runs order by config_hash")
+    [ -n "$r1" ] && [ "$r1" = "$r3" ]; check "eval-every = 3: same hashes, accuracies and losses as every epoch" $? "$r1 / $r3"
+    [ "$(q ev3.db "select group_concat(epoch) from (select distinct epoch from evals where split != 'train' order by epoch)")" = "3,5" ] &&
+    [ "$(q ev1.db "select count(distinct epoch) from evals where split != 'train'")" = 5 ]
+    check "eval-every = 3: test evaluations at epochs 3 and 5 only (every epoch: 5)" $?
+fi
+printf '[sweep]\neval-every = 0\n[model a]\nlayers = conv,swa\n' > ev0.ini
+"$rb" sweep ev0.ini --dry-run > /dev/null 2> ev0.err; rc=$?
+[ $rc = 2 ] && grep -q "eval-every = 0" ev0.err; check "eval-every = 0: exit 2 with one line" $? "rc=$rc $(head -1 ev0.err)"
+
 echo "sweep.sh: $fails failed"
 [ $fails = 0 ]
