@@ -70,12 +70,19 @@ static void runs_table(FILE *f, sqlite3 *db, const char *task) {
         "SELECT task, COALESCE(NULLIF(variant,''), NULLIF(mixer,''), model, '?') v, count(*),"
         " sum(status = 'ok'), sum(status = 'diverged'), sum(status = 'failed'), sum(status = 'interrupted'),"
         " sum(status = 'running'), max(CASE WHEN status = 'ok' THEN accuracy END),"
-        " count(DISTINCT CASE WHEN status = 'ok' THEN state_floats END), avg(CASE WHEN status = 'ok' THEN tokens_per_s END)"
+        " count(DISTINCT CASE WHEN status = 'ok' THEN state_floats END), avg(CASE WHEN status = 'ok' THEN tokens_per_s END),"
+        " (SELECT group_concat(x, ' ') FROM (SELECT DISTINCT printf('%g', r2.lr) x FROM runs r2 WHERE r2.status = 'ok'"
+        "   AND r2.task IS runs.task AND COALESCE(NULLIF(r2.variant,''), NULLIF(r2.mixer,''), r2.model, '?') ="
+        "   COALESCE(NULLIF(runs.variant,''), NULLIF(runs.mixer,''), runs.model, '?') ORDER BY r2.lr)),"
+        " count(DISTINCT CASE WHEN status = 'ok' THEN seed END)"
         " FROM runs WHERE (?1 IS NULL OR task = ?1) GROUP BY task, v ORDER BY task, v";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) die_runtime("cannot read runs: %s", sqlite3_errmsg(db));
     if (task) sqlite3_bind_text(st, 1, task, -1, SQLITE_TRANSIENT);
+    // The lrs and seeds that finished, per variant: a frontier that picks the best lr per state compares
+    // fairly only between variants that tried the same lrs (a sweep in progress may not have yet).
     fprintf(f, "## Runs\n\n| task | variant | runs | ok | diverged | failed | interrupted | running | state sizes | "
-               "best accuracy | mean tokens/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+               "best accuracy | mean tokens/s | lrs (ok runs) | seeds |\n"
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
     int rows = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         fprintf(f, "| %s | %s |", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "?",
@@ -84,13 +91,15 @@ static void runs_table(FILE *f, sqlite3 *db, const char *task) {
         fprintf(f, " %d |", sqlite3_column_int(st, 9));
         if (sqlite3_column_type(st, 8) == SQLITE_NULL) fprintf(f, " – |");
         else fprintf(f, " %.3f |", sqlite3_column_double(st, 8));
-        if (sqlite3_column_type(st, 10) == SQLITE_NULL) fprintf(f, " – |\n");
-        else fprintf(f, " %.0f |\n", sqlite3_column_double(st, 10));
+        if (sqlite3_column_type(st, 10) == SQLITE_NULL) fprintf(f, " – |");
+        else fprintf(f, " %.0f |", sqlite3_column_double(st, 10));
+        const unsigned char *lrs = sqlite3_column_text(st, 11);
+        fprintf(f, " %s | %d |\n", lrs && *lrs ? (const char *)lrs : "–", sqlite3_column_int(st, 12));
         rows++;
     }
     if (rc != SQLITE_DONE) die_runtime("cannot read runs: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    if (!rows) fprintf(f, "| – | (no runs) | 0 | 0 | 0 | 0 | 0 | 0 | 0 | – | – |\n");
+    if (!rows) fprintf(f, "| – | (no runs) | 0 | 0 | 0 | 0 | 0 | 0 | 0 | – | – | – | 0 |\n");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -221,8 +230,27 @@ static void paper_regbench(FILE *f, const RbGrowth *g, int ng, const double bl[4
 }
 
 // The paper's claims (bla.md, claim 4) beside what the data says. The sentences are filled from the numbers.
+// The distinct learning rates of a variant's MQAR runs, ascending, as "0.001 0.00316" (runs are ok runs).
+static void variant_lrs(const FrRun *runs, int nruns, const char *variant, char *out, size_t n) {
+    double seen[64];
+    int ns = 0;
+    for (int i = 0; i < nruns; i++) {
+        if (strcmp(runs[i].task, "mqar") || strcmp(runs[i].variant, variant)) continue;
+        int dup = 0;
+        for (int j = 0; j < ns; j++) dup |= seen[j] == runs[i].lr;
+        if (!dup && ns < 64) seen[ns++] = runs[i].lr;
+    }
+    for (int i = 1; i < ns; i++)  // insertion sort: a handful of values
+        for (int j = i; j > 0 && seen[j] < seen[j - 1]; j--) { double t = seen[j]; seen[j] = seen[j - 1]; seen[j - 1] = t; }
+    out[0] = 0;
+    for (int i = 0; i < ns; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, n - l, "%s%g", i ? " " : "", seen[i]);
+    }
+}
+
 static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, const RbGrowth *g, int ng,
-                         double improve_min) {
+                         double improve_min, const FrRun *runs, int nruns) {
     fprintf(f, "\n## Compared with the paper's claims\n\n"
                "The paper (arXiv 2606.09862, abstract; ../shared/design/bla.md claim 4) states: (a) on MQAR BLA's state "
                "efficiency is 8x that of SWA (the same accuracy at 1/8 of the state); (b) on RegBench only BLA and SWA "
@@ -253,6 +281,18 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
         fprintf(f, ": %s.\n", verdict);
     }
     if (!any) fprintf(f, "- (a) no MQAR ratio of a BLA variant against swa in these data.\n");
+    // The best lr is chosen per (variant, state) among the lrs that finished: while a sweep is in progress
+    // the variants may not have tried the same ones, and the ratio then leans toward the one that tried more.
+    char lswa[256];
+    variant_lrs(runs, nruns, "swa", lswa, sizeof lswa);
+    for (int k = 0; k < nr; k++) {
+        if (strcmp(r[k].b, "swa") || (k > 0 && !strcmp(r[k].a, r[k - 1].a))) continue;
+        char la[256];
+        variant_lrs(runs, nruns, r[k].a, la, sizeof la);
+        if (strcmp(la, lswa))
+            fprintf(f, "- (a) caveat: %s and swa did not try the same learning rates (%s: %s; swa: %s), so the best-lr "
+                       "frontiers are not yet comparable on equal terms.\n", r[k].a, r[k].a, la, lswa);
+    }
     if (!ng) fprintf(f, "- (b) no RegBench runs in these data.\n");
     else {
         // Per training-automata count: the variants whose accuracy grows with state.
@@ -401,7 +441,7 @@ int cmd_report(int argc, char **argv) {
         double bl[4];
         plot_regbench_baselines(rows, nrows, bl);
         paper_regbench(f, g, ng, bl, improve_min);
-        paper_claims(f, pr, psp, npr, g, ng, improve_min);
+        paper_claims(f, pr, psp, npr, g, ng, improve_min, runs, nruns);
         paper_gpu_time(f, rows, nrows);
         free(g);
         export_free(rows, nrows);

@@ -131,6 +131,20 @@ grep -q "^## Compared with the paper's claims" $R && grep -q '^- (a) bla ' $R &&
 check "REPORT.md: the paper's claims beside the numbers" $?
 grep -q '^| mqar | cpu | cpu | – | 14 | 14 |' $R && grep -q '^| regbench | cpu | cpu | – | 8 | 8 |' $R
 check "REPORT.md: compute time per task, backend, device and precision" $?
+grep -q '^| mqar | swa | 8 | 8 | .* | 0.01 | 2 |$' $R && grep -q '^| mqar | bla | 6 | 6 | .* | 0.01 | 2 |$' $R && ! grep -q 'caveat' $R
+check "REPORT.md: the lrs and seeds that finished per variant; no lr caveat when they match" $?
+# The same CSV with BLA's runs at another lr: the claims must say the best-lr frontiers are not comparable yet.
+mkdir -p lrs && python3 - results/mqar_frontier.csv lrs/mqar_frontier.csv <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+h = rows[0]; iv, il = h.index("variant"), h.index("lr")
+for r in rows[1:]:
+    if r[iv] == "bla": r[il] = "0.005"
+csv.writer(open(sys.argv[2], "w", newline="")).writerows(rows)
+PY
+"$rb" report --csv-in lrs/ --paper --out lrs/R.md > /dev/null 2>&1 &&
+    grep -q '^- (a) caveat: bla and swa did not try the same learning rates (bla: 0.005; swa: 0.01)' lrs/R.md
+check "REPORT.md: lr caveat when BLA and SWA tried different lrs" $? "$(grep caveat lrs/R.md)"
 cp $R first.md
 "$rb" report --from-csv results/ --out results/REPORT.md --figures plots --levels 0.3,0.5,0.7 >/dev/null 2>&1 && cmp -s first.md $R
 check "regenerating REPORT.md gives the same file" $?
