@@ -314,18 +314,9 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         // trigger, every N epochs and at the last (training never reads an evaluation, so the run and its
         // final result are the same; only the stored curve is sparser).
         int last = epoch == c->epochs || step >= total || g_stop;
-        if (c->early_stop >= 1 && c->eval_every > 1 && epoch % c->eval_every && !last) {
-            res->final_loss = ep_n ? ep_loss / ep_n : 0;
-            res->epochs = epoch;
-            if (st) store_log_eval(st, run, epoch, "train", 0, 0, NAN, res->final_loss, -1);
-            double el = now_seconds() - tstart;
-            progress(&pg, epoch, c->epochs, step, total, ema, last_acc, tokens / fmax(train_time, 1e-9),
-                     el / fmax(step, 1) * (total - step), 1);
-            if (pg.mode == 1) fputc('\n', stderr);
-            continue;
-        }
-        double mean = 0, tvd = 0;
-        for (int i = 0; i < ds->n_test; i++) {
+        int eval_now = !(c->early_stop >= 1 && c->eval_every > 1 && epoch % c->eval_every && !last);
+        double mean = eval_now ? 0 : last_acc, tvd = 0;  // skipped epochs show the last evaluation
+        for (int i = 0; eval_now && i < ds->n_test; i++) {
             EvalOut e = evaluate(m, &ds->test[i], Bmax, &w);
             res->accuracies[i] = e.acc;
             snprintf(res->labels[i], sizeof res->labels[i], "%s", ds->test[i].label);
@@ -337,10 +328,12 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
                 status = 1; why = "failed";
             }
         }
-        res->n_test = ds->n_test;
-        mean /= ds->n_test;
-        res->accuracy = last_acc = mean;
-        res->tvd = c->task == TASK_REGBENCH ? tvd / ds->n_test : -1;
+        if (eval_now) {
+            res->n_test = ds->n_test;
+            mean /= ds->n_test;
+            res->accuracy = last_acc = mean;
+            res->tvd = c->task == TASK_REGBENCH ? tvd / ds->n_test : -1;
+        }
         res->final_loss = ep_n ? ep_loss / ep_n : 0;
         res->epochs = epoch;
         if (st) store_log_eval(st, run, epoch, "train", 0, 0, NAN, res->final_loss, -1);
@@ -349,6 +342,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
                  el / fmax(step, 1) * (total - step), 1);
         if (pg.mode == 1) fputc('\n', stderr);
         if (status) break;
+        if (!eval_now) continue;
         if (mean > c->early_stop) { if (!quiet) fprintf(stderr, "early stop: test accuracy %.4f > %.4f\n", mean, c->early_stop); epoch++; break; }
     }
     res->epochs = epoch - 1;
