@@ -9,7 +9,7 @@ for l in "conv" "conv,conv" "conv,attention"; do
   echo "== bench $l"; timeout 60 "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 20 2>&1 | grep -E "throughput|step time"
 done
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-for l in "conv,attention" "conv,mamba --state-dim 16" "conv,gsa --slots 64" "conv,la --feature-dim 16"; do
+for l in "conv,attention" "conv,bla --window 256 --freqs 32" "conv,mamba --state-dim 16" "conv,gsa --slots 64" "conv,la --feature-dim 16"; do
   n=$(echo "$l" | cut -d' ' -f1 | tr ',' '_')
   timeout 150 $ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel --csv \
     "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 1 --warmup-steps 0 > "$out/ncu_$n.csv" 2> "$out/ncu_$n.err"

@@ -89,7 +89,7 @@ if [ "$what" = all ] || [ "$what" = bench ]; then
   for l in "conv,attention" "conv,swa --window 256" "conv,bla --window 256 --freqs 32" \
            "conv,bla --window 256 --freqs 32 --bla-readout slots" "conv,gsa --slots 64" \
            "conv,la --feature-map taylor --feature-dim 16" "conv,mamba --state-dim 16"; do
-    for p in ${REGRESS_PRECISIONS:-fp32}; do  # tf32 drifts past the small rows' tolerances (README); REGRESS_PRECISIONS="tf32 fp32" shows it
+    for p in ${BENCH_PRECISIONS:-tf32 fp32}; do  # the default (tf32) and fp32
       echo "== $l --precision $p" | tee -a "$out/bench.txt"
       timeout 120 "$bin/recallbench" bench --backend cuda --precision $p --layers $l $ref 2>&1 | tail -3 | tee -a "$out/bench.txt"
     done
