@@ -183,9 +183,11 @@ int frontier_ratios(const FrNeed *nd, int nn, const char *vs, FrRatio **out) {
 // ---------------------------------------------------------------------------------------------------------
 // Loading
 
-void frontier_strip_seed(char *j) {
-    for (char *p = j; (p = strstr(p, "\"seed\"")); p += 6) {
-        char *q = p + 6;
+void frontier_strip_member(char *j, const char *name) {
+    char pat[64];
+    int pl = snprintf(pat, sizeof pat, "\"%s\"", name);
+    for (char *p = j; (p = strstr(p, pat)); p += pl) {
+        char *q = p + pl;
         while (isspace((unsigned char)*q)) q++;
         if (*q != ':') continue;
         q++;
@@ -210,6 +212,8 @@ void frontier_strip_seed(char *j) {
         return;
     }
 }
+
+void frontier_strip_seed(char *j) { frontier_strip_member(j, "seed"); }
 
 static const char *col_text(sqlite3_stmt *st, int i, const char *dflt) {
     const unsigned char *t = sqlite3_column_text(st, i);

@@ -93,7 +93,9 @@ void frontier_print_spread(FILE *f, const FrSpread *s, int ns, int nlev, int mar
 // Reads the status-ok runs (optionally of one task) from a recallbench database. *out malloc'd; returns the
 // count, or -1 with one line in err.
 int frontier_load(struct sqlite3 *db, const char *task, FrRun **out, char *err, size_t errn);
-// Removes the "seed" member from a canonical config JSON (in place): the seed-free identity of a config.
+// Removes the member `name` (its first occurrence) from a canonical config JSON, in place.
+void frontier_strip_member(char *json, const char *name);
+// frontier_strip_member(json, "seed"): the seed-free identity of a config.
 void frontier_strip_seed(char *json);
 // "512 B", "1.5 KiB", "24 MiB" into buf.
 const char *frontier_fmt_bytes(double bytes, char *buf, size_t n);

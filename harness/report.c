@@ -230,23 +230,69 @@ static void paper_regbench(FILE *f, const RbGrowth *g, int ng, const double bl[4
 }
 
 // The paper's claims (bla.md, claim 4) beside what the data says. The sentences are filled from the numbers.
-// The distinct learning rates of a variant's MQAR runs, ascending, as "0.001 0.00316" (runs are ok runs).
-static void variant_lrs(const FrRun *runs, int nruns, const char *variant, char *out, size_t n) {
-    double seen[64];
+// The distinct learning rates of a variant's MQAR runs (ok runs), ascending, into lr[] (at most 64); returns the count.
+static int variant_lr_set(const FrRun *runs, int nruns, const char *variant, double *lr) {
     int ns = 0;
     for (int i = 0; i < nruns; i++) {
         if (strcmp(runs[i].task, "mqar") || strcmp(runs[i].variant, variant)) continue;
         int dup = 0;
-        for (int j = 0; j < ns; j++) dup |= seen[j] == runs[i].lr;
-        if (!dup && ns < 64) seen[ns++] = runs[i].lr;
+        for (int j = 0; j < ns; j++) dup |= lr[j] == runs[i].lr;
+        if (!dup && ns < 64) lr[ns++] = runs[i].lr;
     }
     for (int i = 1; i < ns; i++)  // insertion sort: a handful of values
-        for (int j = i; j > 0 && seen[j] < seen[j - 1]; j--) { double t = seen[j]; seen[j] = seen[j - 1]; seen[j - 1] = t; }
+        for (int j = i; j > 0 && lr[j] < lr[j - 1]; j--) { double t = lr[j]; lr[j] = lr[j - 1]; lr[j - 1] = t; }
+    return ns;
+}
+
+// "0.001 0.00316" from n learning rates.
+static void fmt_lrs(const double *lr, int n, char *out, size_t cap) {
     out[0] = 0;
-    for (int i = 0; i < ns; i++) {
+    for (int i = 0; i < n; i++) {
         size_t l = strlen(out);
-        snprintf(out + l, n - l, "%s%g", i ? " " : "", seen[i]);
+        snprintf(out + l, cap - l, "%s%g", i ? " " : "", lr[i]);
     }
+}
+
+// The identity of a run's configuration without its seed and its lr: runs of one configuration at
+// several learning rates share it.
+static void lr_free_key(const FrRun *r, char *out, size_t n) {
+    snprintf(out, n, "%s", r->key);
+    if (out[0] == '{') frontier_strip_member(out, "lr");
+    else {
+        char *bar = strrchr(out, '|');  // the fallback key ends in "|lr"
+        if (bar) *bar = 0;
+    }
+}
+
+// How many of a variant's MQAR configurations (lr-free identities) have an ok run at every lr of want[];
+// *total: its configurations.
+static int lr_complete_configs(const FrRun *runs, int nruns, const char *variant, const double *want, int nw,
+                               int *total) {
+    char(*keys)[sizeof runs->key] = xmalloc(sizeof *keys * (size_t)(nruns ? nruns : 1));
+    int nk = 0, complete = 0;
+    for (int i = 0; i < nruns; i++) {
+        if (strcmp(runs[i].task, "mqar") || strcmp(runs[i].variant, variant)) continue;
+        lr_free_key(&runs[i], keys[nk], sizeof keys[nk]);
+        int dup = 0;
+        for (int j = 0; j < nk && !dup; j++) dup = !strcmp(keys[j], keys[nk]);
+        if (dup) continue;
+        int have = 0;  // lrs of want[] that this configuration has
+        for (int w = 0; w < nw; w++) {
+            int found = 0;
+            char k2[sizeof runs->key];
+            for (int m = 0; m < nruns && !found; m++) {
+                if (runs[m].lr != want[w] || strcmp(runs[m].task, "mqar") || strcmp(runs[m].variant, variant)) continue;
+                lr_free_key(&runs[m], k2, sizeof k2);
+                found = !strcmp(k2, keys[nk]);
+            }
+            have += found;
+        }
+        complete += have == nw;
+        nk++;
+    }
+    free(keys);
+    *total = nk;
+    return complete;
 }
 
 static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, const RbGrowth *g, int ng,
@@ -283,15 +329,29 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
     if (!any) fprintf(f, "- (a) no MQAR ratio of a BLA variant against swa in these data.\n");
     // The best lr is chosen per (variant, state) among the lrs that finished: while a sweep is in progress
     // the variants may not have tried the same ones, and the ratio then leans toward the one that tried more.
-    char lswa[256];
-    variant_lrs(runs, nruns, "swa", lswa, sizeof lswa);
+    // Even with the same lrs, a configuration (a state size's window, N, ...) that has not yet run at all of them
+    // may have its best lr still to come: the caveat stays until every configuration of both has every lr.
+    double vswa[64];
+    int nswa = variant_lr_set(runs, nruns, "swa", vswa);
+    char lswa[1024];
+    fmt_lrs(vswa, nswa, lswa, sizeof lswa);
     for (int k = 0; k < nr; k++) {
         if (strcmp(r[k].b, "swa") || (k > 0 && !strcmp(r[k].a, r[k - 1].a))) continue;
-        char la[256];
-        variant_lrs(runs, nruns, r[k].a, la, sizeof la);
-        if (strcmp(la, lswa))
+        double va[64];
+        int na = variant_lr_set(runs, nruns, r[k].a, va);
+        char la[1024];
+        fmt_lrs(va, na, la, sizeof la);
+        if (strcmp(la, lswa)) {
             fprintf(f, "- (a) caveat: %s and swa did not try the same learning rates (%s: %s; swa: %s), so the best-lr "
                        "frontiers are not yet comparable on equal terms.\n", r[k].a, r[k].a, la, lswa);
+            continue;
+        }
+        int ta, ts, ca = lr_complete_configs(runs, nruns, r[k].a, va, na, &ta);
+        int cs = lr_complete_configs(runs, nruns, "swa", vswa, nswa, &ts);
+        if (ca < ta || cs < ts)
+            fprintf(f, "- (a) caveat: not every configuration has run at every learning rate yet (%s: %d of %d "
+                       "configurations have all of %s; swa: %d of %d), so the best-lr frontiers are not final.\n",
+                    r[k].a, ca, ta, la, cs, ts);
     }
     if (!ng) fprintf(f, "- (b) no RegBench runs in these data.\n");
     else {
