@@ -3,12 +3,15 @@
 //
 // Grid: W in {16, 64, 256} x N in {4, 8, 32} (N <= W) x dense/slots x project/decay, with T cycling
 // through 37, 130, 257 (no multiple of any tile) and d through 48, 128; then two heads with
-// different (W, N), and N = W dense (the SWA limit). B >= 2 everywhere. All of it twice: the quadratic
-// parallel form, then the chunked one (chunk 64: T = 37 is one short chunk, 130 and 257 end short).
+// different (W, N), and N = W dense (the SWA limit). B >= 2 everywhere. All of it three times: the
+// quadratic parallel form, the chunked one with all full chunks batched together (form 0), and the
+// chunked one chunk by chunk (form 2, the default until form 0 has run on a device). Chunk 64: T = 37
+// is one short chunk, 130 and 257 end short; the chunked forms also run T = 64, 128, 192, 256, whole
+// chunks only (MQAR's training lengths).
 #include <stdio.h>
 #include "cuda_check.h"
 
-void bla_cuda_set_form(int form);  // models/cuda/bla.cu: 0 chunked where it fits, 1 quadratic
+void bla_cuda_set_form(int form);  // models/cuda/bla.cu: 0 chunked where it fits, 1 quadratic, 2 chunk by chunk
 
 // fp32: both sides are float GEMMs over the same sums in different orders (T <= 257 terms, softmax
 // in between): 1e-4 of the largest entry. tf32 (10-bit mantissa GEMM inputs, two GEMMs deep before
@@ -69,6 +72,18 @@ static void grid(const char *form, int f) {
         snprintf(label, sizeof label, "bla %s W16 N16 dense project d48 (swa limit)", form);
         cuda_check_mixer(label, &c, 2, f ? 37 : 150, 3000, TOL_FP32, TOL_TF32);
     }
+    if (f) return;
+    // Whole chunks only: T a multiple of the chunk (1 to 4 chunks), one and two heads.
+    const int Tw[] = {64, 128, 192, 256};
+    for (int i = 0; i < 4; i++) {
+        const int W[2] = {i % 2 ? 256 : 64, 16}, N[2] = {i % 2 ? 32 : 8, 8};
+        const int heads = i == 3 ? 2 : 1, d = i % 2 ? 128 : 48, r = i == 2;
+        MixerCfg c = cfg(d, heads, W, N, r, i == 1);
+        char label[128];
+        snprintf(label, sizeof label, "bla %s T%d (whole chunks) %d head%s W%d N%d %s d%d", form, Tw[i], heads,
+                 heads > 1 ? "s" : "", W[0], N[0], rn[r], d);
+        cuda_check_mixer(label, &c, 2 + i % 2, Tw[i], 4000 + i, TOL_FP32, TOL_TF32);
+    }
 }
 
 int main(void) {
@@ -77,5 +92,7 @@ int main(void) {
     grid("quadratic", 1);
     bla_cuda_set_form(0);
     grid("chunked", 0);
+    bla_cuda_set_form(2);
+    grid("chunk-loop", 0);
     return cuda_check_done("bla");
 }

@@ -104,6 +104,15 @@ if [ "$what" = all ] || [ "$what" = bench ]; then
       timeout 120 "$bin/recallbench" bench --backend cuda --precision $p --layers $l $ref 2>&1 | tail -3 | tee -a "$out/bench.txt"
     done
   done
+  # BLA's parallel forms (models/cuda/bla.cu: 0 all full chunks batched, 2 chunk by chunk, 1 quadratic), on
+  # the reference config and on a RegBench-shaped one (batch 32, ~900-token sequences, the sweep's model)
+  for f in 0 2 1; do
+    echo "== bla form $f: conv,bla --window 256 --freqs 32" | tee -a "$out/bench.txt"
+    RB_BLA_FORM=$f timeout 120 "$bin/recallbench" bench --backend cuda --layers conv,bla --window 256 --freqs 32 $ref 2>&1 | tail -2 | tee -a "$out/bench.txt"
+    echo "== bla form $f: regbench conv,bla,conv,bla --window 1024 --freqs 32 --mlp --batch 32" | tee -a "$out/bench.txt"
+    RB_BLA_FORM=$f timeout 120 "$bin/recallbench" bench --backend cuda --task regbench --layers conv,bla,conv,bla --window 1024 \
+      --freqs 32 --mlp --d-model 128 --batch 32 --db /tmp/bench.db --steps 30 2>&1 | tail -2 | tee -a "$out/bench.txt"
+  done
   for j in 4 8; do
     echo "== conv,attention -j $j" | tee -a "$out/bench.txt"
     timeout 120 "$bin/recallbench" bench --backend cuda -j $j --layers conv,attention $ref 2>&1 | tail -4 | tee -a "$out/bench.txt"

@@ -45,8 +45,10 @@ typedef struct {
     float *so;         // [Bmax, D]
     float *stmp;       // [Bmax*H, 2 Nmax dh] new Z^K, Z^V before they replace the state
     float *ssc;        // [Bmax*H, 2 Nmax + Mmax] u, cv, scores
-    // chunked form: S, X hold [Bmax, C, C] instead of [Bmax, Tmax, Tmax]
+    // chunked form: S, X hold [Bmax, nchmax, C, C] instead of [Bmax, Tmax, Tmax]
     int chunked, nchmax;
+    int loop;          // chunk by chunk (bla_cuda_set_form(2)), not all full chunks at once
+    void **ptrs;       // pointer scratch of the two-level batches (rb_cuda_gemm_batched2)
     float *Zk, *Zv;    // [H][Bmax, nchmax, Nmax*dh] states entering each chunk (saved for backward)
     float *Wv;         // [H][Bmax, Tmax, Nmax] w_t = E_i^T a_t (saved for backward)
     float *U;          // [Bmax, Tmax, Nmax] u_t, then dw_t / du_t in backward
@@ -57,9 +59,19 @@ typedef struct {
 #define BLA_CHUNK 64
 // The chunked form stores E [C, Mv, N] per head; above this many floats the quadratic form is used.
 #define BLA_CHUNK_MAX_E (1u << 24)
-// Form of the parallel pass for mixers created from now on: 0 chunked where E fits (default), 1 quadratic.
-static int g_form;
+// Form of the parallel pass for mixers created from now on: 0 chunked where E fits, all full chunks in
+// one batch; 1 quadratic; 2 chunked where E fits, one chunk at a time (the loop that form 0 batches).
+// The default stays 2 until form 0 has run on a device (the cuda suite checks all three against the
+// CPU; tools/bla_chunk_emu.sh checks 0 against 2 bit for bit on the host). RB_BLA_FORM=0|1|2 in the
+// environment overrides it for `bench` comparisons; runs do not record it, so sweeps leave it unset.
+#define BLA_FORM_DEFAULT 2
+static int g_form = -1;
 extern "C" void bla_cuda_set_form(int form) { g_form = form; }
+static int bla_form(void) {
+    if (g_form >= 0) return g_form;
+    const char *e = getenv("RB_BLA_FORM");
+    return e && (e[0] == '0' || e[0] == '1' || e[0] == '2') && !e[1] ? e[0] - '0' : BLA_FORM_DEFAULT;
+}
 
 static void bla_cuda_destroy(void *vctx) {
     BlaCudaCtx *c = (BlaCudaCtx *)vctx;
@@ -79,7 +91,7 @@ static void bla_cuda_destroy(void *vctx) {
     rb_cuda_free(c->S); rb_cuda_free(c->X); rb_cuda_free(c->Y); rb_cuda_free(c->colsum);
     rb_cuda_free(c->sqkv); rb_cuda_free(c->so); rb_cuda_free(c->stmp); rb_cuda_free(c->ssc);
     rb_cuda_free(c->Zk); rb_cuda_free(c->Zv); rb_cuda_free(c->Wv); rb_cuda_free(c->U);
-    rb_cuda_free(c->dZk); rb_cuda_free(c->dZv);
+    rb_cuda_free(c->dZk); rb_cuda_free(c->dZv); rb_cuda_free(c->ptrs);
     free(c);
 }
 
@@ -169,7 +181,7 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
             nvh[t] = n;
         }
         bla_impulse_response(hdbl, &vis, Tmax);
-        if (g_form != 1 && (size_t)BLA_CHUNK * hd->Mv * op.N <= BLA_CHUNK_MAX_E && chunk_operators(hd, &op)) {
+        if (bla_form() != 1 && (size_t)BLA_CHUNK * hd->Mv * op.N <= BLA_CHUNK_MAX_E && chunk_operators(hd, &op)) {
             free(hdbl); free(nvh); bla_operators_free(&op); goto fail;
         }
         hd->h = upload_cast(hdbl, (size_t)Tmax * hd->Mv);
@@ -189,6 +201,7 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
     c->chunked = 1;
     for (int h = 0; h < c->H; h++) c->chunked &= c->hd[h].E != NULL;
     c->nchmax = cdiv(Tmax, BLA_CHUNK);
+    c->loop = bla_form() == 2;
     {
         const size_t D = c->D, n = (size_t)Bmax * Tmax * D, TT = (size_t)Tmax * Tmax;
         c->qkv = rb_cuda_alloc(3 * n);
@@ -197,7 +210,7 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
         c->dqkv = rb_cuda_alloc(3 * n);
         c->att_blk = (size_t)Tmax * c->Mvmax;
         c->att = rb_cuda_alloc((size_t)Bmax * c->H * c->att_blk);
-        const size_t SX = c->chunked ? (size_t)BLA_CHUNK * BLA_CHUNK : TT;
+        const size_t SX = c->chunked ? (size_t)c->nchmax * BLA_CHUNK * BLA_CHUNK : TT;
         c->S = rb_cuda_alloc((size_t)Bmax * SX);
         c->X = rb_cuda_alloc((size_t)Bmax * SX);
         if (c->chunked) {
@@ -208,7 +221,9 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
             c->dZv = rb_cuda_alloc(zb);
             c->Wv = rb_cuda_alloc(c->H * wb);
             c->U = rb_cuda_alloc(wb);
-            if (!c->Zk || !c->Zv || !c->dZk || !c->dZv || !c->Wv || !c->U) goto fail;
+            const size_t np = (size_t)c->nchmax * (Bmax > BLA_CHUNK ? Bmax : BLA_CHUNK);  // (seq, chunk) or (chunk, i)
+            c->ptrs = (void **)rb_cuda_alloc_bytes(3 * np * sizeof(void *));
+            if (!c->Zk || !c->Zv || !c->dZk || !c->dZv || !c->Wv || !c->U || !c->ptrs) goto fail;
         }
         c->Y = rb_cuda_alloc((size_t)Bmax * c->att_blk);
         c->colsum = rb_cuda_alloc(rb_colsum_scratch(Bmax * Tmax, 3 * c->D));
@@ -353,113 +368,250 @@ static ChunkGeo chunk_geo(const BlaCudaCtx *c, int h, int B, int T) {
     return g;
 }
 
-// Zs[c] for c = 1..nch-1 from full chunks 0..nch-2 (state of X = keys or values, column offset in qkv).
-static void chunk_scan(const ChunkGeo *g, float *Z, const float *X) {
+// The pointers of one head's chunked pass (head h of all B sequences).
+typedef struct {
+    const float *Q, *K, *V, *dO;
+    float *O, *a, *Zk, *Zv, *Wv, *U, *dQ, *dK, *dV;
+} ChunkBufs;
+
+static ChunkBufs chunk_bufs(const BlaCudaCtx *c, const ChunkGeo *g, int h) {
+    ChunkBufs p;
+    p.Q = c->qkv + (size_t)h * g->dh; p.K = p.Q + g->D; p.V = p.Q + 2 * g->D;
+    p.dO = c->dO + (size_t)h * g->dh;
+    p.O = c->o + (size_t)h * g->dh;
+    p.a = c->att + (size_t)h * c->att_blk;
+    p.Zk = c->Zk + (size_t)h * g->B * g->sz; p.Zv = c->Zv + (size_t)h * g->B * g->sz;
+    p.Wv = c->Wv + (size_t)h * g->B * g->sw;
+    p.U = c->U;  // u_t; dw_t, then du_t in backward
+    p.dQ = c->dqkv + (size_t)h * g->dh; p.dK = p.dQ + g->D; p.dV = p.dQ + 2 * g->D;
+    return p;
+}
+
+// gemmb over a two-level batch (outer n1, inner n2), through the context's pointer scratch.
+static inline void gemm2(const BlaCudaCtx *c, int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda,
+                         long long sA1, long long sA2, const float *Bm, int ldb, long long sB1, long long sB2, float beta,
+                         float *C, int ldc, long long sC1, long long sC2, int n1, int n2) {
+    rb_cuda_gemm_batched2(C, ldc, sC1, sC2, A, lda, sA1, sA2, Bm, ldb, sB1, sB2, m, n, k, ta, tb, alpha, beta, n1, n2,
+                          c->ptrs);
+}
+
+// Zs[c] for c = 1..nch-1 from full chunks 0..nch-2 (state of X = keys or values, column offset in qkv):
+// Zs[c+1] = Fr^T X_c for every (sequence, chunk) in one batch, then += A^C Zs[c] in chunk order.
+static void chunk_scan(const BlaCudaCtx *c, const ChunkGeo *g, float *Z, const float *X) {
     const int N = g->N, dh = g->dh, C = BLA_CHUNK, ld = 3 * g->D;
     const long long nz = (long long)N * dh;
-    for (int c = 0; c + 1 < g->nch; c++) {
-        float *Zn = Z + (c + 1) * nz;
-        gemmb(1, 0, N, dh, C, 1, g->hd->Fr, N, 0, X + (size_t)c * C * ld, ld, g->sq, 0, Zn, dh, g->sz, g->B);
-        if (c > 0) gemmb(0, 0, N, dh, N, 1, g->hd->AC, N, 0, Z + c * nz, dh, g->sz, 1, Zn, dh, g->sz, g->B);
+    if (g->nch < 2) return;
+    if (c->loop) {
+        for (int ch = 0; ch + 1 < g->nch; ch++)
+            gemmb(1, 0, N, dh, C, 1, g->hd->Fr, N, 0, X + (size_t)ch * C * ld, ld, g->sq, 0, Z + (ch + 1) * nz, dh, g->sz,
+                  g->B);
+    } else {
+        gemm2(c, 1, 0, N, dh, C, 1, g->hd->Fr, N, 0, 0, X, ld, g->sq, (long long)C * ld, 0, Z + nz, dh, g->sz, nz, g->B,
+              g->nch - 1);
     }
+    for (int ch = 1; ch + 1 < g->nch; ch++)
+        gemmb(0, 0, N, dh, N, 1, g->hd->AC, N, 0, Z + ch * nz, dh, g->sz, 1, Z + (ch + 1) * nz, dh, g->sz, g->B);
+}
+
+// The forward's per-chunk work, one chunk (ch) at a time: scores, then (after the softmax) outputs.
+static void fwd_scores_chunk(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int ch) {
+    const BlaHeadDev *hd = g->hd;
+    const int dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * g->D, B = g->B;
+    const int t0 = ch * C, L = g->T - t0 < C ? g->T - t0 : C;
+    const long long LL = (long long)L * L, nz = (long long)N * dh;
+    float *S = c->S, *X = c->X;
+    gemmb(0, 1, L, L, dh, g->scale, p->Q + (size_t)t0 * ld, ld, g->sq, p->K + (size_t)t0 * ld, ld, g->sq, 0, S, L, LL, B);
+    reindex(X, S, B, L, 1.f);
+    gemmb(0, 0, L, Mv, L, 1, X, L, LL, hd->h, hd->Mv, 0, 0, p->a + (size_t)t0 * Mv, Mv, g->sa, B);
+    if (ch == 0) return;
+    gemmb(0, 1, L, N, dh, g->scale, p->Q + (size_t)t0 * ld, ld, g->sq, p->Zk + ch * nz, dh, g->sz, 0, p->U + (size_t)t0 * N,
+          N, g->sw, B);                                                                                       // u_t
+    gemmb(0, 1, B, Mv, N, 1, p->U + (size_t)t0 * N, (int)g->sw, N, hd->E, N, (long long)hd->Mv * N, 1,
+          p->a + (size_t)t0 * Mv, (int)g->sa, Mv, L);                                                         // += E_i u_t
+}
+
+static void fwd_outputs_chunk(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int ch) {
+    const BlaHeadDev *hd = g->hd;
+    const int D = g->D, dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * D, B = g->B;
+    const int t0 = ch * C, L = g->T - t0 < C ? g->T - t0 : C;
+    const long long LL = (long long)L * L, nz = (long long)N * dh;
+    float *S = c->S, *X = c->X;
+    gemmb(0, 1, L, L, Mv, 1, p->a + (size_t)t0 * Mv, Mv, g->sa, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // Grev
+    reindex(S, X, B, L, 1.f);
+    gemmb(0, 0, L, dh, L, 1, S, L, LL, p->V + (size_t)t0 * ld, ld, g->sq, 0, p->O + (size_t)t0 * D, D, g->so, B);
+    if (ch == 0) return;
+    gemmb(0, 0, B, N, Mv, 1, p->a + (size_t)t0 * Mv, (int)g->sa, Mv, hd->E, N, (long long)hd->Mv * N, 0,
+          p->Wv + (size_t)t0 * N, (int)g->sw, N, L);                                                          // w_t = E_i^T a_t
+    gemmb(0, 0, L, dh, N, 1, p->Wv + (size_t)t0 * N, N, g->sw, p->Zv + ch * nz, dh, g->sz, 1, p->O + (size_t)t0 * D, D,
+          g->so, B);                                                                                          // += Zs^V^T w_t
+}
+
+// The same sums over every full chunk at once. A batch element is a (sequence, chunk) pair, or a (chunk,
+// offset i) pair for the E_i products (whose rows are the sequences); S and X hold [B][nf][C][C]. The
+// chunk-by-chunk loop (c->loop, bla_cuda_set_form(2)) launched ~20 GEMMs per chunk and head, each too
+// small to fill the GPU at RegBench's batch of 32: in the H200 sweep its BLA runs took 1.8x the time of
+// the quadratic form's. Each element's sums are the loop's, in the same order.
+static void fwd_scores_full(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int nf) {
+    const BlaHeadDev *hd = g->hd;
+    const int dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * g->D, B = g->B;
+    const long long CC = (long long)C * C, sS = nf * CC, nz = (long long)N * dh;
+    const long long cq = (long long)C * ld, ca = (long long)C * Mv, cw = (long long)C * N;
+    float *S = c->S, *X = c->X;
+    gemm2(c, 0, 1, C, C, dh, g->scale, p->Q, ld, g->sq, cq, p->K, ld, g->sq, cq, 0, S, C, sS, CC, B, nf);
+    reindex(X, S, B * nf, C, 1.f);
+    gemm2(c, 0, 0, C, Mv, C, 1, X, C, sS, CC, hd->h, hd->Mv, 0, 0, 0, p->a, Mv, g->sa, ca, B, nf);
+    if (nf < 2) return;
+    gemm2(c, 0, 1, C, N, dh, g->scale, p->Q + cq, ld, g->sq, cq, p->Zk + nz, dh, g->sz, nz, 0, p->U + cw, N, g->sw, cw, B,
+          nf - 1);                                                                                            // u_t
+    gemm2(c, 0, 1, B, Mv, N, 1, p->U + cw, (int)g->sw, cw, N, hd->E, N, 0, (long long)hd->Mv * N, 1, p->a + ca, (int)g->sa,
+          ca, Mv, nf - 1, C);                                                                                 // += E_i u_t
+}
+
+static void fwd_outputs_full(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int nf) {
+    const BlaHeadDev *hd = g->hd;
+    const int D = g->D, dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * D, B = g->B;
+    const long long CC = (long long)C * C, sS = nf * CC, nz = (long long)N * dh;
+    const long long cq = (long long)C * ld, co = (long long)C * D, ca = (long long)C * Mv, cw = (long long)C * N;
+    float *S = c->S, *X = c->X;
+    gemm2(c, 0, 1, C, C, Mv, 1, p->a, Mv, g->sa, ca, hd->h, hd->Mv, 0, 0, 0, X, C, sS, CC, B, nf);     // Grev
+    reindex(S, X, B * nf, C, 1.f);
+    gemm2(c, 0, 0, C, dh, C, 1, S, C, sS, CC, p->V, ld, g->sq, cq, 0, p->O, D, g->so, co, B, nf);      // O = G V
+    if (nf < 2) return;
+    gemm2(c, 0, 0, B, N, Mv, 1, p->a + ca, (int)g->sa, ca, Mv, hd->E, N, 0, (long long)hd->Mv * N, 0, p->Wv + cw, (int)g->sw,
+          cw, N, nf - 1, C);                                                                                  // w_t
+    gemm2(c, 0, 0, C, dh, N, 1, p->Wv + cw, N, g->sw, cw, p->Zv + nz, dh, g->sz, nz, 1, p->O + co, D, g->so, co, B,
+          nf - 1);                                                                                            // += Zs^V^T w_t
 }
 
 static void head_forward_chunked(BlaCudaCtx *c, int h, int B, int T) {
     const ChunkGeo g = chunk_geo(c, h, B, T);
-    const BlaHeadDev *hd = g.hd;
-    const int D = g.D, dh = g.dh, N = g.N, Mv = g.Mv, C = BLA_CHUNK, ld = 3 * D;
-    const long long nz = (long long)N * dh;
-    const float *Q = c->qkv + (size_t)h * dh, *K = Q + D, *V = Q + 2 * D;
-    float *O = c->o + (size_t)h * dh, *S = c->S, *X = c->X, *a = c->att + (size_t)h * c->att_blk;
-    float *Zk = c->Zk + (size_t)h * B * g.sz, *Zv = c->Zv + (size_t)h * B * g.sz;
-    float *Wv = c->Wv + (size_t)h * B * g.sw, *U = c->U;
-    chunk_scan(&g, Zk, K);
-    chunk_scan(&g, Zv, V);
-    for (int ch = 0; ch < g.nch; ch++) {  // scores
-        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
-        const long long LL = (long long)L * L;
-        gemmb(0, 1, L, L, dh, g.scale, Q + (size_t)t0 * ld, ld, g.sq, K + (size_t)t0 * ld, ld, g.sq, 0, S, L, LL, B);
-        reindex(X, S, B, L, 1.f);
-        gemmb(0, 0, L, Mv, L, 1, X, L, LL, hd->h, hd->Mv, 0, 0, a + (size_t)t0 * Mv, Mv, g.sa, B);
-        if (ch == 0) continue;
-        gemmb(0, 1, L, N, dh, g.scale, Q + (size_t)t0 * ld, ld, g.sq, Zk + ch * nz, dh, g.sz, 0, U + (size_t)t0 * N, N,
-              g.sw, B);                                                                   // u_t
-        gemmb(0, 1, B, Mv, N, 1, U + (size_t)t0 * N, (int)g.sw, N, hd->E, N, (long long)hd->Mv * N, 1,
-              a + (size_t)t0 * Mv, (int)g.sa, Mv, L);                                     // += E_i u_t
-    }
+    const ChunkBufs p = chunk_bufs(c, &g, h);
+    const int nf = c->loop ? 0 : T / BLA_CHUNK;  // chunks done together; the rest one at a time
+    chunk_scan(c, &g, p.Zk, p.K);
+    chunk_scan(c, &g, p.Zv, p.V);
+    if (nf) fwd_scores_full(c, &g, &p, nf);
+    for (int ch = nf; ch < g.nch; ch++) fwd_scores_chunk(c, &g, &p, ch);
     int rows = B * T;
-    bla_softmax_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(a, g.sa, T, Mv, hd->nv, rows);
+    bla_softmax_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(p.a, g.sa, T, g.Mv, g.hd->nv, rows);
     CHECK_LAUNCH();
-    for (int ch = 0; ch < g.nch; ch++) {  // outputs
-        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
-        const long long LL = (long long)L * L;
-        gemmb(0, 1, L, L, Mv, 1, a + (size_t)t0 * Mv, Mv, g.sa, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // Grev
-        reindex(S, X, B, L, 1.f);
-        gemmb(0, 0, L, dh, L, 1, S, L, LL, V + (size_t)t0 * ld, ld, g.sq, 0, O + (size_t)t0 * D, D, g.so, B);
-        if (ch == 0) continue;
-        gemmb(0, 0, B, N, Mv, 1, a + (size_t)t0 * Mv, (int)g.sa, Mv, hd->E, N, (long long)hd->Mv * N, 0,
-              Wv + (size_t)t0 * N, (int)g.sw, N, L);                                      // w_t = E_i^T a_t
-        gemmb(0, 0, L, dh, N, 1, Wv + (size_t)t0 * N, N, g.sw, Zv + ch * nz, dh, g.sz, 1, O + (size_t)t0 * D, D,
-              g.so, B);                                                                   // += Zs^V^T w_t
-    }
+    if (nf) fwd_outputs_full(c, &g, &p, nf);
+    for (int ch = nf; ch < g.nch; ch++) fwd_outputs_chunk(c, &g, &p, ch);
 }
 
 // Backward of head_forward_chunked: the same sums transposed, then the chunk states' gradients flow
 // back through the scan (dZs_c += (A^C)^T dZs_{c+1}; dx of chunk c-1 += Fr dZs_c).
+static void bwd_outputs_chunk(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int ch) {
+    const BlaHeadDev *hd = g->hd;
+    const int D = g->D, dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * D, B = g->B;
+    const int t0 = ch * C, L = g->T - t0 < C ? g->T - t0 : C;
+    const long long LL = (long long)L * L, nz = (long long)N * dh;
+    const float *dOc = p->dO + (size_t)t0 * D;
+    float *S = c->S, *X = c->X, *Y = c->Y, *dW = p->U;
+    gemmb(0, 1, L, L, Mv, 1, p->a + (size_t)t0 * Mv, Mv, g->sa, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // Grev
+    reindex(S, X, B, L, 1.f);
+    gemmb(1, 0, L, dh, L, 1, S, L, LL, dOc, D, g->so, 0, p->dV + (size_t)t0 * ld, ld, g->sq, B);    // dV = G^T dO
+    gemmb(0, 1, L, L, dh, 1, dOc, D, g->so, p->V + (size_t)t0 * ld, ld, g->sq, 0, S, L, LL, B);     // dG
+    reindex(X, S, B, L, 1.f);
+    gemmb(0, 0, L, Mv, L, 1, X, L, LL, hd->h, hd->Mv, 0, 0, Y + (size_t)t0 * Mv, Mv, g->sy, B);      // da
+    if (ch == 0) return;
+    gemmb(0, 1, L, N, dh, 1, dOc, D, g->so, p->Zv + ch * nz, dh, g->sz, 0, dW + (size_t)t0 * N, N, g->sw, B);  // dw
+    gemmb(0, 1, B, Mv, N, 1, dW + (size_t)t0 * N, (int)g->sw, N, hd->E, N, (long long)hd->Mv * N, 1,
+          Y + (size_t)t0 * Mv, (int)g->sy, Mv, L);                                                             // da += E_i dw_t
+    gemmb(1, 0, N, dh, L, 1, p->Wv + (size_t)t0 * N, N, g->sw, dOc, D, g->so, 0, c->dZv + ch * nz, dh, g->sz, B);  // dZs^V
+}
+
+static void bwd_scores_chunk(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int ch) {
+    const BlaHeadDev *hd = g->hd;
+    const int dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * g->D, B = g->B;
+    const int t0 = ch * C, L = g->T - t0 < C ? g->T - t0 : C;
+    const long long LL = (long long)L * L, nz = (long long)N * dh;
+    float *S = c->S, *X = c->X, *dU = p->U;  // dw is spent: its rows take du_t = E_i^T dscore_t
+    const float *Y = c->Y;
+    gemmb(0, 1, L, L, Mv, 1, Y + (size_t)t0 * Mv, Mv, g->sy, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // dSrev
+    reindex(S, X, B, L, g->scale);
+    gemmb(0, 0, L, dh, L, 1, S, L, LL, p->K + (size_t)t0 * ld, ld, g->sq, 0, p->dQ + (size_t)t0 * ld, ld, g->sq, B);
+    gemmb(1, 0, L, dh, L, 1, S, L, LL, p->Q + (size_t)t0 * ld, ld, g->sq, 0, p->dK + (size_t)t0 * ld, ld, g->sq, B);
+    if (ch == 0) return;
+    gemmb(0, 0, B, N, Mv, 1, Y + (size_t)t0 * Mv, (int)g->sy, Mv, hd->E, N, (long long)hd->Mv * N, 0,
+          dU + (size_t)t0 * N, (int)g->sw, N, L);
+    gemmb(0, 0, L, dh, N, g->scale, dU + (size_t)t0 * N, N, g->sw, p->Zk + ch * nz, dh, g->sz, 1, p->dQ + (size_t)t0 * ld,
+          ld, g->sq, B);                                                                                      // dq += Zs^K^T du / sqrt(d_k)
+    gemmb(1, 0, N, dh, L, g->scale, dU + (size_t)t0 * N, N, g->sw, p->Q + (size_t)t0 * ld, ld, g->sq, 0, c->dZk + ch * nz,
+          dh, g->sz, B);                                                                                      // dZs^K
+}
+
+static void bwd_outputs_full(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int nf) {
+    const BlaHeadDev *hd = g->hd;
+    const int D = g->D, dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * D, B = g->B;
+    const long long CC = (long long)C * C, sS = nf * CC, nz = (long long)N * dh;
+    const long long cq = (long long)C * ld, co = (long long)C * D, ca = (long long)C * Mv, cw = (long long)C * N;
+    float *S = c->S, *X = c->X, *Y = c->Y, *dW = p->U;
+    gemm2(c, 0, 1, C, C, Mv, 1, p->a, Mv, g->sa, ca, hd->h, hd->Mv, 0, 0, 0, X, C, sS, CC, B, nf);     // Grev
+    reindex(S, X, B * nf, C, 1.f);
+    gemm2(c, 1, 0, C, dh, C, 1, S, C, sS, CC, p->dO, D, g->so, co, 0, p->dV, ld, g->sq, cq, B, nf);    // dV = G^T dO
+    gemm2(c, 0, 1, C, C, dh, 1, p->dO, D, g->so, co, p->V, ld, g->sq, cq, 0, S, C, sS, CC, B, nf);     // dG
+    reindex(X, S, B * nf, C, 1.f);
+    gemm2(c, 0, 0, C, Mv, C, 1, X, C, sS, CC, hd->h, hd->Mv, 0, 0, 0, Y, Mv, g->sy, ca, B, nf);         // da
+    if (nf < 2) return;
+    gemm2(c, 0, 1, C, N, dh, 1, p->dO + co, D, g->so, co, p->Zv + nz, dh, g->sz, nz, 0, dW + cw, N, g->sw, cw, B,
+          nf - 1);                                                                                            // dw
+    gemm2(c, 0, 1, B, Mv, N, 1, dW + cw, (int)g->sw, cw, N, hd->E, N, 0, (long long)hd->Mv * N, 1, Y + ca, (int)g->sy, ca,
+          Mv, nf - 1, C);                                                                                     // da += E_i dw_t
+    gemm2(c, 1, 0, N, dh, C, 1, p->Wv + cw, N, g->sw, cw, p->dO + co, D, g->so, co, 0, c->dZv + nz, dh, g->sz, nz, B,
+          nf - 1);                                                                                            // dZs^V
+}
+
+static void bwd_scores_full(const BlaCudaCtx *c, const ChunkGeo *g, const ChunkBufs *p, int nf) {
+    const BlaHeadDev *hd = g->hd;
+    const int dh = g->dh, N = g->N, Mv = g->Mv, C = BLA_CHUNK, ld = 3 * g->D, B = g->B;
+    const long long CC = (long long)C * C, sS = nf * CC, nz = (long long)N * dh;
+    const long long cq = (long long)C * ld, ca = (long long)C * Mv, cw = (long long)C * N;
+    float *S = c->S, *X = c->X, *dU = p->U;
+    const float *Y = c->Y;
+    gemm2(c, 0, 1, C, C, Mv, 1, Y, Mv, g->sy, ca, hd->h, hd->Mv, 0, 0, 0, X, C, sS, CC, B, nf);        // dSrev
+    reindex(S, X, B * nf, C, g->scale);
+    gemm2(c, 0, 0, C, dh, C, 1, S, C, sS, CC, p->K, ld, g->sq, cq, 0, p->dQ, ld, g->sq, cq, B, nf);
+    gemm2(c, 1, 0, C, dh, C, 1, S, C, sS, CC, p->Q, ld, g->sq, cq, 0, p->dK, ld, g->sq, cq, B, nf);
+    if (nf < 2) return;
+    gemm2(c, 0, 0, B, N, Mv, 1, Y + ca, (int)g->sy, ca, Mv, hd->E, N, 0, (long long)hd->Mv * N, 0, dU + cw, (int)g->sw, cw,
+          N, nf - 1, C);                                                                                      // du_t
+    gemm2(c, 0, 0, C, dh, N, g->scale, dU + cw, N, g->sw, cw, p->Zk + nz, dh, g->sz, nz, 1, p->dQ + cq, ld, g->sq, cq, B,
+          nf - 1);                                                                                            // dq +=
+    gemm2(c, 1, 0, N, dh, C, g->scale, dU + cw, N, g->sw, cw, p->Q + cq, ld, g->sq, cq, 0, c->dZk + nz, dh, g->sz, nz, B,
+          nf - 1);                                                                                            // dZs^K
+}
+
 static void head_backward_chunked(BlaCudaCtx *c, int h, int B, int T) {
     const ChunkGeo g = chunk_geo(c, h, B, T);
+    const ChunkBufs p = chunk_bufs(c, &g, h);
     const BlaHeadDev *hd = g.hd;
-    const int D = g.D, dh = g.dh, N = g.N, Mv = g.Mv, C = BLA_CHUNK, ld = 3 * D;
+    const int dh = g.dh, N = g.N, C = BLA_CHUNK, ld = 3 * g.D, nf = c->loop ? 0 : T / C;
     const long long nz = (long long)N * dh;
-    const float *Q = c->qkv + (size_t)h * dh, *K = Q + D, *V = Q + 2 * D, *dO = c->dO + (size_t)h * dh;
-    const float *a = c->att + (size_t)h * c->att_blk;
-    const float *Zk = c->Zk + (size_t)h * B * g.sz, *Zv = c->Zv + (size_t)h * B * g.sz;
-    const float *Wv = c->Wv + (size_t)h * B * g.sw;
-    float *dQ = c->dqkv + (size_t)h * dh, *dK = dQ + D, *dV = dQ + 2 * D, *S = c->S, *X = c->X, *Y = c->Y;
-    float *dW = c->U, *dZk = c->dZk, *dZv = c->dZv;
-    for (int ch = 0; ch < g.nch; ch++) {  // through the outputs: dV (in chunk), da, dZs^V
-        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
-        const long long LL = (long long)L * L;
-        const float *dOc = dO + (size_t)t0 * D;
-        gemmb(0, 1, L, L, Mv, 1, a + (size_t)t0 * Mv, Mv, g.sa, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // Grev
-        reindex(S, X, B, L, 1.f);
-        gemmb(1, 0, L, dh, L, 1, S, L, LL, dOc, D, g.so, 0, dV + (size_t)t0 * ld, ld, g.sq, B);      // dV = G^T dO
-        gemmb(0, 1, L, L, dh, 1, dOc, D, g.so, V + (size_t)t0 * ld, ld, g.sq, 0, S, L, LL, B);       // dG
-        reindex(X, S, B, L, 1.f);
-        gemmb(0, 0, L, Mv, L, 1, X, L, LL, hd->h, hd->Mv, 0, 0, Y + (size_t)t0 * Mv, Mv, g.sy, B);   // da
-        if (ch == 0) continue;
-        gemmb(0, 1, L, N, dh, 1, dOc, D, g.so, Zv + ch * nz, dh, g.sz, 0, dW + (size_t)t0 * N, N, g.sw, B);  // dw
-        gemmb(0, 1, B, Mv, N, 1, dW + (size_t)t0 * N, (int)g.sw, N, hd->E, N, (long long)hd->Mv * N, 1,
-              Y + (size_t)t0 * Mv, (int)g.sy, Mv, L);                                      // da += E_i dw_t
-        gemmb(1, 0, N, dh, L, 1, Wv + (size_t)t0 * N, N, g.sw, dOc, D, g.so, 0, dZv + ch * nz, dh, g.sz, B);  // dZs^V
-    }
+    float *dZk = c->dZk, *dZv = c->dZv;
+    if (nf) bwd_outputs_full(c, &g, &p, nf);  // through the outputs: dV (in chunk), da, dZs^V
+    for (int ch = nf; ch < g.nch; ch++) bwd_outputs_chunk(c, &g, &p, ch);
     int rows = B * T;
-    bla_softmax_backward_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(Y, g.sy, a, g.sa, T, Mv, rows);
+    bla_softmax_backward_kernel<<<cdiv(rows, 8), 256, 0, rb_cuda_stream()>>>(c->Y, g.sy, p.a, g.sa, T, g.Mv, rows);
     CHECK_LAUNCH();
-    for (int ch = 0; ch < g.nch; ch++) {  // through the scores: dQ, dK (in chunk), dZs^K
-        const int t0 = ch * C, L = T - t0 < C ? T - t0 : C;
-        const long long LL = (long long)L * L;
-        gemmb(0, 1, L, L, Mv, 1, Y + (size_t)t0 * Mv, Mv, g.sy, hd->h, hd->Mv, 0, 0, X, L, LL, B);  // dSrev
-        reindex(S, X, B, L, g.scale);
-        gemmb(0, 0, L, dh, L, 1, S, L, LL, K + (size_t)t0 * ld, ld, g.sq, 0, dQ + (size_t)t0 * ld, ld, g.sq, B);
-        gemmb(1, 0, L, dh, L, 1, S, L, LL, Q + (size_t)t0 * ld, ld, g.sq, 0, dK + (size_t)t0 * ld, ld, g.sq, B);
-        if (ch == 0) continue;
-        float *dU = dW;  // dw is spent: reuse its rows for du_t = E_i^T dscore_t
-        gemmb(0, 0, B, N, Mv, 1, Y + (size_t)t0 * Mv, (int)g.sy, Mv, hd->E, N, (long long)hd->Mv * N, 0,
-              dU + (size_t)t0 * N, (int)g.sw, N, L);
-        gemmb(0, 0, L, dh, N, g.scale, dU + (size_t)t0 * N, N, g.sw, Zk + ch * nz, dh, g.sz, 1, dQ + (size_t)t0 * ld,
-              ld, g.sq, B);                                                                // dq += Zs^K^T du / sqrt(d_k)
-        gemmb(1, 0, N, dh, L, g.scale, dU + (size_t)t0 * N, N, g.sw, Q + (size_t)t0 * ld, ld, g.sq, 0, dZk + ch * nz,
-              dh, g.sz, B);                                                                // dZs^K
+    if (nf) bwd_scores_full(c, &g, &p, nf);  // through the scores: dQ, dK (in chunk), dZs^K
+    for (int ch = nf; ch < g.nch; ch++) bwd_scores_chunk(c, &g, &p, ch);
+    // back through the scan: dZs_c += (A^C)^T dZs_{c+1} in reverse chunk order, then the rows of chunk c-1
+    // get Fr dZs_c (each element once: the order of its sums is the loop's)
+    for (int ch = g.nch - 2; ch >= 1; ch--) {
+        gemmb(1, 0, N, dh, N, 1, hd->AC, N, 0, dZk + (ch + 1) * nz, dh, g.sz, 1, dZk + ch * nz, dh, g.sz, B);
+        gemmb(1, 0, N, dh, N, 1, hd->AC, N, 0, dZv + (ch + 1) * nz, dh, g.sz, 1, dZv + ch * nz, dh, g.sz, B);
     }
-    for (int ch = g.nch - 1; ch >= 1; ch--) {  // back through the scan
-        if (ch + 1 < g.nch) {
-            gemmb(1, 0, N, dh, N, 1, hd->AC, N, 0, dZk + (ch + 1) * nz, dh, g.sz, 1, dZk + ch * nz, dh, g.sz, B);
-            gemmb(1, 0, N, dh, N, 1, hd->AC, N, 0, dZv + (ch + 1) * nz, dh, g.sz, 1, dZv + ch * nz, dh, g.sz, B);
+    if (g.nch < 2) return;
+    if (c->loop) {
+        for (int ch = 1; ch < g.nch; ch++) {
+            const size_t r0 = (size_t)(ch - 1) * C * ld;
+            gemmb(0, 0, C, dh, N, 1, hd->Fr, N, 0, dZk + ch * nz, dh, g.sz, 1, p.dK + r0, ld, g.sq, B);
+            gemmb(0, 0, C, dh, N, 1, hd->Fr, N, 0, dZv + ch * nz, dh, g.sz, 1, p.dV + r0, ld, g.sq, B);
         }
-        const size_t r0 = (size_t)(ch - 1) * C * ld;
-        gemmb(0, 0, C, dh, N, 1, hd->Fr, N, 0, dZk + ch * nz, dh, g.sz, 1, dK + r0, ld, g.sq, B);
-        gemmb(0, 0, C, dh, N, 1, hd->Fr, N, 0, dZv + ch * nz, dh, g.sz, 1, dV + r0, ld, g.sq, B);
+    } else {
+        const long long cq = (long long)C * ld;
+        gemm2(c, 0, 0, C, dh, N, 1, hd->Fr, N, 0, 0, dZk + nz, dh, g.sz, nz, 1, p.dK, ld, g.sq, cq, B, g.nch - 1);
+        gemm2(c, 0, 0, C, dh, N, 1, hd->Fr, N, 0, 0, dZv + nz, dh, g.sz, nz, 1, p.dV, ld, g.sq, cq, B, g.nch - 1);
     }
 }
 

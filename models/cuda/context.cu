@@ -126,6 +126,33 @@ extern "C" void rb_cuda_gemm_batched(float *C, int ldc, long long sC, const floa
                                             C, CUDA_R_32F, ldc, sC, batch, compute_type(), CUBLAS_GEMM_DEFAULT));
 }
 
+__global__ void gemm_ptrs_kernel(const float **pa, const float **pb, float **pc, const float *A, long long sA1,
+                                 long long sA2, const float *B, long long sB1, long long sB2, float *C, long long sC1,
+                                 long long sC2, int n1, int n2) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n1 * n2) return;
+    const long long i1 = i / n2, i2 = i % n2;
+    pa[i] = A + i1 * sA1 + i2 * sA2;
+    pb[i] = B + i1 * sB1 + i2 * sB2;
+    pc[i] = C + i1 * sC1 + i2 * sC2;
+}
+
+extern "C" void rb_cuda_gemm_batched2(float *C, int ldc, long long sC1, long long sC2, const float *A, int lda,
+                                      long long sA1, long long sA2, const float *B, int ldb, long long sB1,
+                                      long long sB2, int M, int N, int K, int ta, int tb, float alpha, float beta,
+                                      int n1, int n2, void **ptrs) {
+    const int n = n1 * n2;
+    if (M <= 0 || N <= 0 || n <= 0) return;
+    const float **pa = (const float **)ptrs, **pb = pa + n;
+    float **pc = (float **)(pb + n);
+    gemm_ptrs_kernel<<<(n + 255) / 256, 256, 0, g.stream>>>(pa, pb, pc, A, sA1, sA2, B, sB1, sB2, C, sC1, sC2, n1, n2);
+    CHECK_LAUNCH();
+    CHECK_CUBLAS(cublasGemmBatchedEx(g.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                     &alpha, (const void *const *)pb, CUDA_R_32F, ldb, (const void *const *)pa,
+                                     CUDA_R_32F, lda, &beta, (void *const *)pc, CUDA_R_32F, ldc, n, compute_type(),
+                                     CUBLAS_GEMM_DEFAULT));
+}
+
 // ---- deterministic column sums --------------------------------------------------------------
 // A fixed partition (it depends on R and C only): one block per (128-column tile, 128-row chunk);
 // warp w sums rows r0 + w + 8 i in i order, 4 columns per lane (one 16-byte load when aligned),
