@@ -242,7 +242,6 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_bwd_scan_kernel(float *dok, f
 // adds the dS parts in group order. Same sums as gsa.c, regrouped (associativity only).
 #define GSA_CW 32       // columns per group
 #define GSA_RB 64       // threads (slots) per block in gsa_bwd_rows_kernel
-#define GSA_CT 64       // threads per block in gsa_bwd_cols_kernel
 
 __global__ void __launch_bounds__(GSA_RB) gsa_bwd_rows_kernel(float *dpp, float *okp, const float *q,
         const float *k, const float *v, const float *dO, const float *alpha, const float *s, int N, int T, int H,
@@ -295,20 +294,48 @@ __global__ void gsa_bwd_tok_kernel(float *dok, float *dG, const float *dpp, cons
     }
 }
 
-// Block per (column group, b, h): the K recurrence forward for dq = K_t^T dok, then the reverse scan
-// AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1}, AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1} for dv = AV^T s,
-// dk = AK^T s and the group's part of dS = AV.v + AK.k; warp per slot row, lane per column.
-__global__ void __launch_bounds__(GSA_CT) gsa_bwd_cols_kernel(float *dq, float *dk, float *dv, float *dSp,
+// out0[j] = sum_r w[r] A0[r * ld + j] for j < nj, and out1 the same of A1 (when A1): S = nj or 2 nj
+// column sums over the m slots. The block's threads split each sum into P = nt / S contiguous row
+// ranges (serial sums), whose partials (ps, nt floats) are added in range order: a fixed order for a
+// given m (nt depends only on m). Ends with the block synchronised.
+__device__ void gsa_col_sums(float *out0, float *out1, const float *A0, const float *A1, const float *w, float *ps,
+                             int m, int nj, int ld) {
+    const int S = A1 ? 2 * nj : nj, tid = threadIdx.x, P = blockDim.x / S;
+    if (tid < S * P) {
+        const int si = tid % S, pi = tid / S, j = si < nj ? si : si - nj;
+        const float *A = si < nj ? A0 : A1;
+        const int r0 = (int)((long long)m * pi / P), r1 = (int)((long long)m * (pi + 1) / P);
+        float acc = 0.f;
+        for (int r = r0; r < r1; r++) acc += w[r] * A[(size_t)r * ld + j];
+        ps[pi * S + si] = acc;
+    }
+    __syncthreads();
+    if (tid < S) {
+        float acc = 0.f;
+        for (int pi = 0; pi < P; pi++) acc += ps[pi * S + tid];
+        if (tid < nj) out0[tid] = acc;
+        else out1[tid - nj] = acc;
+    }
+    __syncthreads();
+}
+
+// Block per (column group, b, h), thread per slot row (gsa_cols_threads(m) threads): the K recurrence
+// forward for dq = K_t^T dok, then the reverse scan AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1},
+// AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1} for dv = AV^T s, dk = AK^T s and the group's part of
+// dS = AV.v + AK.k (a row's sum in column order, by its own thread: no shuffles). Rows are GSA_CW + 1
+// floats apart in shared memory, so a warp's threads (rows) hit distinct banks at every column.
+// (Until 2026-12-01 a warp walked the rows one after another with a warp sum per row: 42% of the
+// gsa step on the H200.)
+__global__ void __launch_bounds__(1024) gsa_bwd_cols_kernel(float *dq, float *dk, float *dv, float *dSp,
         const float *q, const float *k, const float *v, const float *dO, const float *alpha, const float *s,
         const float *pp, const float *dok, int N, int T, int H, int m, int dh) {
     extern __shared__ float sh[];
     const int g = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, tid = threadIdx.x, nt = blockDim.x;
-    const int lane = tid & 31, warp = tid >> 5, nw = nt >> 5, D = H * dh, Hm = H * m;
-    const int j0 = g * GSA_CW, nj = min(GSA_CW, dh - j0);
-    const size_t mc = (size_t)m * GSA_CW, part = (size_t)g * N * Hm;
+    const int D = H * dh, Hm = H * m, j0 = g * GSA_CW, nj = min(GSA_CW, dh - j0), LD = GSA_CW + 1;
+    const size_t mc = (size_t)m * LD, part = (size_t)g * N * Hm;
     float *AK = sh, *AV = sh + mc;
     float *sq = AV + mc, *sk = sq + GSA_CW, *sv = sk + GSA_CW, *sd = sv + GSA_CW;
-    float *sa = sd + GSA_CW, *ss = sa + m, *sp = ss + m, *sx = sp + m;
+    float *sa = sd + GSA_CW, *ss = sa + m, *sp = ss + m, *sx = sp + m, *ps = sx + m;
     for (size_t e = tid; e < 2 * mc; e += nt) AK[e] = 0.f;
     for (int t = 0; t < T; t++) {  // AK holds K_t here
         const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
@@ -316,19 +343,14 @@ __global__ void __launch_bounds__(GSA_CT) gsa_bwd_cols_kernel(float *dq, float *
         for (int j = tid; j < nj; j += nt) sk[j] = k[od + j];
         for (int r = tid; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sx[r] = dok[om + r]; }
         __syncthreads();
-        if (lane < nj)
-            for (int r = warp; r < m; r += nw) {
-                float *e = AK + (size_t)r * GSA_CW + lane;
-                *e = sa[r] * *e + ss[r] * sk[lane];
-            }
-        __syncthreads();
-        for (int j = tid; j < nj; j += nt) {  // dq = K_t^T dok (slot order)
-            float acc = 0.f;
-            for (int r = 0; r < m; r++) acc += sx[r] * AK[(size_t)r * GSA_CW + j];
-            dq[od + j] = acc;
+        for (int r = tid; r < m; r += nt) {
+            float *row = AK + (size_t)r * LD;
+            const float a = sa[r], si = ss[r];
+            for (int j = 0; j < nj; j++) row[j] = a * row[j] + si * sk[j];
         }
+        __syncthreads();
+        gsa_col_sums(dq + od, NULL, AK, NULL, sx, ps, m, nj, LD);  // dq = K_t^T dok
     }
-    __syncthreads();
     for (size_t e = tid; e < mc; e += nt) AK[e] = 0.f;
     float *san = sa;  // alpha_{t+1} (0 at the end)
     for (int t = T - 1; t >= 0; t--) {
@@ -340,28 +362,20 @@ __global__ void __launch_bounds__(GSA_CT) gsa_bwd_cols_kernel(float *dq, float *
             san[r] = t + 1 < T ? alpha[om + Hm + r] : 0.f;
         }
         __syncthreads();
-        for (int r = warp; r < m; r += nw) {
-            float ds = 0.f;
-            if (lane < nj) {
-                float *rv = AV + (size_t)r * GSA_CW + lane, *rk = AK + (size_t)r * GSA_CW + lane;
-                const float ar = san[r];
-                *rv = ar * *rv + sp[r] * sd[lane];
-                ds += *rv * sv[lane];
-                *rk = ar * *rk + sx[r] * sq[lane];
-                ds += *rk * sk[lane];
+        for (int r = tid; r < m; r += nt) {
+            float *rv = AV + (size_t)r * LD, *rk = AK + (size_t)r * LD, ds = 0.f;
+            const float ar = san[r], pr = sp[r], xr = sx[r];
+            for (int j = 0; j < nj; j++) {
+                const float nv = ar * rv[j] + pr * sd[j], nk = ar * rk[j] + xr * sq[j];
+                rv[j] = nv;
+                rk[j] = nk;
+                ds += nv * sv[j];
+                ds += nk * sk[j];
             }
-            ds = warp_sum(ds);
-            if (lane == 0) dSp[part + om + r] = ds;
+            dSp[part + om + r] = ds;
         }
         __syncthreads();
-        for (int j = tid; j < nj; j += nt) {  // dv = AV^T s, dk = AK^T s (slot order)
-            float av = 0.f, ak = 0.f;
-            for (int r = 0; r < m; r++) {
-                av += ss[r] * AV[(size_t)r * GSA_CW + j];
-                ak += ss[r] * AK[(size_t)r * GSA_CW + j];
-            }
-            dv[od + j] = av; dk[od + j] = ak;
-        }
+        gsa_col_sums(dv + od, dk + od, AV, AK, ss, ps, m, nj, LD);  // dv = AV^T s, dk = AK^T s
     }
 }
 
@@ -403,7 +417,11 @@ __global__ void gsa_silu_backward_kernel(float *dq, float *dk, float *dv, const 
 static size_t gsa_fwd_shared(int m, int dh, int smem) { return ((smem ? 2 * (size_t)m * dh : 0) + 3 * dh + 3 * m) * 4; }
 static size_t gsa_bwd_shared(int m, int dh, int smem) { return ((smem ? 4 * (size_t)m * dh : 0) + 4 * dh + 5 * m) * 4; }
 
-static size_t gsa_cols_shared(int m) { return (2 * (size_t)m * GSA_CW + 4 * GSA_CW + 4 * (size_t)m) * 4; }
+// gsa_bwd_cols_kernel: a thread per slot row, at least 64 (2 x GSA_CW column sums), at most 1024.
+static int gsa_cols_threads(int m) { return m <= 64 ? 64 : m >= 1024 ? 1024 : (m + 31) / 32 * 32; }
+static size_t gsa_cols_shared(int m) {
+    return (2 * (size_t)m * (GSA_CW + 1) + 4 * GSA_CW + 4 * (size_t)m + gsa_cols_threads(m)) * 4;
+}
 
 static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     GsaCudaCtx *x = (GsaCudaCtx *)calloc(1, sizeof *x);
@@ -503,7 +521,7 @@ static void gsa_cuda_backward(Mixer *mx, float *const *p, float *const *dp, floa
         gsa_bwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->dok, c->dG, dpp, okp, c->p, N, H, m,
                                                                              G);
         CHECK_LAUNCH();
-        gsa_bwd_cols_kernel<<<dim3(G, B * H), GSA_CT, c->shb_cols, st>>>(c->dq, c->dk, c->dv, dpp, c->q, c->k, c->v,
+        gsa_bwd_cols_kernel<<<dim3(G, B * H), gsa_cols_threads(m), c->shb_cols, st>>>(c->dq, c->dk, c->dv, dpp, c->q, c->k, c->v,
                                                                         c->dr, c->alpha, c->s, c->p, c->dok, N, T,
                                                                         H, m, dh);
         CHECK_LAUNCH();
