@@ -62,52 +62,72 @@ __global__ void gsa_activate_kernel(float *q, float *k, float *v, float *alpha, 
 }
 
 // Mirrors the forward scan over gsa_token: block per (b, h), T tokens. State: in shared memory
-// (use_smem, zeroed) or at state + bh * stride (zeroed if zero; the step form keeps it there).
+// (use_smem, zeroed; rows dh + 1 floats apart so a warp's rows hit distinct banks) or at
+// state + bh * stride (the CPU's [m, dh] layout; zeroed if zero; the step form keeps it there).
+// Per token: each row's K update and score dot product split over P = nt / m column ranges (serial
+// sums), their partials added in range order by warp 0, which also takes the softmax over the slots
+// (warp reductions: fixed butterfly order); then each column's V update and o = V^T p split over
+// Q = nt / dh row ranges, added in range order. Five barriers a token. (Until 2026-12-01: a warp per row
+// with a warp sum each, block-wide max and sum, and d_h of the 256 threads for V: seven barriers and
+// 24% of the gsa step on the H200.)
 __global__ void __launch_bounds__(GSA_THREADS) gsa_scan_kernel(float *p, float *o, const float *q, const float *k,
         const float *v, const float *alpha, const float *s, float *state, long long stride, int use_smem, int zero,
         int T, int H, int m, int dh) {
     extern __shared__ float sh[];
-    __shared__ float red[32];
-    const int bh = blockIdx.x, b = bh / H, h = bh % H, tid = threadIdx.x, nt = blockDim.x;
-    const int lane = tid & 31, warp = tid >> 5, nw = nt >> 5, D = H * dh, Hm = H * m;
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, tid = threadIdx.x, nt = blockDim.x, lane = tid & 31;
+    const int D = H * dh, Hm = H * m, ld = use_smem ? dh + 1 : dh;
+    const int P = m < nt ? nt / m : 1, Q = dh < nt ? nt / dh : 1;  // column ranges per row, row ranges per column
     float *K, *buf = sh;
-    if (use_smem) { K = sh; buf = sh + 2 * (size_t)m * dh; } else K = state + (size_t)bh * stride;
-    float *V = K + (size_t)m * dh;
-    float *sq = buf, *sk = sq + dh, *sv = sk + dh, *sa = sv + dh, *ss = sa + m, *sp = ss + m;
+    if (use_smem) { K = sh; buf = sh + 2 * (size_t)m * ld; } else K = state + (size_t)bh * stride;
+    float *V = K + (size_t)m * ld;
+    float *sq = buf, *sk = sq + dh, *sv = sk + dh, *sa = sv + dh, *ss = sa + m, *sp = ss + m, *ps = sp + m;
     if (use_smem || zero)
-        for (int e = tid; e < 2 * m * dh; e += nt) K[e] = 0.f;
+        for (int e = tid; e < 2 * m * ld; e += nt) K[e] = 0.f;
     for (int t = 0; t < T; t++) {
         size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
         __syncthreads();  // the previous token's readers are done with the buffers
         for (int j = tid; j < dh; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; }
         for (int r = tid; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; }
         __syncthreads();
-        for (int r = warp; r < m; r += nw) {  // K = diag(alpha) K + s k^T; scores K q
-            float *row = K + (size_t)r * dh, a = sa[r], si = ss[r], acc = 0.f;
-            for (int j = lane; j < dh; j += 32) {
+        for (int u = tid; u < m * P; u += nt) {  // K = diag(alpha) K + s k^T; partial scores K q
+            const int r = u % m, c = u / m, j0 = dh * c / P, j1 = dh * (c + 1) / P;
+            float *row = K + (size_t)r * ld, a = sa[r], si = ss[r], acc = 0.f;
+            for (int j = j0; j < j1; j++) {
                 row[j] = a * row[j] + si * sk[j];
                 acc += row[j] * sq[j];
             }
-            acc = warp_sum(acc);
-            if (lane == 0) sp[r] = acc;
+            ps[c * m + r] = acc;
         }
         __syncthreads();
-        float mx = -INFINITY;
-        for (int r = tid; r < m; r += nt) mx = fmaxf(mx, sp[r]);
-        mx = block_max(mx, red);
-        float sum = 0.f;
-        for (int r = tid; r < m; r += nt) { float e = expf(sp[r] - mx); sp[r] = e; sum += e; }
-        sum = block_sum(sum, red);
-        float inv = 1.f / sum;
-        for (int r = tid; r < m; r += nt) { sp[r] *= inv; p[om + r] = sp[r]; }
+        if (tid < 32) {  // scores, softmax over the slots
+            float mx = -INFINITY;
+            for (int r = lane; r < m; r += 32) {
+                float sc = 0.f;
+                for (int c = 0; c < P; c++) sc += ps[c * m + r];
+                sp[r] = sc;
+                mx = fmaxf(mx, sc);
+            }
+            mx = warp_max(mx);
+            float sum = 0.f;
+            for (int r = lane; r < m; r += 32) { float e = expf(sp[r] - mx); sp[r] = e; sum += e; }
+            const float inv = 1.f / warp_sum(sum);
+            for (int r = lane; r < m; r += 32) { sp[r] *= inv; p[om + r] = sp[r]; }
+        }
         __syncthreads();
-        for (int j = tid; j < dh; j += nt) {  // V = diag(alpha) V + s v^T; o = V^T p (slot order)
+        for (int u = tid; u < dh * Q; u += nt) {  // V = diag(alpha) V + s v^T; partial o = V^T p (slot order)
+            const int j = u % dh, c = u / dh, r0 = m * c / Q, r1 = m * (c + 1) / Q;
             float acc = 0.f, vj = sv[j];
-            for (int r = 0; r < m; r++) {
-                float *e = V + (size_t)r * dh + j;
+            for (int r = r0; r < r1; r++) {
+                float *e = V + (size_t)r * ld + j;
                 *e = sa[r] * *e + ss[r] * vj;
                 acc += sp[r] * *e;
             }
+            ps[c * dh + j] = acc;
+        }
+        __syncthreads();
+        for (int j = tid; j < dh; j += nt) {
+            float acc = 0.f;
+            for (int c = 0; c < Q; c++) acc += ps[c * dh + j];
             o[od + j] = acc;
         }
     }
@@ -414,7 +434,13 @@ __global__ void gsa_silu_backward_kernel(float *dq, float *dk, float *dv, const 
     dv[i] *= gsa_silu_grad(va[i]);
 }
 
-static size_t gsa_fwd_shared(int m, int dh, int smem) { return ((smem ? 2 * (size_t)m * dh : 0) + 3 * dh + 3 * m) * 4; }
+// gsa_scan_kernel: the state (rows dh + 1 apart) when in shared memory, q k v, alpha s p, and the
+// partial sums (P m <= max(nt, m), Q dh <= max(nt, dh) floats).
+static size_t gsa_fwd_shared(int m, int dh, int smem) {
+    size_t ps = GSA_THREADS > m ? GSA_THREADS : m;
+    if ((size_t)dh > ps) ps = dh;
+    return ((smem ? 2 * (size_t)m * (dh + 1) : 0) + 3 * dh + 3 * m + ps) * 4;
+}
 static size_t gsa_bwd_shared(int m, int dh, int smem) { return ((smem ? 4 * (size_t)m * dh : 0) + 4 * dh + 5 * m) * 4; }
 
 // gsa_bwd_cols_kernel: a thread per slot row, at least 64 (2 x GSA_CW column sums), at most 1024.

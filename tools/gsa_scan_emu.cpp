@@ -1,0 +1,188 @@
+// gsa_scan_emu.cpp — host emulation of two scan kernels of models/cuda/gsa.cu: gsa_scan_kernel (the
+// forward recurrence, also the step form) and gsa_bwd_cols_kernel (the split backward's column groups).
+// One std::thread per CUDA thread (cuda_emu.h), against a double-precision host reference of the same
+// recurrences. Depends on C++20 and the kernel text that tools/gsa_scan_emu.sh cuts out of gsa.cu
+// (kern.inc). Run it through that script.
+//
+// Why: both kernels were rewritten (split row and column sums, a warp for the softmax, a thread per slot
+// row) without a device. This checks their index and reduction logic on random inputs, max error
+// relative to the largest value, tolerance 1e-5 (float sums against double): the forward's p, o (and
+// the state it leaves, in the step form, which starts from a given state in the CPU's [m, d_h] layout),
+// with the state in shared memory and in global memory, at m below, at and above the block and d_h
+// below and above it; the backward's dq, dk, dv and dS parts at 64 to 256 threads, 1 to 8 row ranges
+// per column sum, a last column group narrower than 32, and two heads. Each kernel twice must give
+// identical bytes. It says nothing about speed.
+#include "cuda_emu.h"
+static float emu_sh[1 << 18];
+#include "kern.inc"
+typedef std::vector<float> V;
+static std::mt19937 rng(11);
+static V uni(size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    V v(n);
+    for (auto &x : v) x = d(rng);
+    return v;
+}
+static double rel(const V &a, const std::vector<double> &b) {
+    double mx = 0, sc = 0;
+    for (size_t i = 0; i < a.size(); i++) {
+        if (!std::isfinite(a[i])) return INFINITY;
+        mx = std::max(mx, fabs(a[i] - b[i]));
+        sc = std::max(sc, fabs(b[i]));
+    }
+    return mx / (sc > 0 ? sc : 1);
+}
+static int config(int B, int T, int H, int m, int dh) {
+    const int D = H * dh, Hm = H * m, N = B * T, G = (dh + GSA_CW - 1) / GSA_CW, nt = gsa_cols_threads(m);
+    V q = uni((size_t)N * D, -1, 1), k = uni((size_t)N * D, -1, 1), v = uni((size_t)N * D, -1, 1), dO = uni((size_t)N * D, -1, 1);
+    V alpha = uni((size_t)N * Hm, 0.5f, 0.99f), s((size_t)N * Hm), pp = uni((size_t)N * Hm, 0, 1), dok = uni((size_t)N * Hm, -1, 1);
+    for (size_t i = 0; i < s.size(); i++) s[i] = 1.f - alpha[i];
+    V out[2][4];
+    for (int run = 0; run < 2; run++) {
+        V &dq = out[run][0], &dk = out[run][1], &dv = out[run][2], &dSp = out[run][3];
+        dq.assign((size_t)N * D, NAN); dk.assign((size_t)N * D, NAN); dv.assign((size_t)N * D, NAN);
+        dSp.assign((size_t)G * N * Hm, NAN);
+        memset(emu_sh, 0x7f, sizeof emu_sh);  // garbage: catches reads of shared memory the kernel did not write
+        dim3 gr; gr.x = G; gr.y = B * H;
+        launch(gr, nt, [&] { gsa_bwd_cols_kernel(dq.data(), dk.data(), dv.data(), dSp.data(), q.data(), k.data(),
+                                                 v.data(), dO.data(), alpha.data(), s.data(), pp.data(), dok.data(),
+                                                 N, T, H, m, dh); });
+    }
+    std::vector<double> rq((size_t)N * D), rk((size_t)N * D), rv((size_t)N * D), rS((size_t)G * N * Hm, 0.0);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int j = 0; j < dh; j++) {
+                const int g = j / GSA_CW;
+                std::vector<double> K(m, 0.0), AV(m, 0.0), AK(m, 0.0);
+                for (int t = 0; t < T; t++) {
+                    const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j, om = i * Hm + (size_t)h * m;
+                    double acc = 0;
+                    for (int r = 0; r < m; r++) {
+                        K[r] = alpha[om + r] * K[r] + s[om + r] * (double)k[od];
+                        acc += dok[om + r] * K[r];
+                    }
+                    rq[od] = acc;
+                }
+                for (int t = T - 1; t >= 0; t--) {
+                    const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j, om = i * Hm + (size_t)h * m;
+                    double av = 0, ak = 0;
+                    for (int r = 0; r < m; r++) {
+                        const double a1 = t + 1 < T ? alpha[om + Hm + r] : 0.0;
+                        AV[r] = a1 * AV[r] + pp[om + r] * (double)dO[od];
+                        AK[r] = a1 * AK[r] + dok[om + r] * (double)q[od];
+                        av += s[om + r] * AV[r];
+                        ak += s[om + r] * AK[r];
+                        rS[(size_t)g * N * Hm + om + r] += AV[r] * v[od] + AK[r] * k[od];
+                    }
+                    rv[od] = av;
+                    rk[od] = ak;
+                }
+            }
+    const char *nm[] = {"dq", "dk", "dv", "dS parts"};
+    const std::vector<double> *ref[] = {&rq, &rk, &rv, &rS};
+    int bad = 0;
+    printf("B%d T%d H%d m%d dh%d (%d threads, %d groups):", B, T, H, m, dh, nt, G);
+    for (int f = 0; f < 4; f++) {
+        double e = rel(out[0][f], *ref[f]);
+        printf(" %s %.1e", nm[f], e);
+        bad += !(e < 1e-5);
+    }
+    int same = 1;
+    for (int f = 0; f < 4; f++) same &= !memcmp(out[0][f].data(), out[1][f].data(), out[0][f].size() * 4);
+    printf("  twice %s  %s\n", same ? "identical" : "DIFFER", bad || !same ? "FAIL" : "PASS");
+    return bad + !same;
+}
+// The forward scan: mode 0 state in shared memory (training), 1 in global memory from zero, 2 the step
+// form (global, continuing from a random state).
+static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
+    const int D = H * dh, Hm = H * m, N = B * T;
+    const long long stride = 2LL * m * dh;
+    V q = uni((size_t)N * D, -1, 1), k = uni((size_t)N * D, -1, 1), v = uni((size_t)N * D, -1, 1);
+    V alpha = uni((size_t)N * Hm, 0.5f, 0.99f), s((size_t)N * Hm);
+    for (size_t i = 0; i < s.size(); i++) s[i] = 1.f - alpha[i];
+    V st0 = uni((size_t)B * H * stride, -1, 1);
+    if (mode != 2) st0.assign(st0.size(), 0.f);
+    V out[2][3];
+    for (int run = 0; run < 2; run++) {
+        V &pp = out[run][0], &o = out[run][1], &st = out[run][2];
+        pp.assign((size_t)N * Hm, NAN); o.assign((size_t)N * D, NAN);
+        st = mode == 2 ? st0 : V(st0.size(), NAN);  // mode 1 must zero it
+        memset(emu_sh, 0x7f, sizeof emu_sh);
+        if (gsa_fwd_shared(m, dh, mode == 0) > sizeof emu_sh) { printf("emu_sh too small\n"); return 1; }
+        dim3 gr; gr.x = B * H;
+        launch(gr, GSA_THREADS, [&] { gsa_scan_kernel(pp.data(), o.data(), q.data(), k.data(), v.data(), alpha.data(),
+                                                      s.data(), st.data(), stride, mode == 0, mode == 1, T, H, m, dh); });
+    }
+    std::vector<double> rp((size_t)N * Hm), ro((size_t)N * D), rst(st0.size());
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const size_t bh = (size_t)b * H + h;
+            std::vector<double> K(st0.begin() + bh * stride, st0.begin() + bh * stride + (size_t)m * dh);
+            std::vector<double> Vs(st0.begin() + bh * stride + (size_t)m * dh, st0.begin() + (bh + 1) * stride);
+            for (int t = 0; t < T; t++) {
+                const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+                std::vector<double> sc(m);
+                double mx = -INFINITY, sum = 0;
+                for (int r = 0; r < m; r++) {
+                    double acc = 0;
+                    for (int j = 0; j < dh; j++) {
+                        double &e = K[(size_t)r * dh + j];
+                        e = alpha[om + r] * e + s[om + r] * (double)k[od + j];
+                        acc += e * q[od + j];
+                    }
+                    sc[r] = acc;
+                    mx = std::max(mx, acc);
+                }
+                for (int r = 0; r < m; r++) sum += (sc[r] = exp(sc[r] - mx));
+                for (int r = 0; r < m; r++) rp[om + r] = sc[r] / sum;
+                for (int j = 0; j < dh; j++) {
+                    double acc = 0;
+                    for (int r = 0; r < m; r++) {
+                        double &e = Vs[(size_t)r * dh + j];
+                        e = alpha[om + r] * e + s[om + r] * (double)v[od + j];
+                        acc += rp[om + r] * e;
+                    }
+                    ro[od + j] = acc;
+                }
+            }
+            for (size_t e = 0; e < (size_t)m * dh; e++) {
+                rst[bh * stride + e] = K[e];
+                rst[bh * stride + (size_t)m * dh + e] = Vs[e];
+            }
+        }
+    const char *mn[] = {"shared", "global", "step"};
+    printf("forward B%d T%d H%d m%d dh%d state %s:", B, T, H, m, dh, mn[mode]);
+    int bad = 0;
+    double e = rel(out[0][0], rp);
+    printf(" p %.1e", e);
+    bad += !(e < 1e-5);
+    e = rel(out[0][1], ro);
+    printf(" o %.1e", e);
+    bad += !(e < 1e-5);
+    if (mode) {
+        e = rel(out[0][2], rst);
+        printf(" state %.1e", e);
+        bad += !(e < 1e-5);
+    }
+    int same = 1;
+    for (int f = 0; f < (mode ? 3 : 2); f++) same &= !memcmp(out[0][f].data(), out[1][f].data(), out[0][f].size() * 4);
+    printf("  twice %s  %s\n", same ? "identical" : "DIFFER", bad || !same ? "FAIL" : "PASS");
+    return bad + !same;
+}
+
+int main() {
+    int bad = 0;
+    bad += config_fwd(2, 11, 1, 64, 128, 0);   // 4 column ranges per row, 2 row ranges per column
+    bad += config_fwd(1, 9, 2, 5, 48, 0);      // few slots (P = 51), two heads
+    bad += config_fwd(1, 6, 1, 300, 40, 0);    // more slots than threads: a row per thread in turn
+    bad += config_fwd(2, 7, 1, 16, 300, 1);    // d_h above the block: a column per thread in turn
+    bad += config_fwd(3, 1, 1, 64, 64, 2);     // the step form: one token from a given state
+    bad += config_fwd(1, 5, 2, 33, 48, 2);
+    bad += config(2, 13, 1, 5, 48);    // 64 threads, groups of 32 and 16 columns, few slots
+    bad += config(1, 9, 2, 64, 32);    // two heads, one thread per slot
+    bad += config(1, 7, 1, 100, 40);   // 128 threads: 2 and 8 row ranges per column sum
+    bad += config(2, 5, 1, 256, 64);   // 256 threads, two full groups
+    bad += config(1, 6, 1, 33, 33);    // 64 threads, a 1-column last group
+    printf("%s\n", bad ? "FAILURES" : "all PASS");
+    return bad != 0;
+}
