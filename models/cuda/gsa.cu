@@ -83,11 +83,24 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_scan_kernel(float *p, float *
     float *sq = buf, *sk = sq + dh, *sv = sk + dh, *sa = sv + dh, *ss = sa + m, *sp = ss + m, *ps = sp + m;
     if (use_smem || zero)
         for (int e = tid; e < 2 * m * ld; e += nt) K[e] = 0.f;
+    // The next token's column tid of q, k, v and slot tid of alpha, s are loaded into registers while
+    // this token computes (the loads after a barrier were the scan's latency, a block per (b, h));
+    // columns and slots past the block's threads are loaded in turn.
+    float nq = 0.f, nk = 0.f, nv = 0.f, na = 0.f, ns = 0.f;
+    auto fetch = [&](int t) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        if (tid < dh) { nq = q[od + tid]; nk = k[od + tid]; nv = v[od + tid]; }
+        if (tid < m) { na = alpha[om + tid]; ns = s[om + tid]; }
+    };
+    if (T > 0) fetch(0);
     for (int t = 0; t < T; t++) {
         size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
         __syncthreads();  // the previous token's readers are done with the buffers
-        for (int j = tid; j < dh; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; }
-        for (int r = tid; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; }
+        if (tid < dh) { sq[tid] = nq; sk[tid] = nk; sv[tid] = nv; }
+        if (tid < m) { sa[tid] = na; ss[tid] = ns; }
+        for (int j = tid + nt; j < dh; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; }
+        for (int r = tid + nt; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; }
+        if (t + 1 < T) fetch(t + 1);
         __syncthreads();
         for (int u = tid; u < m * P; u += nt) {  // K = diag(alpha) K + s k^T; partial scores K q
             const int r = u % m, c = u / m, j0 = dh * c / P, j1 = dh * (c + 1) / P;
@@ -357,11 +370,22 @@ __global__ void __launch_bounds__(1024) gsa_bwd_cols_kernel(float *dq, float *dk
     float *sq = AV + mc, *sk = sq + GSA_CW, *sv = sk + GSA_CW, *sd = sv + GSA_CW;
     float *sa = sd + GSA_CW, *ss = sa + m, *sp = ss + m, *sx = sp + m, *ps = sx + m;
     for (size_t e = tid; e < 2 * mc; e += nt) AK[e] = 0.f;
+    // As in gsa_scan_kernel, the next token's values for column / slot tid are loaded into registers
+    // during this token (nt >= 64 > nj: every column has its thread; slots past nt are loaded in turn).
+    float f0 = 0.f, f1 = 0.f, f2 = 0.f, f3 = 0.f, g0 = 0.f, g1 = 0.f, g2 = 0.f, g3 = 0.f;
+    auto fetch_fwd = [&](int t) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
+        if (tid < nj) f0 = k[od + tid];
+        if (tid < m) { g0 = alpha[om + tid]; g1 = s[om + tid]; g2 = dok[om + tid]; }
+    };
+    if (T > 0) fetch_fwd(0);
     for (int t = 0; t < T; t++) {  // AK holds K_t here
         const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
         __syncthreads();
-        for (int j = tid; j < nj; j += nt) sk[j] = k[od + j];
-        for (int r = tid; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sx[r] = dok[om + r]; }
+        if (tid < nj) sk[tid] = f0;
+        if (tid < m) { sa[tid] = g0; ss[tid] = g1; sx[tid] = g2; }
+        for (int r = tid + nt; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sx[r] = dok[om + r]; }
+        if (t + 1 < T) fetch_fwd(t + 1);
         __syncthreads();
         for (int r = tid; r < m; r += nt) {
             float *row = AK + (size_t)r * LD;
@@ -373,14 +397,25 @@ __global__ void __launch_bounds__(1024) gsa_bwd_cols_kernel(float *dq, float *dk
     }
     for (size_t e = tid; e < mc; e += nt) AK[e] = 0.f;
     float *san = sa;  // alpha_{t+1} (0 at the end)
+    auto fetch_rev = [&](int t) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
+        if (tid < nj) { f0 = q[od + tid]; f1 = k[od + tid]; f2 = v[od + tid]; f3 = dO[od + tid]; }
+        if (tid < m) {
+            g0 = s[om + tid]; g1 = pp[om + tid]; g2 = dok[om + tid];
+            g3 = t + 1 < T ? alpha[om + Hm + tid] : 0.f;
+        }
+    };
+    if (T > 0) fetch_rev(T - 1);
     for (int t = T - 1; t >= 0; t--) {
         const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
         __syncthreads();
-        for (int j = tid; j < nj; j += nt) { sq[j] = q[od + j]; sk[j] = k[od + j]; sv[j] = v[od + j]; sd[j] = dO[od + j]; }
-        for (int r = tid; r < m; r += nt) {
+        if (tid < nj) { sq[tid] = f0; sk[tid] = f1; sv[tid] = f2; sd[tid] = f3; }
+        if (tid < m) { ss[tid] = g0; sp[tid] = g1; sx[tid] = g2; san[tid] = g3; }
+        for (int r = tid + nt; r < m; r += nt) {
             ss[r] = s[om + r]; sp[r] = pp[om + r]; sx[r] = dok[om + r];
             san[r] = t + 1 < T ? alpha[om + Hm + r] : 0.f;
         }
+        if (t > 0) fetch_rev(t - 1);
         __syncthreads();
         for (int r = tid; r < m; r += nt) {
             float *rv = AV + (size_t)r * LD, *rk = AK + (size_t)r * LD, ds = 0.f;
