@@ -2,7 +2,8 @@
 // forward, dinp, every parameter gradient, step == forward, over slots/heads/d/T, with the split
 // backward (the default: 32-column groups, so d_h 12/16/24 is one partial group and 48 one and a half),
 // then a few configs again with the one-block-per-(b, h) backward scan (RB_CUDA_GSA_SEQ=1, the
-// reference form). Depends on cuda_check.h.
+// reference form); slots up to 300 and d_h up to 320 reach every thread layout of the scans. Depends on
+// cuda_check.h.
 #define _POSIX_C_SOURCE 200809L  // setenv
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,10 @@ int main(void) {
         {48, 1, 4, 2, 37},   {48, 3, 16, 3, 130}, {48, 4, 64, 2, 1},   {48, 2, 4, 2, 130},
         {64, 4, 16, 2, 1},   {64, 2, 64, 2, 130}, {64, 1, 16, 3, 37},
         {128, 1, 64, 2, 37}, {128, 4, 64, 2, 130}, {128, 2, 4, 2, 37},  {128, 1, 64, 2, 256},
+        // the scans' other thread layouts (gsa.cu, rewritten 2026-12-01): slots not a multiple of 32
+        // (partial column sums over uneven row ranges), slots = and > the forward's 256 threads (a row per
+        // thread in turn), and d_h > 256 (a column per thread in turn)
+        {64, 1, 100, 2, 37}, {64, 2, 256, 2, 70}, {48, 1, 300, 2, 37}, {320, 1, 16, 2, 37},
     };
     const unsigned nsplit = sizeof cs / sizeof *cs;
     for (unsigned i = 0; i < nsplit + 3; i++) {
