@@ -295,8 +295,35 @@ static int lr_complete_configs(const FrRun *runs, int nruns, const char *variant
     return complete;
 }
 
+// (b) beside the growth: each RegBench variant against SWA at the state sizes both measured, per training-
+// automata count (points of one task share it): at how many it is below, and the accuracies.
+static void regbench_vs_swa(FILE *f, const FrPoint *p, int np) {
+    for (int i = 0; i < np; i++) {
+        if (strncmp(p[i].task, "regbench", 8) || !strcmp(p[i].variant, "swa") ||
+            (i > 0 && !strcmp(p[i - 1].task, p[i].task) && !strcmp(p[i - 1].variant, p[i].variant)))
+            continue;  // the first point of each non-SWA variant
+        int matched = 0, below = 0;
+        char list[1024] = "";
+        for (int a = i; a < np && !strcmp(p[a].task, p[i].task) && !strcmp(p[a].variant, p[i].variant); a++)
+            for (int b = 0; b < np; b++) {
+                if (strcmp(p[b].task, p[a].task) || strcmp(p[b].variant, "swa") || p[b].state_floats != p[a].state_floats)
+                    continue;
+                char sz[32];
+                frontier_fmt_bytes(4 * p[a].state_floats, sz, sizeof sz);
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof list - l, "%s%s %.3f vs %.3f", matched ? "; " : "", sz, p[a].accuracy,
+                         p[b].accuracy);
+                matched++;
+                below += p[a].accuracy < p[b].accuracy;
+            }
+        if (matched)
+            fprintf(f, "- (b) %d training automata, %s against swa at the state sizes both measured: below at %d of %d "
+                       "(%s).\n", p[i].train_automata, p[i].variant, below, matched, list);
+    }
+}
+
 static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, const RbGrowth *g, int ng,
-                         double improve_min, const FrRun *runs, int nruns) {
+                         double improve_min, const FrRun *runs, int nruns, const FrPoint *p, int np) {
     fprintf(f, "\n## Compared with the paper's claims\n\n"
                "The paper (arXiv 2606.09862, abstract; ../shared/design/bla.md claim 4) states: (a) on MQAR BLA's state "
                "efficiency is 8x that of SWA (the same accuracy at 1/8 of the state); (b) on RegBench only BLA and SWA "
@@ -368,6 +395,7 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
             fprintf(f, "- (b) %d training automata: improve with state: %s; do not: %s.\n", g[i].ta, *imp ? imp : "none",
                     *non ? non : "none");
         }
+        regbench_vs_swa(f, p, np);
     }
 }
 
@@ -501,7 +529,7 @@ int cmd_report(int argc, char **argv) {
         double bl[4];
         plot_regbench_baselines(rows, nrows, bl);
         paper_regbench(f, g, ng, bl, improve_min);
-        paper_claims(f, pr, psp, npr, g, ng, improve_min, runs, nruns);
+        paper_claims(f, pr, psp, npr, g, ng, improve_min, runs, nruns, p, np);
         paper_gpu_time(f, rows, nrows);
         free(g);
         export_free(rows, nrows);
