@@ -27,6 +27,8 @@ int main(void) {
         // (partial column sums over uneven row ranges), slots = and > the forward's 256 threads (a row per
         // thread in turn), and d_h > 256 (a column per thread in turn)
         {64, 1, 100, 2, 37}, {64, 2, 256, 2, 70}, {48, 1, 300, 2, 37}, {320, 1, 16, 2, 37},
+        // a forward state too big for shared memory (256 slots x d_h 128: 264 KB): the scan from global memory
+        {256, 2, 256, 2, 37},
     };
     const unsigned nsplit = sizeof cs / sizeof *cs;
     for (unsigned i = 0; i < nsplit + 3; i++) {

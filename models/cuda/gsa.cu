@@ -385,6 +385,7 @@ __global__ void __launch_bounds__(1024) gsa_bwd_cols_kernel(float *dq, float *dk
         if (tid < nj) sk[tid] = f0;
         if (tid < m) { sa[tid] = g0; ss[tid] = g1; sx[tid] = g2; }
         for (int r = tid + nt; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sx[r] = dok[om + r]; }
+        // (slots past nt: not reached today, as the split backward needs m <= ~816 < its 1024 threads)
         if (t + 1 < T) fetch_fwd(t + 1);
         __syncthreads();
         for (int r = tid; r < m; r += nt) {
@@ -512,17 +513,18 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     x->sx = w; w += sx;
     x->bpart = w;
     // State in shared memory when the block's opt-in limit allows it (set here: not during capture).
-    size_t lim = (size_t)optin - 32 * 4;  // the static reduction buffer
-    x->smem_fwd = gsa_fwd_shared(x->m, x->dh, 1) <= lim;
+    // gsa_bwd_scan_kernel has a static reduction buffer; the other two kernels none.
+    const size_t lim = (size_t)optin - 32 * 4;
+    x->smem_fwd = gsa_fwd_shared(x->m, x->dh, 1) <= (size_t)optin;
     x->smem_bwd = gsa_bwd_shared(x->m, x->dh, 1) <= lim;
     x->shb_fwd = gsa_fwd_shared(x->m, x->dh, x->smem_fwd);
     x->shb_bwd = gsa_bwd_shared(x->m, x->dh, x->smem_bwd);
-    if (x->shb_fwd > lim || x->shb_bwd > lim) { rb_cuda_free(x->qa); free(x); return NULL; }
-    CHECK_CUDA(cudaFuncSetAttribute(gsa_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)x->shb_fwd));
-    CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)x->shb_bwd));
-    if (x->split)
-        CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_cols_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        (int)x->shb_cols));
+    if (x->shb_fwd > (size_t)optin || x->shb_bwd > lim) { rb_cuda_free(x->qa); free(x); return NULL; }
+    // The attribute is the kernel's, process-wide: set to the limit, not to this mixer's size, so that
+    // mixers of other sizes (layers, bench -j threads) never launch past what the last one set.
+    CHECK_CUDA(cudaFuncSetAttribute(gsa_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+    CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)lim));
+    CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_cols_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
     return x;
 }
 
