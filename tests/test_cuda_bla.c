@@ -84,15 +84,27 @@ static void grid(const char *form, int f) {
                  heads > 1 ? "s" : "", W[0], N[0], rn[r], d);
         cuda_check_mixer(label, &c, 2 + i % 2, Tw[i], 4000 + i, TOL_FP32, TOL_TF32);
     }
+    // Sizes that are not multiples of 4 floats (d_h 6, N 5 and 6, odd visible points), where the batched
+    // form's GEMMs take rb_cuda_gemm_batched2's strided fallback; T 100: one whole chunk and a short one.
+    {
+        const int W[8] = {64, 32, 64, 32, 64, 32, 64, 32}, N[8] = {6, 5, 6, 5, 6, 5, 6, 5};
+        MixerCfg c = cfg(48, 8, W, N, 0, 0);
+        char label[128];
+        snprintf(label, sizeof label, "bla %s T128 8 heads d_h 6 W64,32 N6,5 dense d48", form);
+        cuda_check_mixer(label, &c, 2, 128, 4100, TOL_FP32, TOL_TF32);
+        c = cfg(48, 1, W, N + 1, 1, 0);
+        snprintf(label, sizeof label, "bla %s T100 W64 N5 slots d48", form);
+        cuda_check_mixer(label, &c, 3, 100, 4101, TOL_FP32, TOL_TF32);
+    }
 }
 
 int main(void) {
     cuda_check_init_or_skip();
     bla_cuda_set_form(1);
     grid("quadratic", 1);
+    bla_cuda_set_form(2);  // the default first: a fatal error in the batched form must not hide its result
+    grid("chunk-loop", 0);
     bla_cuda_set_form(0);
     grid("chunked", 0);
-    bla_cuda_set_form(2);
-    grid("chunk-loop", 0);
     return cuda_check_done("bla");
 }

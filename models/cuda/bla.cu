@@ -221,7 +221,8 @@ static void *bla_cuda_create(const MixerCfg *cfg, int Bmax, int Tmax) {
             c->dZv = rb_cuda_alloc(zb);
             c->Wv = rb_cuda_alloc(c->H * wb);
             c->U = rb_cuda_alloc(wb);
-            const size_t np = (size_t)c->nchmax * (Bmax > BLA_CHUNK ? Bmax : BLA_CHUNK);  // (seq, chunk) or (chunk, i)
+            size_t np = (size_t)c->nchmax * (Bmax > BLA_CHUNK ? Bmax : BLA_CHUNK);  // (seq, chunk) or (chunk, i)
+            np = (np + 1) & ~(size_t)1;  // rb_cuda_gemm_batched2 keeps each of its 3 arrays 16-byte aligned
             c->ptrs = (void **)rb_cuda_alloc_bytes(3 * np * sizeof(void *));
             if (!c->Zk || !c->Zv || !c->dZk || !c->dZv || !c->Wv || !c->U || !c->ptrs) goto fail;
         }

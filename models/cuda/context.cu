@@ -1,6 +1,7 @@
 // context.cu — the process's device context (device, stream, cuBLAS handle, GEMM precision), GEMM
 // wrappers that mirror models/real.h and layers.h, allocation, deterministic column sums, and the
 // device mixer registry. Depends on common.cuh, CUDA runtime, cuBLAS.
+#include <stdint.h>
 #include <string.h>
 #include "common.cuh"
 
@@ -143,8 +144,26 @@ extern "C" void rb_cuda_gemm_batched2(float *C, int ldc, long long sC1, long lon
                                       int n1, int n2, void **ptrs) {
     const int n = n1 * n2;
     if (M <= 0 || N <= 0 || n <= 0) return;
-    const float **pa = (const float **)ptrs, **pb = pa + n;
-    float **pc = (float **)(pb + n);
+    // With pointer arrays cuBLAS cannot see the matrices' alignment (the strided call can, and picks a
+    // kernel to suit): its tensor-core kernels then need every matrix 16-byte aligned. When a base, a
+    // stride or a leading dimension breaks that, loop strided batches over the shorter level instead.
+    const long long f4[] = {sA1, sA2, sB1, sB2, sC1, sC2, lda, ldb, ldc};
+    int aligned = ((uintptr_t)A | (uintptr_t)B | (uintptr_t)C) % 16 == 0;
+    for (int i = 0; i < 9; i++) aligned &= f4[i] % 4 == 0;
+    if (!aligned) {
+        if (n1 <= n2)
+            for (int i = 0; i < n1; i++)
+                rb_cuda_gemm_batched(C + i * sC1, ldc, sC2, A + i * sA1, lda, sA2, B + i * sB1, ldb, sB2, M, N, K, ta,
+                                     tb, alpha, beta, n2);
+        else
+            for (int i = 0; i < n2; i++)
+                rb_cuda_gemm_batched(C + i * sC2, ldc, sC1, A + i * sA2, lda, sA1, B + i * sB2, ldb, sB1, M, N, K, ta,
+                                     tb, alpha, beta, n1);
+        return;
+    }
+    const int nr = (n + 1) & ~1;  // each array 16-byte aligned (the scratch holds 3 * (n rounded up to even))
+    const float **pa = (const float **)ptrs, **pb = pa + nr;
+    float **pc = (float **)(pb + nr);
     gemm_ptrs_kernel<<<(n + 255) / 256, 256, 0, g.stream>>>(pa, pb, pc, A, sA1, sA2, B, sB1, sB2, C, sC1, sC2, n1, n2);
     CHECK_LAUNCH();
     CHECK_CUBLAS(cublasGemmBatchedEx(g.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,

@@ -54,7 +54,8 @@ void rb_cuda_gemm_batched(float *C, int ldc, long long strideC, const float *A, 
 // Two-level batch: for i1 < n1, i2 < n2, C_(i1,i2) = alpha op(A_(i1,i2)) op(B_(i1,i2)) + beta C_(i1,i2) with
 // X_(i1,i2) = X + i1 * sX1 + i2 * sX2 (e.g. sequences x chunks, where a sequence is not a whole number of
 // chunks apart). One cuBLAS call over pointer arrays that a kernel writes into ptrs: caller's device
-// scratch of 3 * n1 * n2 pointers, reused by the next call in stream order.
+// scratch of 3 * (n1 * n2 rounded up to even) pointers, reused by the next call in stream order. When a
+// base, stride or leading dimension is not a multiple of 16 bytes, a loop of strided batches instead.
 void rb_cuda_gemm_batched2(float *C, int ldc, long long sC1, long long sC2, const float *A, int lda, long long sA1,
                            long long sA2, const float *B, int ldb, long long sB1, long long sB2, int M, int N, int K,
                            int ta, int tb, float alpha, float beta, int n1, int n2, void **ptrs);
