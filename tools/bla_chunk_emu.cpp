@@ -7,7 +7,8 @@
 // host every GEMM is a plain loop, so the batched form and the chunk-by-chunk loop (bla_cuda_set_form(2),
 // which the device suite checks against the CPU) do the same sums in the same order: every output must
 // be bit-identical between them. Checked on random inputs (never zeros) at T with and without a short
-// last chunk, one chunk only, and two heads. Says nothing about speed or cuBLAS itself.
+// last chunk, one chunk only, two heads, and passes smaller than the context (B < Bmax, T < Tmax).
+// Says nothing about speed or cuBLAS itself.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -90,34 +91,36 @@ static float *fill(std::vector<float> &v, size_t n, float s) {
 
 int main() {
     int fails = 0, checks = 0;
-    struct { int B, T, H, dh, N, Mvh, Mv; } cases[] = {{3, 200, 1, 16, 4, 24, 20}, {2, 256, 2, 8, 8, 30, 30},
-                                                       {3, 37, 1, 16, 4, 24, 20}, {2, 64, 2, 8, 4, 20, 17},
-                                                       {2, 130, 1, 8, 6, 12, 12}};
+    // B, T: the pass; Bx, Tx: the sizes the context was made for (training meets B < Bmax and T < Tmax)
+    struct { int B, T, H, dh, N, Mvh, Mv, Bx, Tx; } cases[] = {
+        {3, 200, 1, 16, 4, 24, 20, 3, 200}, {2, 256, 2, 8, 8, 30, 30, 2, 256}, {3, 37, 1, 16, 4, 24, 20, 3, 37},
+        {2, 64, 2, 8, 4, 20, 17, 2, 64},    {2, 130, 1, 8, 6, 12, 12, 2, 130}, {2, 100, 1, 16, 4, 24, 20, 2, 100},
+        {2, 100, 1, 16, 4, 24, 20, 5, 300}, {3, 256, 2, 8, 8, 30, 17, 4, 320}, {2, 127, 2, 8, 4, 20, 17, 3, 129}};
     for (auto &cs : cases) {
-        const int B = cs.B, T = cs.T, H = cs.H, dh = cs.dh, D = H * dh, N = cs.N, C = BLA_CHUNK;
+        const int B = cs.B, T = cs.T, Bx = cs.Bx, Tx = cs.Tx, H = cs.H, dh = cs.dh, D = H * dh, N = cs.N, C = BLA_CHUNK;
         g_mv_visible = cs.Mv;
         std::vector<float> qkv, o[2], att[2], dO, dqkv[2], S, X, Y[2], Zk[2], Zv[2], Wv[2], U, dZk, dZv;
         std::vector<float> hh[RB_MAX_HEADS], E[RB_MAX_HEADS], Fr[RB_MAX_HEADS], AC[RB_MAX_HEADS];
         BlaCudaCtx c;
         memset(&c, 0, sizeof c);
-        c.D = D; c.H = H; c.dh = dh; c.Bmax = B; c.Tmax = T; c.Nmax = N; c.Mvmax = cs.Mvh; c.chunked = 1;
-        c.nchmax = cdiv(T, C);
-        c.att_blk = (size_t)T * cs.Mvh;
+        c.D = D; c.H = H; c.dh = dh; c.Bmax = Bx; c.Tmax = Tx; c.Nmax = N; c.Mvmax = cs.Mvh; c.chunked = 1;
+        c.nchmax = cdiv(Tx, C);
+        c.att_blk = (size_t)Tx * cs.Mvh;
         for (int h = 0; h < H; h++) {
             BlaHeadDev *hd = &c.hd[h];
             hd->N = N; hd->M = cs.Mvh; hd->Mv = cs.Mvh; hd->W = 64;
-            hd->h = fill(hh[h], (size_t)T * cs.Mvh, 0.5f);
+            hd->h = fill(hh[h], (size_t)Tx * cs.Mvh, 0.5f);
             hd->E = fill(E[h], (size_t)C * cs.Mvh * N, 0.3f);
             hd->Fr = fill(Fr[h], (size_t)C * N, 0.3f);
             hd->AC = fill(AC[h], (size_t)N * N, 0.3f);
         }
-        const float *qkv0 = fill(qkv, (size_t)B * T * 3 * D, 1.f);
-        const float *dO0 = fill(dO, (size_t)B * T * D, 1.f);
+        const float *qkv0 = fill(qkv, (size_t)Bx * Tx * 3 * D, 1.f);
+        const float *dO0 = fill(dO, (size_t)Bx * Tx * D, 1.f);
         (void)qkv0; (void)dO0;
-        fill(S, (size_t)B * c.nchmax * C * C, 1.f);
-        fill(X, (size_t)B * c.nchmax * C * C, 1.f);
-        fill(U, (size_t)B * T * N, 1.f);
-        const size_t zb = (size_t)B * c.nchmax * N * dh;
+        fill(S, (size_t)Bx * c.nchmax * C * C, 1.f);
+        fill(X, (size_t)Bx * c.nchmax * C * C, 1.f);
+        fill(U, (size_t)Bx * Tx * N, 1.f);
+        const size_t zb = (size_t)Bx * c.nchmax * N * dh;
         fill(dZk, zb, 1.f);
         fill(dZv, zb, 1.f);
         c.qkv = qkv.data(); c.dO = dO.data(); c.S = S.data(); c.X = X.data(); c.U = U.data();
@@ -126,9 +129,9 @@ int main() {
         for (int f = 0; f < 2; f++) {  // f = 0: chunk by chunk (loop); 1: full chunks batched
             // same (random, nonzero) starting contents for both: what a pass must not depend on
             std::mt19937 keep = rng;
-            fill(o[f], (size_t)B * T * D, 1.f); fill(att[f], (size_t)B * H * c.att_blk, 1.f);
-            fill(dqkv[f], (size_t)B * T * 3 * D, 1.f); fill(Y[f], (size_t)B * c.att_blk, 1.f);
-            fill(Zk[f], H * zb, 1.f); fill(Zv[f], H * zb, 1.f); fill(Wv[f], (size_t)H * B * T * N, 1.f);
+            fill(o[f], (size_t)Bx * Tx * D, 1.f); fill(att[f], (size_t)Bx * H * c.att_blk, 1.f);
+            fill(dqkv[f], (size_t)Bx * Tx * 3 * D, 1.f); fill(Y[f], (size_t)Bx * c.att_blk, 1.f);
+            fill(Zk[f], H * zb, 1.f); fill(Zv[f], H * zb, 1.f); fill(Wv[f], (size_t)H * Bx * Tx * N, 1.f);
             rng = keep;
             // att's rows are the scores' output: give them the forward's input (scores start from beta = 0)
             c.o = o[f].data(); c.att = att[f].data(); c.dqkv = dqkv[f].data(); c.Y = Y[f].data();
