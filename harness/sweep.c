@@ -17,6 +17,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sqlite3.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -390,6 +391,62 @@ static void collect_status(const RunRow *row, void *ud) {
     l->n++;
 }
 
+// --dry-run's estimate of the pending runs' time: each pending run is matched to the finished (ok) runs of
+// the database with the same task, layers and variant, and counted at their mean duration (finished -
+// started): those with the same RegBench training automata, else those at other counts scaled by the
+// ratio of counts (the steps per epoch scale with it). Durations are those of the sittings that ran them,
+// with their concurrency: the sum is run time, not wall time. Prints one line; nothing without a database.
+static void print_estimate(Store *st, const SweepRun *r, int n, const int *status, int jobs) {
+    if (!st) return;
+    sqlite3_stmt *q;
+    const char *sql = "SELECT task, model, variant, config_json, strftime('%s', finished) - strftime('%s', started)"
+                      " FROM runs WHERE status = 'ok' AND started IS NOT NULL AND finished IS NOT NULL";
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) != SQLITE_OK) return;
+    typedef struct { char key[240]; int ta; double sum; int cnt; } Dur;  // per (task|layers|variant, automata)
+    Dur *d = NULL;
+    int nd = 0, cap = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *task = (const char *)sqlite3_column_text(q, 0), *layers = (const char *)sqlite3_column_text(q, 1);
+        const char *var = (const char *)sqlite3_column_text(q, 2), *cj = (const char *)sqlite3_column_text(q, 3);
+        const char *tap = cj ? strstr(cj, "\"train-automata\":") : NULL;
+        const int ta = tap && task && !strcmp(task, "regbench") ? atoi(tap + 17) : 0;
+        char key[240];
+        snprintf(key, sizeof key, "%s|%s|%s", task ? task : "", layers ? layers : "", var ? var : "");
+        int k = 0;
+        while (k < nd && (strcmp(d[k].key, key) || d[k].ta != ta)) k++;
+        if (k == nd) {
+            if (nd == cap) d = xrealloc(d, sizeof *d * (size_t)(cap = cap ? 2 * cap : 16));
+            snprintf(d[nd].key, sizeof d[nd].key, "%s", key);
+            d[nd].ta = ta, d[nd].sum = 0, d[nd++].cnt = 0;
+        }
+        d[k].sum += sqlite3_column_double(q, 4);
+        d[k].cnt++;
+    }
+    sqlite3_finalize(q);
+    double sec = 0;
+    int exact = 0, scaled = 0, pending = 0;
+    for (int i = 0; i < n; i++) {
+        if (status[i] != ST_PENDING) continue;
+        pending++;
+        const RunConfig *c = &r[i].cfg;
+        const int ta = c->task == TASK_REGBENCH ? c->train_automata : 0;
+        char key[240];
+        snprintf(key, sizeof key, "%s|%s|%s", c->task == TASK_REGBENCH ? "regbench" : "mqar", c->layers, r[i].variant);
+        int k = 0, o = -1;
+        for (; k < nd && (strcmp(d[k].key, key) || d[k].ta != ta); k++)
+            if (o < 0 && ta > 0 && d[k].ta > 0 && !strcmp(d[k].key, key)) o = k;
+        if (k < nd) sec += d[k].sum / d[k].cnt, exact++;
+        else if (o >= 0) sec += d[o].sum / d[o].cnt * ta / d[o].ta, scaled++;
+    }
+    free(d);
+    if (!pending) return;
+    printf("estimate: %d of %d pending runs match finished runs of the same task, layers and variant (%d scaled from "
+           "another training-automata count): %.2f h of run time at their mean durations", exact + scaled, pending,
+           scaled, sec / 3600);
+    if (jobs > 1) printf(", about %.2f h of wall time with -j %d if they run as those did", sec / 3600 / jobs, jobs);
+    printf("%s\n", exact + scaled < pending ? "; the others have no finished run to go by" : "");
+}
+
 static void grid_status(Store *st, const SweepRun *r, int n, int *status) {
     StatusList l = {0};
     if (st && store_list_runs(st, NULL, collect_status, &l) < 0)
@@ -543,7 +600,10 @@ static void usage(FILE *f) {
             "  --time-limit S     start no run after S seconds of wall time; runs already going finish and\n"
             "                     are kept (SIGUSR1 does the same at any time); rerun to resume [1..1e7]\n"
             "  --threads T        CPU threads per worker (default max(1, cores / workers))\n"
-            "  --dry-run          print the grid (index, model, variant, knobs, hash, status) and its size\n"
+            "  --dry-run          print the grid (index, model, variant, knobs, hash, status) and its size, and\n"
+            "                     estimate the pending runs' time from the database's finished runs of the same\n"
+            "                     task, layers and variant (mean duration; RegBench scaled by training automata;\n"
+            "                     with -j N also wall time, at the concurrency those runs had)\n"
             "  --list             print one self-contained `recallbench train ... --db PATH` command per\n"
             "                     pending run (for GNU parallel or a Slurm array); runs nothing\n"
             "  --retry-diverged   rerun configs that diverged before (default: keep them; they are deterministic)\n"
@@ -754,6 +814,7 @@ int cmd_sweep(int argc, char **argv) {
         printf("%d runs: %d finished, %d diverged (kept), %d pending", n, nfin, ndiv, npend);
         if (ndup) printf("; %d duplicate grid points dropped (knobs their mixer does not read)", ndup);
         printf("\n");
+        print_estimate(st, runs, n, status, jobs);
         if (st) store_close(st);
         sweep_spec_free(&spec);
         free(runs);

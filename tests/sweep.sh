@@ -154,6 +154,20 @@ if [ $have_sqlite = 1 ]; then
 fi
 out=$("$rb" sweep real.ini --dry-run --db real/a.db | tail -1)
 echo "$out" | grep -q '^6 runs: 6 finished, 0 diverged (kept), 0 pending'; check "dry-run shows all finished" $? "$out"
+# The estimate of the pending runs' time: a new lr (attention, swa: they have finished runs to go by) and a
+# new mixer (none); the hours are the matched runs' mean durations, from the database's timestamps.
+sed -e 's/^lr = 1e-3 1e-2$/lr = 1e-3 1e-2 3e-3/' real.ini > real2.ini && printf '[model mamba]\nlayers = conv,mamba\n' >> real2.ini
+out=$("$rb" sweep real2.ini --dry-run -j 2 --db real/a.db | tail -1)
+echo "$out" | grep -q '^estimate: 3 of 6 pending runs match finished runs of the same task, layers and variant (0 scaled from another training-automata count): [0-9.]* h of run time at their mean durations, about [0-9.]* h of wall time with -j 2 if they run as those did; the others have no finished run to go by$'
+check "dry-run estimates the pending runs from the finished ones" $? "$out"
+if [ $have_sqlite = 1 ]; then
+    # attention's two runs made to take 1 and 2 hours, swa's four 30 minutes: 1 x 1.5 h + 2 x 0.5 h = 2.50 h
+    cp real/a.db real/b.db
+    q real/b.db "update runs set started = datetime(finished, '-' || (3600 * (1 + (lr > 0.005))) || ' seconds') where model = 'conv,attention'; update runs set started = datetime(finished, '-1800 seconds') where model = 'conv,swa'" >/dev/null
+    out=$("$rb" sweep real2.ini --dry-run -j 2 --db real/b.db | tail -1)
+    echo "$out" | grep -q ': 2.50 h of run time at their mean durations, about 1.25 h of wall time with -j 2'
+    check "the estimate's hours are the matched runs' mean durations (2.50 h)" $? "$out"
+fi
 
 # --- --list: one self-contained command per pending run, which runs as is ----------------------------------
 cat > list.ini <<EOF
