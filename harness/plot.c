@@ -110,13 +110,15 @@ static int task_label(const char *task, char *buf, size_t n) {
 }
 
 // Power-of-two ticks labelled in B / KiB / MiB over [2^lo, 2^hi] bytes (log2 values), with a margin so no
-// point sits on the frame: the xtics list into xt, the range into *xmin, *xmax.
-static void byte_ticks(double lo, double hi, char *xt, size_t n, double *xmin, double *xmax) {
+// point sits on the frame: at most about maxt of them (every second or fourth power when the range is
+// wide; 5 for the half-width panels, where "128 KiB256 KiB" ran together), the xtics list into xt, the
+// range into *xmin, *xmax.
+static void byte_ticks(double lo, double hi, char *xt, size_t n, double *xmin, double *xmax, int maxt) {
     // Clamp to [1 B, 2^62 B]: a corrupt or overflowing state size (inf, 1e308) must not make the tick loop
     // run forever or overflow int.
     lo = isfinite(lo) ? fmin(fmax(lo, 0), 62) : 0;
     hi = isfinite(hi) ? fmin(fmax(hi, lo), 62) : 62;
-    int e0 = (int)floor(lo - 0.3), e1 = (int)ceil(hi + 0.3), step = (e1 - e0 + 7) / 8;
+    int e0 = (int)floor(lo - 0.3), e1 = (int)ceil(hi + 0.3), step = (e1 - e0 + maxt - 1) / maxt;
     if (step < 1) step = 1;
     xt[0] = 0;
     for (int e = e0; e <= e1; e += step) {
@@ -158,24 +160,16 @@ static int plot_frontier_as(sqlite3 *db, const char *task, const FrPoint *p, int
             lo = fmin(lo, log2(4 * p[i].state_floats));
             hi = fmax(hi, log2(4 * p[i].state_floats));
         }
-    // Clamp to [1 B, 2^62 B]: a corrupt or overflowing state size (inf, 1e308) must not make the tick loop
-    // run forever or overflow int.
-    lo = isfinite(lo) ? fmin(fmax(lo, 0), 62) : 0;
-    hi = isfinite(hi) ? fmin(fmax(hi, lo), 62) : 62;
-    int e0 = (int)floor(lo - 0.3), e1 = (int)ceil(hi + 0.3), step = (e1 - e0 + 7) / 8;
-    if (step < 1) step = 1;
     char xt[1024] = "";
-    for (int e = e0; e <= e1; e += step) {
-        char b[32];
-        append(xt, sizeof xt, "%s\"%s\" %.0f", xt[0] ? ", " : "", frontier_fmt_bytes(exp2(e), b, sizeof b), exp2(e));
-    }
+    double xmin, xmax;
+    byte_ticks(lo, hi, xt, sizeof xt, &xmin, &xmax, regbench ? 5 : 8);  // regbench: two panels (tvd)
     task_label(task, label, sizeof label);
     char script[1100];
     snprintf(script, sizeof script, "%s/frontier.gp", scripts);
     snprintf(assign, sizeof assign,
              "datafile='%s'; outbase='%s'; nvar=%d; colors='%s'; tvd=%d; xt='%s'; xmin=%.0f; xmax=%.0f; "
              "ptitle='%s: accuracy vs recurrent state size (best learning rate per size)'; ylab='%s'",
-             data, base, nvar, colors, regbench, xt, exp2(e0), exp2(e1), label,
+             data, base, nvar, colors, regbench, xt, xmin, xmax, label,
              regbench ? "Greedy next-token accuracy" : "Accuracy (mean over test configurations)");
     run_gnuplot(assign, script);
     check_output(base);
@@ -381,7 +375,7 @@ static int plot_regbench_state(sqlite3 *db, const FrPoint *p, int np, const char
     export_free(rows, nrows);
     if (!nvar) return 0;
     double xmin, xmax;
-    byte_ticks(lo, hi, xt, sizeof xt, &xmin, &xmax);
+    byte_ticks(lo, hi, xt, sizeof xt, &xmin, &xmax, 5);  // two panels side by side
     char script[1100], bs[4][32];
     snprintf(script, sizeof script, "%s/regbench_state.gp", scripts);
     for (int k = 0; k < 4; k++) {
@@ -443,7 +437,7 @@ static int plot_bla_vs_swa(const FrPoint *p, int np, const char *a, const char *
     }
     xfclose(r, rdata);
     double xmin, xmax;
-    byte_ticks(lo, hi, xt, sizeof xt, &xmin, &xmax);
+    byte_ticks(lo, hi, xt, sizeof xt, &xmin, &xmax, 8);
     snprintf(colors, sizeof colors, "%s %s", variant_color(a, 0), variant_color(b, 1));
     char script[1100];
     snprintf(script, sizeof script, "%s/bla_vs_swa.gp", scripts);
