@@ -5,7 +5,7 @@
 // through 37, 130, 257 (no multiple of any tile) and d through 48, 128; then two heads with
 // different (W, N), and N = W dense (the SWA limit). B >= 2 everywhere. All of it three times: the
 // quadratic parallel form, the chunked one with all full chunks batched together (form 0), and the
-// chunked one chunk by chunk (form 2, the default until form 0 has run on a device). Chunk 64: T = 37
+// chunked one chunk by chunk (form 2, the default until 2026-12-01). Chunk 64: T = 37
 // is one short chunk, 130 and 257 end short; the chunked forms also run T = 64, 128, 192, 256, whole
 // chunks only (MQAR's training lengths).
 #include <stdio.h>
@@ -102,7 +102,7 @@ int main(void) {
     cuda_check_init_or_skip();
     bla_cuda_set_form(1);
     grid("quadratic", 1);
-    bla_cuda_set_form(2);  // the default first: a fatal error in the batched form must not hide its result
+    bla_cuda_set_form(2);  // the loop before the batched default: a fatal error in the batched form must not hide it
     grid("chunk-loop", 0);
     bla_cuda_set_form(0);
     grid("chunked", 0);
