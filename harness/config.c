@@ -78,6 +78,11 @@ static const Flag flags[] = {
     {"max-steps", F_INT, O(max_steps), "0", 0, 1e12, NULL, G_RUN, "-", "stop after this many optimiser steps (0 = all; smoke tests)"},
     {"eval-every", F_INT, O(eval_every), "1", 1, 1e6, NULL, G_RUN, "-",
      "evaluate the test sets every N epochs and at the last one, when --early-stop >= 1 (else every epoch); the result is the same"},
+    {"checkpoint", F_STR, O(checkpoint), "", 0, 0, NULL, G_RUN, "-",
+     "directory for this run's checkpoint (DIR/<config hash>.ckpt): saved at epoch ends every --checkpoint-every s "
+     "and when SIGINT/SIGTERM stops the run; a rerun resumes from it, with the same result as an unbroken run"},
+    {"checkpoint-every", F_INT, O(checkpoint_every), "60", 1, 1e6, NULL, G_RUN, "-", "seconds between epoch-end checkpoints"},
+    {"stop-at-step", F_INT, O(stop_at_step), "0", 0, 1e12, NULL, G_RUN, "-", NULL /* test only: stop as SIGINT would */},
     {"progress", F_CHOICE, O(progress), "auto", 0, 0, "auto|bar|lines|none", G_RUN, "-", "progress on stderr"},
     {"nan-at-step", F_INT, O(nan_at_step), "0", 0, 1e12, NULL, G_RUN, "-", NULL /* test only */},
     {"zero-mixer", F_BOOL, O(zero_mixer), "0", 0, 1, NULL, G_RUN, "-", NULL /* test only: zero every mixer output */},

@@ -36,6 +36,9 @@ typedef struct {
     int eval_every;            // test evaluations every N epochs (and the last) when early stop cannot trigger
     long nan_at_step;          // test only: the loss of this step (1-based) is made NaN (divergence path)
     char db[512];
+    char checkpoint[512];      // directory of per-config checkpoints ("" = none): an interrupted run resumes
+    int checkpoint_every;      // seconds between checkpoints at epoch ends (and always on SIGINT/SIGTERM)
+    long stop_at_step;         // test only: stop as SIGINT would after this many steps
 } RunConfig;
 
 // Flag groups (a subcommand accepts a union of them).

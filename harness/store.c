@@ -586,11 +586,24 @@ int64_t store_begin_run(Store *s, const RunInfo *r) {
     int64_t owner = 0;
     if (!r->force && owner_of(s, r->config_hash, host, 1, &owner)) goto fail;
     if (owner) { tx_rollback(s); return 0; }
-    sqlite3_stmt *st = s->del_unfinished;
-    bind_text(db, st, 1, r->config_hash);
-    bind_text(db, st, 2, host);
-    CHECK_SQLITE(db, sqlite3_bind_int64(st, 3, getpid()));
-    if (step_done(s, st)) goto fail;   // evals of deleted rows go with them (ON DELETE CASCADE)
+    sqlite3_stmt *st;
+    if (r->resume_epoch > 0) {  // keep the stopped rows: a dead 'running' one (killed) becomes interrupted
+        st = prepare(db, "UPDATE runs SET status='interrupted', finished=coalesce(finished, ?4) WHERE config_hash=?1"
+                         " AND status='running' AND host IS ?2 AND (pid=?3 OR rb_pid_dead(pid))", 0);
+        bind_text(db, st, 1, r->config_hash);
+        bind_text(db, st, 2, host);
+        CHECK_SQLITE(db, sqlite3_bind_int64(st, 3, getpid()));
+        bind_text(db, st, 4, now);
+        int bad = step_done(s, st);
+        sqlite3_finalize(st);
+        if (bad) goto fail;
+    } else {
+        st = s->del_unfinished;
+        bind_text(db, st, 1, r->config_hash);
+        bind_text(db, st, 2, host);
+        CHECK_SQLITE(db, sqlite3_bind_int64(st, 3, getpid()));
+        if (step_done(s, st)) goto fail;   // evals of deleted rows go with them (ON DELETE CASCADE)
+    }
     st = s->ins_run;
     const char *texts[6] = {r->config_hash, r->config_json, r->task, r->model, r->mixer, r->variant};
     for (int i = 0; i < 6; i++) bind_text(db, st, 1 + i, texts[i]);
@@ -609,6 +622,16 @@ int64_t store_begin_run(Store *s, const RunInfo *r) {
     bind_text(db, st, 24, now);
     if (step_done(s, st)) goto fail;
     int64_t id = sqlite3_last_insert_rowid(db);
+    if (r->resume_epoch > 0) {  // the evaluations before the resumed epoch, from the run it continues
+        st = prepare(db, "UPDATE evals SET run_id=?1 WHERE epoch<?2 AND run_id=(SELECT max(id) FROM runs"
+                         " WHERE config_hash=?3 AND id<>?1 AND status<>'ok')", 0);
+        CHECK_SQLITE(db, sqlite3_bind_int64(st, 1, id));
+        CHECK_SQLITE(db, sqlite3_bind_int(st, 2, r->resume_epoch));
+        bind_text(db, st, 3, r->config_hash);
+        int bad = step_done(s, st);
+        sqlite3_finalize(st);
+        if (bad) goto fail;
+    }
     if (tx_commit(s)) return -1;
     return id;
 fail:

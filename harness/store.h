@@ -25,6 +25,9 @@ typedef struct {
     const char *state_formula;
     const char *git_rev, *host;
     int force;                   // start even if the config finished or a live process is training it
+    int resume_epoch;            // > 0: resumed from a checkpoint at this epoch: the config's earlier
+                                 // unfinished rows are kept (as interrupted; their time counts) and the
+                                 // latest one's evaluations of epochs before it move to the new row
 } RunInfo;
 
 typedef struct {

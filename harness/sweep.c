@@ -552,7 +552,8 @@ static void shell_word(FILE *f, const char *s) {
 
 // The worker's argv: config_argv's "--name value" pairs joined as "--name=value" (which every flag type,
 // booleans included, parses the same way), then the run flags. NULL-terminated; free with free_argv.
-static char **worker_argv(const RunConfig *c, const char *exe, const char *db, const char *threads, int eval_every) {
+static char **worker_argv(const RunConfig *c, const char *exe, const char *db, const char *threads, int eval_every,
+                          const char *ckdir) {
     char **ca = config_argv(c, exe);
     int n = 0;
     while (ca[n]) n++;
@@ -574,6 +575,11 @@ static char **worker_argv(const RunConfig *c, const char *exe, const char *db, c
         snprintf(ev, sizeof ev, "--eval-every=%d", eval_every);
         av[k++] = xstrdup(ev);
     }
+    if (ckdir[0]) {
+        size_t l = strlen(ckdir) + 16;
+        av[k] = xmalloc(l);
+        snprintf(av[k++], l, "--checkpoint=%s", ckdir);
+    }
     av[k] = NULL;
     return av;
 }
@@ -586,7 +592,8 @@ static void free_argv(char **av) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: recallbench sweep SPEC.ini [-j N] [--db PATH] [--backend cpu|cuda] [--gpus 0,1] [--threads T]\n"
-            "                         [--dry-run] [--list] [--retry-diverged] [--logs DIR] [--exe PATH]\n"
+            "                         [--dry-run] [--list] [--retry-diverged] [--logs DIR] [--checkpoints DIR|off]\n"
+            "                         [--exe PATH]\n"
             "Expands the grid of SPEC.ini, skips configs already finished in the database (same config hash),\n"
             "and trains the rest in worker processes (`recallbench train ... --db PATH --json`). Safe to kill and\n"
             "rerun: finished runs are kept and skipped, interrupted ones are redone.\n"
@@ -608,6 +615,9 @@ static void usage(FILE *f) {
             "                     pending run (for GNU parallel or a Slurm array); runs nothing\n"
             "  --retry-diverged   rerun configs that diverged before (default: keep them; they are deterministic)\n"
             "  --logs DIR         per-run stderr logs DIR/<hash>.log (default: <db dir>/logs)\n"
+            "  --checkpoints DIR  workers checkpoint into DIR (train --checkpoint; default: <db dir>/checkpoints;\n"
+            "                     'off': none): a run stopped by SIGINT/SIGTERM, a crash or a kill resumes at the\n"
+            "                     next sweep from its last checkpoint, with the result an unbroken run gets\n"
             "  --exe PATH         program the workers run and --list commands name (default: this binary's\n"
             "                     absolute path; e.g. a wrapper script that ends with exec recallbench \"$@\")\n"
             "  --help             this text\n"
@@ -688,7 +698,7 @@ static int retry_avoids(const short *failed, int nfailed, int gi, const int *str
 }
 
 int cmd_sweep(int argc, char **argv) {
-    const char *spec_path = NULL, *db = NULL, *backend = NULL, *gpus = NULL, *logs = NULL, *exe = NULL, *v;
+    const char *spec_path = NULL, *db = NULL, *backend = NULL, *gpus = NULL, *logs = NULL, *exe = NULL, *ckpts = NULL, *v;
     int jobs = 0, threads = 0, dry = 0, list = 0, retry_div = 0;
     double time_limit = 0;
     // Installed first: a SIGUSR1 that comes while the spec or the database is still loading must not end
@@ -726,7 +736,10 @@ int cmd_sweep(int argc, char **argv) {
             if (!*v || strspn(v, "0123456789,") != strlen(v)) die_usage("--gpus %s: a comma list of GPU indices, e.g. 0,1", v);
             gpus = v;
         } else if ((v = frontier_flag_value(argc, argv, &i, "--logs"))) logs = v;
-        else if ((v = frontier_flag_value(argc, argv, &i, "--exe"))) exe = v;
+        else if ((v = frontier_flag_value(argc, argv, &i, "--checkpoints"))) {
+            if (!*v) die_usage("--checkpoints '': give a directory, or off");
+            ckpts = v;
+        } else if ((v = frontier_flag_value(argc, argv, &i, "--exe"))) exe = v;
         else if (a[0] == '-') die_usage("sweep: unknown flag '%s' (see recallbench sweep --help)", a);
         else if (spec_path) die_usage("sweep: one spec file only ('%s' and '%s')", spec_path, a);
         else spec_path = a;
@@ -746,6 +759,14 @@ int cmd_sweep(int argc, char **argv) {
     if (n < 0) die_usage("%s", err);
     if (!db) db = spec.db[0] ? spec.db : frontier_default_db();
     if (!*db) die_usage("--db '': give the results database's file name");
+    // Checkpoints beside the database (or --checkpoints DIR, or none with off).
+    char ckdir[1024] = "";
+    if (ckpts && strcmp(ckpts, "off")) snprintf(ckdir, sizeof ckdir, "%s", ckpts);
+    else if (!ckpts) {
+        const char *s = strrchr(db, '/');
+        if (s) snprintf(ckdir, sizeof ckdir, "%.*s/checkpoints", (int)(s - db), db);
+        else snprintf(ckdir, sizeof ckdir, "checkpoints");
+    }
 
     // Worker layout: with GPUs, worker slot k always runs on GPU gpu_ids[k % ngpu], so -j = m x ngpu puts m
     // workers on every GPU. RB_SWEEP_FAKE_GPUS=1 is a test hook: --gpus without the cuda backend (a build or
@@ -828,6 +849,10 @@ int cmd_sweep(int argc, char **argv) {
             fputs(cmd, stdout);
             fputs(" --db ", stdout);
             shell_word(stdout, db);
+            if (ckdir[0]) {
+                fputs(" --checkpoint ", stdout);
+                shell_word(stdout, ckdir);
+            }
             fputc('\n', stdout);
             free(cmd);
         }
@@ -962,7 +987,7 @@ int cmd_sweep(int argc, char **argv) {
             }
             int pfd[2];
             if (pipe2(pfd, O_CLOEXEC) != 0) die_runtime("pipe: %s", strerror(errno));
-            char **av = worker_argv(&runs[ri].cfg, wexe, db, thr, spec.eval_every);
+            char **av = worker_argv(&runs[ri].cfg, wexe, db, thr, spec.eval_every, ckdir);
             fflush(stdout);
             fflush(stderr);
             pid_t pid = fork();

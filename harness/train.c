@@ -14,6 +14,7 @@
 #include "../models/optim.h"
 #include "../models/step.h"
 #include <sqlite3.h>
+#include "checkpoint.h"
 #include "store.h"
 #include "util.h"
 
@@ -134,6 +135,7 @@ void train_result_json(FILE *f, const TrainResult *r) {
     fprintf(f, ", \"device\": ");
     json_string(f, r->device[0] ? r->device : "cpu");
     fprintf(f, ", \"threads\": %d", r->threads);
+    if (r->resumed_step > 0) fprintf(f, ", \"resumed_at_step\": %ld", r->resumed_step);
     fprintf(f, "}\n");
 }
 
@@ -203,6 +205,25 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     AdamWCfg oc = {c->lr, 0.9, 0.999, 1e-8, c->weight_decay, c->clip, c->decay_all};
     Optim *opt = optim_create(m, &oc);
 
+    // A checkpoint of this configuration (an earlier run of it stopped): continue from it.
+    char ckpath[1100] = "";
+    CkptPos pos;
+    memset(&pos, 0, sizeof pos);
+    pos.epoch = 1;
+    int resumed = 0;
+    if (c->checkpoint[0]) {
+        ckpt_path(ckpath, sizeof ckpath, c->checkpoint, res->config_hash);
+        int lr_ = c->force ? 1 : ckpt_load(ckpath, res->config_hash, &pos, m, opt, err, sizeof err);
+        if (lr_ < 0) {
+            fprintf(stderr, "recallbench: %s\n", err);
+            optim_free(opt); model_free(m); dataset_free(ds);
+            if (st) store_close(st);
+            return 1;
+        }
+        resumed = lr_ == 0;
+        if (c->force) memset(&pos, 0, sizeof pos), pos.epoch = 1;
+    }
+
     // The state formula of the model: per layer, joined by '+'.
     char formula[256] = "";
     for (int l = 0; l < mc.n_layers; l++) {
@@ -220,7 +241,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
                       ml->kind == MIX_GSA ? ml->slots : 0, ml->kind == MIX_LA ? ml->feature_dim : 0,
                       ml->kind == MIX_MAMBA ? ml->state_dim : 0, c->lr, c->seed, c->epochs,
                       c->backend == BACKEND_CUDA ? "cuda" : "cpu", res->state_floats,
-                      formula, git_revision(), host_name(), c->force};
+                      formula, git_revision(), host_name(), c->force, resumed ? pos.epoch : 0};
         run = store_begin_run(st, &ri);
         if (run == 0) {
             // Claimed by a live process meanwhile (or finished): never train one config twice at once.
@@ -274,8 +295,27 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     double train_time = 0, tokens = 0, ema = -1, last_acc = -1;
     int status = 0, epoch = 0;
     const char *why = NULL;
-    double tstart = now_seconds();
-    for (epoch = 1; epoch <= c->epochs && step < total && !g_stop; epoch++) {
+    if (resumed) {
+        shuf = pos.shuf;
+        step = pos.step;
+        train_time = pos.train_time;
+        tokens = pos.tokens;
+        ema = pos.ema;
+        last_acc = pos.last_acc;
+        res->n_test = pos.n_test;
+        res->accuracy = pos.accuracy;
+        res->tvd = pos.tvd;
+        memcpy(res->accuracies, pos.accuracies, sizeof res->accuracies);
+        memcpy(res->labels, pos.labels, sizeof res->labels);
+        res->resumed_step = step;
+        if (!quiet)
+            fprintf(stderr, "resuming from %s: epoch %d, batch %ld of it, step %ld of %ld\n", ckpath, pos.epoch, pos.batch,
+                    step, total);
+    }
+    const long step0 = step;
+    double tstart = now_seconds(), last_save = tstart;
+    for (epoch = pos.epoch; epoch <= c->epochs && step < total && !g_stop; epoch++) {
+        const Rng shuf_epoch = shuf;  // a checkpoint inside this epoch redraws its permutation from here
         int k = 0;
         for (int i = 0; i < ds->n_train; i++) {
             for (int j = 0; j < ds->train[i].n; j++) perm[i][j] = j;
@@ -287,9 +327,11 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
             int j = (int)rng_below(&shuf, (uint64_t)i + 1), a0 = order[2 * i], a1 = order[2 * i + 1];
             order[2 * i] = order[2 * j]; order[2 * i + 1] = order[2 * j + 1]; order[2 * j] = a0; order[2 * j + 1] = a1;
         }
-        double ep_loss = 0;
-        long ep_n = 0;
-        for (int q = 0; q < k && step < total && !g_stop; q++) {
+        const int first = resumed && epoch == pos.epoch;  // the epoch the checkpoint stopped in
+        double ep_loss = first ? pos.ep_loss : 0;
+        long ep_n = first ? pos.ep_n : 0;
+        int q;
+        for (q = first ? (int)pos.batch : 0; q < k && step < total && !g_stop; q++) {
             const Split *s = &ds->train[order[2 * q]];
             int start = order[2 * q + 1] * Bmax, B = s->n - start < Bmax ? s->n - start : Bmax;
             for (int b = 0; b < B; b++) idx[b] = perm[order[2 * q]][start + b];
@@ -302,14 +344,25 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
             train_time += now_seconds() - ts;
             tokens += (double)B * s->L;
             step++;
+            if (c->stop_at_step && step == c->stop_at_step) g_stop = SIGINT;  // test hook
             ep_loss += loss;
             ep_n++;
             ema = ema < 0 ? loss : 0.98 * ema + 0.02 * loss;
             double tps = tokens / fmax(train_time, 1e-9);
-            double el = now_seconds() - tstart, eta = el / step * (total - step);
+            double el = now_seconds() - tstart, eta = el / (step - step0) * (total - step);
             progress(&pg, epoch, c->epochs, step, total, ema, last_acc, tps, eta, 0);
         }
         if (status) break;
+        if (g_stop && ckpath[0]) {  // stopped inside the epoch: keep the position, evaluate nothing
+            CkptPos cp = {epoch, q, step, shuf_epoch, ep_loss, ep_n, ema, last_acc, train_time, tokens, res->n_test,
+                          res->accuracy, res->tvd, {0}, {{0}}};
+            memcpy(cp.accuracies, res->accuracies, sizeof cp.accuracies);
+            memcpy(cp.labels, res->labels, sizeof cp.labels);
+            if (ckpt_save(ckpath, res->config_hash, &cp, m, opt, err, sizeof err)) fprintf(stderr, "\nrecallbench: %s\n", err);
+            else if (!quiet) fprintf(stderr, "\ncheckpoint at epoch %d batch %d (step %ld): %s\n", epoch, q, step, ckpath);
+            epoch++;
+            break;
+        }
         // Evaluate every test configuration: every epoch, or with --eval-every N when early stop cannot
         // trigger, every N epochs and at the last (training never reads an evaluation, so the run and its
         // final result are the same; only the stored curve is sparser).
@@ -342,6 +395,14 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
                  el / fmax(step, 1) * (total - step), 1);
         if (pg.mode == 1) fputc('\n', stderr);
         if (status) break;
+        if (ckpath[0] && !last && now_seconds() - last_save >= c->checkpoint_every) {  // the next epoch's start
+            CkptPos cp = {epoch + 1, 0, step, shuf, 0, 0, ema, last_acc, train_time, tokens, res->n_test,
+                          res->accuracy, res->tvd, {0}, {{0}}};
+            memcpy(cp.accuracies, res->accuracies, sizeof cp.accuracies);
+            memcpy(cp.labels, res->labels, sizeof cp.labels);
+            if (ckpt_save(ckpath, res->config_hash, &cp, m, opt, err, sizeof err)) fprintf(stderr, "\nrecallbench: %s\n", err);
+            last_save = now_seconds();
+        }
         if (!eval_now) continue;
         if (mean > c->early_stop) { if (!quiet) fprintf(stderr, "early stop: test accuracy %.4f > %.4f\n", mean, c->early_stop); epoch++; break; }
     }
@@ -350,6 +411,8 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     res->tokens_per_s = tokens / fmax(train_time, 1e-9);
     if (g_stop && !status) { status = 1; why = "interrupted"; }
     res->status = status ? why : "ok";
+    // A finished run (ok or diverged: both are results) needs its checkpoint no more.
+    if (ckpath[0] && (!status || !strcmp(why, "diverged"))) remove(ckpath);
     if (st) {
         char rj[4096];
         FILE *mf = fmemopen(rj, sizeof rj, "w");

@@ -23,6 +23,7 @@ typedef struct {
     char stored_json[4096];      // status skipped: the stored result_json of the finished run
     char device[128];            // "cpu" or the GPU name
     int threads;                 // CPU threads of the run
+    long resumed_step;           // > 0: resumed from a checkpoint at this step
 } TrainResult;
 
 // Runs one configuration. db_path NULL = no store. quiet: no progress output. Returns 0 on success,

@@ -105,3 +105,6 @@ double lr_schedule(long step, long total, long warmup, double lr, double floor_f
 // 1-based number of the step about to be taken (bias correction).
 const AdamWCfg *optim_cfg(const Optim *o) { return &o->cfg; }
 long optim_next_t(Optim *o) { return ++o->t; }
+real *optim_moment(Optim *o, int which) { return which ? o->v : o->m; }
+long optim_steps(const Optim *o) { return o->t; }
+void optim_set_steps(Optim *o, long t) { o->t = t; }

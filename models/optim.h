@@ -21,4 +21,9 @@ double optim_step(Optim *o, Model *m, double lr);
 // The config, and the 1-based count of the step about to be taken (counts it): for the device step.
 const AdamWCfg *optim_cfg(const Optim *o);
 long optim_next_t(Optim *o);
+// For checkpoints (harness/checkpoint.c): the host moments [P] (the CPU's; the device keeps its own,
+// see model_train_state_get in step.h), and the count of steps taken.
+real *optim_moment(Optim *o, int which);  // which 0: first moment m, 1: second moment v
+long optim_steps(const Optim *o);
+void optim_set_steps(Optim *o, long t);
 double lr_schedule(long step, long total, long warmup, double lr, double floor_frac);

@@ -2,6 +2,7 @@
 // to the device model (cuda/model.cu) when the model lives there. Depends on model.h, optim.h.
 #include "step.h"
 #include <math.h>
+#include <string.h>
 #include "real.h"
 #if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
 #include "cuda/cuda_model.h"
@@ -21,6 +22,35 @@ double model_train_step(Model *m, Optim *o, const int32_t *inputs, int B, int T,
     double gn = optim_step(o, m, lr);
     if (gnorm) *gnorm = gn;
     return loss;
+}
+
+void model_train_state_get(Model *m, Optim *o, real *params, real *mom1, real *mom2, long *t) {
+    const size_t P = model_num_params(m);
+    *t = optim_steps(o);
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (model_device(m)) {
+        cuda_model_download(model_device(m), params, NULL);
+        cuda_model_download_moments(model_device(m), mom1, mom2);
+        return;
+    }
+#endif
+    memcpy(params, model_params(m), P * sizeof(real));
+    memcpy(mom1, optim_moment(o, 0), P * sizeof(real));
+    memcpy(mom2, optim_moment(o, 1), P * sizeof(real));
+}
+
+void model_train_state_set(Model *m, Optim *o, const real *params, const real *mom1, const real *mom2, long t) {
+    const size_t P = model_num_params(m);
+    optim_set_steps(o, t);
+    memcpy(model_params(m), params, P * sizeof(real));  // the host slab too (the device reads it nowhere else)
+#if defined(RB_HAVE_CUDA) && !defined(RB_DOUBLE)
+    if (model_device(m)) {
+        cuda_model_upload_state(model_device(m), params, mom1, mom2);
+        return;
+    }
+#endif
+    memcpy(optim_moment(o, 0), mom1, P * sizeof(real));
+    memcpy(optim_moment(o, 1), mom2, P * sizeof(real));
 }
 
 static int argmax(const real *x, int n) {

@@ -10,6 +10,12 @@
 double model_train_step(Model *m, Optim *o, const int32_t *inputs, int B, int T, const int32_t *pos,
                         const int32_t *tgt, int npos, double lr, double *gnorm);
 
+// A training run's whole state for a checkpoint, on either backend: parameters, AdamW moments (host
+// arrays of model_num_params each) and steps taken. _set replaces it (grads zeroed on the device);
+// training then continues bit for bit as if it had never stopped.
+void model_train_state_get(Model *m, Optim *o, real *params, real *mom1, real *mom2, long *t);
+void model_train_state_set(Model *m, Optim *o, const real *params, const real *mom1, const real *mom2, long t);
+
 // Sums over the scored positions of evaluation batches (tasks.md "Metrics").
 typedef struct {
     double loss_sum;   // cross-entropy summed over positions with tgt >= 0

@@ -92,13 +92,27 @@ static void test_grads(const char *label, const ModelCfg *cfg, int B, int T) {
 }
 
 // 300 steps of MQAR (V 64, L 32, K 4, batch 8) with the warmup + cosine schedule; losses [steps].
-static void train(const ModelCfg *cfg, int backend, const Split *s, int steps, double *loss) {
+// resume_at > 0: at that step the run's state (model_train_state_get: params, moments, steps) moves into
+// a fresh model and optimiser built from another seed, as a checkpoint's resume does (harness/checkpoint.c).
+static void train(const ModelCfg *cfg, int backend, const Split *s, int steps, double *loss, int resume_at) {
     const int B = 8, L = s->L;
     Model *m = make(cfg, backend, B, L, 3);
     AdamWCfg ac = {.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1, .clip = 1.0};
     Optim *o = optim_create(m, &ac);
     int32_t *pos = malloc(B * L * 4), *tgt = malloc(B * L * 4);
     for (int step = 0; step < steps; step++) {
+        if (step == resume_at && resume_at > 0) {
+            const size_t P = model_num_params(m);
+            real *st = malloc(3 * P * sizeof(real));
+            long t;
+            model_train_state_get(m, o, st, st + P, st + 2 * P, &t);
+            optim_free(o);
+            model_free(m);
+            m = make(cfg, backend, B, L, 99);
+            o = optim_create(m, &ac);
+            model_train_state_set(m, o, st, st + P, st + 2 * P, t);
+            free(st);
+        }
         int first = (step * B) % (s->n - B + 1);
         const int32_t *in = s->inputs + (size_t)first * L;
         int np = 0;
@@ -122,15 +136,19 @@ static void test_training(const char *label, const ModelCfg *base) {
     rng_seed(&r, 2024);
     mqar_generate(&s, 256, cfg.vocab, 32, 4, 0.01, 1, &r);
     enum { STEPS = 300 };
-    static double lc[STEPS], ld[STEPS], ld2[STEPS];
-    train(&cfg, MODEL_CPU, &s, STEPS, lc);
-    train(&cfg, MODEL_CUDA, &s, STEPS, ld);
-    train(&cfg, MODEL_CUDA, &s, STEPS, ld2);
+    static double lc[STEPS], ld[STEPS], ld2[STEPS], ld3[STEPS], lc3[STEPS];
+    train(&cfg, MODEL_CPU, &s, STEPS, lc, 0);
+    train(&cfg, MODEL_CUDA, &s, STEPS, ld, 0);
+    train(&cfg, MODEL_CUDA, &s, STEPS, ld2, 0);
+    train(&cfg, MODEL_CUDA, &s, STEPS, ld3, 150);
+    train(&cfg, MODEL_CPU, &s, STEPS, lc3, 150);
     // curves: per-step max difference, and the 20-step window means (trajectories of two float
     // implementations drift apart slowly; the learning itself must match)
     double maxd = 0, maxw = 0;
-    int same = 1;
+    int same = 1, same3 = 1, samec3 = 1;
     for (int i = 0; i < STEPS; i++) {
+        if (memcmp(&ld[i], &ld3[i], sizeof(double))) same3 = 0;
+        if (memcmp(&lc[i], &lc3[i], sizeof(double))) samec3 = 0;
         if (!isfinite(ld[i])) maxd = INFINITY;
         else if (fabs(ld[i] - lc[i]) > maxd) maxd = fabs(ld[i] - lc[i]);
         if (memcmp(&ld[i], &ld2[i], sizeof(double))) same = 0;
@@ -152,6 +170,8 @@ static void test_training(const char *label, const ModelCfg *base) {
         check(label, "train: cuda loss fell (last-20 mean / first-20 mean)", b / a, 0.97);
     }
     check(label, "determinism: two device runs bit-identical (0 = yes)", same ? 0 : 1, 0);
+    check(label, "checkpoint: device run resumed at step 150 in a fresh model bit-identical (0 = yes)", same3 ? 0 : 1, 0);
+    check(label, "checkpoint: cpu run resumed at step 150 in a fresh model bit-identical (0 = yes)", samec3 ? 0 : 1, 0);
     split_free(&s);
 }
 

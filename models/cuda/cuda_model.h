@@ -20,6 +20,10 @@ void cuda_model_free(CudaModel *d);
 void cuda_model_upload(CudaModel *d, const float *params);
 // device params and grads -> host slabs (either may be NULL).
 void cuda_model_download(CudaModel *d, float *params, float *grads);
+// Checkpoints: AdamW moments device -> host (either may be NULL); params and moments host -> device,
+// grads zeroed (a training run resumed where it stopped).
+void cuda_model_download_moments(CudaModel *d, float *m, float *v);
+void cuda_model_upload_state(CudaModel *d, const float *params, const float *m, const float *v);
 
 // As model_forward / model_backward / model_zero_grad (host inputs are uploaded). logits_host, if not
 // NULL, receives the [npos, V] logits (tests only: a large copy).

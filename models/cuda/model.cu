@@ -212,6 +212,19 @@ extern "C" void cuda_model_download(CudaModel *d, float *params, float *grads) {
     if (grads) rb_cuda_download(grads, d->grads, d->P * 4);
 }
 
+extern "C" void cuda_model_download_moments(CudaModel *d, float *m, float *v) {
+    if (m) rb_cuda_download(m, d->m, d->P * 4);
+    if (v) rb_cuda_download(v, d->v, d->P * 4);
+}
+
+extern "C" void cuda_model_upload_state(CudaModel *d, const float *params, const float *m, const float *v) {
+    rb_cuda_upload(d->params, params, d->P * 4);
+    rb_cuda_upload(d->m, m, d->P * 4);
+    rb_cuda_upload(d->v, v, d->P * 4);
+    CHECK_CUDA(cudaMemsetAsync(d->grads, 0, d->P * 4, rb_cuda_stream()));
+    rb_cuda_sync();
+}
+
 extern "C" void cuda_model_zero_grad(CudaModel *d) {
     CHECK_CUDA(cudaMemsetAsync(d->grads, 0, d->P * 4, rb_cuda_stream()));
 }
