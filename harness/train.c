@@ -293,7 +293,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     rng_seed_stream(&shuf, c->seed, 4);
     long step = 0;
     double train_time = 0, tokens = 0, ema = -1, last_acc = -1;
-    int status = 0, epoch = 0;
+    int status = 0, epoch = 0, complete = 0;
     const char *why = NULL;
     if (resumed) {
         shuf = pos.shuf;
@@ -395,7 +395,10 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
                  el / fmax(step, 1) * (total - step), 1);
         if (pg.mode == 1) fputc('\n', stderr);
         if (status) break;
-        if (ckpath[0] && !last && now_seconds() - last_save >= c->checkpoint_every) {  // the next epoch's start
+        // The run is complete after this epoch (all epochs or steps, or early stop): a signal now changes nothing.
+        complete = epoch == c->epochs || step >= total || (eval_now && mean > c->early_stop);
+        // Checkpoint at the next epoch's start: on time, or when a signal came during this epoch's evaluation.
+        if (ckpath[0] && !complete && (g_stop || now_seconds() - last_save >= c->checkpoint_every)) {
             CkptPos cp = {epoch + 1, 0, step, shuf, 0, 0, ema, last_acc, train_time, tokens, res->n_test,
                           res->accuracy, res->tvd, {0}, {{0}}};
             memcpy(cp.accuracies, res->accuracies, sizeof cp.accuracies);
@@ -409,7 +412,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
     res->epochs = epoch - 1;
     res->steps = step;
     res->tokens_per_s = tokens / fmax(train_time, 1e-9);
-    if (g_stop && !status) { status = 1; why = "interrupted"; }
+    if (g_stop && !status && !complete) { status = 1; why = "interrupted"; }
     res->status = status ? why : "ok";
     // A finished run (ok or diverged: both are results) needs its checkpoint no more.
     if (ckpath[0] && (!status || !strcmp(why, "diverged"))) remove(ckpath);

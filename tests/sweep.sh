@@ -179,8 +179,8 @@ window = 4 8 16
 EOF
 "$rb" sweep list.ini --list --db list.db > cmds.txt; rc=$?
 check "--list exit 0" $rc
-[ "$(wc -l < cmds.txt)" = 3 ] && [ "$(grep -c "^$rb train .* --db list.db\$" cmds.txt)" = 3 ]
-check "--list: 3 lines 'BINARY train ... --db list.db'" $? "$(head -1 cmds.txt)"
+[ "$(wc -l < cmds.txt)" = 3 ] && [ "$(grep -c "^$rb train .* --db list.db --checkpoint checkpoints\$" cmds.txt)" = 3 ]
+check "--list: 3 lines 'BINARY train ... --db list.db --checkpoint checkpoints'" $? "$(head -1 cmds.txt)"
 head -1 cmds.txt | bash > /dev/null 2>&1; rc=$?
 check "first listed command runs (exit 0)" $rc
 "$rb" sweep list.ini --list --db list.db > cmds2.txt

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# device_ingest.sh — after a tools/device_sweep.sh sitting, here: the database into results/ (and
+# unpacked), the sitting's sweep log, GPU utilisation and logs into results/device/SITTING, the returned
+# checkpoints into .ckpt/DBNAME (carry .ckpt next call; a checkpoint that did not come back stays as it
+# was: resuming from an older one redoes steps, with the same result), checkpoints of runs now finished
+# removed; then both CSV exports and REPORT.md with the figures regenerated.
+# Usage: tools/device_ingest.sh FILES_AT DBNAME SITTING   (FILES_AT: the run's files_at folder, OUT=$OUT/sw)
+set -eu
+at=${1:?usage: device_ingest.sh FILES_AT DBNAME SITTING}; name=${2:?}; sit=${3:?}
+rb=${RB:-build/recallbench}
+sw=$at/sw
+[ -f "$sw/$name.db.gz" ] || { echo "device_ingest: no $sw/$name.db.gz" >&2; exit 1; }
+mkdir -p "results/device/$sit" ".ckpt/$name"
+cp "$sw/$name.db.gz" results/ && gunzip -kf "results/$name.db.gz"
+for f in "$at/sweep.txt" "$sw/gpu_util.txt" "$sw/logs.tar.gz"; do [ -f "$f" ] && cp "$f" "results/device/$sit/"; done
+for f in "$sw/$name".*.ckpt; do [ -f "$f" ] && cp "$f" ".ckpt/$name/${f##*/$name.}"; done
+for f in ".ckpt/$name"/*.ckpt; do
+    [ -f "$f" ] || continue
+    h=$(basename "$f" .ckpt)
+    [ "$(sqlite3 "results/$name.db" "select count(*) from runs where config_hash = '$h' and status in ('ok', 'diverged')")" = 0 ] || rm -f "$f"
+done
+echo "checkpoints kept in .ckpt/$name: $(ls ".ckpt/$name" | grep -c '\.ckpt$' || true)"
+"$rb" export --db results/bla-paper-mqar.db --task mqar --out results/mqar_frontier.csv
+"$rb" export --db results/bla-paper-regbench.db --task regbench --out results/regbench_state.csv
+"$rb" report --from-csv results/ --out results/REPORT.md --figures plots
