@@ -2,8 +2,8 @@
 // forward, dinp, every parameter gradient, step == forward, over slots/heads/d/T, with the split
 // backward (the default: 32-column groups, so d_h 12/16/24 is one partial group and 48 one and a half),
 // then a few configs again with the one-block-per-(b, h) backward scan (RB_CUDA_GSA_SEQ=1, the
-// reference form); slots up to 300 and d_h up to 320 reach every thread layout of the scans. Depends on
-// cuda_check.h.
+// reference form) and with the split forward (RB_CUDA_GSA_FWD=split); slots up to 300 and d_h up to
+// 320 reach every thread layout of the scans. Depends on cuda_check.h.
 #define _POSIX_C_SOURCE 200809L  // setenv
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,13 +31,17 @@ int main(void) {
         {256, 2, 256, 2, 37},
     };
     const unsigned nsplit = sizeof cs / sizeof *cs;
-    for (unsigned i = 0; i < nsplit + 3; i++) {
-        const int seq = i >= nsplit;  // the last three: configs 1, 5, 8 with the reference backward scan
+    for (unsigned i = 0; i < nsplit + 6; i++) {
+        // then configs 1, 5, 8 with the reference backward scan, and again with the split forward (the
+        // default only where the scan's state does not fit in shared memory: the last config above)
+        const int seq = i >= nsplit && i < nsplit + 3, fsplit = i >= nsplit + 3;
         if (seq) setenv("RB_CUDA_GSA_SEQ", "1", 1);
-        const unsigned k = seq ? (unsigned[]){1, 5, 8}[i - nsplit] : i;
+        if (fsplit) { unsetenv("RB_CUDA_GSA_SEQ"); setenv("RB_CUDA_GSA_FWD", "split", 1); }
+        const unsigned k = i >= nsplit ? (unsigned[]){1, 5, 8}[(i - nsplit) % 3] : i;
         MixerCfg c = cfg(cs[k].d, cs[k].heads, cs[k].slots);
         char label[96];
-        snprintf(label, sizeof label, "gsa %s d%d h%d m%d", seq ? "seq" : "split", cs[k].d, cs[k].heads, cs[k].slots);
+        snprintf(label, sizeof label, "gsa %s d%d h%d m%d", seq ? "seq" : fsplit ? "split fwd-split" : "split", cs[k].d,
+                 cs[k].heads, cs[k].slots);
         // tf32: 2e-2 up to d 128, then in proportion to d. The tf32 error of a GEMM grows with its inner
         // dimension (the projections' is d), and GSA's slot softmax runs at scale 1 (no 1/sqrt(d_h)), so
         // its logits, and the backward's sensitivity to their rounding, grow with d too. Measured on the

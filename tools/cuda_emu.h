@@ -38,6 +38,7 @@ static float __shfl_xor_sync(unsigned, float v, int off) {
 }
 static void launch(dim3 g, int nthr, std::function<void()> body) {
     gridDim = g; blockDim.x = nthr;
+    for (unsigned bz = 0; bz < g.z; bz++)
     for (unsigned by = 0; by < g.y; by++)
         for (unsigned bx = 0; bx < g.x; bx++) {
             std::barrier<> bb(nthr);
@@ -45,7 +46,7 @@ static void launch(dim3 g, int nthr, std::function<void()> body) {
             for (int w = 0; w < nthr / 32; w++) warp_bar[w] = new std::barrier<>(32);
             std::vector<std::thread> th;
             for (int t = 0; t < nthr; t++)
-                th.emplace_back([=] { threadIdx.x = t; blockIdx.x = bx; blockIdx.y = by; body(); });
+                th.emplace_back([=] { threadIdx.x = t; blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz; body(); });
             for (auto &x : th) x.join();
             for (int w = 0; w < nthr / 32; w++) delete warp_bar[w];
         }

@@ -93,7 +93,8 @@ static int config(int B, int T, int H, int m, int dh) {
     return bad + !same;
 }
 // The forward scan: mode 0 state in shared memory (training), 1 in global memory from zero, 2 the step
-// form (global, continuing from a random state).
+// form (global, continuing from a random state); mode 3 the split forward instead of the scan
+// (gsa_bwd_rows_kernel with dpp NULL, gsa_fwd_tok_kernel, gsa_fwd_cols_kernel).
 static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
     const int D = H * dh, Hm = H * m, N = B * T;
     const long long stride = 2LL * m * dh;
@@ -109,6 +110,20 @@ static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
         st = mode == 2 ? st0 : V(st0.size(), NAN);  // mode 1 must zero it
         memset(emu_sh, 0x7f, sizeof emu_sh);
         if (gsa_fwd_shared(m, dh, mode == 0) > sizeof emu_sh) { printf("emu_sh too small\n"); return 1; }
+        if (mode == 3) {
+            const int G = (dh + GSA_CW - 1) / GSA_CW;
+            V okp((size_t)G * N * Hm, NAN);
+            dim3 gr; gr.x = (m + GSA_RB - 1) / GSA_RB; gr.y = G; gr.z = B * H;
+            launch(gr, GSA_RB, [&] { gsa_bwd_rows_kernel(NULL, okp.data(), q.data(), k.data(), NULL, NULL, alpha.data(),
+                                                         s.data(), N, T, H, m, dh); });
+            dim3 gt; gt.x = (unsigned)(((long long)N * H * 32 + 255) / 256);
+            launch(gt, 256, [&] { gsa_fwd_tok_kernel(pp.data(), okp.data(), N, H, m, G); });
+            if (gsa_cols_shared(m) > sizeof emu_sh) { printf("emu_sh too small\n"); return 1; }
+            dim3 gc; gc.x = G; gc.y = B * H;
+            launch(gc, gsa_cols_threads(m), [&] { gsa_fwd_cols_kernel(o.data(), v.data(), alpha.data(), s.data(),
+                                                                      pp.data(), T, H, m, dh); });
+            continue;
+        }
         dim3 gr; gr.x = B * H;
         launch(gr, GSA_THREADS, [&] { gsa_scan_kernel(pp.data(), o.data(), q.data(), k.data(), v.data(), alpha.data(),
                                                       s.data(), st.data(), stride, mode == 0, mode == 1, T, H, m, dh); });
@@ -150,7 +165,7 @@ static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
                 rst[bh * stride + (size_t)m * dh + e] = Vs[e];
             }
         }
-    const char *mn[] = {"shared", "global", "step"};
+    const char *mn[] = {"shared", "global", "step", "split (no scan)"};
     printf("forward B%d T%d H%d m%d dh%d state %s:", B, T, H, m, dh, mn[mode]);
     int bad = 0;
     double e = rel(out[0][0], rp);
@@ -159,13 +174,13 @@ static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
     e = rel(out[0][1], ro);
     printf(" o %.1e", e);
     bad += !(e < 1e-5);
-    if (mode) {
+    if (mode == 1 || mode == 2) {
         e = rel(out[0][2], rst);
         printf(" state %.1e", e);
         bad += !(e < 1e-5);
     }
     int same = 1;
-    for (int f = 0; f < (mode ? 3 : 2); f++) same &= !memcmp(out[0][f].data(), out[1][f].data(), out[0][f].size() * 4);
+    for (int f = 0; f < (mode == 1 || mode == 2 ? 3 : 2); f++) same &= !memcmp(out[0][f].data(), out[1][f].data(), out[0][f].size() * 4);
     printf("  twice %s  %s\n", same ? "identical" : "DIFFER", bad || !same ? "FAIL" : "PASS");
     return bad + !same;
 }
@@ -178,6 +193,10 @@ int main() {
     bad += config_fwd(2, 7, 1, 16, 300, 1);    // d_h above the block: a column per thread in turn
     bad += config_fwd(3, 1, 1, 64, 64, 2);     // the step form: one token from a given state
     bad += config_fwd(1, 5, 2, 33, 48, 2);
+    bad += config_fwd(2, 11, 1, 64, 128, 3);   // the split forward: 4 column groups, one row block
+    bad += config_fwd(1, 9, 2, 5, 48, 3);      // few slots, two heads, a 16-column last group
+    bad += config_fwd(1, 6, 1, 300, 40, 3);    // 5 row blocks (the last of 44), 320 threads per column group
+    bad += config_fwd(1, 5, 1, 256, 128, 3);   // RegBench's largest: m 256, d_h 128 (the scan's state in global)
     bad += config(2, 13, 1, 5, 48);    // 64 threads, groups of 32 and 16 columns, few slots
     bad += config(1, 9, 2, 64, 32);    // two heads, one thread per slot
     bad += config(1, 7, 1, 100, 40);   // 128 threads: 2 and 8 row ranges per column sum

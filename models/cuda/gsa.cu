@@ -31,6 +31,10 @@ typedef struct {
     size_t shb_cols;  // dynamic shared bytes of gsa_bwd_cols_kernel
     int smem_fwd, smem_bwd;  // 1: the scan keeps its state in shared memory
     size_t shb_fwd, shb_bwd;  // dynamic shared bytes per scan block
+    int fwd_split;    // 1: the split forward (rows, tok, cols kernels); 0: gsa_scan_kernel. Default: split
+                      // where the scan's state does not fit in shared memory (m 256 at d_h 128: there the
+                      // scan ran from global memory at 0.19M tokens/s on RegBench's shape on the H200);
+                      // RB_CUDA_GSA_FWD=split|scan chooses (bench; the split form has not yet run on a GPU)
 } GsaCudaCtx;
 
 __device__ __forceinline__ float gsa_sigm(float x) {
@@ -276,6 +280,7 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_bwd_scan_kernel(float *dok, f
 #define GSA_CW 32       // columns per group
 #define GSA_RB 64       // threads (slots) per block in gsa_bwd_rows_kernel
 
+// With dpp NULL (v, dO unread) only the K recurrence and ok: the split forward's score parts.
 __global__ void __launch_bounds__(GSA_RB) gsa_bwd_rows_kernel(float *dpp, float *okp, const float *q,
         const float *k, const float *v, const float *dO, const float *alpha, const float *s, int N, int T, int H,
         int m, int dh) {
@@ -290,15 +295,21 @@ __global__ void __launch_bounds__(GSA_RB) gsa_bwd_rows_kernel(float *dpp, float 
         const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m + r;
         const float a = alpha[om], si = s[om];
         float dp = 0.f, ok = 0.f;
+        if (dpp) {
+#pragma unroll
+            for (int j = 0; j < GSA_CW; j++)
+                if (j < nj) {
+                    Vs[j] = a * Vs[j] + si * v[od + j];
+                    dp += Vs[j] * dO[od + j];
+                }
+            dpp[part + om] = dp;
+        }
 #pragma unroll
         for (int j = 0; j < GSA_CW; j++)
             if (j < nj) {
-                Vs[j] = a * Vs[j] + si * v[od + j];
-                dp += Vs[j] * dO[od + j];
                 Ks[j] = a * Ks[j] + si * k[od + j];
                 ok += Ks[j] * q[od + j];
             }
-        dpp[part + om] = dp;
         okp[part + om] = ok;
     }
 }
@@ -352,6 +363,75 @@ __device__ void gsa_col_sums(float *out0, float *out1, const float *A0, const fl
     __syncthreads();
 }
 
+// One column group's forward recurrence, in a block per (group, b, h) with a thread per slot row:
+// A_t = diag(alpha_t) A_{t-1} + s_t x_t^T over the group's columns of x (k, or v), and out_t = A_t^T w_t
+// (w = dok, or p) by gsa_col_sums. A (m rows, GSA_CW + 1 apart) starts as the caller left it (zero);
+// sx (GSA_CW), sa, ss, sw (m) and ps are the caller's shared scratch. As in gsa_scan_kernel, the next
+// token's values for column / slot tid are loaded into registers during this token (nt >= 64 > nj:
+// every column has its thread; slots past nt are loaded in turn).
+__device__ void gsa_cols_fwd(float *out, float *A, const float *x, const float *w, const float *alpha, const float *s,
+                             float *sx, float *sa, float *ss, float *sw, float *ps, int T, int H, int m, int dh) {
+    const int g = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, tid = threadIdx.x, nt = blockDim.x;
+    const int D = H * dh, Hm = H * m, j0 = g * GSA_CW, nj = min(GSA_CW, dh - j0), LD = GSA_CW + 1;
+    float f0 = 0.f, g0 = 0.f, g1 = 0.f, g2 = 0.f;
+    auto fetch = [&](int t) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
+        if (tid < nj) f0 = x[od + tid];
+        if (tid < m) { g0 = alpha[om + tid]; g1 = s[om + tid]; g2 = w[om + tid]; }
+    };
+    if (T > 0) fetch(0);
+    for (int t = 0; t < T; t++) {  // A holds A_t here
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
+        __syncthreads();
+        if (tid < nj) sx[tid] = f0;
+        if (tid < m) { sa[tid] = g0; ss[tid] = g1; sw[tid] = g2; }
+        for (int r = tid + nt; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sw[r] = w[om + r]; }
+        // (slots past nt: not reached today, as the split forms need m <= ~816 < their 1024 threads)
+        if (t + 1 < T) fetch(t + 1);
+        __syncthreads();
+        for (int r = tid; r < m; r += nt) {
+            float *row = A + (size_t)r * LD;
+            const float a = sa[r], si = ss[r];
+            for (int j = 0; j < nj; j++) row[j] = a * row[j] + si * sx[j];
+        }
+        __syncthreads();
+        gsa_col_sums(out + od, NULL, A, NULL, sw, ps, m, nj, LD);
+    }
+}
+
+// The split forward (GsaCudaCtx.fwd_split: the default where the scan's state does not fit in shared
+// memory): gsa_bwd_rows_kernel with dpp NULL gives each column group's part of the scores K_t q_t,
+// gsa_fwd_tok_kernel adds the parts in group order and takes the softmax over the slots (p), and
+// gsa_fwd_cols_kernel runs the V recurrence per column group for o_t = V_t^T p_t. The rows of K and the
+// columns of V recur independently; only the softmax joins them. Same sums as gsa.c, regrouped.
+__global__ void gsa_fwd_tok_kernel(float *p, const float *okp, int N, int H, int m, int G) {
+    const long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (w >= (long long)N * H) return;  // the whole warp
+    const size_t NH = (size_t)N * H * m, base = (size_t)w * m;  // (i * H + h) * m
+    float mx = -INFINITY;
+    for (int r = lane; r < m; r += 32) {
+        float sc = 0.f;
+        for (int g = 0; g < G; g++) sc += okp[g * NH + base + r];
+        p[base + r] = sc;
+        mx = fmaxf(mx, sc);
+    }
+    mx = warp_max(mx);
+    float sum = 0.f;
+    for (int r = lane; r < m; r += 32) { const float e = expf(p[base + r] - mx); p[base + r] = e; sum += e; }
+    const float inv = 1.f / warp_sum(sum);
+    for (int r = lane; r < m; r += 32) p[base + r] *= inv;
+}
+
+__global__ void __launch_bounds__(1024) gsa_fwd_cols_kernel(float *o, const float *v, const float *alpha,
+                                                           const float *s, const float *pp, int T, int H, int m, int dh) {
+    extern __shared__ float sh[];
+    const size_t mc = (size_t)m * (GSA_CW + 1);
+    float *A = sh, *sx = A + mc, *sa = sx + GSA_CW, *ss = sa + m, *sw = ss + m, *ps = sw + m;
+    for (size_t e = threadIdx.x; e < mc; e += blockDim.x) A[e] = 0.f;
+    gsa_cols_fwd(o, A, v, pp, alpha, s, sx, sa, ss, sw, ps, T, H, m, dh);
+}
+
 // Block per (column group, b, h), thread per slot row (gsa_cols_threads(m) threads): the K recurrence
 // forward for dq = K_t^T dok, then the reverse scan AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1},
 // AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1} for dv = AV^T s, dk = AK^T s and the group's part of
@@ -370,32 +450,8 @@ __global__ void __launch_bounds__(1024) gsa_bwd_cols_kernel(float *dq, float *dk
     float *sq = AV + mc, *sk = sq + GSA_CW, *sv = sk + GSA_CW, *sd = sv + GSA_CW;
     float *sa = sd + GSA_CW, *ss = sa + m, *sp = ss + m, *sx = sp + m, *ps = sx + m;
     for (size_t e = tid; e < 2 * mc; e += nt) AK[e] = 0.f;
-    // As in gsa_scan_kernel, the next token's values for column / slot tid are loaded into registers
-    // during this token (nt >= 64 > nj: every column has its thread; slots past nt are loaded in turn).
+    gsa_cols_fwd(dq, AK, k, dok, alpha, s, sk, sa, ss, sx, ps, T, H, m, dh);  // dq = K_t^T dok
     float f0 = 0.f, f1 = 0.f, f2 = 0.f, f3 = 0.f, g0 = 0.f, g1 = 0.f, g2 = 0.f, g3 = 0.f;
-    auto fetch_fwd = [&](int t) {
-        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
-        if (tid < nj) f0 = k[od + tid];
-        if (tid < m) { g0 = alpha[om + tid]; g1 = s[om + tid]; g2 = dok[om + tid]; }
-    };
-    if (T > 0) fetch_fwd(0);
-    for (int t = 0; t < T; t++) {  // AK holds K_t here
-        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m;
-        __syncthreads();
-        if (tid < nj) sk[tid] = f0;
-        if (tid < m) { sa[tid] = g0; ss[tid] = g1; sx[tid] = g2; }
-        for (int r = tid + nt; r < m; r += nt) { sa[r] = alpha[om + r]; ss[r] = s[om + r]; sx[r] = dok[om + r]; }
-        // (slots past nt: not reached today, as the split backward needs m <= ~816 < its 1024 threads)
-        if (t + 1 < T) fetch_fwd(t + 1);
-        __syncthreads();
-        for (int r = tid; r < m; r += nt) {
-            float *row = AK + (size_t)r * LD;
-            const float a = sa[r], si = ss[r];
-            for (int j = 0; j < nj; j++) row[j] = a * row[j] + si * sk[j];
-        }
-        __syncthreads();
-        gsa_col_sums(dq + od, NULL, AK, NULL, sx, ps, m, nj, LD);  // dq = K_t^T dok
-    }
     for (size_t e = tid; e < mc; e += nt) AK[e] = 0.f;
     float *san = sa;  // alpha_{t+1} (0 at the end)
     auto fetch_rev = [&](int t) {
@@ -519,12 +575,15 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     x->smem_bwd = gsa_bwd_shared(x->m, x->dh, 1) <= lim;
     x->shb_fwd = gsa_fwd_shared(x->m, x->dh, x->smem_fwd);
     x->shb_bwd = gsa_bwd_shared(x->m, x->dh, x->smem_bwd);
+    const char *ff = getenv("RB_CUDA_GSA_FWD");
+    x->fwd_split = x->split && (ff && !strcmp(ff, "split") ? 1 : ff && !strcmp(ff, "scan") ? 0 : !x->smem_fwd);
     if (x->shb_fwd > (size_t)optin || x->shb_bwd > lim) { rb_cuda_free(x->qa); free(x); return NULL; }
     // The attribute is the kernel's, process-wide: set to the limit, not to this mixer's size, so that
     // mixers of other sizes (layers, bench -j threads) never launch past what the last one set.
     CHECK_CUDA(cudaFuncSetAttribute(gsa_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
     CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)lim));
     CHECK_CUDA(cudaFuncSetAttribute(gsa_bwd_cols_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+    CHECK_CUDA(cudaFuncSetAttribute(gsa_fwd_cols_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
     return x;
 }
 
@@ -554,8 +613,20 @@ static void gsa_cuda_forward(Mixer *mx, float *const *p, float *out, const float
     rb_cuda_matmul(c->va, inp, p[GSA_WV], N, D, D, 0, 1, 0.f);
     rb_cuda_matmul(c->fa, inp, p[GSA_WF], N, Hm, D, 0, 1, 0.f);
     gsa_activate_launch(c->q, c->k, c->v, c->alpha, c->s, c->qa, c->ka, c->va, c->fa, N, D, Hm);
-    gsa_scan_kernel<<<B * H, GSA_THREADS, c->shb_fwd, st>>>(c->p, c->o, c->q, c->k, c->v, c->alpha, c->s, c->st,
-                                                            4LL * m * dh, c->smem_fwd, 1, T, H, m, dh);
+    if (c->fwd_split) {
+        const int G = cdiv(dh, GSA_CW);
+        float *okp = c->bpart;  // [G, BT, Hm] score parts (the backward refills bpart)
+        gsa_bwd_rows_kernel<<<dim3(cdiv(m, GSA_RB), G, B * H), GSA_RB, 0, st>>>(NULL, okp, c->q, c->k, NULL, NULL,
+                                                                               c->alpha, c->s, N, T, H, m, dh);
+        CHECK_LAUNCH();
+        gsa_fwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->p, okp, N, H, m, G);
+        CHECK_LAUNCH();
+        gsa_fwd_cols_kernel<<<dim3(G, B * H), gsa_cols_threads(m), c->shb_cols, st>>>(c->o, c->v, c->alpha, c->s,
+                                                                                     c->p, T, H, m, dh);
+    } else {
+        gsa_scan_kernel<<<B * H, GSA_THREADS, c->shb_fwd, st>>>(c->p, c->o, c->q, c->k, c->v, c->alpha, c->s, c->st,
+                                                                4LL * m * dh, c->smem_fwd, 1, T, H, m, dh);
+    }
     CHECK_LAUNCH();
     float *y = c->dk, *r = c->dq;  // kept for backward, as on the CPU
     gsa_norm_forward_kernel<<<N, GSA_ROW_THREADS, 0, st>>>(y, r, c->rstd, c->o, p[GSA_NORM], D);
