@@ -2,7 +2,7 @@
 # device_suite.sh — one device call's worth of GPU work (run through tools/devenv.sh on the device):
 # the cuda test suite (every test_cuda_* binary in BIN), then `recallbench bench --backend cuda` for
 # every mixer on the GPU reference config beside the PyTorch anchor, in the same call. Logs go to
-# $OUT (or /tmp/rbout). Usage: bash tools/devenv.sh bash tools/device_suite.sh BIN [tests|train|regress|bench|metrics|all]
+# $OUT (or /tmp/rbout). Usage: bash tools/devenv.sh bash tools/device_suite.sh BIN [tests|train|regress|bench|rbbench|metrics|all]
 set -u
 bin=${1:?binary folder}; what=${2:-all}
 out=${OUT:-/tmp/rbout}; mkdir -p "$out"
@@ -117,6 +117,11 @@ if [ "$what" = all ] || [ "$what" = bench ]; then
     echo "== conv,attention -j $j" | tee -a "$out/bench.txt"
     timeout 120 "$bin/recallbench" bench --backend cuda -j $j --layers conv,attention $ref 2>&1 | tail -4 | tee -a "$out/bench.txt"
   done
+fi
+if [ "$what" = all ] || [ "$what" = rbbench ]; then
+  # The RegBench sweep's models at their largest state, alone (sizes a sitting: tools/device_regbench_bench.sh),
+  # GSA's split forward against its scan at 64 and 256 slots.
+  bash "$(dirname "$0")/device_regbench_bench.sh" "$bin" 2>&1 | tee "$out/rbbench.txt"
 fi
 if [ "$what" = all ] || [ "$what" = metrics ]; then
   # Per mixer, over one training step on the GPU reference config (ncu, clocks left alone): kernel
