@@ -10,12 +10,8 @@ set -u
 export LC_ALL=C OMP_WAIT_POLICY=PASSIVE
 rb=${1:?usage: checkpoint.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: checkpoint.sh RECALLBENCH SOURCE_ROOT}
-. "$src/tests/lib.sh"  # check, q
-case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
-[ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+. "$src/tests/lib.sh"  # check, q, test_start
+test_start
 fails=0
 
 # 3 epochs of 32 steps (2,000 examples, batch 64); BLA, so the mixer's state is in the checkpoint too.

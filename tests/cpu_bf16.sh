@@ -8,11 +8,8 @@ set -u
 export LC_ALL=C OMP_WAIT_POLICY=PASSIVE
 rb=${1:?usage: cpu_bf16.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: cpu_bf16.sh RECALLBENCH SOURCE_ROOT}
-. "$src/tests/lib.sh"  # check, q
-case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+. "$src/tests/lib.sh"  # check, q, test_start
+test_start
 tiny="--task mqar --vocab 64 --seq-len 32 --kv-pairs 4 --train-examples 4800 --test-examples 2000 --d-model 64 --batch 64
       --epochs 4 --seed 1 --early-stop 1.01 --lr 1e-2 --layers conv,attention --db $tmp/r.db --json"
 "$rb" train $tiny --precision bf16 > bf1.json 2> bf1.err; rc=$?

@@ -14,3 +14,12 @@ test-examples = 50
 d-model = 16
 epochs = 1
 batch = 32'
+# test_start (after rb= and src=, with lib.sh sourced): $rb made absolute and checked, a fresh $tmp that
+# is removed on exit, and the shell in it.
+test_start() {
+    case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
+    [ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    cd "$tmp" || exit 1
+}

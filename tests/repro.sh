@@ -9,12 +9,8 @@ set -u
 export LC_ALL=C OMP_WAIT_POLICY=PASSIVE
 rb=${1:?usage: repro.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: repro.sh RECALLBENCH SOURCE_ROOT}
-. "$src/tests/lib.sh"  # check, q
-case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
-[ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+. "$src/tests/lib.sh"  # check, q, test_start
+test_start
 export RB_PLOTS_DIR="$src/plots"
 fails=0
 valid_png() { [ -f "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && [ "$(stat -c %s "$1")" -gt 5000 ]; }

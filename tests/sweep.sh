@@ -7,12 +7,8 @@ set -u
 export LC_ALL=C
 rb=${1:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
 src=${2:?usage: sweep.sh RECALLBENCH SOURCE_ROOT}
-. "$src/tests/lib.sh"  # check, q
-case $rb in /*) ;; *) rb=$PWD/$rb ;; esac
-[ -x "$rb" ] || { echo "FAIL  no recallbench binary at $rb"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+. "$src/tests/lib.sh"  # check, q, test_start
+test_start
 fails=0
 have_sqlite=1; command -v sqlite3 >/dev/null || have_sqlite=0
 count_ok() { if [ $have_sqlite = 1 ]; then q "$1" "select count(*) from runs where status='ok'"; else echo 0; fi; }
