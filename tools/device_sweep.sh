@@ -7,8 +7,8 @@
 # database, the logs and the GPU utilisation in $OUT to be committed.
 # Checkpoints (sweep --checkpoints): runs stopped at SECONDS keep their progress. The sitting starts from
 # the .ckpt files in CKPT_IN (default .ckpt/DBNAME, carried from here) and leaves every checkpoint in
-# $OUT as DBNAME.HASH.ckpt (at most 16 MiB each and 8 files in all come back: keep -j small for big
-# models); put them back into .ckpt/DBNAME (names without the DBNAME. prefix) for the next sitting.
+# $OUT as DBNAME.HASH.ckpt (at most CKPT_MAX = 4 of them, as 8 files of 16 MiB come back: keep -j small
+# for long runs); tools/device_ingest.sh puts them back into .ckpt/DBNAME for the next sitting.
 # Without them a stopped run starts again from its first step.
 # Usage: bash tools/devenv.sh bash tools/device_sweep.sh BIN SPEC.ini DBNAME SECONDS [sweep flags...]
 set -u
@@ -41,5 +41,13 @@ tar czf "$out/logs.tar.gz" -C /tmp sweeplogs
 # fold the WAL into the file before compressing it (the -wal file does not travel)
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.execute('PRAGMA journal_mode=DELETE'); c.close()" "$db"
 gzip -9 "$db"   # the .gz only: few files come back (8)
-n=0; for f in "$ck"/*.ckpt; do [ -f "$f" ] && cp "$f" "$out/$name.$(basename "$f")" && n=$((n + 1)); done
-echo "checkpoints out: $n ($(du -sh "$ck" | cut -f1))"
+# At most CKPT_MAX (default 4) checkpoints, each under 16 MiB, 40 MiB in all, come back (a call returns 8
+# files, 64 MiB): the database must not be crowded out. Those left behind are named; their runs restart.
+n=0; tot=0; max=${CKPT_MAX:-4}
+for f in $(ls -S -r "$ck"/*.ckpt 2>/dev/null); do
+  sz=$(stat -c %s "$f")
+  if [ $n -lt "$max" ] && [ "$sz" -lt 16000000 ] && [ $((tot + sz)) -lt 40000000 ]; then
+    cp "$f" "$out/$name.$(basename "$f")"; n=$((n + 1)); tot=$((tot + sz))
+  else echo "checkpoint left behind (its run restarts next time): $(basename "$f") $sz bytes"; fi
+done
+echo "checkpoints out: $n ($tot bytes)"
