@@ -17,6 +17,7 @@ typedef struct {
     int epoch;            // 1-based epoch to continue
     long batch;           // batches of that epoch already taken
     long step;            // optimiser steps taken
+    long total;           // the run's step count (epochs x batches, or --max-steps): the lr schedule's length
     Rng shuf;             // the shuffle generator as the epoch began
     double ep_loss;       // the epoch's summed loss so far, and its batch count
     long ep_n;

@@ -222,6 +222,17 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         }
         resumed = lr_ == 0;
         if (c->force) memset(&pos, 0, sizeof pos), pos.epoch = 1;
+        long tot = 0;  // the step count the loop below will have (the lr schedule's length)
+        for (int i = 0; i < ds->n_train; i++) tot += (ds->train[i].n + Bmax - 1) / Bmax;
+        tot *= c->epochs;
+        if (c->max_steps > 0 && c->max_steps < tot) tot = c->max_steps;
+        if (resumed && pos.total != tot) {
+            fprintf(stderr, "recallbench: checkpoint %s was written by a run of %ld steps, this one has %ld (another "
+                            "--max-steps); delete it or give the same --max-steps\n", ckpath, pos.total, tot);
+            optim_free(opt); model_free(m); dataset_free(ds);
+            if (st) store_close(st);
+            return 1;
+        }
     }
 
     // The state formula of the model: per layer, joined by '+'.
@@ -354,7 +365,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         }
         if (status) break;
         if (g_stop && ckpath[0]) {  // stopped inside the epoch: keep the position, evaluate nothing
-            CkptPos cp = {epoch, q, step, shuf_epoch, ep_loss, ep_n, ema, last_acc, train_time, tokens, res->n_test,
+            CkptPos cp = {epoch, q, step, total, shuf_epoch, ep_loss, ep_n, ema, last_acc, train_time, tokens, res->n_test,
                           res->accuracy, res->tvd, {0}, {{0}}};
             memcpy(cp.accuracies, res->accuracies, sizeof cp.accuracies);
             memcpy(cp.labels, res->labels, sizeof cp.labels);
@@ -399,7 +410,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         complete = epoch == c->epochs || step >= total || (eval_now && mean > c->early_stop);
         // Checkpoint at the next epoch's start: on time, or when a signal came during this epoch's evaluation.
         if (ckpath[0] && !complete && (g_stop || now_seconds() - last_save >= c->checkpoint_every)) {
-            CkptPos cp = {epoch + 1, 0, step, shuf, 0, 0, ema, last_acc, train_time, tokens, res->n_test,
+            CkptPos cp = {epoch + 1, 0, step, total, shuf, 0, 0, ema, last_acc, train_time, tokens, res->n_test,
                           res->accuracy, res->tvd, {0}, {{0}}};
             memcpy(cp.accuracies, res->accuracies, sizeof cp.accuracies);
             memcpy(cp.labels, res->labels, sizeof cp.labels);

@@ -109,6 +109,9 @@ q d.db "delete from runs where seed = 4"
 $rb train $mq --seed 4 --db d.db --checkpoint dk > /dev/null 2> d.err
 check "another configuration's checkpoint under this one's name: exit 1, one line" \
     $([ $? = 1 ] && grep -q 'written by another configuration' d.err && [ "$(errlines d.err)" = 1 ]; echo $?) "$(cat d.err)"
+$rb train $mq --db d.db --checkpoint dk --max-steps 90 > /dev/null 2> d.err
+check "a checkpoint of another --max-steps (the lr schedule's length): exit 1, one line" \
+    $([ $? = 1 ] && grep -q 'was written by a run of 96 steps, this one has 90' d.err && [ "$(errlines d.err)" = 1 ]; echo $?) "$(cat d.err)"
 $rb train $mq --db d.db --checkpoint dk > d2.json 2>/dev/null
 check "the good checkpoint still resumes" $(grep -q '"resumed_at_step": 10' d2.json; echo $?)
 $rb train $mq --db d.db --checkpoint-every 0 > /dev/null 2> d.err
