@@ -475,7 +475,9 @@ void config_variant(const RunConfig *c, char *out, size_t n) {
     } else snprintf(out, n, "%s", m);
     if (strchr(c->window, ',') || strchr(c->freqs, ',')) {
         size_t l = strlen(out);
-        if (!strcmp(m, "bla") || !strcmp(m, "swa")) snprintf(out + l, n - l, "-perhead");
+        // per-head windows or N: "-perhead" for 2 heads, "-perhead<H>" for more (e.g. bla-octaves' 4)
+        if ((!strcmp(m, "bla") || !strcmp(m, "swa")) && c->heads > 2) snprintf(out + l, n - l, "-perhead%d", c->heads);
+        else if (!strcmp(m, "bla") || !strcmp(m, "swa")) snprintf(out + l, n - l, "-perhead");
     }
 }
 

@@ -22,7 +22,7 @@ static const char *variant_color(const char *v, int i) {
     static const struct { const char *name, *rgb; } known[] = {
         {"attention", "#000000"}, {"swa", "#1f77b4"}, {"bla", "#d62728"}, {"gsa", "#2ca02c"},
         {"la", "#ff7f0e"}, {"mamba", "#9467bd"}, {"bla-slots", "#e377c2"}, {"bla-decay", "#8c564b"},
-        {"la-elu", "#bcbd22"}, {"swa-perhead", "#17becf"}, {"bla-perhead", "#ff9896"}, {"conv", "#7f7f7f"},
+        {"la-elu", "#bcbd22"}, {"swa-perhead", "#17becf"}, {"bla-perhead", "#ff9896"}, {"bla-perhead4", "#aec7e8"}, {"conv", "#7f7f7f"},
     };
     static const char *palette[] = {"#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
