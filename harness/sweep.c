@@ -502,8 +502,8 @@ static void on_signal(int sig) {
     if (!got_signal) got_signal = sig;
     else got_signal = -1;  // a second signal: kill the workers outright
 }
-// SIGUSR1 (or --time-limit): start no new run, let the running ones finish (nothing is thrown away, unlike
-// SIGINT, whose running configs are redone from scratch next time).
+// SIGUSR1 (or --time-limit): start no new run, let the running ones finish. SIGINT/SIGTERM stop the running
+// ones too: they checkpoint (--checkpoints) and continue from there at the next sweep.
 static void on_drain(int sig) { (void)sig; got_drain = 1; }
 
 static int online_cores(void) {
@@ -596,7 +596,7 @@ static void usage(FILE *f) {
             "                         [--exe PATH]\n"
             "Expands the grid of SPEC.ini, skips configs already finished in the database (same config hash),\n"
             "and trains the rest in worker processes (`recallbench train ... --db PATH --json`). Safe to kill and\n"
-            "rerun: finished runs are kept and skipped, interrupted ones are redone.\n"
+            "rerun: finished runs are kept and skipped, interrupted ones continue from their checkpoints.\n"
             "  -j, --jobs N       worker processes (default 1; with --backend cuda: one per --gpus entry;\n"
             "                     -j 16 --gpus 0,...,7 runs two workers on each of the 8 GPUs)\n"
             "  --db PATH          results database (default: the spec's [sweep] db, else %s);\n"
