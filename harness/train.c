@@ -139,6 +139,20 @@ void train_result_json(FILE *f, const TrainResult *r) {
     fprintf(f, "}\n");
 }
 
+// Writes a checkpoint at position cp (its evaluation fields from res, the last evaluation); a failure is
+// one line on stderr and the run goes on (the previous checkpoint, if any, stays). 0 on success.
+static int save_checkpoint(const char *path, CkptPos *cp, const TrainResult *res, Model *m, Optim *o) {
+    char err[1400];
+    cp->n_test = res->n_test;
+    cp->accuracy = res->accuracy;
+    cp->tvd = res->tvd;
+    memcpy(cp->accuracies, res->accuracies, sizeof cp->accuracies);
+    memcpy(cp->labels, res->labels, sizeof cp->labels);
+    if (!ckpt_save(path, res->config_hash, cp, m, o, err, sizeof err)) return 0;
+    fprintf(stderr, "\nrecallbench: %s\n", err);
+    return -1;
+}
+
 int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *res) {
     char err[512];
     TaskParams tp;
@@ -365,12 +379,10 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         }
         if (status) break;
         if (g_stop && ckpath[0]) {  // stopped inside the epoch: keep the position, evaluate nothing
-            CkptPos cp = {epoch, q, step, total, shuf_epoch, ep_loss, ep_n, ema, last_acc, train_time, tokens, res->n_test,
-                          res->accuracy, res->tvd, {0}, {{0}}};
-            memcpy(cp.accuracies, res->accuracies, sizeof cp.accuracies);
-            memcpy(cp.labels, res->labels, sizeof cp.labels);
-            if (ckpt_save(ckpath, res->config_hash, &cp, m, opt, err, sizeof err)) fprintf(stderr, "\nrecallbench: %s\n", err);
-            else if (!quiet) fprintf(stderr, "\ncheckpoint at epoch %d batch %d (step %ld): %s\n", epoch, q, step, ckpath);
+            CkptPos cp = {.epoch = epoch, .batch = q, .step = step, .total = total, .shuf = shuf_epoch, .ep_loss = ep_loss,
+                          .ep_n = ep_n, .ema = ema, .last_acc = last_acc, .train_time = train_time, .tokens = tokens};
+            if (!save_checkpoint(ckpath, &cp, res, m, opt) && !quiet)
+                fprintf(stderr, "\ncheckpoint at epoch %d batch %d (step %ld): %s\n", epoch, q, step, ckpath);
             epoch++;
             break;
         }
@@ -403,18 +415,16 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
         if (st) store_log_eval(st, run, epoch, "train", 0, 0, NAN, res->final_loss, -1);
         double el = now_seconds() - tstart;
         progress(&pg, epoch, c->epochs, step, total, ema, mean, tokens / fmax(train_time, 1e-9),
-                 el / fmax(step, 1) * (total - step), 1);
+                 el / fmax(step - step0, 1) * (total - step), 1);
         if (pg.mode == 1) fputc('\n', stderr);
         if (status) break;
         // The run is complete after this epoch (all epochs or steps, or early stop): a signal now changes nothing.
         complete = epoch == c->epochs || step >= total || (eval_now && mean > c->early_stop);
         // Checkpoint at the next epoch's start: on time, or when a signal came during this epoch's evaluation.
         if (ckpath[0] && !complete && (g_stop || now_seconds() - last_save >= c->checkpoint_every)) {
-            CkptPos cp = {epoch + 1, 0, step, total, shuf, 0, 0, ema, last_acc, train_time, tokens, res->n_test,
-                          res->accuracy, res->tvd, {0}, {{0}}};
-            memcpy(cp.accuracies, res->accuracies, sizeof cp.accuracies);
-            memcpy(cp.labels, res->labels, sizeof cp.labels);
-            if (ckpt_save(ckpath, res->config_hash, &cp, m, opt, err, sizeof err)) fprintf(stderr, "\nrecallbench: %s\n", err);
+            CkptPos cp = {.epoch = epoch + 1, .batch = 0, .step = step, .total = total, .shuf = shuf, .ema = ema,
+                          .last_acc = last_acc, .train_time = train_time, .tokens = tokens};
+            save_checkpoint(ckpath, &cp, res, m, opt);
             last_save = now_seconds();
         }
         if (!eval_now) continue;
