@@ -18,6 +18,6 @@ gsa-m64-fp32 --layers conv,gsa,conv,gsa --slots 64 --precision fp32
 gsa-m64-fp32-split RB_CUDA_GSA_FWD=split --layers conv,gsa,conv,gsa --slots 64 --precision fp32
 la-f32 --layers conv,la,conv,la --feature-map taylor --feature-dim 32
 mamba-n256 --layers conv,mamba,conv,mamba --state-dim 256
-attention-d256 --layers conv,attention,conv,attention --d-model 256
+attention-d256 --layers conv,attention,conv,attention --d-model 256 --heads 2
 attention-d64 --layers conv,attention,conv,attention --d-model 64
 LIST
