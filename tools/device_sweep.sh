@@ -18,7 +18,20 @@ db="$out/$name.db"
 if [ -f "results/$name.db.gz" ]; then gunzip -c "results/$name.db.gz" > "$db"; fi   # earlier sittings
 ck=/tmp/ckpt_$name; mkdir -p "$ck"
 ckin=${CKPT_IN:-.ckpt/$name}
-if [ -d "$ckin" ]; then cp "$ckin"/*.ckpt "$ck"/ 2>/dev/null; fi
+# -n: on a machine still warm from the last call, /tmp holds that call's checkpoints, at least as new as the
+# carried copies (which came back from it); a carried one never overwrites them.
+if [ -d "$ckin" ]; then cp -n "$ckin"/*.ckpt "$ck"/ 2>/dev/null; fi
+# checkpoints of runs the database already has as finished (left by an earlier sitting) are dropped
+if [ -f "$db" ]; then
+  python3 - "$db" "$ck" <<'PY'
+import os, sqlite3, sys
+db, ck = sys.argv[1], sys.argv[2]
+done = {r[0] for r in sqlite3.connect(db).execute("select config_hash from runs where status in ('ok', 'diverged')")}
+for f in os.listdir(ck):
+    if f.endswith('.ckpt') and f[:-5] in done:
+        os.remove(os.path.join(ck, f)); print("checkpoint of a finished run dropped:", f)
+PY
+fi
 echo "checkpoints in: $(ls "$ck" | grep -c '\.ckpt$')"
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv
 # CUDA MPS: the workers' kernels share the GPU at once instead of taking turns (measured on the H200 by
