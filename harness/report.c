@@ -170,6 +170,72 @@ static void paper_ratios(FILE *f, const FrRun *runs, int nruns, const FrPoint *p
     *nro = na;
 }
 
+// MQAR, A against B per test configuration (sequence length L, K pairs): each split's accuracy alone makes a
+// frontier (the configuration per state size chosen by that split's accuracy), and the ratio of the two needs
+// at each level is computed as for the mean. Shows at which lengths the state efficiency is won or lost.
+static void paper_ratio_by_split(FILE *f, const FrRun *runs, int nruns, const ExRow *rows, int nrows, const char *a,
+                                 const char *b, const double *levels, int nlev) {
+    char labels[EX_MAX_SPLITS][32];
+    int nl = 0;
+    for (int i = 0; i < nrows; i++) {
+        if (strcmp(rows[i].task, "mqar") || (strcmp(rows[i].variant, a) && strcmp(rows[i].variant, b))) continue;
+        for (int k = 0; k < rows[i].nacc; k++) {
+            int have = !strncmp(rows[i].labels[k], "train", 5);  // the training split is not a test length
+            for (int j = 0; j < nl && !have; j++) have = !strcmp(labels[j], rows[i].labels[k]);
+            if (!have && nl < EX_MAX_SPLITS) snprintf(labels[nl++], sizeof labels[0], "%s", rows[i].labels[k]);
+        }
+    }
+    if (!nl) return;
+    fprintf(f, "\n### %s against %s per test length\n\n"
+               "The same ratio on each test split's accuracy alone (the best configuration per state size chosen by "
+               "that split): where the mean's efficiency comes from. *best*: each side's highest accuracy on the "
+               "split over its measured states.\n\n| test split | best %s | best %s |", a, b, a, b);
+    for (int l = 0; l < nlev; l++) fprintf(f, " R at %.2f |", levels[l]);
+    fprintf(f, "\n|---|---:|---:|");
+    for (int l = 0; l < nlev; l++) fprintf(f, "---:|");
+    fputc('\n', f);
+    FrRun *sub = xmalloc(sizeof(FrRun) * (size_t)(nruns ? nruns : 1));
+    for (int j = 0; j < nl; j++) {
+        int ns = 0;
+        double best[2] = {-1, -1};
+        for (int i = 0; i < nruns; i++) {
+            const FrRun *r = &runs[i];
+            int side = !strcmp(r->variant, a) ? 0 : !strcmp(r->variant, b) ? 1 : -1;
+            if (side < 0 || strcmp(r->task, "mqar")) continue;
+            const ExRow *x = NULL;
+            for (int k = 0; k < nrows && !x; k++) x = rows[k].run_id == r->run_id ? &rows[k] : NULL;
+            for (int k = 0; x && k < x->nacc; k++)
+                if (!strcmp(x->labels[k], labels[j]) && isfinite(x->acc[k])) {
+                    sub[ns] = *r;
+                    sub[ns++].accuracy = x->acc[k];
+                    if (x->acc[k] > best[side]) best[side] = x->acc[k];
+                }
+        }
+        FrPoint *pp;
+        int npp = frontier_points(sub, ns, &pp);
+        frontier_pareto(pp, npp);
+        FrNeed *nd;
+        int nn = frontier_needs(pp, npp, levels, nlev, &nd);
+        FrRatio *rr;
+        int nr = frontier_ratios(nd, nn, a, &rr);
+        fprintf(f, "| %s |", labels[j]);
+        for (int s = 0; s < 2; s++)
+            if (best[s] >= 0) fprintf(f, " %.3f |", best[s]);
+            else fprintf(f, " – |");
+        for (int l = 0; l < nlev; l++) {
+            char t[32] = "n/a";
+            for (int k = 0; k < nr; k++)
+                if (!strcmp(rr[k].b, b) && rr[k].level == levels[l]) fmt_ratio(t, sizeof t, rr[k].qual, rr[k].ratio);
+            fprintf(f, " %s |", t);
+        }
+        fputc('\n', f);
+        free(pp);
+        free(nd);
+        free(rr);
+    }
+    free(sub);
+}
+
 // RegBench: per (training automata, variant) the accuracy and TVD at the smallest and the largest state.
 typedef struct { char task[24], variant[48]; int ta; double s0, s1, a0, a1, t0, t1; int npts; } RbGrowth;
 
@@ -541,6 +607,7 @@ int cmd_report(int argc, char **argv) {
         ExRow *rows;
         int nrows = export_load(h, task, 1, &rows);
         paper_ratios(f, runs, nruns, p, np, levels, nlev, &pr, &psp, &npr);
+        paper_ratio_by_split(f, runs, nruns, rows, nrows, pa, pb, levels, nlev);
         RbGrowth *g;
         int ng = regbench_growth(p, np, rows, nrows, &g);
         double bl[4];

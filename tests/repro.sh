@@ -120,6 +120,28 @@ grep -q '^## State efficiency of BLA on MQAR' $R && grep -q '^| bla | swa | 0.30
 check "REPORT.md: frontier tables, ratios and their spread" $?
 ratio=$(python3 -c 'import json; d=json.load(open("db_mqar.json")); print("%.2fx" % [r["ratio"] for r in d["ratios"] if r["level"] == 0.3][0])')
 grep -q "^| bla | swa | 0.30 | $ratio |" $R; check "REPORT.md's ratio at 0.30 is the frontier's ($ratio)" $?
+# Per test length: each row must be what `frontier` computes on a CSV whose accuracy is that split's (another path).
+for sp in L16_K2 L32_K4; do
+    mkdir -p split_$sp && python3 - results/mqar_frontier.csv split_$sp/mqar_frontier.csv acc_$sp <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+h = rows[0]; ia, isp = h.index("accuracy"), h.index(sys.argv[3])
+for r in rows[1:]: r[ia] = r[isp]
+csv.writer(open(sys.argv[2], "w", newline="")).writerows(rows)
+PY
+    "$rb" frontier --csv-in split_$sp/mqar_frontier.csv --task mqar --vs bla --levels 0.3,0.5,0.7 --json > split_$sp.json 2>/dev/null
+    want=$(python3 - split_$sp.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+def fmt(r): return "n/a" if r["qualifier"] == "n/a" else "%s%.2fx" % (r["qualifier"], r["ratio"])
+print(" | ".join(fmt([r for r in d["ratios"] if r["b"] == "swa" and r["level"] == l][0]) for l in (0.3, 0.5, 0.7)))
+PY
+)
+    lab=$(echo $sp | sed 's/^L\([0-9]*\)_K\([0-9]*\)$/L=\1,K=\2/')
+    got=$(grep "^| $lab | " $R | cut -d'|' -f5- | sed 's/ *| *$//; s/^ *//; s/  */ /g')
+    [ -n "$want" ] && [ "$got" = "$want" ]
+    check "REPORT.md: bla vs swa on split $lab alone is frontier's on that split's accuracy ($want)" $? "report: '$got'"
+done
 grep -q '^## RegBench: which models improve as state grows' $R && grep -q '^| 20 | swa |' $R && grep -q '^| 40 | gsa |' $R &&
     grep -q 'In-context baselines' $R
 check "REPORT.md: RegBench growth per training-automata count, baselines" $?
