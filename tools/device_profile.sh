@@ -2,17 +2,38 @@
 # device_profile.sh — per-kernel GPU time of one training step (ncu, clocks left alone) for a few
 # mixers on the GPU reference config, plus whole-step benches of the shell alone. Run through
 # tools/devenv.sh on the device: bash tools/devenv.sh bash tools/device_profile.sh BIN
+# PROFILE=regbench: the RegBench sweep's models instead (batch 32, d 128, 2 x conv + mixer, MLPs; the largest
+# state of each), with the aggregate of 1, 4 and 8 concurrent runs of SWA W 512 under MPS (bench -j), to see
+# whether a RegBench sitting is bound by the kernels or by the GPU's sharing between processes.
 set -u
 bin=${1:?}; out=${OUT:-/tmp/rbout}; mkdir -p "$out"
-ref="--vocab 8192 --seq-len 256 --kv-pairs 16 --d-model 128 --batch 256 --db /tmp/prof.db"
-for l in "conv" "conv,conv" "conv,attention"; do
-  echo "== bench $l"; timeout 60 "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 20 2>&1 | grep -E "throughput|step time"
-done
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-for l in "conv,attention" "conv,bla --window 256 --freqs 32" "conv,mamba --state-dim 16" "conv,gsa --slots 64" "conv,la --feature-dim 16"; do
+if [ "${PROFILE:-ref}" = regbench ]; then
+  ref="--task regbench --mlp --d-model 128 --batch 32 --db /tmp/prof.db"
+  set -- "conv,swa,conv,swa --window 512" "conv,bla,conv,bla --window 1024 --freqs 128" \
+         "conv,gsa,conv,gsa --slots 256 --precision fp32" "conv,la,conv,la --feature-map taylor --feature-dim 32" \
+         "conv,mamba,conv,mamba --state-dim 256" "conv,attention,conv,attention --d-model 256 --heads 2"
+  if command -v nvidia-cuda-mps-control >/dev/null; then
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mpslog; mkdir -p /tmp/mps /tmp/mpslog
+    nvidia-cuda-mps-control -d && echo "MPS daemon started"
+  fi
+  for j in 1 4 8; do
+    echo "== bench regbench swa W512 -j $j"
+    timeout 150 "$bin/recallbench" bench --backend cuda -j $j --layers conv,swa,conv,swa --window 512 $ref --steps 40 2>&1 |
+      grep -E "throughput|aggregate|step time"
+  done
+  command -v nvidia-cuda-mps-control >/dev/null && echo quit | nvidia-cuda-mps-control
+else
+  ref="--vocab 8192 --seq-len 256 --kv-pairs 16 --d-model 128 --batch 256 --db /tmp/prof.db"
+  set -- "conv,attention" "conv,bla --window 256 --freqs 32" "conv,mamba --state-dim 16" "conv,gsa --slots 64" "conv,la --feature-dim 16"
+  for l in "conv" "conv,conv" "conv,attention"; do
+    echo "== bench $l"; timeout 60 "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 20 2>&1 | grep -E "throughput|step time"
+  done
+fi
+for l in "$@"; do
   n=$(echo "$l" | cut -d' ' -f1 | tr ',' '_')
   timeout 150 $ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel --csv \
-    "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 1 --warmup-steps 0 > "$out/ncu_$n.csv" 2> "$out/ncu_$n.err"
+    "$bin/recallbench" bench --backend cuda $ref --layers $l --steps 1 --warmup-steps 0 > "$out/ncu_$n.csv" 2> "$out/ncu_$n.err"
   python3 - "$out/ncu_$n.csv" "$l" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
