@@ -142,6 +142,17 @@ PY
     [ -n "$want" ] && [ "$got" = "$want" ]
     check "REPORT.md: bla vs swa on split $lab alone is frontier's on that split's accuracy ($want)" $? "report: '$got'"
 done
+python3 - $R <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+sec = t[t.index("### bla against swa per test length"):]
+rows = [l for l in sec.split("\n## ")[0].splitlines() if l.startswith("| L=")]
+exact = [float(c[:-1]) for l in rows for c in (x.strip() for x in l.split("|")[4:-1]) if re.fullmatch(r"[0-9.]+x", c)]
+m = re.search(r"^- \(a\) per test length, bla vs swa: ([0-9.]+)x\.\.([0-9.]+)x over the (\d+) ", t, re.M)
+assert rows and exact and m, (len(rows), exact, m)
+assert (float(m.group(1)), float(m.group(2)), int(m.group(3))) == (min(exact), max(exact), len(exact)), (m.groups(), exact)
+PY
+check "REPORT.md's claims: the per-length range is the table's exact ratios" $?
 grep -q '^## RegBench: which models improve as state grows' $R && grep -q '^| 20 | swa |' $R && grep -q '^| 40 | gsa |' $R &&
     grep -q 'In-context baselines' $R
 check "REPORT.md: RegBench growth per training-automata count, baselines" $?
