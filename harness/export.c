@@ -239,7 +239,7 @@ static void acc_column(const char *label, char *out, size_t n) {
     int L, K;
     label_LK(label, &L, &K);
     if (L > 0) snprintf(out, n, "acc_L%d_K%d", L, K);
-    else snprintf(out, n, "acc_%s", label);
+    else if (snprintf(out, n, "acc_%s", label) >= (int)n) out[n - 1] = 0;  // labels are at most 31 characters
 }
 static void column_label(const char *col, char *out, size_t n) {
     int L, K;

@@ -441,10 +441,11 @@ static int plot_bla_vs_swa(const FrPoint *p, int np, const char *a, const char *
     snprintf(colors, sizeof colors, "%s %s", variant_color(a, 0), variant_color(b, 1));
     char script[1100];
     snprintf(script, sizeof script, "%s/bla_vs_swa.gp", scripts);
-    snprintf(assign, sizeof assign,
-             "datafile='%s'; ratiofile='%s'; nratio=%d; outbase='%s'; colors='%s'; xt='%s'; xmin=%.0f; xmax=%.0f; "
-             "ptitle='MQAR: %s vs %s frontiers; arrows: state ratio R = state_{%s} / state_{%s} at each accuracy level'",
-             data, rdata, nratio, base, colors, xt, xmin, xmax, a, b, b, a);
+    if (snprintf(assign, sizeof assign,
+                 "datafile='%s'; ratiofile='%s'; nratio=%d; outbase='%s'; colors='%s'; xt='%s'; xmin=%.0f; xmax=%.0f; "
+                 "ptitle='MQAR: %s vs %s frontiers; arrows: state ratio R = state_{%s} / state_{%s} at each accuracy level'",
+                 data, rdata, nratio, base, colors, xt, xmin, xmax, a, b, b, a) >= (int)sizeof assign)
+        die_runtime("plot: the output path %s is too long for the gnuplot command", base);
     run_gnuplot(assign, script);
     check_output(base);
     return 1;

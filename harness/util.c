@@ -87,8 +87,12 @@ int out_open(OutFile *o, const char *path, int *usage, char *err, size_t errn) {
             real[n] = 0;
             if (real[0] != '/') {
                 const char *sl = strrchr(path, '/');
-                if (sl) snprintf(o->path, sizeof o->path, "%.*s/%s", (int)(sl - path), path, real);
-                else snprintf(o->path, sizeof o->path, "%s", real);
+                int w = sl ? snprintf(o->path, sizeof o->path, "%.*s/%s", (int)(sl - path), path, real)
+                           : snprintf(o->path, sizeof o->path, "%s", real);
+                if (w < 0 || (size_t)w >= sizeof o->path) {
+                    snprintf(err, errn, "cannot write %s: the path its link points to is too long", path);
+                    return -1;
+                }
             } else snprintf(o->path, sizeof o->path, "%s", real);
         } else snprintf(o->path, sizeof o->path, "%s", real);
     }

@@ -39,7 +39,7 @@ static void add(Store *s, const char *task, const char *variant, double state, d
              variant, lr, seed, state, task);
     snprintf(hash, sizeof hash, "%016x", ++nrun);
     RunInfo r = {json, hash, task, variant, variant, variant, 64, 2, 1, 0, 0, 0, 0, 0, lr, (uint64_t)seed, 4, "cpu",
-                 state, "test", "test", "test"};
+                 state, "test", "test", "test", .force = 0};
     int64_t id = store_begin_run(s, &r);
     if (id < 0) { printf("store_begin_run failed: %s\n", store_errmsg(s)); exit(1); }
     if (status && store_finish_run(s, id, status, acc, 4, 1000, "{}") != 0) {
