@@ -257,17 +257,22 @@ static const char *const TAIL_COLS[] = {
 #define NFIXED ((int)(sizeof FIXED_COLS / sizeof *FIXED_COLS))
 #define NTAIL ((int)(sizeof TAIL_COLS / sizeof *TAIL_COLS))
 
+int export_split_labels(const ExRow *r, int n, const char *task, char (*labels)[32], int max) {
+    int nl = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < r[i].nacc && (!task || !strcmp(r[i].task, task)); k++) {
+            int have = 0;
+            for (int j = 0; j < nl && !have; j++) have = !strcmp(labels[j], r[i].labels[k]);
+            if (!have && nl < max) snprintf(labels[nl++], 32, "%.31s", r[i].labels[k]);
+        }
+    return nl;
+}
+
 void export_write_csv(FILE *f, const ExRow *r, int n) {
     // Accuracy columns: the union of the test configurations, in order of first appearance (runs list
     // theirs in (L, K) order).
     char labels[64][32];
-    int nl = 0;
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < r[i].nacc; k++) {
-            int have = 0;
-            for (int j = 0; j < nl && !have; j++) have = !strcmp(labels[j], r[i].labels[k]);
-            if (!have && nl < 64) snprintf(labels[nl++], sizeof labels[0], "%s", r[i].labels[k]);
-        }
+    int nl = export_split_labels(r, n, NULL, labels, 64);
     for (int c = 0; c < NFIXED; c++) fprintf(f, "%s%s", c ? "," : "", FIXED_COLS[c]);
     for (int j = 0; j < nl; j++) {
         char col[48];

@@ -151,6 +151,9 @@ typedef struct {
 int export_load(struct sqlite3 *db, const char *task, int baselines, ExRow **out);
 void export_free(ExRow *r, int n);
 void export_write_csv(FILE *f, const ExRow *r, int n);
+// The union of the rows' test splits (of one task, or all when task is NULL) in order of first appearance,
+// at most max of them into labels; returns the count.
+int export_split_labels(const ExRow *r, int n, const char *task, char (*labels)[32], int max);
 // Imports export CSVs (comma-separated files and/or directories of *.csv; other CSVs in a directory are
 // skipped) into a temporary database (removed at exit); *nfiles = files read. Exit 2/1 on bad input.
 struct Store *export_import(const char *spec, int *nfiles);

@@ -186,15 +186,7 @@ static void paper_ratio_by_split(FILE *f, const FrRun *runs, int nruns, const Ex
     snprintf(sr->a, sizeof sr->a, "%s", a);
     snprintf(sr->b, sizeof sr->b, "%s", b);
     char labels[EX_MAX_SPLITS][32];
-    int nl = 0;
-    for (int i = 0; i < nrows; i++) {
-        if (strcmp(rows[i].task, "mqar") || (strcmp(rows[i].variant, a) && strcmp(rows[i].variant, b))) continue;
-        for (int k = 0; k < rows[i].nacc; k++) {
-            int have = !strncmp(rows[i].labels[k], "train", 5);  // the training split is not a test length
-            for (int j = 0; j < nl && !have; j++) have = !strcmp(labels[j], rows[i].labels[k]);
-            if (!have && nl < EX_MAX_SPLITS) snprintf(labels[nl++], sizeof labels[0], "%s", rows[i].labels[k]);
-        }
-    }
+    int nl = export_split_labels(rows, nrows, "mqar", labels, EX_MAX_SPLITS);  // test splits (export_load has no train)
     if (!nl) return;
     fprintf(f, "\n### %s against %s per test length\n\n"
                "The same ratio on each test split's accuracy alone (the best configuration per state size chosen by "
@@ -205,15 +197,19 @@ static void paper_ratio_by_split(FILE *f, const FrRun *runs, int nruns, const Ex
     for (int l = 0; l < nlev; l++) fprintf(f, "---:|");
     fputc('\n', f);
     FrRun *sub = xmalloc(sizeof(FrRun) * (size_t)(nruns ? nruns : 1));
+    const ExRow **row_of = xmalloc(sizeof *row_of * (size_t)(nruns ? nruns : 1));  // runs[i]'s row, or NULL
+    for (int i = 0; i < nruns; i++) {
+        row_of[i] = NULL;
+        if (strcmp(runs[i].task, "mqar") || (strcmp(runs[i].variant, a) && strcmp(runs[i].variant, b))) continue;
+        for (int k = 0; k < nrows && !row_of[i]; k++) row_of[i] = rows[k].run_id == runs[i].run_id ? &rows[k] : NULL;
+    }
     for (int j = 0; j < nl; j++) {
         int ns = 0;
         double best[2] = {-1, -1};
         for (int i = 0; i < nruns; i++) {
             const FrRun *r = &runs[i];
-            int side = !strcmp(r->variant, a) ? 0 : !strcmp(r->variant, b) ? 1 : -1;
-            if (side < 0 || strcmp(r->task, "mqar")) continue;
-            const ExRow *x = NULL;
-            for (int k = 0; k < nrows && !x; k++) x = rows[k].run_id == r->run_id ? &rows[k] : NULL;
+            const ExRow *x = row_of[i];
+            int side = !strcmp(r->variant, a) ? 0 : 1;
             for (int k = 0; x && k < x->nacc; k++)
                 if (!strcmp(x->labels[k], labels[j]) && isfinite(x->acc[k])) {
                     sub[ns] = *r;
@@ -252,6 +248,7 @@ static void paper_ratio_by_split(FILE *f, const FrRun *runs, int nruns, const Ex
         free(nd);
         free(rr);
     }
+    free(row_of);
     free(sub);
 }
 
