@@ -280,6 +280,8 @@ static void sgemm_scalar(float *C, int ldc, const float *Ci, int ldci, const flo
     if (!first) { ROWS(T_LOADP) }                                                                               \
     for (int k = 0; k < kc; k++) {                                                                              \
         const float *bk = Bp + (size_t)k * ldb;                                                                 \
+        if (PF) { _mm_prefetch((const char *)(bk + PF * (size_t)ldb), _MM_HINT_T0);                            \
+                  _mm_prefetch((const char *)(a0 + (size_t)(k + PF) * acs), _MM_HINT_T0); }                    \
         VT b0 = NV > 1 ? LOADU(bk) : MLOAD(bk, mk), b1 = NV > 1 ? MLOAD(bk + VW, mk) : ZERO();                  \
         ROWS(T_FMA)                                                                                             \
     }                                                                                                           \
@@ -300,12 +302,22 @@ static void sgemm_scalar(float *C, int ldc, const float *Ci, int ldci, const flo
 #define MUL _mm512_mul_ps
 #define SET1 _mm512_set1_ps
 #define ZERO _mm512_setzero_ps
+#define PF 0
 #define NV 2
 __attribute__((target("avx512f"))) static void tile512_2(TILE_ARGS) { TILE_BODY(ROWS8) }
 #undef NV
 #define NV 1
 __attribute__((target("avx512f"))) static void tile512_1(TILE_ARGS) { TILE_BODY(ROWS8) }
 #undef NV
+#undef PF
+#define PF 16
+#define NV 2
+__attribute__((target("avx512f"))) static void tile512_2p(TILE_ARGS) { TILE_BODY(ROWS8) }
+#undef NV
+#define NV 1
+__attribute__((target("avx512f"))) static void tile512_1p(TILE_ARGS) { TILE_BODY(ROWS8) }
+#undef NV
+#undef PF
 #undef VT
 #undef VW
 #undef MASKT
@@ -336,12 +348,14 @@ __attribute__((target("avx2,fma"))) static inline __m256i m256_mask(int n) {
 #define MUL _mm256_mul_ps
 #define SET1 _mm256_set1_ps
 #define ZERO _mm256_setzero_ps
+#define PF 0
 #define NV 2
 __attribute__((target("avx2,fma"))) static void tile256_2(TILE_ARGS) { TILE_BODY(ROWS6) }
 #undef NV
 #define NV 1
 __attribute__((target("avx2,fma"))) static void tile256_1(TILE_ARGS) { TILE_BODY(ROWS6) }
 #undef NV
+#undef PF
 #undef VT
 #undef VW
 #undef MASKT
@@ -385,6 +399,7 @@ static int sgemm_tiled(float *C, int ldc, const float *Ci, int ldci, const float
                        int M, int N, int K, int ta, int tb, float alpha, float beta, int path) {
     const int avx512 = path == GEMM_PATH_AVX512, MR = avx512 ? 8 : 6, VW = avx512 ? 16 : 8;
     TileFn t2 = avx512 ? tile512_2 : tile256_2, t1 = avx512 ? tile512_1 : tile256_1;
+    if (avx512 && ta && K > KC) t2 = tile512_2p, t1 = tile512_1p;  // tall K, A^T: prefetch the rows ahead
     const float *Bp = B;
     int ldbp = ldb;
     if (tb) {  // pack op(B) = B^T into [K, N]
@@ -489,7 +504,9 @@ static void matmul_par_ci(real *C, const real *Ci, int ldci, const real *A, cons
         gemm_ci(C, N, Ci, ldci, A, ta ? M : K, B, tb ? K : N, M, N, K, ta, tb, 1, beta);
         return;
     }
-    int bs = (M / (4 * nt) + 15) & ~15, nb;
+    // Tall K (a weight gradient: K = tokens): one block per thread. Every block streams all of op(B)
+    // (K x N) from L3; four blocks per thread read it twice as often for no better balance.
+    int bs = K >= 16 * M ? ((M + nt - 1) / nt + 15) & ~15 : (M / (4 * nt) + 15) & ~15, nb;
     if (bs < 16) bs = 16;
     nb = (M + bs - 1) / bs;
 #ifdef RB_OWN_SGEMM

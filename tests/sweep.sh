@@ -324,7 +324,7 @@ printf '[sweep]\neval-every = 0\n[model a]\nlayers = conv,swa\n' > ev0.ini
 [ $rc = 2 ] && grep -q "eval-every = 0" ev0.err; check "eval-every = 0: exit 2 with one line" $? "rc=$rc $(head -1 ev0.err)"
 
 # --- the committed specs expand (a typo in one fails here, not on the device): their grid sizes ---------
-for sp in bla-paper-mqar:288 bla-paper-regbench:96 mqar-frontier:348 quick:21 regbench:46; do
+for sp in bla-paper-mqar:288 bla-paper-regbench:74 mqar-frontier:348 quick:21 regbench:46; do
     f=$src/harness/sweeps/${sp%%:*}.ini
     out=$("$rb" sweep "$f" --dry-run --db "$tmp/none_${sp%%:*}.db" 2>&1); rc=$?
     [ $rc = 0 ] && grep -q "^${sp#*:} runs: 0 finished" <<<"$out"
