@@ -33,6 +33,17 @@ static int same_group(const FrRun *a, const FrRun *b) {
     return !strcmp(a->task, b->task) && !strcmp(a->variant, b->variant) && a->state_floats == b->state_floats;
 }
 
+// 1 if every config (seed-free key) among the sorted runs [g, ge) has a run of this seed.
+static int seed_in_all(const FrRun *r, int g, int ge, uint64_t seed) {
+    for (int k = g; k < ge;) {
+        int ke = k, has = 0;
+        while (ke < ge && !strcmp(r[k].key, r[ke].key)) has |= r[ke++].seed == seed;
+        if (!has) return 0;
+        k = ke;
+    }
+    return 1;
+}
+
 int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
     FrRun *r = xmalloc(sizeof(FrRun) * (size_t)(n > 0 ? n : 1));
     if (n > 0) memcpy(r, runs_in, sizeof(FrRun) * (size_t)n);
@@ -47,22 +58,31 @@ int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
         snprintf(pt->variant, sizeof pt->variant, "%s", r[g].variant);
         pt->state_floats = r[g].state_floats;
         pt->accuracy = -1;
-        // Configs of this group (same key = same config up to the seed) are contiguous: mean over seeds.
+        // The configs are compared on the seeds they all have (typically seed 1, on which the lr grid was
+        // run before more seeds were added at the chosen lr): a config with one lucky seed must not beat
+        // one whose three seeds were averaged. With no seed in common, on all of each config's seeds.
+        // The chosen config's accuracy is then its mean over all its seeds.
+        double score_best = -1;
         for (int k = g; k < ge;) {
             int ke = k, best = k;
-            double sum = 0;
+            double sum = 0, csum = 0;
+            int nc = 0;
             while (ke < ge && !strcmp(r[k].key, r[ke].key)) {
                 sum += r[ke].accuracy;
                 if (r[ke].accuracy > r[best].accuracy) best = ke;
+                if (seed_in_all(r, g, ge, r[ke].seed)) { csum += r[ke].accuracy; nc++; }
                 ke++;
             }
             int ns = ke - k;
-            double mean = sum / ns;
+            double mean = sum / ns, score = nc ? csum / nc : mean;
             pt->n_configs++;
-            // Highest mean; ties: more seeds, then the smaller lr (then key order, by iteration order).
-            int better = mean > pt->accuracy ||
-                         (mean == pt->accuracy && (ns > pt->n_seeds || (ns == pt->n_seeds && r[k].lr < pt->lr)));
+            // Highest score; ties: higher mean, more seeds, then the smaller lr (then key order).
+            int better = score > score_best ||
+                         (score == score_best &&
+                          (mean > pt->accuracy ||
+                           (mean == pt->accuracy && (ns > pt->n_seeds || (ns == pt->n_seeds && r[k].lr < pt->lr)))));
             if (better) {
+                score_best = score;
                 pt->accuracy = mean;
                 pt->n_seeds = ns;
                 pt->lr = r[k].lr;
@@ -502,8 +522,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: recallbench frontier [--db PATH | --csv-in SPEC] [--task mqar|regbench] [--levels 0.5,0.7,0.9] [--vs VARIANT]\n"
             "                            [--csv FILE] [--json]\n"
-            "Per (task, variant, state size) the best configuration (lr and mixer knobs; accuracy averaged over\n"
-            "seeds), the Pareto frontier of accuracy vs state, the state each variant needs to reach each level\n"
+            "Per (task, variant, state size) the best configuration (lr and mixer knobs), chosen on the seeds\n"
+            "every configuration of that state has (all its seeds where none is shared) and shown with its accuracy\n"
+            "averaged over all its seeds, the Pareto frontier of accuracy vs state, the state each variant needs to reach each level\n"
             "(interpolated linearly in log2(state) between the two frontier points around it; \"<= X\" when the\n"
             "smallest measured state already reaches it; \"not reached\" when no point does), and the efficiency\n"
             "ratio R = state_B / state_A of every pair (A reaches the level with R x less state than B).\n"

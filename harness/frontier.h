@@ -20,7 +20,8 @@ typedef struct {
 } FrRun;
 
 // The best configuration of one (task, variant, state size): the config (lr included) with the highest
-// mean accuracy over its seeds. Points come sorted by task, variant, state.
+// mean accuracy over the seeds that every config of that state has (all its seeds where none is shared);
+// its accuracy is its mean over all its seeds. Points come sorted by task, variant, state.
 typedef struct {
     char task[16], variant[48], desc[96];
     double state_floats, lr, accuracy;   // accuracy = mean over seeds of the chosen config

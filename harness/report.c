@@ -616,8 +616,9 @@ int cmd_report(int argc, char **argv) {
         fprintf(f, "Regenerate with `recallbench report --from-csv %s%s%s --figures %s` (no database needed).\n\n", db,
                 out ? " --out " : "", out ? out : "", figs);
     fprintf(f, "State sizes are the recurrent state of the whole model in bytes (4 x floats, summed over layers). "
-               "Per (variant, state size) the best configuration is kept (learning rate and mixer knobs; accuracy "
-               "averaged over seeds); `*` marks the Pareto frontier (no smaller-or-equal state reaches a higher-or-equal "
+               "Per (variant, state size) the best configuration is kept (learning rate and mixer knobs), chosen on the "
+               "seeds every configuration of that size has (seed 1 where only the chosen lr got more seeds) and shown "
+               "with its accuracy averaged over all its seeds; `*` marks the Pareto frontier (no smaller-or-equal state reaches a higher-or-equal "
                "accuracy). Needs are interpolated linearly in log2(state) between the frontier points around the level; "
                "`<= X`: already reached at the smallest measured state.\n\n");
     runs_table(f, h, task);
