@@ -69,7 +69,7 @@ int frontier_needs(const FrPoint *p, int n, const double *levels, int nlev, FrNe
 int frontier_ratios(const FrNeed *needs, int nneeds, const char *vs, FrRatio **out);
 
 // The spread of a ratio over seeds. For each seed s, each variant's seed-s frontier keeps the configuration
-// chosen per state size (by mean accuracy over seeds, as frontier_points does) and takes its seed-s accuracy;
+// chosen per state size (as frontier_points chooses it) and takes its seed-s accuracy;
 // state sizes whose chosen configuration has no seed-s run are left out. The needs and the ratio are then
 // computed along those per-seed frontiers exactly as for the mean (log2 interpolation), giving one ratio per
 // seed that both variants have. mean/sd (sample, n - 1) /min/max are over the seeds where both reach the

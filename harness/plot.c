@@ -392,8 +392,29 @@ static int plot_regbench_state(sqlite3 *db, const FrPoint *p, int np, const char
     return 1;
 }
 
+// The spread of a's ratio against b over seeds at each level, as a label suffix: " (+-0.04, 3 seeds)", or ""
+// where fewer than two seeds give a ratio. spread[l] is for levels[l].
+static void ratio_spreads(const FrRun *runs, int nruns, const FrPoint *p, int np, const char *a, const char *b,
+                          const double *levels, int nlev, char (*spread)[48]) {
+    for (int l = 0; l < nlev; l++) spread[l][0] = 0;
+    FrNeed *nd;
+    FrRatio *r;
+    FrSpread *sp;
+    int nn = frontier_needs(p, np, levels, nlev, &nd), nr = frontier_ratios(nd, nn, a, &r);
+    int ns = frontier_seed_spread(runs, nruns, p, np, r, nr, levels, nlev, &sp);
+    for (int i = 0; i < ns; i++) {
+        if (strcmp(sp[i].task, "mqar") || strcmp(sp[i].b, b) || sp[i].n < 2) continue;
+        for (int l = 0; l < nlev; l++)
+            if (levels[l] == sp[i].level)
+                snprintf(spread[l], sizeof spread[l], " (+-%.2f, %d seeds)", sp[i].sd, sp[i].n);
+    }
+    free(nd);
+    free(r);
+    free(sp);
+}
+
 static int plot_bla_vs_swa(const FrPoint *p, int np, const char *a, const char *b, const double *levels, int nlev,
-                           const char *out, const char *scripts) {
+                           char (*spread)[48], const char *out, const char *scripts) {
     int have_a = 0, have_b = 0;
     for (int i = 0; i < np; i++) {
         if (strcmp(p[i].task, "mqar")) continue;
@@ -432,7 +453,7 @@ static int plot_bla_vs_swa(const FrPoint *p, int np, const char *a, const char *
         double sb = frontier_state_for(p, np, "mqar", b, levels[l], &kb);
         if (ka == FR_NOT_REACHED || kb == FR_NOT_REACHED) continue;
         const char *q = ka == FR_AT_MOST && kb == FR_AT_MOST ? "~" : ka == FR_AT_MOST ? ">=" : kb == FR_AT_MOST ? "<=" : "-";
-        fprintf(r, "%.4g %.17g %.17g %.6g %s\n", levels[l], 4 * sa, 4 * sb, sb / sa, q);
+        fprintf(r, "%.4g %.17g %.17g %.6g %s \"%s\"\n", levels[l], 4 * sa, 4 * sb, sb / sa, q, spread[l]);
         nratio++;
     }
     xfclose(r, rdata);
@@ -461,15 +482,20 @@ int plot_paper_figures(sqlite3 *db, const char *out, const char *scripts_dir, co
     snprintf(dd, sizeof dd, "%s/data", out);
     mkdirs(dd);
     FrPoint *p;
-    int np = frontier_compute(db, NULL, &p), figs = 0;
+    FrRun *runs;
+    int nruns, np = frontier_compute_runs(db, NULL, &p, &runs, &nruns), figs = 0;
     int mqar = 0;
     for (int i = 0; i < np; i++) mqar |= !strcmp(p[i].task, "mqar");
     if (mqar) {
+        char (*spread)[48] = xcalloc((size_t)(nlev > 0 ? nlev : 1), sizeof *spread);
+        ratio_spreads(runs, nruns, p, np, a, b, levels, nlev, spread);
         figs += plot_frontier_as(db, "mqar", p, np, out, sdir, "mqar_frontier");
-        figs += plot_bla_vs_swa(p, np, a, b, levels, nlev, out, sdir);
+        figs += plot_bla_vs_swa(p, np, a, b, levels, nlev, spread, out, sdir);
+        free(spread);
     }
     figs += plot_regbench_state(db, p, np, out, sdir);
     free(p);
+    free(runs);
     return figs;
 }
 

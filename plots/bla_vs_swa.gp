@@ -2,7 +2,7 @@
 # ratio marked at each accuracy level: an arrow from A's needed state to B's, labelled "R x". Filled by
 # `recallbench plot` through -e: datafile (four blocks: A's points, A's Pareto frontier, B's points, B's
 # frontier; first line of each the quoted title; columns: state_bytes accuracy), ratiofile (one row per level both reach: level state_a state_b ratio
-# qualifier; may be empty), nratio, colors (two words), outbase, ptitle, optional xt, xmin, xmax.
+# qualifier "spread over seeds, or empty"; may be empty), nratio, colors (two words), outbase, ptitle, optional xt, xmin, xmax.
 if (!exists("ptitle")) ptitle = "State efficiency"
 set logscale x 2
 set format x "%.0b %BB"
@@ -31,7 +31,7 @@ do for [term in "png svg"] {
              datafile index 2 using 1:2 with points pt 4 ps 1.0 lc rgb word(colors, 2) notitle, \
              datafile index 3 using 1:2 with linespoints lw 2 pt 5 ps 1.3 lc rgb word(colors, 2) title columnheader(1), \
              ratiofile using 2:1:($3 - $2):(0) with vectors head filled size screen 0.012,20 lw 1.5 lc rgb "#444444" notitle, \
-             ratiofile using (sqrt($2 * $3)):1:(sprintf("%s%.2fx", stringcolumn(5) eq "-" ? "" : stringcolumn(5), $4)) \
+             ratiofile using (sqrt($2 * $3)):1:(sprintf("%s%.2fx%s", stringcolumn(5) eq "-" ? "" : stringcolumn(5), $4, stringcolumn(6))) \
                  with labels offset 0, 0.8 font ",11" notitle
     } else {
         plot datafile index 0 using 1:2 with points pt 6 ps 1.0 lc rgb word(colors, 1) notitle, \

@@ -114,6 +114,21 @@ for fig in mqar_frontier regbench_state bla_vs_swa; do
     valid_png plots/$fig.png && valid_svg plots/$fig.svg; check "plots/$fig.png and .svg" $?
 done
 grep -q 'in-context 3-gram' plots/regbench_state.svg; check "regbench_state draws the n-gram baselines" $?
+# bla_vs_swa labels each ratio with its spread over seeds: the frontier's own sd and seed count
+python3 - db_mqar.json plots/data/bla_vs_swa_ratios.dat <<'PY'
+import json, shlex, sys
+sp = {s["level"]: s for s in json.load(open(sys.argv[1]))["spread"] if s["a"] == "bla" and s["b"] == "swa"}
+rows = [shlex.split(l) for l in open(sys.argv[2]) if l.strip()]
+assert rows, "no ratio rows"
+labelled = 0
+for r in rows:
+    s = sp[float(r[0])]
+    want = " (+-%.2f, %d seeds)" % (s["sd"], s["n"]) if s["n"] >= 2 else ""
+    assert r[5] == want, (r, want)
+    labelled += want != ""
+assert labelled, rows   # at least one level carries a spread: the check is not vacuous
+PY
+check "bla_vs_swa: each ratio labelled with its spread over seeds (the frontier's sd)" $?
 R=results/REPORT.md
 grep -q '^## State efficiency of BLA on MQAR' $R && grep -q '^| bla | swa | 0.30 |' $R && grep -q '^### mqar: best configuration' $R &&
     grep -q '^### mqar: ratio spread over seeds' $R
