@@ -302,22 +302,13 @@ static void sgemm_scalar(float *C, int ldc, const float *Ci, int ldci, const flo
 #define MUL _mm512_mul_ps
 #define SET1 _mm512_set1_ps
 #define ZERO _mm512_setzero_ps
-#define PF 0
-#define NV 2
-__attribute__((target("avx512f"))) static void tile512_2(TILE_ARGS) { TILE_BODY(ROWS8) }
-#undef NV
-#define NV 1
-__attribute__((target("avx512f"))) static void tile512_1(TILE_ARGS) { TILE_BODY(ROWS8) }
-#undef NV
-#undef PF
-#define PF 16
-#define NV 2
-__attribute__((target("avx512f"))) static void tile512_2p(TILE_ARGS) { TILE_BODY(ROWS8) }
-#undef NV
-#define NV 1
-__attribute__((target("avx512f"))) static void tile512_1p(TILE_ARGS) { TILE_BODY(ROWS8) }
-#undef NV
-#undef PF
+// NV: vectors per row (2 or 1: a narrow last column block); PF: rows of A and B prefetched ahead (0: none).
+#define TILE_FN(name, isa, ROWS, nv, pf) \
+    __attribute__((target(isa))) static void name(TILE_ARGS) { enum { NV = nv, PF = pf }; TILE_BODY(ROWS) }
+TILE_FN(tile512_2, "avx512f", ROWS8, 2, 0)
+TILE_FN(tile512_1, "avx512f", ROWS8, 1, 0)
+TILE_FN(tile512_2p, "avx512f", ROWS8, 2, 16)  // tall K with op(A) = A^T (weight gradients)
+TILE_FN(tile512_1p, "avx512f", ROWS8, 1, 16)
 #undef VT
 #undef VW
 #undef MASKT
@@ -348,14 +339,8 @@ __attribute__((target("avx2,fma"))) static inline __m256i m256_mask(int n) {
 #define MUL _mm256_mul_ps
 #define SET1 _mm256_set1_ps
 #define ZERO _mm256_setzero_ps
-#define PF 0
-#define NV 2
-__attribute__((target("avx2,fma"))) static void tile256_2(TILE_ARGS) { TILE_BODY(ROWS6) }
-#undef NV
-#define NV 1
-__attribute__((target("avx2,fma"))) static void tile256_1(TILE_ARGS) { TILE_BODY(ROWS6) }
-#undef NV
-#undef PF
+TILE_FN(tile256_2, "avx2,fma", ROWS6, 2, 0)
+TILE_FN(tile256_1, "avx2,fma", ROWS6, 1, 0)
 #undef VT
 #undef VW
 #undef MASKT
