@@ -323,6 +323,37 @@ printf '[sweep]\neval-every = 0\n[model a]\nlayers = conv,swa\n' > ev0.ini
 "$rb" sweep ev0.ini --dry-run > /dev/null 2> ev0.err; rc=$?
 [ $rc = 2 ] && grep -q "eval-every = 0" ev0.err; check "eval-every = 0: exit 2 with one line" $? "rc=$rc $(head -1 ev0.err)"
 
+# --- tools/edge_lrs.py: of each config's two edge lrs, only the one next to its better middle lr ------------------
+cat > mid.ini <<EOF
+[sweep]
+$tiny
+[model swa-mid]
+lr = 3.16e-3 1e-2
+layers = conv,swa
+window = 4 8
+[model swa-edge]
+lr = 1e-3 3.16e-2
+layers = conv,swa
+window = 4 8
+EOF
+sed '/^\[model swa-edge\]/,$d' mid.ini > midonly.ini
+"$rb" sweep midonly.ini -j 2 --db mid.db > /dev/null 2>&1
+# both directions: window 4's 3.16e-3 made the winner (the edge kept must then be 1e-3)
+[ $have_sqlite = 1 ] && q mid.db "update runs set accuracy = 1.0 where window = 4 and lr > 0.003 and lr < 0.004"
+python3 "$src/tools/edge_lrs.py" "$rb" mid.ini mid.db edge.ini swa-edge > edge.out 2>&1; rc=$?
+if [ $have_sqlite = 1 ]; then
+    want=""
+    for w in 4 8; do
+        a=$(q mid.db "select accuracy from runs where window = $w and lr > 0.003 and lr < 0.004")
+        b=$(q mid.db "select accuracy from runs where window = $w and lr > 0.009 and lr < 0.011")
+        want="$want window=$w:$(python3 -c "print('1e-3' if $a > $b else '3.16e-2')")"
+    done
+    got=$("$rb" sweep edge.ini --dry-run --db mid.db | awk '$1 ~ /^[0-9]+$/ && length($4) == 16' |
+          sed -E 's/.*lr=([^ ]+).*window=([0-9]+).*/ window=\2:\1/' | sort | tr -d '\n')
+    [ $rc = 0 ] && [ "$got" = "$want" ]
+    check "edge_lrs.py keeps one edge per config, next to the better middle lr:$want" $? "rc=$rc got '$got'; $(tail -1 edge.out)"
+fi
+
 # --- the committed specs expand (a typo in one fails here, not on the device): their grid sizes ---------
 for sp in bla-paper-mqar:288 bla-paper-regbench:74 mqar-frontier:348 quick:21 regbench:46; do
     f=$src/harness/sweeps/${sp%%:*}.ini
