@@ -376,6 +376,7 @@ int main(void) {
         test_shortconv(pn, tol, 2, 300, 40, 4);
         test_shortconv(pn, tol, 2, 19, 20, 10);
         test_shortconv(pn, tol, 4, 1000, 128, 3);
+        test_shortconv(pn, tol, 2, 50, 30, 3);  // D % 4 != 0: the one-channel kernels
         test_scatter(pn, tol, 111, 90, 48);
         test_scatter(pn, tol, 2000, 1500, 33);
         test_scatter(pn, tol, 70000, 5000, 128);  // 17-bit keys

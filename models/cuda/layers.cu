@@ -706,9 +706,39 @@ __global__ void shortconv_forward_kernel(float *out, const float *inp, const flo
     }
     out[i] = o;
 }
+// The same, 4 channels per thread (D % 4 == 0, 16-byte aligned rows): a quarter of the index arithmetic
+// (the scalar kernel ran at ~1/4 of the memory bandwidth), and per element the same operations in the same
+// order, so the same bits.
+__global__ void shortconv_forward4_kernel(float4 *out, const float4 *inp, const float *w, const float *b, int BT,
+                                          int T, int D4, int K) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)BT * D4) return;
+    int bt, c4;
+    rb_divmod(i, D4, bt, c4);
+    int t = bt % T, c = 4 * c4;
+    float4 o = make_float4(b[c], b[c + 1], b[c + 2], b[c + 3]);
+    for (int j = 0; j < K; j++) {
+        int s = t - (K - 1) + j;
+        if (s >= 0) {
+            float4 x = inp[(size_t)(bt - t + s) * D4 + c4];
+            o.x += w[c * K + j] * x.x;
+            o.y += w[(c + 1) * K + j] * x.y;
+            o.z += w[(c + 2) * K + j] * x.z;
+            o.w += w[(c + 3) * K + j] * x.w;
+        }
+    }
+    out[i] = o;
+}
+static int aligned16(const void *a, const void *b, const void *c) {
+    return (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15) == 0;
+}
 void cuda_shortconv_forward(float *out, const float *inp, const float *w, const float *b, int B, int T, int D, int K) {
-    shortconv_forward_kernel<<<cdiv((long long)B * T * D, 256), 256, 0, rb_cuda_stream()>>>(out, inp, w, b, B * T, T,
-                                                                                           D, K);
+    if (D % 4 == 0 && aligned16(out, inp, NULL))
+        shortconv_forward4_kernel<<<cdiv((long long)B * T * D / 4, 256), 256, 0, rb_cuda_stream()>>>(
+            (float4 *)out, (const float4 *)inp, w, b, B * T, T, D / 4, K);
+    else
+        shortconv_forward_kernel<<<cdiv((long long)B * T * D, 256), 256, 0, rb_cuda_stream()>>>(out, inp, w, b, B * T,
+                                                                                               T, D, K);
     CHECK_LAUNCH();
 }
 
@@ -729,6 +759,32 @@ __global__ void shortconv_backward_dinp_kernel(float *dinp, const float *dout, c
     float d0 = dinp[i];
     if (skip) d0 += skip[i];
     dinp[i] = d0 + acc;
+}
+// The same, 4 channels per thread (as shortconv_forward4_kernel: the same bits).
+__global__ void shortconv_backward_dinp4_kernel(float4 *dinp, const float4 *dout, const float4 *skip, const float *w,
+                                                int BT, int T, int D4, int K) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)BT * D4) return;
+    int bs, c4;
+    rb_divmod(i, D4, bs, c4);
+    int s = bs % T, c = 4 * c4;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int j = 0; j < K; j++) {
+        int t = s + (K - 1) - j;
+        if (t < T) {
+            float4 g = dout[(size_t)(bs - s + t) * D4 + c4];
+            acc.x += w[c * K + j] * g.x;
+            acc.y += w[(c + 1) * K + j] * g.y;
+            acc.z += w[(c + 2) * K + j] * g.z;
+            acc.w += w[(c + 3) * K + j] * g.w;
+        }
+    }
+    float4 d0 = dinp[i];
+    if (skip) {
+        float4 k = skip[i];
+        d0.x += k.x; d0.y += k.y; d0.z += k.z; d0.w += k.w;
+    }
+    dinp[i] = make_float4(d0.x + acc.x, d0.y + acc.y, d0.z + acc.z, d0.w + acc.w);
 }
 // kernel/bias half: per 256-row chunk and channel, the K tap sums and the bias sum;
 // part layout [chunk][K+1][D] (tap j at j, bias at K)
@@ -828,7 +884,11 @@ void cuda_shortconv_backward_skip(float *dinp, float *dw, float *db, const float
     cudaStream_t st = rb_cuda_stream();
     int BT = B * T, nch;
     if (BT <= 0) return;
-    shortconv_backward_dinp_kernel<<<cdiv((long long)BT * D, 256), 256, 0, st>>>(dinp, dout, skip, w, BT, T, D, K);
+    if (D % 4 == 0 && aligned16(dinp, dout, skip))
+        shortconv_backward_dinp4_kernel<<<cdiv((long long)BT * D / 4, 256), 256, 0, st>>>(
+            (float4 *)dinp, (const float4 *)dout, (const float4 *)skip, w, BT, T, D / 4, K);
+    else
+        shortconv_backward_dinp_kernel<<<cdiv((long long)BT * D, 256), 256, 0, st>>>(dinp, dout, skip, w, BT, T, D, K);
     CHECK_LAUNCH();
     if (K >= 1 && K <= 4) {
         nch = cdiv(BT, SC_ROWS);
