@@ -1,16 +1,20 @@
 #!/bin/bash
-# shortconv_emu.sh — runs tools/shortconv_emu.cpp: the 4-channel shortconv kernels of models/cuda/layers.cu
-# emulated on the host against the one-channel kernels, bit for bit (no GPU needed). Depends on g++, sed.
-# Usage: tools/shortconv_emu.sh  (about a second)
+# shortconv_emu.sh — runs tools/shortconv_emu.cpp: the shortconv kernels of models/cuda/layers.cu emulated on
+# the host, the 4-channel instance (V = 4) against the one-channel one (V = 1), bit for bit (no GPU needed).
+# Depends on g++, sed. Usage: tools/shortconv_emu.sh  (about a second)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 src=$root/models/cuda/layers.cu
-for k in shortconv_forward_kernel shortconv_forward4_kernel shortconv_backward_dinp_kernel shortconv_backward_dinp4_kernel; do
-    sed -n "/^__global__ void $k(/,/^}/p" "$src"
-done > "$tmp/kern.inc"
-[ "$(grep -c '^__global__ void shortconv' "$tmp/kern.inc")" = 4 ] ||
-    { echo "shortconv_emu.sh: layers.cu no longer has the four kernels this cuts out" >&2; exit 1; }
+# ChanVec and its load/store, then the two kernel templates (each from its "template <int V>" line)
+{ sed -n '/^template <int V> struct ChanVec/,/^}/p' "$src"
+  sed -n '/^template <int V> __device__ __forceinline__ void chan_store/,/^}/p' "$src"
+  for k in shortconv_forward_kernel shortconv_backward_dinp_kernel; do
+      sed -n "/^__global__ void $k(/,/^}/{p}" "$src" | sed '1i template <int V>'
+  done; } > "$tmp/kern.inc"
+[ "$(grep -c '^__global__ void shortconv' "$tmp/kern.inc")" = 2 ] && grep -q 'chan_load' "$tmp/kern.inc" &&
+    grep -q 'void chan_store' "$tmp/kern.inc" ||
+    { echo "shortconv_emu.sh: layers.cu no longer has the pieces this cuts out" >&2; exit 1; }
 g++ -std=c++17 -O2 -ffp-contract=off -w -I"$tmp" -o "$tmp/emu" "$root/tools/shortconv_emu.cpp"
 "$tmp/emu"

@@ -691,100 +691,83 @@ void cuda_crossentropy_fused(float *logits, float *losses, double *loss_dev, con
 
 // ---- depthwise causal short convolution -------------------------------------------------------
 
-// mirrors shortconv_forward
+// V consecutive channels of one row (V = 4: a float4, 16-byte aligned; V = 1: a scalar)
+template <int V> struct ChanVec { float v[V]; };
+template <int V> __device__ __forceinline__ ChanVec<V> chan_load(const float *p) {
+    ChanVec<V> r;
+    if (V == 4) {
+        float4 x = *(const float4 *)p;
+        r.v[0] = x.x; r.v[1] = x.y; r.v[2] = x.z; r.v[3] = x.w;
+    } else {
+        for (int k = 0; k < V; k++) r.v[k] = p[k];
+    }
+    return r;
+}
+template <int V> __device__ __forceinline__ void chan_store(float *p, const ChanVec<V> &r) {
+    if (V == 4) *(float4 *)p = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+    else for (int k = 0; k < V; k++) p[k] = r.v[k];
+}
+
+// mirrors shortconv_forward; V channels per thread (4 where D % 4 == 0 and the rows are 16-byte aligned:
+// a quarter of the index arithmetic, which held the one-channel form to ~1/4 of the memory bandwidth).
+// Per element the same operations in the same order for any V, so the same bits.
+template <int V>
 __global__ void shortconv_forward_kernel(float *out, const float *inp, const float *w, const float *b, int BT, int T,
                                          int D, int K) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)BT * D) return;
-    int bt, c;
-    rb_divmod(i, D, bt, c);
-    int t = bt % T;
-    float o = b[c];
-    for (int j = 0; j < K; j++) {
-        int s = t - (K - 1) + j;
-        if (s >= 0) o += w[c * K + j] * inp[(size_t)(bt - t + s) * D + c];
-    }
-    out[i] = o;
-}
-// The same, 4 channels per thread (D % 4 == 0, 16-byte aligned rows): a quarter of the index arithmetic
-// (the scalar kernel ran at ~1/4 of the memory bandwidth), and per element the same operations in the same
-// order, so the same bits.
-__global__ void shortconv_forward4_kernel(float4 *out, const float4 *inp, const float *w, const float *b, int BT,
-                                          int T, int D4, int K) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)BT * D4) return;
-    int bt, c4;
-    rb_divmod(i, D4, bt, c4);
-    int t = bt % T, c = 4 * c4;
-    float4 o = make_float4(b[c], b[c + 1], b[c + 2], b[c + 3]);
+    if (i >= (size_t)BT * (D / V)) return;
+    int bt, cv;
+    rb_divmod(i, D / V, bt, cv);
+    int t = bt % T, c = V * cv;
+    ChanVec<V> o;
+    for (int k = 0; k < V; k++) o.v[k] = b[c + k];
     for (int j = 0; j < K; j++) {
         int s = t - (K - 1) + j;
         if (s >= 0) {
-            float4 x = inp[(size_t)(bt - t + s) * D4 + c4];
-            o.x += w[c * K + j] * x.x;
-            o.y += w[(c + 1) * K + j] * x.y;
-            o.z += w[(c + 2) * K + j] * x.z;
-            o.w += w[(c + 3) * K + j] * x.w;
+            ChanVec<V> x = chan_load<V>(inp + (size_t)(bt - t + s) * D + c);
+            for (int k = 0; k < V; k++) o.v[k] += w[(c + k) * K + j] * x.v[k];
         }
     }
-    out[i] = o;
+    chan_store<V>(out + (size_t)bt * D + c, o);
 }
-static int aligned16(const void *a, const void *b, const void *c) {
-    return (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15) == 0;
+static int vec4_rows(int D, const void *a, const void *b, const void *c) {
+    return D % 4 == 0 && (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15) == 0;
 }
 void cuda_shortconv_forward(float *out, const float *inp, const float *w, const float *b, int B, int T, int D, int K) {
-    if (D % 4 == 0 && aligned16(out, inp, NULL))
-        shortconv_forward4_kernel<<<cdiv((long long)B * T * D / 4, 256), 256, 0, rb_cuda_stream()>>>(
-            (float4 *)out, (const float4 *)inp, w, b, B * T, T, D / 4, K);
-    else
-        shortconv_forward_kernel<<<cdiv((long long)B * T * D, 256), 256, 0, rb_cuda_stream()>>>(out, inp, w, b, B * T,
-                                                                                               T, D, K);
+    long long n = (long long)B * T * D;
+    if (vec4_rows(D, out, inp, NULL))
+        shortconv_forward_kernel<4><<<cdiv(n / 4, 256), 256, 0, rb_cuda_stream()>>>(out, inp, w, b, B * T, T, D, K);
+    else shortconv_forward_kernel<1><<<cdiv(n, 256), 256, 0, rb_cuda_stream()>>>(out, inp, w, b, B * T, T, D, K);
     CHECK_LAUNCH();
 }
 
 // dinp half of shortconv_backward: input s feeds outputs t = s + (K-1) - j; skip (may be NULL) is
-// added to dinp first (conv.cu's "+ u" skip: dinp = (dinp + skip) + taps, the CPU's order)
+// added to dinp first (conv.cu's "+ u" skip: dinp = (dinp + skip) + taps, the CPU's order); V as above.
+template <int V>
 __global__ void shortconv_backward_dinp_kernel(float *dinp, const float *dout, const float *skip, const float *w,
                                                int BT, int T, int D, int K) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)BT * D) return;
-    int bs, c;
-    rb_divmod(i, D, bs, c);
-    int s = bs % T;
-    float acc = 0.f;
-    for (int j = 0; j < K; j++) {
-        int t = s + (K - 1) - j;
-        if (t < T) acc += w[c * K + j] * dout[(size_t)(bs - s + t) * D + c];
-    }
-    float d0 = dinp[i];
-    if (skip) d0 += skip[i];
-    dinp[i] = d0 + acc;
-}
-// The same, 4 channels per thread (as shortconv_forward4_kernel: the same bits).
-__global__ void shortconv_backward_dinp4_kernel(float4 *dinp, const float4 *dout, const float4 *skip, const float *w,
-                                                int BT, int T, int D4, int K) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)BT * D4) return;
-    int bs, c4;
-    rb_divmod(i, D4, bs, c4);
-    int s = bs % T, c = 4 * c4;
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (i >= (size_t)BT * (D / V)) return;
+    int bs, cv;
+    rb_divmod(i, D / V, bs, cv);
+    int s = bs % T, c = V * cv;
+    size_t at = (size_t)bs * D + c;
+    ChanVec<V> acc;
+    for (int k = 0; k < V; k++) acc.v[k] = 0.f;
     for (int j = 0; j < K; j++) {
         int t = s + (K - 1) - j;
         if (t < T) {
-            float4 g = dout[(size_t)(bs - s + t) * D4 + c4];
-            acc.x += w[c * K + j] * g.x;
-            acc.y += w[(c + 1) * K + j] * g.y;
-            acc.z += w[(c + 2) * K + j] * g.z;
-            acc.w += w[(c + 3) * K + j] * g.w;
+            ChanVec<V> g = chan_load<V>(dout + (size_t)(bs - s + t) * D + c);
+            for (int k = 0; k < V; k++) acc.v[k] += w[(c + k) * K + j] * g.v[k];
         }
     }
-    float4 d0 = dinp[i];
+    ChanVec<V> d0 = chan_load<V>(dinp + at);
     if (skip) {
-        float4 k = skip[i];
-        d0.x += k.x; d0.y += k.y; d0.z += k.z; d0.w += k.w;
+        ChanVec<V> sk = chan_load<V>(skip + at);
+        for (int k = 0; k < V; k++) d0.v[k] += sk.v[k];
     }
-    dinp[i] = make_float4(d0.x + acc.x, d0.y + acc.y, d0.z + acc.z, d0.w + acc.w);
+    for (int k = 0; k < V; k++) d0.v[k] = d0.v[k] + acc.v[k];
+    chan_store<V>(dinp + at, d0);
 }
 // kernel/bias half: per 256-row chunk and channel, the K tap sums and the bias sum;
 // part layout [chunk][K+1][D] (tap j at j, bias at K)
@@ -884,11 +867,10 @@ void cuda_shortconv_backward_skip(float *dinp, float *dw, float *db, const float
     cudaStream_t st = rb_cuda_stream();
     int BT = B * T, nch;
     if (BT <= 0) return;
-    if (D % 4 == 0 && aligned16(dinp, dout, skip))
-        shortconv_backward_dinp4_kernel<<<cdiv((long long)BT * D / 4, 256), 256, 0, st>>>(
-            (float4 *)dinp, (const float4 *)dout, (const float4 *)skip, w, BT, T, D / 4, K);
-    else
-        shortconv_backward_dinp_kernel<<<cdiv((long long)BT * D, 256), 256, 0, st>>>(dinp, dout, skip, w, BT, T, D, K);
+    if (vec4_rows(D, dinp, dout, skip))
+        shortconv_backward_dinp_kernel<4><<<cdiv((long long)BT * D / 4, 256), 256, 0, st>>>(dinp, dout, skip, w, BT, T,
+                                                                                           D, K);
+    else shortconv_backward_dinp_kernel<1><<<cdiv((long long)BT * D, 256), 256, 0, st>>>(dinp, dout, skip, w, BT, T, D, K);
     CHECK_LAUNCH();
     if (K >= 1 && K <= 4) {
         nch = cdiv(BT, SC_ROWS);
