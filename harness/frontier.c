@@ -44,6 +44,21 @@ static int seed_in_all(const FrRun *r, int g, int ge, uint64_t seed) {
     return 1;
 }
 
+// The seeds every config of the group [g, ge) has, once per group: those of its first config (runs g ..
+// while the key holds) that all the others have too. Returns the count; common has room for ge - g.
+static int common_seeds(const FrRun *r, int g, int ge, uint64_t *common) {
+    int nc = 0;
+    for (int k = g; k < ge && !strcmp(r[g].key, r[k].key); k++)
+        if (seed_in_all(r, g, ge, r[k].seed)) common[nc++] = r[k].seed;
+    return nc;
+}
+
+static int has_seed(const uint64_t *s, int n, uint64_t seed) {
+    for (int i = 0; i < n; i++)
+        if (s[i] == seed) return 1;
+    return 0;
+}
+
 int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
     FrRun *r = xmalloc(sizeof(FrRun) * (size_t)(n > 0 ? n : 1));
     if (n > 0) memcpy(r, runs_in, sizeof(FrRun) * (size_t)n);
@@ -63,6 +78,8 @@ int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
         // one whose three seeds were averaged. With no seed in common, on all of each config's seeds.
         // The chosen config's accuracy is then its mean over all its seeds.
         double score_best = -1;
+        uint64_t *common = xmalloc(sizeof(uint64_t) * (size_t)(ge - g));
+        int ncommon = common_seeds(r, g, ge, common);
         for (int k = g; k < ge;) {
             int ke = k, best = k;
             double sum = 0, csum = 0;
@@ -70,7 +87,7 @@ int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
             while (ke < ge && !strcmp(r[k].key, r[ke].key)) {
                 sum += r[ke].accuracy;
                 if (r[ke].accuracy > r[best].accuracy) best = ke;
-                if (seed_in_all(r, g, ge, r[ke].seed)) { csum += r[ke].accuracy; nc++; }
+                if (has_seed(common, ncommon, r[ke].seed)) { csum += r[ke].accuracy; nc++; }
                 ke++;
             }
             int ns = ke - k;
@@ -93,6 +110,7 @@ int frontier_points(const FrRun *runs_in, int n, FrPoint **out) {
             }
             k = ke;
         }
+        free(common);
         g = ge;
     }
     free(r);
