@@ -905,7 +905,7 @@ int cmd_sweep(int argc, char **argv) {
     static Worker w[MAX_WORKERS];
     memset(w, 0, sizeof w);
     for (int i = 0; i < jobs; i++) w[i].pid = 0;
-    int next = 0, done = 0, nok = 0, nfail = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0, nelse = 0;
+    int next = 0, done = 0, nok = 0, nfail = 0, nstop = 0, ndiv_now = 0, nrejected = 0, active = 0, stopping = 0, nelse = 0;
     int nfull = 0, nretried = 0, draining = 0;
     // Retries: a run whose worker died (a signal: kill -9, the OOM killer, a crash) or failed at run time (exit 1
     // without a result, e.g. a device error) goes back to the queue, ahead of fresh runs, up to SWEEP_ATTEMPTS
@@ -1114,7 +1114,7 @@ int cmd_sweep(int argc, char **argv) {
             else if (code == 1 && !strcmp(jstatus, "diverged")) { what = "diverged"; ndiv_now++; }
             else if (code == 1 && !strcmp(jstatus, "claimed")) { what = "elsewhere"; nelse++; }
             else if (code == 2) { what = "rejected"; nrejected++; nfail++; stopping = 1; }
-            else if (stopping && got_signal) { what = "stopped"; nfail++; }
+            else if (stopping && got_signal) { what = "stopped"; nstop++; }
             else { what = "failed"; nfail++; }
             done++;
             active--;
@@ -1160,9 +1160,11 @@ int cmd_sweep(int argc, char **argv) {
     fmt_dur(now_seconds() - t0, el, sizeof el);
     int notrun = npend - next + nretry;
     if (!nfull && nfail && disk_full(db, logdir)) nfull = 1;
-    fprintf(stderr, "sweep %s: %d ok, %d diverged, %d failed, %d skipped (finished before)%s, %d run by another process,"
+    char stopped[96] = "";
+    if (nstop) snprintf(stopped, sizeof stopped, ", %d stopped by the signal (interrupted: they resume next time)", nstop);
+    fprintf(stderr, "sweep %s: %d ok, %d diverged, %d failed%s, %d skipped (finished before)%s, %d run by another process,"
                     " %d not run; %s elapsed; database %s\n",
-            spec.name, nok, ndiv_now, nfail, nfin, ndiv ? " + diverged before" : "", nelse, notrun, el, db);
+            spec.name, nok, ndiv_now, nfail, stopped, nfin, ndiv ? " + diverged before" : "", nelse, notrun, el, db);
     if (nretried)
         fprintf(stderr, "sweep: %d attempt%s died or failed at run time and %s retried (logs %s/<hash>.log keep every "
                         "attempt)\n", nretried, nretried > 1 ? "s" : "", nretried > 1 ? "were" : "was", logdir);

@@ -144,6 +144,8 @@ done
 kill -INT $pid; wait $pid
 n=$(ls sw/checkpoints | grep -c '\.ckpt$')
 check "sweep SIGINT: both workers left a checkpoint in <db dir>/checkpoints" $([ "$n" = 2 ]; echo $?) "n=$n $(tail -3 s1.err)"
+grep -q ' 0 failed, 2 stopped by the signal (interrupted: they resume next time)' s1.err
+check "sweep SIGINT: the summary counts the 2 runs as stopped, not failed" $? "$(grep '^sweep s' s1.err | tail -1)"
 $rb sweep s.ini --db sw/s.db -j 2 --threads 1 > s2.out 2> s2.err
 check "next sweep: exit 0, both runs resumed (resumed_at_step in their results) and ok" \
     $([ $? = 0 ] && [ "$(q sw/s.db "select count(*) from runs where status = 'ok' and result_json like '%resumed_at_step%'")" = 2 ]; echo $?) \

@@ -14,6 +14,11 @@ mkdir -p "results/device/$sit" ".ckpt/$name"
 cp "$sw/$name.db.gz" results/ && gunzip -kf "results/$name.db.gz"
 for f in "$at/sweep.txt" "$sw/gpu_util.txt" "$sw/logs.tar.gz"; do [ -f "$f" ] && cp "$f" "results/device/$sit/"; done
 for f in "$sw/$name".*.ckpt; do [ -f "$f" ] && cp "$f" ".ckpt/$name/${f##*/$name.}"; done
+# a checkpoint over 16 MB came back in parts (.ckpt.part0, .part1, ...): joined in order
+for f in "$sw/$name".*.ckpt.part0; do
+    [ -f "$f" ] || continue
+    b=${f%.part0}; cat "$b".part[0-9] > ".ckpt/$name/${b##*/$name.}"
+done
 for f in ".ckpt/$name"/*.ckpt; do
     [ -f "$f" ] || continue
     h=$(basename "$f" .ckpt)

@@ -54,13 +54,19 @@ tar czf "$out/logs.tar.gz" -C /tmp sweeplogs
 # fold the WAL into the file before compressing it (the -wal file does not travel)
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.execute('PRAGMA journal_mode=DELETE'); c.close()" "$db"
 gzip -9 "$db"   # the .gz only: few files come back (8)
-# At most CKPT_MAX (default 4) checkpoints, each under 16 MiB, 40 MiB in all, come back (a call returns 8
-# files, 64 MiB): the database must not be crowded out. Those left behind are named; their runs restart.
-n=0; tot=0; max=${CKPT_MAX:-4}
+# At most CKPT_MAX (default 4) checkpoint files come back (a call returns 8 files of under 16 MiB each, 64 MiB
+# in all; the database, gpu_util.txt, logs.tar.gz and the caller's sweep.txt take 4): a checkpoint over 16 MB
+# (Mamba d 256: 31 MB) comes back as parts NAME.HASH.ckpt.part0, .part1, ... that count one file each and that
+# tools/device_ingest.sh joins. Smallest first; the total stays 4 MiB under the 64 MiB, less the database. Those
+# left behind are named; their runs restart.
+n=0; tot=0; max=${CKPT_MAX:-4}; part=16000000
+budget=$(( 64 * 1048576 - 4 * 1048576 - $(stat -c %s "$db.gz") ))
 for f in $(ls -S -r "$ck"/*.ckpt 2>/dev/null); do
-  sz=$(stat -c %s "$f")
-  if [ $n -lt "$max" ] && [ "$sz" -lt 16000000 ] && [ $((tot + sz)) -lt 40000000 ]; then
-    cp "$f" "$out/$name.$(basename "$f")"; n=$((n + 1)); tot=$((tot + sz))
+  sz=$(stat -c %s "$f"); np=$(( (sz + part - 1) / part ))
+  if [ $((n + np)) -le "$max" ] && [ $((tot + sz)) -lt "$budget" ]; then
+    if [ "$np" = 1 ]; then cp "$f" "$out/$name.$(basename "$f")"
+    else split -b "$part" -d -a 1 "$f" "$out/$name.$(basename "$f").part"; fi
+    n=$((n + np)); tot=$((tot + sz))
   else echo "checkpoint left behind (its run restarts next time): $(basename "$f") $sz bytes"; fi
 done
-echo "checkpoints out: $n ($tot bytes)"
+echo "checkpoints out: $n files ($tot bytes)"
