@@ -173,6 +173,19 @@ grep -q '^## RegBench: which models improve as state grows' $R && grep -q '^| 20
 check "REPORT.md: RegBench growth per training-automata count, baselines" $?
 grep -q "^## Compared with the paper's claims" $R && grep -q '^- (a) bla ' $R && grep -q '^- (b) 20 training automata' $R
 check "REPORT.md: the paper's claims beside the numbers" $?
+# beside the other mixers: the variants that reach each level, least state first, as frontier's needs say
+python3 - db_mqar.json $R <<'PY'
+import json, re, sys
+d = json.load(open(sys.argv[1])); t = open(sys.argv[2]).read()
+for lv in (0.3, 0.5):
+    need = sorted((n["state_bytes"], n["variant"]) for n in d["levels"]
+                  if n["task"] == "mqar" and n["level"] == lv and n["reached"] != "not_reached")
+    m = re.search(r"^- \(a\) beside the other mixers, level %.2f, the state each variant needs, least first: ([^;\n]*?)\.?(;|$)" % lv, t, re.M)
+    assert need and m and (lv != 0.3 or len(need) >= 2), (lv, need, m)  # at 0.30 an order to check
+    got = [e.split(" ")[0] for e in m.group(1).split(", ")]
+    assert got == [v for _, v in need], (lv, got, need, m.group(0))
+PY
+check "REPORT.md: each level's variants in order of the state frontier says they need" $?
 grep -q '^| mqar | cpu | cpu | – | 14 | 14 |' $R && grep -q '^| regbench | cpu | cpu | – | 8 | 8 |' $R
 check "REPORT.md: compute time per task, backend, device and precision" $?
 grep -q '^| mqar | swa | 8 | 8 | .* | 0.01 | 2 |$' $R && grep -q '^| mqar | bla | 6 | 6 | .* | 0.01 | 2 |$' $R && ! grep -q '(a) caveat' $R
