@@ -112,10 +112,15 @@ static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
         if (gsa_fwd_shared(m, dh, mode == 0) > sizeof emu_sh) { printf("emu_sh too small\n"); return 1; }
         if (mode == 3) {
             const int G = (dh + GSA_CW - 1) / GSA_CW;
-            V okp((size_t)G * N * Hm, NAN);
+            V okp((size_t)G * N * Hm, NAN), okp1((size_t)G * N * Hm, NAN);
             dim3 gr; gr.x = (m + GSA_RB - 1) / GSA_RB; gr.y = G; gr.z = B * H;
-            launch(gr, GSA_RB, [&] { gsa_bwd_rows_kernel(NULL, okp.data(), q.data(), k.data(), NULL, NULL, alpha.data(),
-                                                         s.data(), N, T, H, m, dh); });
+            launch(gr, GSA_RB, [&] { gsa_bwd_rows_kernel<false>(NULL, okp.data(), q.data(), k.data(), NULL, NULL,
+                                                                alpha.data(), s.data(), N, T, H, m, dh); });
+            if (dh % 4 == 0) {  // the float4 instance: the same bits as the scalar one
+                launch(gr, GSA_RB, [&] { gsa_bwd_rows_kernel<true>(NULL, okp1.data(), q.data(), k.data(), NULL, NULL,
+                                                                   alpha.data(), s.data(), N, T, H, m, dh); });
+                if (memcmp(okp.data(), okp1.data(), okp.size() * 4)) { printf("rows kernel: float4 != scalar\n"); return 1; }
+            }
             dim3 gt; gt.x = (unsigned)(((long long)N * H * 32 + 255) / 256);
             launch(gt, 256, [&] { gsa_fwd_tok_kernel(pp.data(), okp.data(), N, H, m, G); });
             if (gsa_cols_shared(m) > sizeof emu_sh) { printf("emu_sh too small\n"); return 1; }
@@ -185,6 +190,48 @@ static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
     return bad + !same;
 }
 
+// gsa_bwd_rows_kernel with dpp (the split backward's row sums): each group's part of dp = V_t dO and
+// ok = K_t q against a double reference, and the float4 instance against the scalar one, bit for bit.
+static int config_rows(int B, int T, int H, int m, int dh) {
+    const int D = H * dh, Hm = H * m, N = B * T, G = (dh + GSA_CW - 1) / GSA_CW;
+    V q = uni((size_t)N * D, -1, 1), k = uni((size_t)N * D, -1, 1), v = uni((size_t)N * D, -1, 1), dO = uni((size_t)N * D, -1, 1);
+    V alpha = uni((size_t)N * Hm, 0.5f, 0.99f), s((size_t)N * Hm);
+    for (size_t i = 0; i < s.size(); i++) s[i] = 1.f - alpha[i];
+    V dpp[2], okp[2];
+    dim3 gr; gr.x = (m + GSA_RB - 1) / GSA_RB; gr.y = G; gr.z = B * H;
+    for (int w = 0; w < 2; w++) {
+        dpp[w].assign((size_t)G * N * Hm, NAN); okp[w].assign((size_t)G * N * Hm, NAN);
+        float *dp = dpp[w].data(), *op = okp[w].data();
+        if (w == 0) launch(gr, GSA_RB, [&] { gsa_bwd_rows_kernel<false>(dp, op, q.data(), k.data(), v.data(), dO.data(),
+                                                                       alpha.data(), s.data(), N, T, H, m, dh); });
+        else launch(gr, GSA_RB, [&] { gsa_bwd_rows_kernel<true>(dp, op, q.data(), k.data(), v.data(), dO.data(),
+                                                               alpha.data(), s.data(), N, T, H, m, dh); });
+    }
+    std::vector<double> rd((size_t)G * N * Hm, 0.0), ro((size_t)G * N * Hm, 0.0);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int r = 0; r < m; r++) {
+                std::vector<double> Ks(dh, 0.0), Vs(dh, 0.0);
+                for (int t = 0; t < T; t++) {
+                    const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m + r;
+                    for (int j = 0; j < dh; j++) {
+                        const size_t at = (size_t)(j / GSA_CW) * N * Hm + om;
+                        Vs[j] = alpha[om] * Vs[j] + s[om] * (double)v[od + j];
+                        Ks[j] = alpha[om] * Ks[j] + s[om] * (double)k[od + j];
+                        rd[at] += Vs[j] * dO[od + j];
+                        ro[at] += Ks[j] * q[od + j];
+                    }
+                }
+            }
+    const double ed = rel(dpp[0], rd), eo = rel(okp[0], ro);
+    const int same = !memcmp(dpp[0].data(), dpp[1].data(), dpp[0].size() * 4) &&
+                     !memcmp(okp[0].data(), okp[1].data(), okp[0].size() * 4);
+    const int bad = !(ed < 1e-5) + !(eo < 1e-5) + !same;
+    printf("rows B%d T%d H%d m%d dh%d (%d groups): dp parts %.1e ok parts %.1e (tol 1e-5)  float4 %s scalar  %s\n", B, T,
+           H, m, dh, G, ed, eo, same ? "==" : "!=", bad ? "FAIL" : "PASS");
+    return bad;
+}
+
 int main() {
     int bad = 0;
     bad += config_fwd(2, 11, 1, 64, 128, 0);   // 4 column ranges per row, 2 row ranges per column
@@ -197,6 +244,9 @@ int main() {
     bad += config_fwd(1, 9, 2, 5, 48, 3);      // few slots, two heads, a 16-column last group
     bad += config_fwd(1, 6, 1, 300, 40, 3);    // 5 row blocks (the last of 44), 320 threads per column group
     bad += config_fwd(1, 5, 1, 256, 128, 3);   // RegBench's largest: m 256, d_h 128 (the scan's state in global)
+    bad += config_rows(2, 11, 1, 64, 128);  // 4 full column groups
+    bad += config_rows(1, 9, 2, 5, 48);     // two heads, a 16-column last group
+    bad += config_rows(1, 6, 1, 100, 40);   // 2 row blocks (the last of 36), an 8-column last group
     bad += config(2, 13, 1, 5, 48);    // 64 threads, groups of 32 and 16 columns, few slots
     bad += config(1, 9, 2, 64, 32);    // two heads, one thread per slot
     bad += config(1, 7, 1, 100, 40);   // 128 threads: 2 and 8 row ranges per column sum

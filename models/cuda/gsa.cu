@@ -280,7 +280,24 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_bwd_scan_kernel(float *dok, f
 #define GSA_CW 32       // columns per group
 #define GSA_RB 64       // threads (slots) per block in gsa_bwd_rows_kernel
 
+// Columns j..j+3 of a row (p: the row's column j0), for gsa_bwd_rows_kernel: V4, one float4 load (the
+// caller's rows are 16-byte aligned and nj % 4 == 0); else four scalar loads, columns past nj read as 0.
+template <bool V4>
+__device__ __forceinline__ void gsa_ld4(float *r, const float *p, int j, int nj) {
+    if (V4) {
+        const float4 x = *(const float4 *)(p + j);
+        r[0] = x.x; r[1] = x.y; r[2] = x.z; r[3] = x.w;
+    } else {
+#pragma unroll
+        for (int e = 0; e < 4; e++) r[e] = j + e < nj ? p[j + e] : 0.f;
+    }
+}
+
 // With dpp NULL (v, dO unread) only the K recurrence and ok: the split forward's score parts.
+// Every thread of a block reads the same columns of q, k, v, dO per token (L1 broadcasts): with V4 a
+// quarter of the load instructions (one float4 per 4 columns). Per element the same operations in the
+// same order for both instances, so the same bits.
+template <bool V4>
 __global__ void __launch_bounds__(GSA_RB) gsa_bwd_rows_kernel(float *dpp, float *okp, const float *q,
         const float *k, const float *v, const float *dO, const float *alpha, const float *s, int N, int T, int H,
         int m, int dh) {
@@ -297,21 +314,46 @@ __global__ void __launch_bounds__(GSA_RB) gsa_bwd_rows_kernel(float *dpp, float 
         float dp = 0.f, ok = 0.f;
         if (dpp) {
 #pragma unroll
-            for (int j = 0; j < GSA_CW; j++)
-                if (j < nj) {
-                    Vs[j] = a * Vs[j] + si * v[od + j];
-                    dp += Vs[j] * dO[od + j];
-                }
+            for (int j = 0; j < GSA_CW; j += 4) {
+                if (j >= nj) break;
+                float vv[4], gg[4];
+                gsa_ld4<V4>(vv, v + od, j, nj);
+                gsa_ld4<V4>(gg, dO + od, j, nj);
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (j + e < nj) {
+                        Vs[j + e] = a * Vs[j + e] + si * vv[e];
+                        dp += Vs[j + e] * gg[e];
+                    }
+            }
             dpp[part + om] = dp;
         }
 #pragma unroll
-        for (int j = 0; j < GSA_CW; j++)
-            if (j < nj) {
-                Ks[j] = a * Ks[j] + si * k[od + j];
-                ok += Ks[j] * q[od + j];
-            }
+        for (int j = 0; j < GSA_CW; j += 4) {
+            if (j >= nj) break;
+            float kk[4], qq[4];
+            gsa_ld4<V4>(kk, k + od, j, nj);
+            gsa_ld4<V4>(qq, q + od, j, nj);
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                if (j + e < nj) {
+                    Ks[j + e] = a * Ks[j + e] + si * kk[e];
+                    ok += Ks[j + e] * qq[e];
+                }
+        }
         okp[part + om] = ok;
     }
+}
+// The launch: V4 where every row of q, k (v, dO) starts 16-byte aligned at each group's column j0.
+static void gsa_rows_launch(float *dpp, float *okp, const float *q, const float *k, const float *v, const float *dO,
+                            const float *alpha, const float *s, int B, int T, int H, int m, int dh) {
+    const int N = B * T, D = H * dh;
+    const dim3 grid(cdiv(m, GSA_RB), cdiv(dh, GSA_CW), B * H);
+    const bool v4 = D % 4 == 0 && dh % 4 == 0 &&
+                    (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)dO) & 15) == 0;
+    if (v4) gsa_bwd_rows_kernel<true><<<grid, GSA_RB, 0, rb_cuda_stream()>>>(dpp, okp, q, k, v, dO, alpha, s, N, T, H, m, dh);
+    else gsa_bwd_rows_kernel<false><<<grid, GSA_RB, 0, rb_cuda_stream()>>>(dpp, okp, q, k, v, dO, alpha, s, N, T, H, m, dh);
+    CHECK_LAUNCH();
 }
 
 // Per (token, head), warp per pair: dp, ok = group parts summed in group order; pdp = p.dp (fixed
@@ -616,9 +658,7 @@ static void gsa_cuda_forward(Mixer *mx, float *const *p, float *out, const float
     if (c->fwd_split) {
         const int G = cdiv(dh, GSA_CW);
         float *okp = c->bpart;  // [G, BT, Hm] score parts (the backward refills bpart)
-        gsa_bwd_rows_kernel<<<dim3(cdiv(m, GSA_RB), G, B * H), GSA_RB, 0, st>>>(NULL, okp, c->q, c->k, NULL, NULL,
-                                                                               c->alpha, c->s, N, T, H, m, dh);
-        CHECK_LAUNCH();
+        gsa_rows_launch(NULL, okp, c->q, c->k, NULL, NULL, c->alpha, c->s, B, T, H, m, dh);
         gsa_fwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->p, okp, N, H, m, G);
         CHECK_LAUNCH();
         gsa_fwd_cols_kernel<<<dim3(G, B * H), gsa_cols_threads(m), c->shb_cols, st>>>(c->o, c->v, c->alpha, c->s,
@@ -649,9 +689,7 @@ static void gsa_cuda_backward(Mixer *mx, float *const *p, float *const *dp, floa
     if (c->split) {
         const int G = cdiv(dh, GSA_CW);
         float *dpp = c->bpart, *okp = dpp + (size_t)G * N * Hm;  // dpp then holds the dS parts
-        gsa_bwd_rows_kernel<<<dim3(cdiv(m, GSA_RB), G, B * H), GSA_RB, 0, st>>>(dpp, okp, c->q, c->k, c->v, c->dr,
-                                                                               c->alpha, c->s, N, T, H, m, dh);
-        CHECK_LAUNCH();
+        gsa_rows_launch(dpp, okp, c->q, c->k, c->v, c->dr, c->alpha, c->s, B, T, H, m, dh);
         gsa_bwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->dok, c->dG, dpp, okp, c->p, N, H, m,
                                                                              G);
         CHECK_LAUNCH();
