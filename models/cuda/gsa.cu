@@ -293,6 +293,27 @@ __device__ __forceinline__ void gsa_ld4(float *r, const float *p, int j, int nj)
     }
 }
 
+// One row of a state over a column group: S = a S + si x (its nj <= GSA_CW columns, in registers once
+// inlined), returning sum_j S[j] y[j] in column order.
+template <bool V4>
+__device__ __forceinline__ float gsa_row_recur(float *S, const float *x, const float *y, float a, float si, int nj) {
+    float acc = 0.f;
+#pragma unroll
+    for (int j = 0; j < GSA_CW; j += 4) {
+        if (j >= nj) break;
+        float xx[4], yy[4];
+        gsa_ld4<V4>(xx, x, j, nj);
+        gsa_ld4<V4>(yy, y, j, nj);
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            if (j + e < nj) {
+                S[j + e] = a * S[j + e] + si * xx[e];
+                acc += S[j + e] * yy[e];
+            }
+    }
+    return acc;
+}
+
 // With dpp NULL (v, dO unread) only the K recurrence and ok: the split forward's score parts.
 // Every thread of a block reads the same columns of q, k, v, dO per token (L1 broadcasts): with V4 a
 // quarter of the load instructions (one float4 per 4 columns). Per element the same operations in the
@@ -311,36 +332,8 @@ __global__ void __launch_bounds__(GSA_RB) gsa_bwd_rows_kernel(float *dpp, float 
     for (int t = 0; t < T; t++) {
         const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m + r;
         const float a = alpha[om], si = s[om];
-        float dp = 0.f, ok = 0.f;
-        if (dpp) {
-#pragma unroll
-            for (int j = 0; j < GSA_CW; j += 4) {
-                if (j >= nj) break;
-                float vv[4], gg[4];
-                gsa_ld4<V4>(vv, v + od, j, nj);
-                gsa_ld4<V4>(gg, dO + od, j, nj);
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    if (j + e < nj) {
-                        Vs[j + e] = a * Vs[j + e] + si * vv[e];
-                        dp += Vs[j + e] * gg[e];
-                    }
-            }
-            dpp[part + om] = dp;
-        }
-#pragma unroll
-        for (int j = 0; j < GSA_CW; j += 4) {
-            if (j >= nj) break;
-            float kk[4], qq[4];
-            gsa_ld4<V4>(kk, k + od, j, nj);
-            gsa_ld4<V4>(qq, q + od, j, nj);
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                if (j + e < nj) {
-                    Ks[j + e] = a * Ks[j + e] + si * kk[e];
-                    ok += Ks[j + e] * qq[e];
-                }
-        }
+        if (dpp) dpp[part + om] = gsa_row_recur<V4>(Vs, v + od, dO + od, a, si, nj);
+        const float ok = gsa_row_recur<V4>(Ks, k + od, q + od, a, si, nj);
         okp[part + om] = ok;
     }
 }
