@@ -29,6 +29,14 @@ else
   for l in "conv" "conv,conv" "conv,attention"; do
     echo "== bench $l"; timeout 60 "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 20 2>&1 | grep -E "throughput|step time"
   done
+  # the three slower mixers whole-step, GSA's forward both ways (RB_CUDA_GSA_FWD: the scan, the default
+  # where its state fits in shared memory, or the split rows/tok/cols kernels)
+  for l in "conv,gsa --slots 64" "conv,mamba --state-dim 16" "conv,la --feature-dim 16"; do
+    echo "== bench $l"; timeout 60 "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 20 2>&1 | grep -E "throughput|step time"
+  done
+  echo "== bench conv,gsa --slots 64 with RB_CUDA_GSA_FWD=split"
+  RB_CUDA_GSA_FWD=split timeout 60 "$bin/recallbench" bench --backend cuda --layers conv,gsa --slots 64 $ref --steps 20 2>&1 |
+    grep -E "throughput|step time"
 fi
 for l in "$@"; do
   n=$(echo "$l" | cut -d' ' -f1 | tr ',' '_')
