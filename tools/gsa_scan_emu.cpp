@@ -133,6 +133,30 @@ static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
         launch(gr, GSA_THREADS, [&] { gsa_scan_kernel(pp.data(), o.data(), q.data(), k.data(), v.data(), alpha.data(),
                                                       s.data(), st.data(), stride, mode == 0, mode == 1, T, H, m, dh); });
     }
+    // the training form with the state in registers, where it applies: the same bits as the scan's
+    const int S = gsa_scan_reg_s(m, dh);
+    if (mode == 0 && S) {
+        V pr((size_t)N * Hm, NAN), orr((size_t)N * D, NAN);
+        memset(emu_sh, 0x7f, sizeof emu_sh);
+        dim3 gr; gr.x = B * H;
+        launch(gr, GSA_THREADS, [&] {
+            float *a0 = pr.data(), *a1 = orr.data();
+            const float *q0 = q.data(), *k0 = k.data(), *v0 = v.data(), *al = alpha.data(), *s0 = s.data();
+            switch (S) {
+            case 1: gsa_scan_reg_kernel<1>(a0, a1, q0, k0, v0, al, s0, T, H, m, dh); break;
+            case 2: gsa_scan_reg_kernel<2>(a0, a1, q0, k0, v0, al, s0, T, H, m, dh); break;
+            case 4: gsa_scan_reg_kernel<4>(a0, a1, q0, k0, v0, al, s0, T, H, m, dh); break;
+            case 8: gsa_scan_reg_kernel<8>(a0, a1, q0, k0, v0, al, s0, T, H, m, dh); break;
+            case 16: gsa_scan_reg_kernel<16>(a0, a1, q0, k0, v0, al, s0, T, H, m, dh); break;
+            case 32: gsa_scan_reg_kernel<32>(a0, a1, q0, k0, v0, al, s0, T, H, m, dh); break;
+            default: gsa_scan_reg_kernel<64>(a0, a1, q0, k0, v0, al, s0, T, H, m, dh); break;
+            }
+        });
+        const int same = !memcmp(pr.data(), out[0][0].data(), pr.size() * 4) && !memcmp(orr.data(), out[0][1].data(), orr.size() * 4);
+        printf("forward B%d T%d H%d m%d dh%d state in registers (S %d): p, o %s the shared-memory scan's  %s\n", B, T, H,
+               m, dh, S, same ? "==" : "!=", same ? "PASS" : "FAIL");
+        if (!same) return 1;
+    }
     std::vector<double> rp((size_t)N * Hm), ro((size_t)N * D), rst(st0.size());
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
@@ -235,6 +259,10 @@ static int config_rows(int B, int T, int H, int m, int dh) {
 int main() {
     int bad = 0;
     bad += config_fwd(2, 11, 1, 64, 128, 0);   // 4 column ranges per row, 2 row ranges per column
+    bad += config_fwd(2, 9, 1, 4, 128, 0);     // the register scan at S 2: 64 column ranges per row
+    bad += config_fwd(1, 7, 2, 128, 128, 0);   // S 64 (MQAR's 128 slots), two heads
+    bad += config_fwd(1, 5, 1, 16, 64, 0);     // S 4
+    bad += config_fwd(1, 5, 1, 8, 32, 0);      // S 1: scalar loads
     bad += config_fwd(1, 9, 2, 5, 48, 0);      // few slots (P = 51), two heads
     bad += config_fwd(1, 6, 1, 300, 40, 0);    // more slots than threads: a row per thread in turn
     bad += config_fwd(2, 7, 1, 16, 300, 1);    // d_h above the block: a column per thread in turn

@@ -12,14 +12,16 @@ src=$root/models/cuda/gsa.cu
 { sed -n '/^__device__ __forceinline__ float warp_sum/,/^\/\/ Sum over the block/p' "$root/models/cuda/common.cuh"
   grep '^#define GSA_CW \|^#define GSA_RB \|^#define GSA_THREADS ' "$src"
   sed -n '/^\/\/ Columns j..j+3 of a row/,/^\/\/ The launch: V4/p' "$src"
-  sed -n '/^\/\/ Mirrors the forward scan over gsa_token/,/^\/\/ Mirrors gsa_norm_forward/p' "$src" |
+  sed -n '/^\/\/ The scans. softmax over the slots/,/^\/\/ Mirrors gsa_norm_forward/p' "$src" |
       sed 's/^    extern __shared__ float sh\[\];/    float *sh = emu_sh;/'
   sed -n '/^static int gsa_cols_threads(int m)/p' "$src"
+  sed -n '/^static int gsa_scan_reg_s(int m, int dh) {/,/^}/p' "$src"
   sed -n '/^static size_t gsa_fwd_shared(int m, int dh, int smem) {/,/^}/p' "$src"
   sed -n '/^static size_t gsa_cols_shared(int m) {/,/^}/p' "$src"
   sed -n '/^\/\/ out0\[j\] = sum_r w\[r\] A0/,/^\/\/ dS \[n\] = sum of the G group parts/p' "$src" |
       sed 's/^    extern __shared__ float sh\[\];/    float *sh = emu_sh;/'; } > "$tmp/kern.inc"
-[ "$(grep -c 'float \*sh = emu_sh;' "$tmp/kern.inc")" = 3 ] && grep -q 'gsa_bwd_rows_kernel' "$tmp/kern.inc" && grep -q 'void gsa_ld4' "$tmp/kern.inc" && grep -q 'gsa_cols_threads' "$tmp/kern.inc" &&
+[ "$(grep -c 'float \*sh = emu_sh;' "$tmp/kern.inc")" = 4 ] && grep -q 'gsa_scan_reg_kernel' "$tmp/kern.inc" &&
+    grep -q '^static int gsa_scan_reg_s' "$tmp/kern.inc" && grep -q 'gsa_bwd_rows_kernel' "$tmp/kern.inc" && grep -q 'void gsa_ld4' "$tmp/kern.inc" && grep -q 'gsa_cols_threads' "$tmp/kern.inc" &&
     grep -q 'float warp_max' "$tmp/kern.inc" && grep -q '^static size_t gsa_fwd_shared' "$tmp/kern.inc" ||
     { echo "gsa_scan_emu.sh: gsa.cu no longer has the sections this cuts out" >&2; exit 1; }
 g++ -std=c++20 -O1 -pthread -w -I"$tmp" -o "$tmp/emu" "$root/tools/gsa_scan_emu.cpp"

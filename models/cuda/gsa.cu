@@ -31,10 +31,12 @@ typedef struct {
     size_t shb_cols;  // dynamic shared bytes of gsa_bwd_cols_kernel
     int smem_fwd, smem_bwd;  // 1: the scan keeps its state in shared memory
     size_t shb_fwd, shb_bwd;  // dynamic shared bytes per scan block
-    int fwd_split;    // 1: the split forward (rows, tok, cols kernels); 0: gsa_scan_kernel. Default: split
-                      // where the scan's state does not fit in shared memory (m 256 at d_h 128: there the
-                      // scan ran from global memory at 0.19M tokens/s on RegBench's shape on the H200);
-                      // RB_CUDA_GSA_FWD=split|scan chooses (bench; the split form has not yet run on a GPU)
+    int fwd_split;    // 1: the split forward (rows, tok, cols kernels); 0: a scan. Default: split where
+                      // neither scan keeps its state on chip (m 256 at d_h 128: there the scan ran from
+                      // global memory at 0.19M tokens/s on RegBench's shape on the H200)
+    int reg_s;        // > 0: the scan is gsa_scan_reg_kernel<reg_s> (state in registers; the default where
+                      // gsa_scan_reg_s allows it), 0: gsa_scan_kernel. RB_CUDA_GSA_FWD=split|scan|reg
+                      // chooses (bench: scan is the shared-memory scan)
 } GsaCudaCtx;
 
 __device__ __forceinline__ float gsa_sigm(float x) {
@@ -62,6 +64,31 @@ __global__ void gsa_activate_kernel(float *q, float *k, float *v, float *alpha, 
             float g = gsa_logsigm(fa[n]) / GSA_GNORM_F;
             alpha[n] = expf(g); s[n] = -expm1f(g);
         }
+    }
+}
+
+// The scans' softmax over the slots, by one warp: scores sp[r] = sum of the P column-range partials
+// ps[c m + r] in range order, then exp(sc - max) / sum (warp reductions: fixed butterfly order), into sp and p.
+__device__ __forceinline__ void gsa_scan_softmax(float *sp, float *p, const float *ps, int m, int P, int lane) {
+    float mx = -INFINITY;
+    for (int r = lane; r < m; r += 32) {
+        float sc = 0.f;
+        for (int c = 0; c < P; c++) sc += ps[c * m + r];
+        sp[r] = sc;
+        mx = fmaxf(mx, sc);
+    }
+    mx = warp_max(mx);
+    float sum = 0.f;
+    for (int r = lane; r < m; r += 32) { float e = expf(sp[r] - mx); sp[r] = e; sum += e; }
+    const float inv = 1.f / warp_sum(sum);
+    for (int r = lane; r < m; r += 32) { sp[r] *= inv; p[r] = sp[r]; }
+}
+// o[j] = the Q row-range partials ps[c dh + j] added in range order.
+__device__ __forceinline__ void gsa_scan_out(float *o, const float *ps, int dh, int Q) {
+    for (int j = threadIdx.x; j < dh; j += blockDim.x) {
+        float acc = 0.f;
+        for (int c = 0; c < Q; c++) acc += ps[c * dh + j];
+        o[j] = acc;
     }
 }
 
@@ -116,20 +143,7 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_scan_kernel(float *p, float *
             ps[c * m + r] = acc;
         }
         __syncthreads();
-        if (tid < 32) {  // scores, softmax over the slots
-            float mx = -INFINITY;
-            for (int r = lane; r < m; r += 32) {
-                float sc = 0.f;
-                for (int c = 0; c < P; c++) sc += ps[c * m + r];
-                sp[r] = sc;
-                mx = fmaxf(mx, sc);
-            }
-            mx = warp_max(mx);
-            float sum = 0.f;
-            for (int r = lane; r < m; r += 32) { float e = expf(sp[r] - mx); sp[r] = e; sum += e; }
-            const float inv = 1.f / warp_sum(sum);
-            for (int r = lane; r < m; r += 32) { sp[r] *= inv; p[om + r] = sp[r]; }
-        }
+        if (tid < 32) gsa_scan_softmax(sp, p + om, ps, m, P, lane);
         __syncthreads();
         for (int u = tid; u < dh * Q; u += nt) {  // V = diag(alpha) V + s v^T; partial o = V^T p (slot order)
             const int j = u % dh, c = u / dh, r0 = m * c / Q, r1 = m * (c + 1) / Q;
@@ -142,11 +156,89 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_scan_kernel(float *p, float *
             ps[c * dh + j] = acc;
         }
         __syncthreads();
-        for (int j = tid; j < dh; j += nt) {
-            float acc = 0.f;
-            for (int c = 0; c < Q; c++) acc += ps[c * dh + j];
-            o[od + j] = acc;
+        gsa_scan_out(o + od, ps, dh, Q);
+    }
+}
+
+// S consecutive floats of shared memory: float4 loads where S % 4 == 0 (the callers' offsets are then
+// multiples of 4 floats from 16-byte aligned arrays), else scalars.
+template <int S>
+__device__ __forceinline__ void gsa_lds(float *r, const float *p) {
+    if (S % 4 == 0) {
+#pragma unroll
+        for (int e = 0; e < S; e += 4) {
+            const float4 x = *(const float4 *)(p + e);
+            r[e] = x.x; r[e + 1] = x.y; r[e + 2] = x.z; r[e + 3] = x.w;
         }
+    } else {
+#pragma unroll
+        for (int e = 0; e < S; e++) r[e] = p[e];
+    }
+}
+
+// gsa_scan_kernel's training form (state from zero, T tokens) with the state in registers: where m and
+// d_h divide the block's 256 threads and S = m d_h / 256 <= 64, every thread owns S consecutive columns
+// of one K row (the same row / column range split, P = 256 / m) and S consecutive rows of one V column
+// (Q = 256 / d_h), so the updates read and write no shared memory: per token a thread reads only q, k
+// (its columns) and alpha, s, p (its rows), S / 4 float4 loads each. The same operations in the same
+// order as gsa_scan_kernel, element by element and in every sum, so the same bits.
+// (gsa_scan_kernel held the state in shared memory: 4-5 shared accesses per state element and token.)
+template <int S>
+__global__ void __launch_bounds__(GSA_THREADS) gsa_scan_reg_kernel(float *p, float *o, const float *q, const float *k,
+        const float *v, const float *alpha, const float *s, int T, int H, int m, int dh) {
+    extern __shared__ float sh[];
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, tid = threadIdx.x, lane = tid & 31;
+    const int D = H * dh, Hm = H * m, P = GSA_THREADS / m, Q = GSA_THREADS / dh;
+    float *sq = sh, *sk = sq + dh, *sv = sk + dh, *sa = sv + dh, *ss = sa + m, *sp = ss + m, *ps = sp + m;
+    const int kr = tid % m, kc = tid / m, kj = kc * S;  // K: row kr, columns kj .. kj + S - 1
+    const int vj = tid % dh, vc = tid / dh, vr = vc * S;  // V: column vj, rows vr .. vr + S - 1
+    float Kr[S], Vr[S];
+#pragma unroll
+    for (int e = 0; e < S; e++) Kr[e] = Vr[e] = 0.f;
+    float nq = 0.f, nk = 0.f, nv = 0.f, na = 0.f, ns = 0.f;
+    auto fetch = [&](int t) {  // as in gsa_scan_kernel; here d_h, m <= the block's threads
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        if (tid < dh) { nq = q[od + tid]; nk = k[od + tid]; nv = v[od + tid]; }
+        if (tid < m) { na = alpha[om + tid]; ns = s[om + tid]; }
+    };
+    if (T > 0) fetch(0);
+    for (int t = 0; t < T; t++) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh, om = i * Hm + (size_t)h * m;
+        __syncthreads();
+        if (tid < dh) { sq[tid] = nq; sk[tid] = nk; sv[tid] = nv; }
+        if (tid < m) { sa[tid] = na; ss[tid] = ns; }
+        if (t + 1 < T) fetch(t + 1);
+        __syncthreads();
+        {  // K = diag(alpha) K + s k^T; partial scores K q
+            float kk[S], qq[S], acc = 0.f;
+            gsa_lds<S>(kk, sk + kj);
+            gsa_lds<S>(qq, sq + kj);
+            const float a = sa[kr], si = ss[kr];
+#pragma unroll
+            for (int e = 0; e < S; e++) {
+                Kr[e] = a * Kr[e] + si * kk[e];
+                acc += Kr[e] * qq[e];
+            }
+            ps[kc * m + kr] = acc;
+        }
+        __syncthreads();
+        if (tid < 32) gsa_scan_softmax(sp, p + om, ps, m, P, lane);
+        __syncthreads();
+        {  // V = diag(alpha) V + s v^T; partial o = V^T p (slot order)
+            float aa[S], sg[S], pr[S], acc = 0.f;
+            gsa_lds<S>(aa, sa + vr);
+            gsa_lds<S>(sg, ss + vr);
+            gsa_lds<S>(pr, sp + vr);
+            const float vv = sv[vj];
+#pragma unroll
+            for (int e = 0; e < S; e++) {
+                Vr[e] = aa[e] * Vr[e] + sg[e] * vv;
+                acc += pr[e] * Vr[e];
+            }
+            ps[vc * dh + vj] = acc;
+        }
+        __syncthreads();
+        gsa_scan_out(o + od, ps, dh, Q);
     }
 }
 
@@ -570,6 +662,28 @@ static size_t gsa_fwd_shared(int m, int dh, int smem) {
 }
 static size_t gsa_bwd_shared(int m, int dh, int smem) { return ((smem ? 4 * (size_t)m * dh : 0) + 4 * dh + 5 * m) * 4; }
 
+// S of gsa_scan_reg_kernel for (m, d_h), or 0 where it does not apply (then gsa_scan_kernel).
+static int gsa_scan_reg_s(int m, int dh) {
+    if (m < 1 || dh < 1 || GSA_THREADS % m || GSA_THREADS % dh || (long long)m * dh < GSA_THREADS) return 0;
+    const int S = m * dh / GSA_THREADS;
+    return S <= 64 ? S : 0;
+}
+static void gsa_scan_reg_launch(int S, float *p, float *o, const float *q, const float *k, const float *v,
+                                const float *alpha, const float *s, int B, int T, int H, int m, int dh, size_t shb) {
+    cudaStream_t st = rb_cuda_stream();
+#define GSA_REG(SS) gsa_scan_reg_kernel<SS><<<B * H, GSA_THREADS, shb, st>>>(p, o, q, k, v, alpha, s, T, H, m, dh)
+    switch (S) {
+    case 1: GSA_REG(1); break;
+    case 2: GSA_REG(2); break;
+    case 4: GSA_REG(4); break;
+    case 8: GSA_REG(8); break;
+    case 16: GSA_REG(16); break;
+    case 32: GSA_REG(32); break;
+    default: GSA_REG(64); break;
+    }
+#undef GSA_REG
+    CHECK_LAUNCH();
+}
 // gsa_bwd_cols_kernel: a thread per slot row, at least 64 (2 x GSA_CW column sums), at most 1024.
 static int gsa_cols_threads(int m) { return m <= 64 ? 64 : m >= 1024 ? 1024 : (m + 31) / 32 * 32; }
 static size_t gsa_cols_shared(int m) {
@@ -611,7 +725,9 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     x->shb_fwd = gsa_fwd_shared(x->m, x->dh, x->smem_fwd);
     x->shb_bwd = gsa_bwd_shared(x->m, x->dh, x->smem_bwd);
     const char *ff = getenv("RB_CUDA_GSA_FWD");
-    x->fwd_split = x->split && (ff && !strcmp(ff, "split") ? 1 : ff && !strcmp(ff, "scan") ? 0 : !x->smem_fwd);
+    x->reg_s = ff && (!strcmp(ff, "scan") || !strcmp(ff, "split")) ? 0 : gsa_scan_reg_s(x->m, x->dh);
+    x->fwd_split = x->split && (ff && !strcmp(ff, "split") ? 1 : ff && !strcmp(ff, "scan") ? 0
+                                : !x->reg_s && !x->smem_fwd);
     if (x->shb_fwd > (size_t)optin || x->shb_bwd > lim) { rb_cuda_free(x->qa); free(x); return NULL; }
     // The attribute is the kernel's, process-wide: set to the limit, not to this mixer's size, so that
     // mixers of other sizes (layers, bench -j threads) never launch past what the last one set.
@@ -656,6 +772,9 @@ static void gsa_cuda_forward(Mixer *mx, float *const *p, float *out, const float
         CHECK_LAUNCH();
         gsa_fwd_cols_kernel<<<dim3(G, B * H), gsa_cols_threads(m), c->shb_cols, st>>>(c->o, c->v, c->alpha, c->s,
                                                                                      c->p, T, H, m, dh);
+    } else if (c->reg_s) {
+        gsa_scan_reg_launch(c->reg_s, c->p, c->o, c->q, c->k, c->v, c->alpha, c->s, B, T, H, m, dh,
+                            gsa_fwd_shared(m, dh, 0));
     } else {
         gsa_scan_kernel<<<B * H, GSA_THREADS, c->shb_fwd, st>>>(c->p, c->o, c->q, c->k, c->v, c->alpha, c->s, c->st,
                                                                 4LL * m * dh, c->smem_fwd, 1, T, H, m, dh);
