@@ -34,9 +34,11 @@ else
   for l in "conv,gsa --slots 64" "conv,mamba --state-dim 16" "conv,la --feature-dim 16"; do
     echo "== bench $l"; timeout 60 "$bin/recallbench" bench --backend cuda --layers $l $ref --steps 20 2>&1 | grep -E "throughput|step time"
   done
-  echo "== bench conv,gsa --slots 64 with RB_CUDA_GSA_FWD=split"
-  RB_CUDA_GSA_FWD=split timeout 60 "$bin/recallbench" bench --backend cuda --layers conv,gsa --slots 64 $ref --steps 20 2>&1 |
-    grep -E "throughput|step time"
+  for e in RB_CUDA_GSA_FWD=scan RB_CUDA_GSA_FWD=split RB_CUDA_GSA_COLS_THREADS=128 RB_CUDA_GSA_COLS_THREADS=256; do
+    echo "== bench conv,gsa --slots 64 with $e"
+    env $e timeout 60 "$bin/recallbench" bench --backend cuda --layers conv,gsa --slots 64 $ref --steps 20 2>&1 |
+      grep -E "throughput|step time"
+  done
 fi
 for l in "$@"; do
   n=$(echo "$l" | cut -d' ' -f1 | tr ',' '_')

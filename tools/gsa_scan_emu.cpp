@@ -32,8 +32,9 @@ static double rel(const V &a, const std::vector<double> &b) {
     }
     return mx / (sc > 0 ? sc : 1);
 }
-static int config(int B, int T, int H, int m, int dh) {
-    const int D = H * dh, Hm = H * m, N = B * T, G = (dh + GSA_CW - 1) / GSA_CW, nt = gsa_cols_threads(m);
+static int config(int B, int T, int H, int m, int dh, int nt = 0) {  // nt: the block's threads (0: the default)
+    if (!nt) nt = gsa_cols_threads(m);
+    const int D = H * dh, Hm = H * m, N = B * T, G = (dh + GSA_CW - 1) / GSA_CW;
     V q = uni((size_t)N * D, -1, 1), k = uni((size_t)N * D, -1, 1), v = uni((size_t)N * D, -1, 1), dO = uni((size_t)N * D, -1, 1);
     V alpha = uni((size_t)N * Hm, 0.5f, 0.99f), s((size_t)N * Hm), pp = uni((size_t)N * Hm, 0, 1), dok = uni((size_t)N * Hm, -1, 1);
     for (size_t i = 0; i < s.size(); i++) s[i] = 1.f - alpha[i];
@@ -123,7 +124,7 @@ static int config_fwd(int B, int T, int H, int m, int dh, int mode) {
             }
             dim3 gt; gt.x = (unsigned)(((long long)N * H * 32 + 255) / 256);
             launch(gt, 256, [&] { gsa_fwd_tok_kernel(pp.data(), okp.data(), N, H, m, G); });
-            if (gsa_cols_shared(m) > sizeof emu_sh) { printf("emu_sh too small\n"); return 1; }
+            if (gsa_cols_shared(m, gsa_cols_threads(m)) > sizeof emu_sh) { printf("emu_sh too small\n"); return 1; }
             dim3 gc; gc.x = G; gc.y = B * H;
             launch(gc, gsa_cols_threads(m), [&] { gsa_fwd_cols_kernel(o.data(), v.data(), alpha.data(), s.data(),
                                                                       pp.data(), T, H, m, dh); });
@@ -280,6 +281,8 @@ int main() {
     bad += config(1, 7, 1, 100, 40);   // 128 threads: 2 and 8 row ranges per column sum
     bad += config(2, 5, 1, 256, 64);   // 256 threads, two full groups
     bad += config(1, 6, 1, 33, 33);    // 64 threads, a 1-column last group
+    bad += config(2, 9, 1, 64, 128, 256);  // RB_CUDA_GSA_COLS_THREADS=256 at m 64: 4 and 8 row ranges per sum
+    bad += config(1, 7, 1, 100, 40, 1024); // 1024 threads over 100 slots: a row range of 1-2 rows (or none)
     printf("%s\n", bad ? "FAILURES" : "all PASS");
     return bad != 0;
 }

@@ -17,7 +17,7 @@ src=$root/models/cuda/gsa.cu
   sed -n '/^static int gsa_cols_threads(int m)/p' "$src"
   sed -n '/^static int gsa_scan_reg_s(int m, int dh) {/,/^}/p' "$src"
   sed -n '/^static size_t gsa_fwd_shared(int m, int dh, int smem) {/,/^}/p' "$src"
-  sed -n '/^static size_t gsa_cols_shared(int m) {/,/^}/p' "$src"
+  sed -n '/^static size_t gsa_cols_shared(int m, int nt) {/,/^}/p' "$src"
   sed -n '/^\/\/ out0\[j\] = sum_r w\[r\] A0/,/^\/\/ dS \[n\] = sum of the G group parts/p' "$src" |
       sed 's/^    extern __shared__ float sh\[\];/    float *sh = emu_sh;/'; } > "$tmp/kern.inc"
 [ "$(grep -c 'float \*sh = emu_sh;' "$tmp/kern.inc")" = 4 ] && grep -q 'gsa_scan_reg_kernel' "$tmp/kern.inc" &&

@@ -29,6 +29,8 @@ typedef struct {
     float *bpart;     // split backward: [2, G, BT, Hm] group parts of dp and ok (the first half then of dS)
     int split;        // 1: the split backward (default); 0: gsa_bwd_scan_kernel (RB_CUDA_GSA_SEQ=1, or too many slots)
     size_t shb_cols;  // dynamic shared bytes of gsa_bwd_cols_kernel
+    int cols_nt;      // threads of the column-group kernels: gsa_cols_threads(m), or RB_CUDA_GSA_COLS_THREADS
+                      // (a multiple of 32 from that up to 1024: more row ranges per column sum, for bench)
     int smem_fwd, smem_bwd;  // 1: the scan keeps its state in shared memory
     size_t shb_fwd, shb_bwd;  // dynamic shared bytes per scan block
     int fwd_split;    // 1: the split forward (rows, tok, cols kernels); 0: a scan. Default: split where
@@ -686,8 +688,8 @@ static void gsa_scan_reg_launch(int S, float *p, float *o, const float *q, const
 }
 // gsa_bwd_cols_kernel: a thread per slot row, at least 64 (2 x GSA_CW column sums), at most 1024.
 static int gsa_cols_threads(int m) { return m <= 64 ? 64 : m >= 1024 ? 1024 : (m + 31) / 32 * 32; }
-static size_t gsa_cols_shared(int m) {
-    return (2 * (size_t)m * (GSA_CW + 1) + 4 * GSA_CW + 4 * (size_t)m + gsa_cols_threads(m)) * 4;
+static size_t gsa_cols_shared(int m, int nt) {
+    return (2 * (size_t)m * (GSA_CW + 1) + 4 * GSA_CW + 4 * (size_t)m + nt) * 4;
 }
 
 static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
@@ -702,7 +704,15 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     CHECK_CUDA(cudaGetDevice(&dev));
     CHECK_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     const char *seq = getenv("RB_CUDA_GSA_SEQ");  // the one-block-per-(b, h) backward scan (reference)
-    x->shb_cols = gsa_cols_shared(x->m);
+    x->cols_nt = gsa_cols_threads(x->m);
+    const char *cnt = getenv("RB_CUDA_GSA_COLS_THREADS");
+    if (cnt && *cnt) {
+        const int n = atoi(cnt);
+        if (n % 32 == 0 && n >= x->cols_nt && n <= 1024) x->cols_nt = n;
+        else fprintf(stderr, "recallbench: RB_CUDA_GSA_COLS_THREADS=%s ignored: GSA with %d slots needs a multiple of "
+                             "32 from %d to 1024\n", cnt, x->m, x->cols_nt);
+    }
+    x->shb_cols = gsa_cols_shared(x->m, x->cols_nt);
     x->split = !(seq && seq[0] == '1') && x->shb_cols <= (size_t)optin;
     size_t bp = x->split ? 2 * (size_t)cdiv(x->dh, GSA_CW) * N * Hm : 0;
     size_t total = N * D * 11 + N * Hm * 7 + N + st + cs + sx + bp;
@@ -770,7 +780,7 @@ static void gsa_cuda_forward(Mixer *mx, float *const *p, float *out, const float
         gsa_rows_launch(NULL, okp, c->q, c->k, NULL, NULL, c->alpha, c->s, B, T, H, m, dh);
         gsa_fwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->p, okp, N, H, m, G);
         CHECK_LAUNCH();
-        gsa_fwd_cols_kernel<<<dim3(G, B * H), gsa_cols_threads(m), c->shb_cols, st>>>(c->o, c->v, c->alpha, c->s,
+        gsa_fwd_cols_kernel<<<dim3(G, B * H), c->cols_nt, c->shb_cols, st>>>(c->o, c->v, c->alpha, c->s,
                                                                                      c->p, T, H, m, dh);
     } else if (c->reg_s) {
         gsa_scan_reg_launch(c->reg_s, c->p, c->o, c->q, c->k, c->v, c->alpha, c->s, B, T, H, m, dh,
@@ -805,7 +815,7 @@ static void gsa_cuda_backward(Mixer *mx, float *const *p, float *const *dp, floa
         gsa_bwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->dok, c->dG, dpp, okp, c->p, N, H, m,
                                                                              G);
         CHECK_LAUNCH();
-        gsa_bwd_cols_kernel<<<dim3(G, B * H), gsa_cols_threads(m), c->shb_cols, st>>>(c->dq, c->dk, c->dv, dpp, c->q, c->k, c->v,
+        gsa_bwd_cols_kernel<<<dim3(G, B * H), c->cols_nt, c->shb_cols, st>>>(c->dq, c->dk, c->dv, dpp, c->q, c->k, c->v,
                                                                         c->dr, c->alpha, c->s, c->p, c->dok, N, T,
                                                                         H, m, dh);
         CHECK_LAUNCH();
