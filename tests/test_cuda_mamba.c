@@ -165,6 +165,9 @@ int main(void) {
         // N > 32, the wide scan kernels (compiled N 64, 128, 256): N 100 pads states to 128 and E 48
         // channels to 64 (a block is 32 channels); T not a multiple of the 16-token chunk.
         {64, 64, 2, 2, 37},   {48, 100, 1, 2, 45}, {32, 256, 2, 2, 20},  {48, 33, 2, 3, 17},
+        // E % 4 != 0: the one-channel conv kernels (the others above are the float4 ones); E 42 spans
+        // two 32-lane channel blocks, T 150 two 128-token conv partial rows, the last 16-token run 6 long.
+        {42, 16, 1, 2, 150},  {18, 8, 1, 3, 37},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         MixerCfg c = cfg(cs[i].d, cs[i].N, cs[i].E);

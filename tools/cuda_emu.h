@@ -1,6 +1,7 @@
 // cuda_emu.h — a host stand-in for the CUDA features the kernel emulators use (tools/*_emu.cpp): dim3,
-// threadIdx/blockIdx, __syncthreads (std::barrier), warp shuffles, and launch(), which runs a grid one
-// block at a time with one std::thread per CUDA thread. Depends on C++20. Header-only, for the emulators.
+// threadIdx/blockIdx, float4 / make_float4, __syncthreads (std::barrier), warp shuffles, and launch(), which
+// runs a grid one block at a time with one std::thread per CUDA thread. Depends on C++20. Header-only, for
+// the emulators.
 #pragma once
 #include <barrier>
 #include <thread>
@@ -10,11 +11,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cstdint>
 #include <algorithm>
 #include <random>
 using std::min;
 struct dim3 { unsigned x = 1, y = 1, z = 1; };
 struct float4 { float x, y, z, w; };
+static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 thread_local dim3 threadIdx, blockIdx;
 dim3 gridDim, blockDim;
 #define __global__

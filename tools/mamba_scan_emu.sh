@@ -5,12 +5,17 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# The kernels: from the file's constants to the host interface. The inline PTX of ex2f becomes exp2f,
-# the wide kernels' dynamic shared memory a static array (one block runs at a time).
-sed -n '/^#define K MAMBA_CONV_K/,/^\/\/ ---- interface/p' "$root/models/cuda/mamba.cu" |
+# The kernels: from the file's constants to the host interface, after layers.cuh's ChanVec helpers (the
+# conv kernels in that range use them). The inline PTX of ex2f becomes exp2f, the wide kernels' dynamic
+# shared memory a static array (one block runs at a time).
+hdr=$root/models/cuda/layers.cuh
+{ sed -n '/^template <int V> struct ChanVec/,/^}/p' "$hdr"
+  sed -n '/^template <int V> __device__ __forceinline__ void chan_store/,/^}/p' "$hdr"
+  sed -n '/^#define K MAMBA_CONV_K/,/^\/\/ ---- interface/p' "$root/models/cuda/mamba.cu" |
     sed 's/asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));/r = exp2f(v);/;
-         s/^extern __shared__ float4 wd_smem\[\];.*/float4 wd_smem[60000];/' > "$tmp/kern.inc"
-grep -q 'r = exp2f(v);' "$tmp/kern.inc" && grep -q '^float4 wd_smem\[60000\];' "$tmp/kern.inc" ||
-    { echo "mamba_scan_emu.sh: mamba.cu no longer matches the patches (ex2f asm, wd_smem)" >&2; exit 1; }
+         s/^extern __shared__ float4 wd_smem\[\];.*/float4 wd_smem[60000];/'; } > "$tmp/kern.inc"
+grep -q 'r = exp2f(v);' "$tmp/kern.inc" && grep -q '^float4 wd_smem\[60000\];' "$tmp/kern.inc" &&
+    grep -q 'void chan_store' "$tmp/kern.inc" ||
+    { echo "mamba_scan_emu.sh: mamba.cu / layers.cuh no longer match the patches (ex2f asm, wd_smem, ChanVec)" >&2; exit 1; }
 g++ -std=c++20 -O1 -pthread -w -I"$tmp" -o "$tmp/emu" "$root/tools/mamba_scan_emu.cpp"
 "$tmp/emu"

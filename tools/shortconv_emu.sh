@@ -6,15 +6,15 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-src=$root/models/cuda/layers.cu
-# ChanVec and its load/store, then the two kernel templates (each from its "template <int V>" line)
-{ sed -n '/^template <int V> struct ChanVec/,/^}/p' "$src"
-  sed -n '/^template <int V> __device__ __forceinline__ void chan_store/,/^}/p' "$src"
+src=$root/models/cuda/layers.cu hdr=$root/models/cuda/layers.cuh
+# ChanVec and its load/store (layers.cuh), then the two kernel templates (each from its "template <int V>" line)
+{ sed -n '/^template <int V> struct ChanVec/,/^}/p' "$hdr"
+  sed -n '/^template <int V> __device__ __forceinline__ void chan_store/,/^}/p' "$hdr"
   for k in shortconv_forward_kernel shortconv_backward_dinp_kernel; do
       sed -n "/^__global__ void $k(/,/^}/{p}" "$src" | sed '1i template <int V>'
   done; } > "$tmp/kern.inc"
 [ "$(grep -c '^__global__ void shortconv' "$tmp/kern.inc")" = 2 ] && grep -q 'chan_load' "$tmp/kern.inc" &&
     grep -q 'void chan_store' "$tmp/kern.inc" ||
-    { echo "shortconv_emu.sh: layers.cu no longer has the pieces this cuts out" >&2; exit 1; }
+    { echo "shortconv_emu.sh: layers.cu / layers.cuh no longer have the pieces this cuts out" >&2; exit 1; }
 g++ -std=c++17 -O2 -ffp-contract=off -w -I"$tmp" -o "$tmp/emu" "$root/tools/shortconv_emu.cpp"
 "$tmp/emu"

@@ -690,23 +690,7 @@ void cuda_crossentropy_fused(float *logits, float *losses, double *loss_dev, con
 }
 
 // ---- depthwise causal short convolution -------------------------------------------------------
-
-// V consecutive channels of one row (V = 4: a float4, 16-byte aligned; V = 1: a scalar)
-template <int V> struct ChanVec { float v[V]; };
-template <int V> __device__ __forceinline__ ChanVec<V> chan_load(const float *p) {
-    ChanVec<V> r;
-    if (V == 4) {
-        float4 x = *(const float4 *)p;
-        r.v[0] = x.x; r.v[1] = x.y; r.v[2] = x.z; r.v[3] = x.w;
-    } else {
-        for (int k = 0; k < V; k++) r.v[k] = p[k];
-    }
-    return r;
-}
-template <int V> __device__ __forceinline__ void chan_store(float *p, const ChanVec<V> &r) {
-    if (V == 4) *(float4 *)p = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
-    else for (int k = 0; k < V; k++) p[k] = r.v[k];
-}
+// (ChanVec, chan_load, chan_store: layers.cuh, shared with mamba.cu's conv kernels)
 
 // mirrors shortconv_forward; V channels per thread (4 where D % 4 == 0 and the rows are 16-byte aligned:
 // a quarter of the index arithmetic, which held the one-channel form to ~1/4 of the memory bandwidth).

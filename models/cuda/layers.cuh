@@ -18,6 +18,23 @@ __device__ __forceinline__ void rb_divmod(size_t i, int D, int &q, int &r) {
         r = (int)(i % D);
     }
 }
+// V consecutive channels of one row (V = 4: a float4, 16-byte aligned; V = 1: a scalar): the vectorised
+// channel loops of the depthwise convolutions (layers.cu shortconv_*, mamba.cu conv_*)
+template <int V> struct ChanVec { float v[V]; };
+template <int V> __device__ __forceinline__ ChanVec<V> chan_load(const float *p) {
+    ChanVec<V> r;
+    if (V == 4) {
+        float4 x = *(const float4 *)p;
+        r.v[0] = x.x; r.v[1] = x.y; r.v[2] = x.z; r.v[3] = x.w;
+    } else {
+        for (int k = 0; k < V; k++) r.v[k] = p[k];
+    }
+    return r;
+}
+template <int V> __device__ __forceinline__ void chan_store(float *p, const ChanVec<V> &r) {
+    if (V == 4) *(float4 *)p = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+    else for (int k = 0; k < V; k++) p[k] = r.v[k];
+}
 #else
 #include <stddef.h>
 #include <stdint.h>

@@ -46,8 +46,8 @@ typedef struct {
     float *dxdbl;               // [M, P]
     float *dbc_part;            // [M, nw, 2N] per-warp (per-block) sums over channels of dB | dC
     float *dA_part;             // [Bmax, N, E] per-sequence sums over t
-    float *dD_part, *dbdt_part, *dcb_part;  // [Bmax, E]
-    float *dcw_part;            // [Bmax, E, K]
+    float *dD_part, *dbdt_part;  // [Bmax, E]
+    float *dconv_part;          // [Bmax, conv_part_rows(Tmax), K+1, E] conv weight | bias partials
     // step vectors for Bmax sequences: xz [2E], xs [E], xdbl [P], dtp [E], g [E]
     float *sxz, *sxs, *sxdbl, *sdtp, *sg;
 } MambaCudaCtx;
@@ -56,21 +56,71 @@ typedef struct {
 __device__ __forceinline__ float sigm(float v) { return 1.f / (1.f + __expf(-v)); }
 __device__ __forceinline__ float softplus_d(float v) { return fmaxf(v, 0.f) + log1pf(__expf(-fabsf(v))); }
 
-// ---- conv_forward: xs = silu(conv_b + causal depthwise conv4 of x (rows of xz, stride 2E)) -------
-__global__ void conv_forward_kernel(float *xs, const float *xz, const float *w, const float *bias, int T, int E,
-                                    long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    int c = (int)(i % E);
-    long long m = i / E;
-    int t = (int)(m % T);
-    float o = bias[c];
+// ---- the depthwise causal conv4 (mamba.c conv_forward_seq, conv_backward_blk) ------------------------
+// Both kernels: a block is 32 lanes x CONV_WARPS warps; lane l takes V consecutive channels (V = 4: float4
+// loads and stores, where E % 4 == 0 and the rows are 16-byte aligned, see conv_v4; else V = 1), warp w one
+// run of tokens of sequence blockIdx.z; grid (E/V over 32 lanes, token runs over CONV_WARPS, B). So there
+// is no index division, a warp reads 32 V contiguous floats of a row, and w, bias are read once per run.
+#define CONV_WARPS 8
+#define CONV_FT 4    // forward: tokens per warp (each x row read (CONV_FT + K-1) / CONV_FT times, not K)
+#define CONV_TC 16   // backward: tokens per warp (one work item; it recomputes dxc for the K-1 after it)
+
+// 1 where the V = 4 form applies: E % 4 == 0 and every row pointer 16-byte aligned (rb_cuda_alloc's are)
+static int conv_v4(int E, const void *a, const void *b, const void *c) {
+    return E % 4 == 0 && (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15) == 0;
+}
+// Row s of a sequence's [T, stride] array (p: its row 0 at this thread's channels), V channels; zero
+// outside 0 <= s < T (the causal padding). The load is of the clamped row, always in bounds, so it
+// needs no branch and the compiler may issue it as early as it likes; a select then zeroes it.
+template <int V>
+__device__ __forceinline__ ChanVec<V> conv_row(const float *p, int s, int T, int stride) {
+    const bool in = s >= 0 && s < T;
+    ChanVec<V> r = chan_load<V>(p + (size_t)(s < 0 ? 0 : in ? s : T - 1) * stride);
 #pragma unroll
-    for (int k = 0; k < K; k++) {
-        int ts = t - (K - 1) + k;  // tap K-1 is the current token
-        if (ts >= 0) o += w[c * K + k] * xz[(m - (K - 1) + k) * 2 * E + c];
+    for (int v = 0; v < V; v++) r.v[v] = in ? r.v[v] : 0.f;
+    return r;
+}
+
+// conv_forward (mamba.c conv_forward_seq): xs = silu(conv_b + causal depthwise conv4 of x (rows of xz,
+// stride 2E)). Warp w: tokens t0 .. t0+CONV_FT-1; the CONV_FT + K-1 input rows it needs are loaded
+// first (independent loads, all in flight together), then each output. Per element the operations of
+// the one-thread-per-element form in its order (o = bias; o += w_k x over the taps inside the sequence,
+// k = 0 .. K-1; o sigm(o)), for any V: the same bits.
+template <int V>
+__global__ void __launch_bounds__(32 * CONV_WARPS) conv_forward_kernel(float *__restrict__ xs,
+        const float *__restrict__ xz, const float *__restrict__ w, const float *__restrict__ bias, int T, int E) {
+    const int c = (blockIdx.x * 32 + (threadIdx.x & 31)) * V, b = blockIdx.z;
+    const int t0 = (blockIdx.y * CONV_WARPS + (threadIdx.x >> 5)) * CONV_FT;
+    if (c >= E || t0 >= T) return;
+    const float *xb = xz + (size_t)b * T * 2 * E + c;
+    float *ob = xs + (size_t)b * T * E + c;
+    ChanVec<V> xr[CONV_FT + K - 1];  // xr[i] = x at token t0 - (K-1) + i
+#pragma unroll
+    for (int i = 0; i < CONV_FT + K - 1; i++) xr[i] = conv_row<V>(xb, t0 - (K - 1) + i, T, 2 * E);
+    float wk[K][V], bc[V];
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+        bc[v] = bias[c + v];
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[k][v] = w[(c + v) * K + k];
     }
-    xs[i] = o * sigm(o);
+#pragma unroll
+    for (int j = 0; j < CONV_FT; j++) {
+        const int t = t0 + j;
+        if (t >= T) break;
+        ChanVec<V> o;
+#pragma unroll
+        for (int v = 0; v < V; v++) o.v[v] = bc[v];
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            if (t - (K - 1) + k >= 0)  // tap K-1 is the current token
+#pragma unroll
+                for (int v = 0; v < V; v++) o.v[v] += wk[k][v] * xr[j + k].v[v];
+        }
+#pragma unroll
+        for (int v = 0; v < V; v++) o.v[v] = o.v[v] * sigm(o.v[v]);
+        chan_store<V>(ob + (size_t)t * E, o);
+    }
 }
 
 // ---- scan_forward (mamba.c scan_forward_block, plus the softplus of mamba_forward) ------------------
@@ -819,56 +869,139 @@ __global__ void dbc_reduce_kernel(float *dxdbl, const float *part, long long M, 
     dxdbl[m * P + R + j] = s;
 }
 
-// ---- conv_backward (mamba.c conv_backward with the silu derivative of mamba_backward) -----------------
-// Thread (b, c), reverse walk over t: dxc_t = dxs_t silu'(xc_t) (xc recomputed from xz);
-// dxz[t, c] = sum_k w[k] dxc_{t+K-1-k}; per-sequence partials of dw, db (sums over t in order).
-__global__ void conv_backward_kernel(float *dxz, float *dcw_part, float *dcb_part, const float *dxs,
-                                     const float *xz, const float *w, const float *bias, int T, int E) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (c >= E) return;
-    float wk[K], gw[K], fut[K - 1];  // fut[j] = dxc at t + 1 + j
+// ---- conv_backward (mamba.c conv_backward_blk with the silu derivative of mamba_backward) -------------
+// Warp w of the block: the CONV_TC tokens t0 .. t0+CONV_TC-1 of sequence b (one of B T/CONV_TC E/V
+// independent work items; one thread per (b, c) walking all T tokens had too few threads, each a long
+// chain of dependent steps). Reverse walk from t0+CONV_TC+K-2 down to t0, one new x row and one dxs row
+// per step: dxc_t = dxs_t silu'(o_t), o_t = conv_b + sum_k w_k x_{t-(K-1)+k} recomputed from xz;
+// dxz[t, c] = sum_k w_k dxc_{t+K-1-k} (the x half of dxz; the z half is the scan's). The K-1 steps past
+// the run's end only recompute dxc there (its successor run's tokens). dxz: the same operations in the
+// same order as the one-thread-per-(b, c) form, so the same bits. Weight / bias gradient: each thread
+// sums dxc x_{t-(K-1)+k} and dxc over its run (reverse token order), then the block adds its warps'
+// sums in warp order into part [B, gridDim.y, K+1, E] (tap k at k, bias at K; a row per CONV_WARPS
+// runs), which conv_param_reduce_kernel sums over rows in a fixed order. No atomics: the same bits
+// every run. Partials per block rather than per thread: 1/CONV_WARPS of the traffic and of the rows.
+template <int V>
+__global__ void __launch_bounds__(32 * CONV_WARPS) conv_backward_kernel(float *__restrict__ dxz,
+        float *__restrict__ part, const float *__restrict__ dxs, const float *__restrict__ xz,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int E) {
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, b = blockIdx.z;
+    const int c = (blockIdx.x * 32 + lane) * V, t0 = (blockIdx.y * CONV_WARPS + wp) * CONV_TC;
+    ChanVec<V> gw[K], gb;  // this thread's sums over its run
 #pragma unroll
-    for (int k = 0; k < K; k++) { wk[k] = w[c * K + k]; gw[k] = 0.f; }
+    for (int v = 0; v < V; v++) {
+        gb.v[v] = 0.f;
 #pragma unroll
-    for (int j = 0; j < K - 1; j++) fut[j] = 0.f;
-    float gb = 0.f;
-    const float bc = bias[c];
-    const float *xb = xz + (size_t)b * T * 2 * E + c;
-    for (int t = T - 1; t >= 0; t--) {
-        float xin[K];
-        float o = bc;
-#pragma unroll
-        for (int k = 0; k < K; k++) {
-            int ts = t - (K - 1) + k;
-            xin[k] = ts >= 0 ? xb[(size_t)ts * 2 * E] : 0.f;
-            o += wk[k] * xin[k];
-        }
-        const float s = sigm(o), gx = dxs[((size_t)b * T + t) * E + c] * s * (1.f + o * (1.f - s));
-        gb += gx;
-#pragma unroll
-        for (int k = 0; k < K; k++) gw[k] += gx * xin[k];
-        // output tf = t + K-1-k read x[t] through tap k: tap K-1 is dxc_t itself
-        float d = wk[K - 1] * gx;
-#pragma unroll
-        for (int k = K - 2; k >= 0; k--) d += wk[k] * fut[K - 2 - k];
-        dxz[((size_t)b * T + t) * 2 * E + c] = d;
-#pragma unroll
-        for (int j = K - 2; j > 0; j--) fut[j] = fut[j - 1];
-        fut[0] = gx;
+        for (int k = 0; k < K; k++) gw[k].v[v] = 0.f;
     }
+    if (c < E && t0 < T) {
+        const float *xb = xz + (size_t)b * T * 2 * E + c, *gbase = dxs + (size_t)b * T * E + c;
+        float *ob = dxz + (size_t)b * T * 2 * E + c;
+        float wk[K][V], bc[V];
 #pragma unroll
-    for (int k = 0; k < K; k++) dcw_part[((size_t)b * E + c) * K + k] = gw[k];
-    dcb_part[(size_t)b * E + c] = gb;
+        for (int v = 0; v < V; v++) {
+            bc[v] = bias[c + v];
+#pragma unroll
+            for (int k = 0; k < K; k++) wk[k][v] = w[(c + v) * K + k];
+        }
+        // xin[k] = x at t - (K-1) + k during step t (zero outside the sequence); fut[j] = dxc at t + 1 + j
+        // (zero past T). Before the first step (t = tfirst) xin[0 .. K-2] holds x at tfirst - (K-2) .. tfirst;
+        // each step shifts the window up by one and loads x at t - (K-1) into xin[0].
+        const int tfirst = t0 + CONV_TC + K - 2;
+        ChanVec<V> xin[K], fut[K - 1];
+#pragma unroll
+        for (int k = 0; k < K - 1; k++) xin[k] = conv_row<V>(xb, tfirst - (K - 2) + k, T, 2 * E);
+#pragma unroll
+        for (int j = 0; j < K - 1; j++)
+#pragma unroll
+            for (int v = 0; v < V; v++) fut[j].v[v] = 0.f;
+#pragma unroll
+        for (int j = 0; j < CONV_TC + K - 1; j++) {
+            const int t = tfirst - j;
+#pragma unroll
+            for (int k = K - 1; k > 0; k--) xin[k] = xin[k - 1];
+            xin[0] = conv_row<V>(xb, t - (K - 1), T, 2 * E);
+            // Past the sequence (the last run only) dxc is zero. The loads stay outside any branch, so
+            // the compiler may issue later steps' loads early.
+            const bool live = t < T;
+            const ChanVec<V> dy = conv_row<V>(gbase, t, T, E);
+            ChanVec<V> gx, d;
+#pragma unroll
+            for (int v = 0; v < V; v++) {
+                float o = bc[v];
+#pragma unroll
+                for (int k = 0; k < K; k++) o += wk[k][v] * xin[k].v[v];
+                const float s = sigm(o);
+                gx.v[v] = live ? dy.v[v] * s * (1.f + o * (1.f - s)) : 0.f;
+            }
+            if (j >= K - 1 && live) {  // j >= K-1: t < t0 + CONV_TC, a token of this run
+#pragma unroll
+                for (int v = 0; v < V; v++) {
+                    gb.v[v] += gx.v[v];
+#pragma unroll
+                    for (int k = 0; k < K; k++) gw[k].v[v] += gx.v[v] * xin[k].v[v];
+                    // output t + K-1-k read x[t] through tap k: tap K-1 is dxc_t itself
+                    float dd = wk[K - 1][v] * gx.v[v];
+#pragma unroll
+                    for (int k = K - 2; k >= 0; k--) dd += wk[k][v] * fut[K - 2 - k].v[v];
+                    d.v[v] = dd;
+                }
+                chan_store<V>(ob + (size_t)t * 2 * E, d);
+            }
+#pragma unroll
+            for (int i = K - 2; i > 0; i--) fut[i] = fut[i - 1];
+            fut[0] = gx;
+        }
+    }
+    // the block's warp sums, in warp order (inactive threads contribute zeros)
+    __shared__ ChanVec<V> sh[CONV_WARPS][K + 1][32];
+#pragma unroll
+    for (int k = 0; k < K; k++) sh[wp][k][lane] = gw[k];
+    sh[wp][K][lane] = gb;
+    __syncthreads();
+    const int nc = 32 * V;  // channels of the block
+    float *prow = part + ((size_t)b * gridDim.y + blockIdx.y) * (K + 1) * E;
+    for (int q = threadIdx.x; q < (K + 1) * nc; q += 32 * CONV_WARPS) {
+        const int k = q / nc, r = q % nc, ch = blockIdx.x * nc + r;
+        if (ch < E) {
+            float s = 0.f;
+            for (int i = 0; i < CONV_WARPS; i++) s += sh[i][k][r / V].v[r % V];
+            prow[(size_t)k * E + ch] = s;
+        }
+    }
 }
 
-// Parameter gradients of the per-sequence partials, summed over b in order (mamba.c's loops after
-// scan_backward and in conv_backward): thread (c, j), j < N: A_log (dA_log = dA * A, A = -exp(A_log));
-// N: D; N+1: b_dt; N+2: conv_b; N+3+k: conv_w tap k.
-__global__ void param_reduce_kernel(float *dA_log, float *dDp, float *dbdt, float *dcb, float *dcw,
-                                    const float *dA_part, const float *dD_part, const float *dbdt_part,
-                                    const float *dcb_part, const float *dcw_part, const float *A_log, int B,
+// Rows of conv_backward_kernel's part per sequence at length T.
+static int conv_part_rows(int T) { return (T + CONV_TC * CONV_WARPS - 1) / (CONV_TC * CONV_WARPS); }
+
+// dcw [E, K] += , dcb [E] += the sums over the nrow rows of part [nrow, K+1, E] (mamba.c conv_backward_blk's
+// dw, db), in a fixed order as layers.cu's shortconv_wgrad_final_kernel: a block of 32 outputs (i = k E + c)
+// x 32 row lanes, lane l sums rows l, l+32, ... in order, then the 32 lane sums are added in lane order.
+__global__ void __launch_bounds__(1024) conv_param_reduce_kernel(float *dcw, float *dcb, const float *part,
+                                                                 int nrow, int E) {
+    __shared__ float sh[32][33];
+    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5, i = blockIdx.x * 32 + tx, n = (K + 1) * E;
+    float s = 0.f;
+    if (i < n)
+        for (int r = ty; r < nrow; r += 32) s += part[(size_t)r * n + i];
+    sh[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && i < n) {
+        float t = 0.f;
+        for (int l = 0; l < 32; l++) t += sh[l][tx];
+        const int k = i / E, c = i % E;
+        if (k == K) dcb[c] += t;
+        else dcw[(size_t)c * K + k] += t;
+    }
+}
+
+// Parameter gradients of the scan's per-sequence partials, summed over b in order (mamba.c's loops after
+// scan_backward): thread (c, j), j < N: A_log (dA_log = dA * A, A = -exp(A_log)); N: D; N+1: b_dt.
+// (The conv's: conv_param_reduce_kernel.)
+__global__ void param_reduce_kernel(float *dA_log, float *dDp, float *dbdt, const float *dA_part,
+                                    const float *dD_part, const float *dbdt_part, const float *A_log, int B,
                                     int E, int N) {
-    const int J = N + 3 + K;
+    const int J = N + 2;
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= E * J) return;
     int c = i / J, j = i % J;
@@ -876,15 +1009,11 @@ __global__ void param_reduce_kernel(float *dA_log, float *dDp, float *dbdt, floa
     if (j < N) {
         for (int b = 0; b < B; b++) s += dA_part[((size_t)b * N + j) * E + c];
         dA_log[(size_t)c * N + j] += s * -expf(A_log[(size_t)c * N + j]);
-    } else if (j < N + 3) {
-        const float *p = j == N ? dD_part : j == N + 1 ? dbdt_part : dcb_part;
-        float *o = j == N ? dDp : j == N + 1 ? dbdt : dcb;
+    } else {
+        const float *p = j == N ? dD_part : dbdt_part;
+        float *o = j == N ? dDp : dbdt;
         for (int b = 0; b < B; b++) s += p[(size_t)b * E + c];
         o[c] += s;
-    } else {
-        int k = j - N - 3;
-        for (int b = 0; b < B; b++) s += dcw_part[((size_t)b * E + c) * K + k];
-        dcw[c * K + k] += s;
     }
 }
 
@@ -953,8 +1082,7 @@ static void mamba_cuda_destroy(void *vctx) {
     MambaCudaCtx *x = (MambaCudaCtx *)vctx;
     if (!x) return;
     float *bufs[] = {x->xz, x->xs, x->xdbl, x->dtp, x->y, x->g, x->hs, x->dg, x->dxz, x->dxs, x->ddt,
-                     x->dxdbl, x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dcb_part, x->dcw_part,
-                     x->sxz};
+                     x->dxdbl, x->dbc_part, x->dA_part, x->dD_part, x->dbdt_part, x->dconv_part, x->sxz};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) rb_cuda_free(bufs[i]);
     free(x);
 }
@@ -984,8 +1112,8 @@ static void *mamba_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     ALLOC(x->y, M * E); ALLOC(x->g, M * E); ALLOC(x->hs, (size_t)Bmax * nch * N * E);
     ALLOC(x->dg, M * E); ALLOC(x->dxz, M * 2 * E); ALLOC(x->dxs, M * E); ALLOC(x->ddt, M * E);
     ALLOC(x->dxdbl, M * P); ALLOC(x->dbc_part, M * x->nw * 2 * N); ALLOC(x->dA_part, (size_t)Bmax * N * E);
-    ALLOC(x->dD_part, (size_t)Bmax * E); ALLOC(x->dbdt_part, (size_t)Bmax * E); ALLOC(x->dcb_part, (size_t)Bmax * E);
-    ALLOC(x->dcw_part, (size_t)Bmax * E * K);
+    ALLOC(x->dD_part, (size_t)Bmax * E); ALLOC(x->dbdt_part, (size_t)Bmax * E);
+    ALLOC(x->dconv_part, (size_t)Bmax * conv_part_rows(Tmax) * (K + 1) * E);
     ALLOC(x->sxz, (size_t)Bmax * (6 * E + P));
 #undef ALLOC
     if (!ok) { mamba_cuda_destroy(x); return NULL; }
@@ -1076,8 +1204,13 @@ static void mamba_cuda_forward(Mixer *m, float *const *p, float *out, const floa
     const int D = x->D, E = x->E, R = x->R, P = x->P, M = B * T;
     cudaStream_t st = rb_cuda_stream();
     rb_cuda_matmul(x->xz, inp, p[MAMBA_W_IN], M, 2 * E, D, 0, 1, 0.f);
-    long long n = (long long)M * E;
-    conv_forward_kernel<<<cdiv(n, 256), 256, 0, st>>>(x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], T, E, n);
+    if (conv_v4(E, x->xs, x->xz, NULL)) {
+        dim3 cg(cdiv(E / 4, 32), cdiv(cdiv(T, CONV_FT), CONV_WARPS), B);
+        conv_forward_kernel<4><<<cg, 32 * CONV_WARPS, 0, st>>>(x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], T, E);
+    } else {
+        dim3 cg(cdiv(E, 32), cdiv(cdiv(T, CONV_FT), CONV_WARPS), B);
+        conv_forward_kernel<1><<<cg, 32 * CONV_WARPS, 0, st>>>(x->xs, x->xz, p[MAMBA_CONV_W], p[MAMBA_CONV_B], T, E);
+    }
     CHECK_LAUNCH();
     rb_cuda_matmul(x->xdbl, x->xs, p[MAMBA_W_X], M, P, E, 0, 1, 0.f);
     // dtp [M,E] = dt_low [M,R] (row stride P) @ W_dt^T; the bias and softplus are applied in the scan
@@ -1104,14 +1237,21 @@ static void mamba_cuda_backward(Mixer *m, float *const *p, float *const *dp, flo
     // xdbl = xs W_x^T.
     rb_cuda_matmul(dp[MAMBA_W_X], x->dxdbl, x->xs, P, E, M, 1, 0, 1.f);
     rb_cuda_matmul(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1.f);
-    dim3 cgrid(cdiv(E, 64), B);
-    conv_backward_kernel<<<cgrid, 64, 0, st>>>(x->dxz, x->dcw_part, x->dcb_part, x->dxs, x->xz, p[MAMBA_CONV_W],
-                                               p[MAMBA_CONV_B], T, E);
+    const int v4 = conv_v4(E, x->dxz, x->dxs, x->xz), crow = conv_part_rows(T);
+    dim3 cg(cdiv(v4 ? E / 4 : E, 32), crow, B);
+    if (v4)
+        conv_backward_kernel<4><<<cg, 32 * CONV_WARPS, 0, st>>>(x->dxz, x->dconv_part, x->dxs, x->xz,
+                                                                 p[MAMBA_CONV_W], p[MAMBA_CONV_B], T, E);
+    else
+        conv_backward_kernel<1><<<cg, 32 * CONV_WARPS, 0, st>>>(x->dxz, x->dconv_part, x->dxs, x->xz,
+                                                                 p[MAMBA_CONV_W], p[MAMBA_CONV_B], T, E);
     CHECK_LAUNCH();
-    int nj = E * (N + 3 + K);
-    param_reduce_kernel<<<cdiv(nj, 128), 128, 0, st>>>(dp[MAMBA_A_LOG], dp[MAMBA_D], dp[MAMBA_B_DT],
-        dp[MAMBA_CONV_B], dp[MAMBA_CONV_W], x->dA_part, x->dD_part, x->dbdt_part, x->dcb_part, x->dcw_part,
-        p[MAMBA_A_LOG], B, E, N);
+    conv_param_reduce_kernel<<<cdiv((long long)(K + 1) * E, 32), 1024, 0, st>>>(dp[MAMBA_CONV_W], dp[MAMBA_CONV_B],
+                                                                               x->dconv_part, B * crow, E);
+    CHECK_LAUNCH();
+    int nj = E * (N + 2);
+    param_reduce_kernel<<<cdiv(nj, 128), 128, 0, st>>>(dp[MAMBA_A_LOG], dp[MAMBA_D], dp[MAMBA_B_DT], x->dA_part,
+                                                       x->dD_part, x->dbdt_part, p[MAMBA_A_LOG], B, E, N);
     CHECK_LAUNCH();
     // xz = inp W_in^T.
     rb_cuda_matmul(dp[MAMBA_W_IN], x->dxz, inp, 2 * E, D, M, 1, 0, 1.f);
