@@ -1,6 +1,6 @@
 #!/bin/bash
 # mamba_scan_emu.sh — runs tools/mamba_scan_emu.cpp: the scan kernels of models/cuda/mamba.cu emulated
-# on the host (no GPU needed). Depends on g++ (C++20), sed. Usage: tools/mamba_scan_emu.sh  (~2 min, 2 cores)
+# on the host (no GPU needed). Depends on g++ (C++20), sed. Usage: tools/mamba_scan_emu.sh  (~1 min, 2 cores)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)

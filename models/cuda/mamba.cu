@@ -334,6 +334,15 @@ __global__ void __launch_bounds__(SCAN_BX) scan_backward_kernel(float *__restric
 #define SC_CPT 2   // channel groups per backward block (1 at NM 2, where 2 would pass the 48 KB of static smem)
 __host__ __device__ constexpr int sc_cpt(int nm) { return nm == 2 ? 1 : SC_CPT; }
 #define LOG2E_F 1.4426950408889634f
+// Blocks per SM that the forward lanes kernel's __launch_bounds__ asks for, so the register limit per
+// thread (5: 48, 4: 64). Chosen from ptxas -v (sm_90, CUDA 13.0) with the prefetch of the next chunk's
+// staging (see the kernel): the blocks per SM of the kernel before the prefetch (62, 48 with 16 B spilled,
+// 60, 61, 48 registers at NM 2 .. 32), spill-free with everything prefetched but B, C at NM 32 (which
+// spill at 48 registers); without a minimum ptxas picked counts that spilled (fwd<8>: 48 registers).
+// The backward lanes kernel has no prefetch: with it no NM fitted its 64 registers (4 blocks per SM; 80
+// at NM 16, 128 at NM 2, 4, 8), one or two blocks per SM fewer for a few percent of hidden latency.
+// Not measured on a GPU yet.
+__host__ __device__ constexpr int sc_fwd_blocks(int nm) { return nm == 4 || nm == 32 ? 5 : 4; }
 
 __device__ __forceinline__ float ex2f(float v) {
     float r;
@@ -373,65 +382,114 @@ __device__ __forceinline__ void group_transpose_sum(float *v, int lane) {
 }
 
 // One (token row m, channel ch) of a chunk's staging in the lane-parallel kernels: delta = softplus(dtp +
-// b_dt) and x.
+// b_dt) and x. stage_math is its arithmetic on the loaded values dtv = dtp[m, ch], bv = b_dt[ch], x =
+// xs[m, ch] (the lanes kernels load them a chunk ahead, see scan_fwd_lanes_kernel).
+__device__ __forceinline__ void stage_math(float &dl, float &xv, float dtv, float bv, float x) {
+    dl = softplus_d(dtv + bv);
+    xv = x;
+}
 __device__ __forceinline__ void stage_elem(float &dl, float &xv, size_t m, int ch, int E, const float *__restrict__ dtp,
                                            const float *__restrict__ bdt, const float *__restrict__ xs) {
-    dl = softplus_d(dtp[m * E + ch] + bdt[ch]);
-    xv = xs[m * E + ch];
+    stage_math(dl, xv, dtp[m * E + ch], bdt[ch], xs[m * E + ch]);
 }
 
-// The same in the backward kernels, with dy = dL/dy through g = y silu(z); writes dL/dz into dxz and
-// adds dy x to the thread's dD sum.
+// The same in the backward kernels, with dy = dL/dy through g = y silu(z) (zv = z, dgv = dg, yv = y at
+// (m, ch)); writes dL/dz to *dz (dxz's z half) and adds dy x to the thread's dD sum.
+__device__ __forceinline__ void bwd_stage_math(float &dl, float &xv, float &dy, float &dDs, float *__restrict__ dz,
+                                               float dtv, float bv, float x, float zv, float dgv, float yv) {
+    stage_math(dl, xv, dtv, bv, x);
+    const float s = sigm(zv);  // g = y silu(z)
+    dy = dgv * zv * s;
+    *dz = dgv * yv * s * (1.f + zv * (1.f - s));
+    dDs += dy * xv;
+}
 __device__ __forceinline__ void bwd_stage_elem(float &dl, float &xv, float &dy, float &dDs, size_t m, int ch, int E,
                                                const float *__restrict__ dtp, const float *__restrict__ bdt,
                                                const float *__restrict__ xs, const float *__restrict__ xz,
                                                const float *__restrict__ dg, const float *__restrict__ y,
                                                float *__restrict__ dxz) {
-    stage_elem(dl, xv, m, ch, E, dtp, bdt, xs);
-    const float zv = xz[m * 2 * E + E + ch], dgv = dg[m * E + ch], yv = y[m * E + ch];
-    const float s = sigm(zv);  // g = y silu(z)
-    dy = dgv * zv * s;
-    dxz[m * 2 * E + E + ch] = dgv * yv * s * (1.f + zv * (1.f - s));
-    dDs += dy * xv;
+    bwd_stage_math(dl, xv, dy, dDs, dxz + m * 2 * E + E + ch, dtp[m * E + ch], bdt[ch], xs[m * E + ch],
+                   xz[m * 2 * E + E + ch], dg[m * E + ch], y[m * E + ch]);
 }
 
 // scan_forward (mamba.c scan_forward_block + the softplus of mamba_forward), lane-parallel form.
-// hs: [B, nch, E, N], h at the end of every chunk but the last.
+// hs: [B, nch, E, N], h at the end of every chunk but the last. The staging is prefetched (as in
+// gsa_scan_kernel's fetch): a thread's staging elements of the next chunk (i = tid + r SC_BLK: NX of
+// (token, channel), all in its channel sch, and NB of (token, state) of B, C) are loaded into registers
+// while this chunk computes, and stored into the shared arrays after the next barrier (the loads after
+// that barrier were the scan's exposed latency, once per chunk). Same values, same arithmetic.
 template <int NM>
-__global__ void __launch_bounds__(SC_BLK) scan_fwd_lanes_kernel(float *__restrict__ y, float *__restrict__ g,
-        float *__restrict__ hs, const float *__restrict__ xs, const float *__restrict__ xz,
+__global__ void __launch_bounds__(SC_BLK, sc_fwd_blocks(NM)) scan_fwd_lanes_kernel(float *__restrict__ y,
+        float *__restrict__ g, float *__restrict__ hs, const float *__restrict__ xs, const float *__restrict__ xz,
         const float *__restrict__ xdbl, const float *__restrict__ dtp, const float *__restrict__ bdt,
         const float *__restrict__ A_log, const float *__restrict__ Dp, int T, int E, int N, int R, int P) {
     constexpr int CG = SC_BLK / NM, G = NM < 16 ? NM : 16;
+    constexpr int NX = (SC_TC * CG + SC_BLK - 1) / SC_BLK, NB = (SC_TC * NM + SC_BLK - 1) / SC_BLK;
+    constexpr bool PF_BC = NM != 32;  // B, C prefetched too (see sc_fwd_blocks)
+    static_assert(SC_BLK % CG == 0 && SC_BLK % NM == 0, "a thread's staging elements stay in one channel");
     __shared__ float s_dl[SC_TC][CG], s_x[SC_TC][CG], s_y[SC_TC][CG], s_B[SC_TC][NM], s_C[SC_TC][NM];
     const int tid = threadIdx.x, lane = tid & 31, n = tid % NM, cl = tid / NM;
-    const int c0 = blockIdx.x * CG, b = blockIdx.y, c = c0 + cl;
+    const int c0 = blockIdx.x * CG, b = blockIdx.y, c = c0 + cl, sch = c0 + tid % CG;
     const bool own = c < E && n < N;
     const float A2 = own ? -expf(A_log[(size_t)c * N + n]) * LOG2E_F : 0.f;  // exp(delta A) = 2^(delta A2)
+    const float sbdt = sch < E ? bdt[sch] : 0.f;  // b_dt of the staging channel
     const int nch = (T + SC_TC - 1) / SC_TC;
     const size_t mb = (size_t)b * T;
+    // The prefetch registers: dtp, xs of the (delta, x) elements; B, C (zero where t >= T or nn >= N).
+    float pdt[NX], px[NX], pB[NB], pC[NB];
+    auto fetch_x = [&](int k) {
+        const int t0 = k * SC_TC;
+#pragma unroll
+        for (int r = 0; r < NX; r++) {
+            const int i = tid + r * SC_BLK, t = t0 + i / CG;
+            pdt[r] = px[r] = 0.f;
+            if (i < SC_TC * CG && t < T && sch < E) {
+                pdt[r] = dtp[(mb + t) * E + sch];
+                px[r] = xs[(mb + t) * E + sch];
+            }
+        }
+    };
+    auto fetch_bc = [&](int k) {
+        const int t0 = k * SC_TC;
+#pragma unroll
+        for (int r = 0; r < NB; r++) {
+            const int i = tid + r * SC_BLK, nn = i % NM, t = t0 + i / NM;
+            pB[r] = pC[r] = 0.f;
+            if (i < SC_TC * NM && t < T && nn < N) {
+                const float *row = xdbl + (mb + t) * P + R;
+                pB[r] = row[nn];
+                pC[r] = row[N + nn];
+            }
+        }
+    };
+    if (nch > 0) fetch_x(0);
+    if (nch > 0 && PF_BC) fetch_bc(0);
     float h = 0.f;
     for (int k = 0; k < nch; k++) {
         const int t0 = k * SC_TC;
         __syncthreads();  // the previous chunk's write-out has read s_x, s_y
-        for (int i = tid; i < SC_TC * CG; i += SC_BLK) {
-            const int j = i / CG, cc = i % CG, t = t0 + j, ch = c0 + cc;
-            float dl = 0.f, xv = 0.f;
-            if (t < T && ch < E) stage_elem(dl, xv, mb + t, ch, E, dtp, bdt, xs);
-            s_dl[j][cc] = dl;
-            s_x[j][cc] = xv;
-        }
-        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
-            const int j = i / NM, nn = i % NM, t = t0 + j;
-            float bv = 0.f, cv = 0.f;
-            if (t < T && nn < N) {
-                const float *row = xdbl + (mb + t) * P + R;
-                bv = row[nn];
-                cv = row[N + nn];
+        if (!PF_BC) fetch_bc(k);  // (NM 32) loaded after the barrier, as before
+#pragma unroll
+        for (int r = 0; r < NX; r++) {
+            const int i = tid + r * SC_BLK;
+            if (i < SC_TC * CG) {
+                const int j = i / CG, cc = i % CG, t = t0 + j, ch = c0 + cc;
+                float dl = 0.f, xv = 0.f;
+                if (t < T && ch < E) stage_math(dl, xv, pdt[r], sbdt, px[r]);
+                s_dl[j][cc] = dl;
+                s_x[j][cc] = xv;
             }
-            s_B[j][nn] = bv;
-            s_C[j][nn] = cv;
         }
+#pragma unroll
+        for (int r = 0; r < NB; r++) {
+            const int i = tid + r * SC_BLK;
+            if (i < SC_TC * NM) {
+                s_B[i / NM][i % NM] = pB[r];
+                s_C[i / NM][i % NM] = pC[r];
+            }
+        }
+        if (k + 1 < nch) fetch_x(k + 1);  // in flight while this chunk computes
+        if (k + 1 < nch && PF_BC) fetch_bc(k + 1);
         __syncthreads();
 #pragma unroll
         for (int g0 = 0; g0 < SC_TC; g0 += G) {
