@@ -1,5 +1,5 @@
 // mamba_conv_emu.cpp — host emulation of the depthwise causal conv kernels of models/cuda/mamba.cu
-// (conv_forward_kernel<V>, conv_backward_kernel<V>, conv_param_reduce_kernel): one std::thread per CUDA
+// (conv_forward_kernel<V>, conv_backward_kernel<V>, layers.cu's shortconv_wgrad_final_kernel): one std::thread per CUDA
 // thread (cuda_emu.h). Depends on C++20 and the kernel text that tools/mamba_conv_emu.sh cuts out of
 // mamba.cu and layers.cuh (kern.inc). Run it through that script.
 //
@@ -199,7 +199,7 @@ static Bwd run_backward(const std::vector<float> &dxz0, const std::vector<float>
     launch(g, 32 * CONV_WARPS, [&] { conv_backward_kernel<V>(o.dxz.data(), o.part.data(), dxs.data(), xz.data(),
                                                               w.data(), bias.data(), T, E); });
     dim3 gr; gr.x = ((K + 1) * E + 31) / 32;
-    launch(gr, 1024, [&] { conv_param_reduce_kernel(o.dw.data(), o.db.data(), o.part.data(), B * crow, E); });
+    launch(gr, 1024, [&] { shortconv_wgrad_final_kernel(o.dw.data(), o.db.data(), o.part.data(), B * crow, E, K); });
     return o;
 }
 

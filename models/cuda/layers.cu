@@ -843,6 +843,10 @@ __global__ void shortconv_wgrad_final_kernel(float *dw, float *db, const float *
         else dw[(size_t)c * K + j] += t;
     }
 }
+void cuda_conv_wgrad_final(float *dw, float *db, const float *part, int nrow, int D, int K) {
+    shortconv_wgrad_final_kernel<<<cdiv((long long)(K + 1) * D, 32), 1024, 0, rb_cuda_stream()>>>(dw, db, part, nrow, D, K);
+    CHECK_LAUNCH();
+}
 size_t cuda_shortconv_scratch(int BT, int D, int K) {
     return (size_t)cdiv(BT > 0 ? BT : 1, SC_ROWS < ROWS_CHUNK ? SC_ROWS : ROWS_CHUNK) * (K + 1) * D;
 }
@@ -871,8 +875,7 @@ void cuda_shortconv_backward_skip(float *dinp, float *dw, float *db, const float
         shortconv_wgrad_partial_kernel<<<grid, 128, 0, st>>>(scratch, dout, inp, BT, T, D, K);
     }
     CHECK_LAUNCH();
-    shortconv_wgrad_final_kernel<<<cdiv((long long)(K + 1) * D, 32), 1024, 0, st>>>(dw, db, scratch, nch, D, K);
-    CHECK_LAUNCH();
+    cuda_conv_wgrad_final(dw, db, scratch, nch, D, K);
 }
 void cuda_shortconv_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                              int B, int T, int D, int K, float *scratch) {

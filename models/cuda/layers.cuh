@@ -133,6 +133,9 @@ size_t cuda_shortconv_scratch(int BT, int D, int K);
 void cuda_shortconv_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                              int B, int T, int D, int K, float *scratch);
 // The same with dinp = (dinp + skip) + the shortconv's input gradient (skip [B,T,D]; NULL: none).
+// dw [D, K] += , db [D] += the sums over nrow rows of part [nrow, K+1, D] (tap j at j, bias at K), in a fixed
+// order: the depthwise convs' weight-gradient partials (shortconv here, mamba.cu's conv) summed deterministically.
+void cuda_conv_wgrad_final(float *dw, float *db, const float *part, int nrow, int D, int K);
 void cuda_shortconv_backward_skip(float *dinp, float *dw, float *db, const float *dout, const float *skip,
                                   const float *inp, const float *w, int B, int T, int D, int K, float *scratch);
 

@@ -81,6 +81,18 @@ __device__ __forceinline__ ChanVec<V> conv_row(const float *p, int s, int T, int
     return r;
 }
 
+// The K taps and the bias of channels c .. c+V-1 (scalar loads: their offsets in the parameter slab need
+// not be 16-byte aligned).
+template <int V>
+__device__ __forceinline__ void conv_taps(float (*wk)[V], float *bc, const float *w, const float *bias, int c) {
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+        bc[v] = bias[c + v];
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[k][v] = w[(c + v) * K + k];
+    }
+}
+
 // conv_forward (mamba.c conv_forward_seq): xs = silu(conv_b + causal depthwise conv4 of x (rows of xz,
 // stride 2E)). Warp w: tokens t0 .. t0+CONV_FT-1; the CONV_FT + K-1 input rows it needs are loaded
 // first (independent loads, all in flight together), then each output. Per element the operations of
@@ -98,12 +110,7 @@ __global__ void __launch_bounds__(32 * CONV_WARPS) conv_forward_kernel(float *__
 #pragma unroll
     for (int i = 0; i < CONV_FT + K - 1; i++) xr[i] = conv_row<V>(xb, t0 - (K - 1) + i, T, 2 * E);
     float wk[K][V], bc[V];
-#pragma unroll
-    for (int v = 0; v < V; v++) {
-        bc[v] = bias[c + v];
-#pragma unroll
-        for (int k = 0; k < K; k++) wk[k][v] = w[(c + v) * K + k];
-    }
+    conv_taps<V>(wk, bc, w, bias, c);
 #pragma unroll
     for (int j = 0; j < CONV_FT; j++) {
         const int t = t0 + j;
@@ -937,8 +944,8 @@ __global__ void dbc_reduce_kernel(float *dxdbl, const float *part, long long M, 
 // same order as the one-thread-per-(b, c) form, so the same bits. Weight / bias gradient: each thread
 // sums dxc x_{t-(K-1)+k} and dxc over its run (reverse token order), then the block adds its warps'
 // sums in warp order into part [B, gridDim.y, K+1, E] (tap k at k, bias at K; a row per CONV_WARPS
-// runs), which conv_param_reduce_kernel sums over rows in a fixed order. No atomics: the same bits
-// every run. Partials per block rather than per thread: 1/CONV_WARPS of the traffic and of the rows.
+// runs), which cuda_conv_wgrad_final (layers.cu, shared with BaseConv) sums over rows in a fixed
+// order. No atomics: the same bits every run. Partials per block rather than per thread: 1/CONV_WARPS of the traffic and of the rows.
 template <int V>
 __global__ void __launch_bounds__(32 * CONV_WARPS) conv_backward_kernel(float *__restrict__ dxz,
         float *__restrict__ part, const float *__restrict__ dxs, const float *__restrict__ xz,
@@ -956,12 +963,7 @@ __global__ void __launch_bounds__(32 * CONV_WARPS) conv_backward_kernel(float *_
         const float *xb = xz + (size_t)b * T * 2 * E + c, *gbase = dxs + (size_t)b * T * E + c;
         float *ob = dxz + (size_t)b * T * 2 * E + c;
         float wk[K][V], bc[V];
-#pragma unroll
-        for (int v = 0; v < V; v++) {
-            bc[v] = bias[c + v];
-#pragma unroll
-            for (int k = 0; k < K; k++) wk[k][v] = w[(c + v) * K + k];
-        }
+        conv_taps<V>(wk, bc, w, bias, c);
         // xin[k] = x at t - (K-1) + k during step t (zero outside the sequence); fut[j] = dxc at t + 1 + j
         // (zero past T). Before the first step (t = tfirst) xin[0 .. K-2] holds x at tfirst - (K-2) .. tfirst;
         // each step shifts the window up by one and loads x at t - (K-1) into xin[0].
@@ -1032,30 +1034,9 @@ __global__ void __launch_bounds__(32 * CONV_WARPS) conv_backward_kernel(float *_
 // Rows of conv_backward_kernel's part per sequence at length T.
 static int conv_part_rows(int T) { return (T + CONV_TC * CONV_WARPS - 1) / (CONV_TC * CONV_WARPS); }
 
-// dcw [E, K] += , dcb [E] += the sums over the nrow rows of part [nrow, K+1, E] (mamba.c conv_backward_blk's
-// dw, db), in a fixed order as layers.cu's shortconv_wgrad_final_kernel: a block of 32 outputs (i = k E + c)
-// x 32 row lanes, lane l sums rows l, l+32, ... in order, then the 32 lane sums are added in lane order.
-__global__ void __launch_bounds__(1024) conv_param_reduce_kernel(float *dcw, float *dcb, const float *part,
-                                                                 int nrow, int E) {
-    __shared__ float sh[32][33];
-    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5, i = blockIdx.x * 32 + tx, n = (K + 1) * E;
-    float s = 0.f;
-    if (i < n)
-        for (int r = ty; r < nrow; r += 32) s += part[(size_t)r * n + i];
-    sh[ty][tx] = s;
-    __syncthreads();
-    if (ty == 0 && i < n) {
-        float t = 0.f;
-        for (int l = 0; l < 32; l++) t += sh[l][tx];
-        const int k = i / E, c = i % E;
-        if (k == K) dcb[c] += t;
-        else dcw[(size_t)c * K + k] += t;
-    }
-}
-
 // Parameter gradients of the scan's per-sequence partials, summed over b in order (mamba.c's loops after
 // scan_backward): thread (c, j), j < N: A_log (dA_log = dA * A, A = -exp(A_log)); N: D; N+1: b_dt.
-// (The conv's: conv_param_reduce_kernel.)
+// (The conv's: cuda_conv_wgrad_final.)
 __global__ void param_reduce_kernel(float *dA_log, float *dDp, float *dbdt, const float *dA_part,
                                     const float *dD_part, const float *dbdt_part, const float *A_log, int B,
                                     int E, int N) {
@@ -1304,9 +1285,7 @@ static void mamba_cuda_backward(Mixer *m, float *const *p, float *const *dp, flo
         conv_backward_kernel<1><<<cg, 32 * CONV_WARPS, 0, st>>>(x->dxz, x->dconv_part, x->dxs, x->xz,
                                                                  p[MAMBA_CONV_W], p[MAMBA_CONV_B], T, E);
     CHECK_LAUNCH();
-    conv_param_reduce_kernel<<<cdiv((long long)(K + 1) * E, 32), 1024, 0, st>>>(dp[MAMBA_CONV_W], dp[MAMBA_CONV_B],
-                                                                               x->dconv_part, B * crow, E);
-    CHECK_LAUNCH();
+    cuda_conv_wgrad_final(dp[MAMBA_CONV_W], dp[MAMBA_CONV_B], x->dconv_part, B * crow, E, K);
     int nj = E * (N + 2);
     param_reduce_kernel<<<cdiv(nj, 128), 128, 0, st>>>(dp[MAMBA_A_LOG], dp[MAMBA_D], dp[MAMBA_B_DT], x->dA_part,
                                                        x->dD_part, x->dbdt_part, p[MAMBA_A_LOG], B, E, N);
