@@ -53,10 +53,12 @@ check "epoch-end stop: resumed, epoch 3 evaluation and result bit-identical" \
     $(grep -q 'epoch 2, batch 32 of it' c2.err && diff a.evals <(evals c.db 2) > /dev/null &&
       [ "$(result a.json)" = "$(result c2.json)" ]; echo $?)
 
-# (3) SIGKILL after a timed epoch-end checkpoint (--checkpoint-every 1 over 40 epochs): the run resumes
-# from whichever epoch the last checkpoint holds
-long="--task mqar --vocab 64 --seq-len 32 --kv-pairs 4 --train-examples 1000 --test-examples 100 --d-model 32 --batch 64
-      --epochs 40 --seed 5 --layers conv,attention --progress none --json --threads 1"
+# (3) SIGKILL after a timed epoch-end checkpoint (--checkpoint-every 1 over 60 epochs): the run resumes
+# from whichever epoch the last checkpoint holds. The run must outlast its first checkpoint (at >= 1 s) by
+# a wide margin, as the poll below has to see the file before the finished run removes it: ~5 s on a
+# quiet core (it was 1.3 s with 1,000 examples x 40 epochs, and a loaded CI machine missed the 0.3 s).
+long="--task mqar --vocab 64 --seq-len 32 --kv-pairs 4 --train-examples 4000 --test-examples 100 --d-model 32 --batch 64
+      --epochs 60 --seed 5 --layers conv,attention --progress none --json --threads 1"
 $rb train $long --db k0.db > k0.json 2>/dev/null
 $rb train $long --db k.db --checkpoint kk --checkpoint-every 1 > /dev/null 2>&1 &
 pid=$!

@@ -74,7 +74,7 @@ EOF
     # A live owner blocks a second train of the same config (without --force).
     "$rb" train $tiny --layers conv,bla --window 16 --freqs 4 --seed 9 --epochs 4000 --early-stop 1.01 --db live.db >l1.out 2>l1.err &
     p=$!
-    for i in $(seq 100); do [ "$(q live.db "select count(*) from runs where status='running'")" = 1 ] && break; sleep 0.1; done
+    for i in $(seq 600); do [ "$(q live.db "select count(*) from runs where status='running'")" = 1 ] && break; sleep 0.1; done
     "$rb" train $tiny --layers conv,bla --window 16 --freqs 4 --seed 9 --epochs 4000 --early-stop 1.01 --db live.db >l2.out 2>l2.err
     rc=$?
     kill -INT $p; wait $p
@@ -248,7 +248,7 @@ if want 7; then
     for sig in INT TERM; do
         "$rb" train $tiny --layers conv,bla --window 16 --freqs 4 --epochs 5000 --early-stop 1.01 --seed 5 --db int$sig.db >i.out 2>i.err &
         p=$!
-        for i in $(seq 200); do [ "$(q int$sig.db "select count(*) from evals")" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
+        for i in $(seq 600); do [ "$(q int$sig.db "select count(*) from evals")" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
         kill -$sig $p; wait $p; rc=$?
         st=$(q int$sig.db "select status from runs")
         check "item7: SIG$sig during train marks the run interrupted, exit 1, one line saying so" \
@@ -257,9 +257,9 @@ if want 7; then
     printf '[sweep]\n%s\nepochs = 5000\nearly-stop = 1.01\nlayers = conv,bla\nwindow = 16\nfreqs = 4\nseed = 1 2\n' "$spec_tiny" > par.ini
     "$rb" sweep par.ini --db par.db -j 2 --threads 1 >s.out 2>s.err &
     p=$!
-    for i in $(seq 200); do [ "$(q par.db "select count(distinct run_id) from evals")" -ge 2 ] 2>/dev/null && break; sleep 0.1; done
+    for i in $(seq 600); do [ "$(q par.db "select count(distinct run_id) from evals")" -ge 2 ] 2>/dev/null && break; sleep 0.1; done
     kill -9 $p; wait $p 2>/dev/null
-    for i in $(seq 100); do [ "$(q par.db "select count(*) from runs where status='running'")" = 0 ] && break; sleep 0.1; done
+    for i in $(seq 600); do [ "$(q par.db "select count(*) from runs where status='running'")" = 0 ] && break; sleep 0.1; done
     st=$(q par.db "select group_concat(status) from runs")
     check "item7: killing the sweep (parent death) marks its workers' runs interrupted" \
         $([ "$st" = "interrupted,interrupted" ] && ! grep -q "store_finish_run" logs/*.log && echo 0 || echo 1) "(statuses $st)"

@@ -286,7 +286,7 @@ check "--time-limit 1: exit 0" $rc "$(tail -2 dl1.err)"
 grep -q 'starting no new runs' dl1.err && grep -q 'rerun the same command to resume' dl1.err
 check "--time-limit: says it stopped starting runs and how to resume" $? "$(tail -2 dl1.err)"
 "$rb" sweep dl.ini --db dl/b.db -j 1 > dl2.out 2> dl2.err & sp=$!
-for i in $(seq 1 100); do grep -q 'mqar\|\[ *1/' dl2.err 2>/dev/null && break; [ -e dl/b.db ] && break; sleep 0.1; done
+for i in $(seq 1 600); do grep -q 'mqar\|\[ *1/' dl2.err 2>/dev/null && break; [ -e dl/b.db ] && break; sleep 0.1; done
 sleep 0.3; kill -USR1 $sp; wait $sp; rc=$?
 check "SIGUSR1: exit 0 (running run finished, nothing interrupted)" $rc "$(tail -2 dl2.err)"
 grep -q 'SIGUSR1: starting no new runs' dl2.err; check "SIGUSR1: drain announced" $? "$(tail -3 dl2.err)"
