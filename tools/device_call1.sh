@@ -11,7 +11,7 @@ parts=${*:-tests train regress bench rbbench}
 out=${OUT:?device_call1.sh: no OUT folder}
 work=/tmp/call1
 root=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$work"
+mkdir -p "$work" "$out"
 for p in $parts; do
     t0=$(date +%s)
     OUT=$work/$p bash "$root/tools/device_suite.sh" "$bin" "$p" > "$work/$p.log" 2>&1

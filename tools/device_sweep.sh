@@ -16,6 +16,11 @@ bin=${1:?}; spec=${2:?}; name=${3:?}; secs=${4:?}; shift 4
 out=${OUT:-/tmp/rbout}; mkdir -p "$out" /tmp/sweeplogs
 db="$out/$name.db"
 if [ -f "results/$name.db.gz" ]; then gunzip -c "results/$name.db.gz" > "$db"; fi   # earlier sittings
+# On a machine still warm from the last call, /tmp keeps that sitting's database: its finished runs are merged
+# in, so a chained call skips them even where the caller did not copy the returned database into results/
+# first (2026-12-02: a chained call seeded from results/ alone ran 4 finished Mamba runs again).
+last=/tmp/sweepdb_$name.db
+if [ -f "$last" ]; then "$bin/recallbench" merge "$last" -o "$db" | tail -n 1; fi
 ck=/tmp/ckpt_$name; mkdir -p "$ck"
 ckin=${CKPT_IN:-.ckpt/$name}
 # -n: on a machine still warm from the last call, /tmp holds that call's checkpoints, at least as new as the
@@ -53,6 +58,7 @@ kill $mon 2>/dev/null
 tar czf "$out/logs.tar.gz" -C /tmp sweeplogs
 # fold the WAL into the file before compressing it (the -wal file does not travel)
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.execute('PRAGMA journal_mode=DELETE'); c.close()" "$db"
+cp "$db" "$last"   # for the next sitting on this machine (above)
 gzip -9 "$db"   # the .gz only: few files come back (8)
 # At most CKPT_MAX (default 4) checkpoint files come back (a call returns 8 files of under 16 MiB each, 64 MiB
 # in all; the database, gpu_util.txt, logs.tar.gz and the caller's sweep.txt take 4): a checkpoint over 16 MB
