@@ -730,7 +730,7 @@ int store_list_runs(Store *s, const char *task, void (*fn)(const RunRow *r, void
     // Prepared per call (not cached) so that fn may call back into the store.
     sqlite3_stmt *st = prepare(s->db,
         "SELECT id, status, task, model, mixer, variant, config_hash, d_model, epochs_done, lr, state_floats,"
-        " accuracy, tokens_per_s, seed FROM runs WHERE ?1 IS NULL OR task=?1 ORDER BY id", 0);
+        " accuracy, tokens_per_s, seed, backend FROM runs WHERE ?1 IS NULL OR task=?1 ORDER BY id", 0);
     bind_text(s->db, st, 1, task);
     s->err[0] = 0;
     int n = 0, rc;
@@ -751,6 +751,7 @@ int store_list_runs(Store *s, const char *task, void (*fn)(const RunRow *r, void
         r.accuracy = real_col(st, 11);
         r.tokens_per_s = real_col(st, 12);
         r.seed = seed_from_sql(sqlite3_column_int64(st, 13));
+        copy_col(r.backend, sizeof r.backend, st, 14);
         if (fn) fn(&r, ud);
         n++;
     }

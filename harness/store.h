@@ -33,7 +33,7 @@ typedef struct {
 typedef struct {
     int64_t id;
     char status[16];             // running | ok | failed | diverged | interrupted
-    char task[16], model[64], mixer[16], variant[48], config_hash[24];
+    char task[16], model[64], mixer[16], variant[48], config_hash[24], backend[8];
     int d_model, epochs_done;
     double lr, state_floats, accuracy, tokens_per_s;
     uint64_t seed;               // NULL columns read as "" / 0 / NAN (reals, e.g. accuracy of a running row)

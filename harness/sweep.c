@@ -447,6 +447,32 @@ static void print_estimate(Store *st, const SweepRun *r, int n, const int *statu
     printf("%s\n", exact + scaled < pending ? "; the others have no finished run to go by" : "");
 }
 
+// Finished runs of the database on the other backend (a config's backend is part of its hash): counted
+// for backend_hint, which names them where none of the grid has finished.
+typedef struct {
+    const char *backend;   // the grid's ("cpu" | "cuda")
+    int other;             // ok runs on another backend
+    char other_name[16];
+} BackendCount;
+
+static void count_other_backend(const RunRow *row, void *ud) {
+    BackendCount *c = ud;
+    if (strcmp(row->status, "ok") || !row->backend[0] || !strcmp(row->backend, c->backend)) return;
+    c->other++;
+    snprintf(c->other_name, sizeof c->other_name, "%s", row->backend);
+}
+
+// With nothing of the grid finished, a database whose finished runs ran on the other backend usually means
+// a forgotten --backend (e.g. `--dry-run` of a GPU sweep's database on a laptop): one line on stderr.
+static void backend_hint(Store *st, const SweepRun *r, int n, int nfin) {
+    if (!st || nfin || n <= 0) return;
+    BackendCount c = {.backend = r[0].cfg.backend == BACKEND_CUDA ? "cuda" : "cpu"};
+    if (store_list_runs(st, NULL, count_other_backend, &c) < 0 || !c.other) return;
+    fprintf(stderr, "sweep: note: none of this grid (backend %s) has finished in the database, which holds %d finished "
+            "run%s on backend %s: the backend is part of a config's identity; pass --backend %s to mean those\n",
+            c.backend, c.other, c.other == 1 ? "" : "s", c.other_name, c.other_name);
+}
+
 static void grid_status(Store *st, const SweepRun *r, int n, int *status) {
     StatusList l = {0};
     if (st && store_list_runs(st, NULL, collect_status, &l) < 0)
@@ -823,6 +849,7 @@ int cmd_sweep(int argc, char **argv) {
         ndiv += status[i] == ST_DIVERGED;
         npend += status[i] == ST_PENDING;
     }
+    backend_hint(st, runs, n, nfin);
 
     if (dry) {
         printf("sweep %s (%s): %d model block%s, database %s\n", spec.name, spec_path, spec.nmodels,

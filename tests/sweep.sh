@@ -150,6 +150,15 @@ if [ $have_sqlite = 1 ]; then
 fi
 out=$("$rb" sweep real.ini --dry-run --db real/a.db | tail -1)
 echo "$out" | grep -q '^6 runs: 6 finished, 0 diverged (kept), 0 pending'; check "dry-run shows all finished" $? "$out"
+"$rb" sweep real.ini --dry-run --db real/a.db 2>&1 >/dev/null | grep -q 'backend'; [ $? = 1 ]
+check "no backend note where the grid's runs are found" $?
+if [ $have_sqlite = 1 ]; then
+    # the same runs as if they had run on the GPU (other backend, so other hashes): a CPU grid finds none
+    cp real/a.db real/c.db && q real/c.db "update runs set backend = 'cuda', config_hash = substr('ffffffffffffffff' || id, -16)" >/dev/null
+    out=$("$rb" sweep real.ini --dry-run --db real/c.db 2>&1 >/dev/null)
+    echo "$out" | grep -q 'none of this grid (backend cpu) has finished in the database, which holds 6 finished runs on backend cuda.*pass --backend cuda'
+    check "dry-run names a forgotten --backend (6 finished runs on cuda)" $? "$out"
+fi
 # The estimate of the pending runs' time: a new lr (attention, swa: they have finished runs to go by) and a
 # new mixer (none); the hours are the matched runs' mean durations, from the database's timestamps.
 sed -e 's/^lr = 1e-3 1e-2$/lr = 1e-3 1e-2 3e-3/' real.ini > real2.ini && printf '[model mamba]\nlayers = conv,mamba\n' >> real2.ini
