@@ -2,9 +2,11 @@
 // forward, dinp, every parameter gradient, step == forward, over slots/heads/d/T, with the split
 // backward (the default: 32-column groups, so d_h 12/16/24 is one partial group and 48 one and a half),
 // then a few configs again with the one-block-per-(b, h) backward scan (RB_CUDA_GSA_SEQ=1, the
-// reference form), with the split forward (RB_CUDA_GSA_FWD=split) and with the shared-memory forward scan
-// (RB_CUDA_GSA_FWD=scan, where the register scan is the default: m and d_h dividing 256, m d_h / 256 <= 64);
-// slots up to 300 and d_h up to 320 reach every thread layout of the scans. Depends on cuda_check.h.
+// reference form), with the split forward (RB_CUDA_GSA_FWD=split), with the shared-memory forward scan
+// (RB_CUDA_GSA_FWD=scan, where the register scan is the default: m and d_h dividing 256, m d_h / 256 <= 64)
+// and with the shared-memory column-group backward (RB_CUDA_GSA_BWD=smem, where gsa_bwd_cols_reg_kernel is
+// the default: up to 512 slots); slots up to 300 and d_h up to 320 reach every thread layout of the scans.
+// Depends on cuda_check.h.
 #define _POSIX_C_SOURCE 200809L  // setenv
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,19 +34,23 @@ int main(void) {
         {256, 2, 256, 2, 37},
     };
     const unsigned nsplit = sizeof cs / sizeof *cs;
-    for (unsigned i = 0; i < nsplit + 9; i++) {
+    for (unsigned i = 0; i < nsplit + 12; i++) {
         // then configs 1, 5, 8 with the reference backward scan, again with the split forward (the
-        // default only where no scan keeps the state on chip: the last config above), and again with the
-        // shared-memory scan (5 and 8 are register-scan shapes by default, both at S 8; 1 is not)
-        const int seq = i >= nsplit && i < nsplit + 3, fsplit = i >= nsplit + 3 && i < nsplit + 6, fscan = i >= nsplit + 6;
+        // default only where no scan keeps the state on chip: the last config above), again with the
+        // shared-memory scan (5 and 8 are register-scan shapes by default, both at S 8; 1 is not), and
+        // again with the split backward's shared-memory column groups (gsa_bwd_cols_kernel)
+        const int seq = i >= nsplit && i < nsplit + 3, fsplit = i >= nsplit + 3 && i < nsplit + 6;
+        const int fscan = i >= nsplit + 6 && i < nsplit + 9, bsmem = i >= nsplit + 9;
         if (seq) setenv("RB_CUDA_GSA_SEQ", "1", 1);
         if (fsplit) { unsetenv("RB_CUDA_GSA_SEQ"); setenv("RB_CUDA_GSA_FWD", "split", 1); }
         if (fscan) setenv("RB_CUDA_GSA_FWD", "scan", 1);
+        if (bsmem) { unsetenv("RB_CUDA_GSA_FWD"); setenv("RB_CUDA_GSA_BWD", "smem", 1); }
         const unsigned k = i >= nsplit ? (unsigned[]){1, 5, 8}[(i - nsplit) % 3] : i;
         MixerCfg c = cfg(cs[k].d, cs[k].heads, cs[k].slots);
         char label[96];
-        snprintf(label, sizeof label, "gsa %s d%d h%d m%d", seq ? "seq" : fsplit ? "split fwd-split" : fscan ? "split fwd-scan" : "split", cs[k].d,
-                 cs[k].heads, cs[k].slots);
+        snprintf(label, sizeof label, "gsa %s d%d h%d m%d",
+                 seq ? "seq" : fsplit ? "split fwd-split" : fscan ? "split fwd-scan" : bsmem ? "split bwd-smem" : "split",
+                 cs[k].d, cs[k].heads, cs[k].slots);
         // tf32: 2e-2 up to d 128, then in proportion to d. The tf32 error of a GEMM grows with its inner
         // dimension (the projections' is d), and GSA's slot softmax runs at scale 1 (no 1/sqrt(d_h)), so
         // its logits, and the backward's sensitivity to their rounding, grow with d too. Measured on the

@@ -1,5 +1,6 @@
-// gsa_scan_emu.cpp — host emulation of two scan kernels of models/cuda/gsa.cu: gsa_scan_kernel (the
-// forward recurrence, also the step form) and gsa_bwd_cols_kernel (the split backward's column groups).
+// gsa_scan_emu.cpp — host emulation of the scan kernels of models/cuda/gsa.cu: gsa_scan_kernel (the
+// forward recurrence, also the step form) and gsa_bwd_cols_kernel with its register form
+// gsa_bwd_cols_reg_kernel (the split backward's column groups).
 // One std::thread per CUDA thread (cuda_emu.h), against a double-precision host reference of the same
 // recurrences. Depends on C++20 and the kernel text that tools/gsa_scan_emu.sh cuts out of gsa.cu
 // (kern.inc). Run it through that script.
@@ -10,7 +11,9 @@
 // the state it leaves, in the step form, which starts from a given state in the CPU's [m, d_h] layout),
 // with the state in shared memory and in global memory, at m below, at and above the block and d_h
 // below and above it; the backward's dq, dk, dv and dS parts at 64 to 256 threads, 1 to 8 row ranges
-// per column sum, a last column group narrower than 32, and two heads. Each kernel twice must give
+// per column sum, a last column group narrower than 32, and two heads; the register form on the same
+// shapes and at 1 to 512 slots (1 to 16 warps, rows past m in the last), T 1 and 2 (its prefetch
+// pipeline's ends). Inputs end in NaN, so a read past them shows. Each kernel twice must give
 // identical bytes. It says nothing about speed.
 #include "cuda_emu.h"
 static float emu_sh[1 << 18];
@@ -32,23 +35,31 @@ static double rel(const V &a, const std::vector<double> &b) {
     }
     return mx / (sc > 0 ? sc : 1);
 }
-static int config(int B, int T, int H, int m, int dh, int nt = 0) {  // nt: the block's threads (0: the default)
+// The split backward's column groups: gsa_bwd_cols_kernel at nt threads (0: gsa_cols_threads(m)) and,
+// with nt 0 where it applies, gsa_bwd_cols_reg_kernel on the same inputs, each against the reference.
+static int config(int B, int T, int H, int m, int dh, int nt = 0) {
+    const int regs = nt ? 0 : gsa_bwdr_threads(m);
     if (!nt) nt = gsa_cols_threads(m);
     const int D = H * dh, Hm = H * m, N = B * T, G = (dh + GSA_CW - 1) / GSA_CW;
     V q = uni((size_t)N * D, -1, 1), k = uni((size_t)N * D, -1, 1), v = uni((size_t)N * D, -1, 1), dO = uni((size_t)N * D, -1, 1);
     V alpha = uni((size_t)N * Hm, 0.5f, 0.99f), s((size_t)N * Hm), pp = uni((size_t)N * Hm, 0, 1), dok = uni((size_t)N * Hm, -1, 1);
     for (size_t i = 0; i < s.size(); i++) s[i] = 1.f - alpha[i];
-    V out[2][4];
-    for (int run = 0; run < 2; run++) {
-        V &dq = out[run][0], &dk = out[run][1], &dv = out[run][2], &dSp = out[run][3];
-        dq.assign((size_t)N * D, NAN); dk.assign((size_t)N * D, NAN); dv.assign((size_t)N * D, NAN);
-        dSp.assign((size_t)G * N * Hm, NAN);
-        memset(emu_sh, 0x7f, sizeof emu_sh);  // garbage: catches reads of shared memory the kernel did not write
-        dim3 gr; gr.x = G; gr.y = B * H;
-        launch(gr, nt, [&] { gsa_bwd_cols_kernel(dq.data(), dk.data(), dv.data(), dSp.data(), q.data(), k.data(),
-                                                 v.data(), dO.data(), alpha.data(), s.data(), pp.data(), dok.data(),
-                                                 N, T, H, m, dh); });
-    }
+    for (V *x : {&q, &k, &v, &dO, &alpha, &s, &pp, &dok}) x->resize(x->size() + 64, NAN);
+    V out[2][2][4];  // [kernel: smem, registers][run]
+    for (int kr = 0; kr < (regs ? 2 : 1); kr++)
+        for (int run = 0; run < 2; run++) {
+            V &dq = out[kr][run][0], &dk = out[kr][run][1], &dv = out[kr][run][2], &dSp = out[kr][run][3];
+            dq.assign((size_t)N * D, NAN); dk.assign((size_t)N * D, NAN); dv.assign((size_t)N * D, NAN);
+            dSp.assign((size_t)G * N * Hm, NAN);
+            memset(emu_sh, 0x7f, sizeof emu_sh);  // garbage: catches reads of shared memory the kernel did not write
+            dim3 gr; gr.x = G; gr.y = B * H;
+            auto body = [&] {
+                auto *kern = kr ? gsa_bwd_cols_reg_kernel : gsa_bwd_cols_kernel;
+                kern(dq.data(), dk.data(), dv.data(), dSp.data(), q.data(), k.data(), v.data(), dO.data(),
+                     alpha.data(), s.data(), pp.data(), dok.data(), N, T, H, m, dh);
+            };
+            launch(gr, kr ? regs : nt, body);
+        }
     std::vector<double> rq((size_t)N * D), rk((size_t)N * D), rv((size_t)N * D), rS((size_t)G * N * Hm, 0.0);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
@@ -81,17 +92,22 @@ static int config(int B, int T, int H, int m, int dh, int nt = 0) {  // nt: the 
             }
     const char *nm[] = {"dq", "dk", "dv", "dS parts"};
     const std::vector<double> *ref[] = {&rq, &rk, &rv, &rS};
-    int bad = 0;
-    printf("B%d T%d H%d m%d dh%d (%d threads, %d groups):", B, T, H, m, dh, nt, G);
-    for (int f = 0; f < 4; f++) {
-        double e = rel(out[0][f], *ref[f]);
-        printf(" %s %.1e", nm[f], e);
-        bad += !(e < 1e-5);
+    int fails = 0;
+    for (int kr = 0; kr < (regs ? 2 : 1); kr++) {
+        int bad = 0;
+        printf("%s B%d T%d H%d m%d dh%d (%d threads, %d groups):", kr ? "registers" : "shared", B, T, H, m, dh,
+               kr ? regs : nt, G);
+        for (int f = 0; f < 4; f++) {
+            double e = rel(out[kr][0][f], *ref[f]);
+            printf(" %s %.1e", nm[f], e);
+            bad += !(e < 1e-5);
+        }
+        int same = 1;
+        for (int f = 0; f < 4; f++) same &= !memcmp(out[kr][0][f].data(), out[kr][1][f].data(), out[kr][0][f].size() * 4);
+        printf(" (tol 1e-5)  twice %s  %s\n", same ? "identical" : "DIFFER", bad || !same ? "FAIL" : "PASS");
+        fails += bad + !same;
     }
-    int same = 1;
-    for (int f = 0; f < 4; f++) same &= !memcmp(out[0][f].data(), out[1][f].data(), out[0][f].size() * 4);
-    printf("  twice %s  %s\n", same ? "identical" : "DIFFER", bad || !same ? "FAIL" : "PASS");
-    return bad + !same;
+    return fails;
 }
 // The forward scan: mode 0 state in shared memory (training), 1 in global memory from zero, 2 the step
 // form (global, continuing from a random state); mode 3 the split forward instead of the scan
@@ -283,6 +299,15 @@ int main() {
     bad += config(1, 6, 1, 33, 33);    // 64 threads, a 1-column last group
     bad += config(2, 9, 1, 64, 128, 256);  // RB_CUDA_GSA_COLS_THREADS=256 at m 64: 4 and 8 row ranges per sum
     bad += config(1, 7, 1, 100, 40, 1024); // 1024 threads over 100 slots: a row range of 1-2 rows (or none)
+    // the register form (and the shared one) at more shapes: 1 warp with rows past m, 4 and 16 warps
+    bad += config(1, 9, 2, 4, 48);     // 4 slots, two heads, a 16-column last group
+    bad += config(2, 7, 1, 16, 64);    // 16 slots, two full groups
+    bad += config(1, 5, 2, 100, 48);   // 4 warps, the last with 4 rows; two heads
+    bad += config(1, 5, 1, 128, 96);   // 4 full warps, 3 groups
+    bad += config(1, 3, 1, 256, 128);  // RegBench's largest: m 256, d_h 128
+    bad += config(1, 3, 1, 512, 40);   // GSA_BWDR_MAXM: 16 warps, an 8-column last group
+    bad += config(2, 1, 1, 64, 32);    // T 1: no prefetch
+    bad += config(1, 2, 2, 5, 48);     // T 2: one prefetch
     printf("%s\n", bad ? "FAILURES" : "all PASS");
     return bad != 0;
 }

@@ -39,6 +39,9 @@ typedef struct {
     int reg_s;        // > 0: the scan is gsa_scan_reg_kernel<reg_s> (state in registers; the default where
                       // gsa_scan_reg_s allows it), 0: gsa_scan_kernel. RB_CUDA_GSA_FWD=split|scan|reg
                       // chooses (bench: scan is the shared-memory scan)
+    int bwd_nt;       // > 0: the split backward's column groups run gsa_bwd_cols_reg_kernel with bwd_nt
+                      // threads (states in registers; the default up to GSA_BWDR_MAXM slots), 0:
+                      // gsa_bwd_cols_kernel (more slots, or RB_CUDA_GSA_BWD=smem: bench, reference)
 } GsaCudaCtx;
 
 __device__ __forceinline__ float gsa_sigm(float x) {
@@ -368,8 +371,9 @@ __global__ void __launch_bounds__(GSA_THREADS) gsa_bwd_scan_kernel(float *dok, f
 // slots (dq, dk, dv), and the recurrences are per element, so the work splits into G = d_h / 32
 // column groups: gsa_bwd_rows_kernel (thread per (slot, group), state in registers, no barriers)
 // gives each group's part of dp and ok; gsa_bwd_tok_kernel adds the parts in group order and forms
-// dok and dG's p.dp + ok.dok per token; gsa_bwd_cols_kernel (block per (group, b, h)) redoes the K
-// recurrence for dq and the reverse scan for dk, dv and the group's part of dS; gsa_sum_parts_kernel
+// dok and dG's p.dp + ok.dok per token; gsa_bwd_cols_kernel (block per (group, b, h); or its register
+// form gsa_bwd_cols_reg_kernel, the default up to 512 slots) redoes the K recurrence for dq and the
+// reverse scan for dk, dv and the group's part of dS; gsa_sum_parts_kernel
 // adds the dS parts in group order. Same sums as gsa.c, regrouped (associativity only).
 #define GSA_CW 32       // columns per group
 #define GSA_RB 64       // threads (slots) per block in gsa_bwd_rows_kernel
@@ -620,6 +624,158 @@ __global__ void __launch_bounds__(1024) gsa_bwd_cols_kernel(float *dq, float *dk
     }
 }
 
+// ---- gsa_bwd_cols_kernel with the states in registers (the default up to GSA_BWDR_MAXM slots) ----
+#define GSA_BWDR_MAXM 512  // slots up to which it runs: a thread per slot row, at most 128 registers each
+
+// Lane j ends with the sum of x[j] over the warp's 32 lanes (x: GSA_CW values per lane, overwritten):
+// recursive halving, a fixed butterfly. At offset o a lane keeps the half of its columns whose bit o
+// matches its lane's, sends the other half to lane ^ o and adds the partner's copy of its own half:
+// 16 + 8 + 4 + 2 + 1 = 31 shuffles for the 32 sums, where a warp_sum per column would take 32 x 5.
+__device__ __forceinline__ float gsa_warp_colsum(float *x, int lane) {
+#pragma unroll
+    for (int l = 0; l < 5; l++) {  // GSA_CW = 2^5
+        const int o = GSA_CW >> (l + 1);
+        const bool up = lane & o;
+#pragma unroll
+        for (int e = 0; e < GSA_CW / 2; e++)  // a constant trip count: unrolled, x stays in registers
+            if (e < o) {
+                const float send = up ? x[e] : x[e + o], keep = up ? x[e + o] : x[e];
+                x[e] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+            }
+    }
+    return x[0];
+}
+
+// gsa_bwd_cols_kernel's recurrences and outputs, block per (column group, b, h), a thread per slot row
+// (gsa_bwdr_threads(m): m rounded up to a warp; rows past m stay zero, read nothing, add exact zeros),
+// each holding its row of K (the forward part), then of AV and AK, over the group's 32 columns in
+// registers (fully unrolled; columns past nj are zero). Per token a thread updates its row, forms its
+// dS part in column order (as gsa_bwd_cols_kernel) and its terms of the column sums (dok K for dq;
+// s AV, s AK for dv, dk), which gsa_warp_colsum adds over each warp and the last step over the warps in
+// warp order (ws): a fixed order, so the same bits every run, but grouped unlike gsa_bwd_cols_kernel's
+// serial row ranges (the two differ in the last bits). The token's columns of q, k, v, dO (zero past
+// nj) reach the threads through shared memory (sc: one broadcast float4 load per 4 columns), loaded by
+// warp 0 into registers a token ahead; each thread likewise loads its row's s, p, dok, alpha. sc and
+// ws are double-buffered by token parity, so one barrier a token: a buffer is rewritten two tokens on,
+// after a barrier that its readers have passed.
+// (gsa_bwd_cols_kernel, the default until 2026-12-02, keeps the states in shared memory: 2 loads and
+// 2 stores per element and state a token, then every row read again for the column sums, serial over
+// the slots, and 3 barriers a token: 33% of a conv,gsa step at 64 slots on the H200.)
+__global__ void __launch_bounds__(GSA_BWDR_MAXM) gsa_bwd_cols_reg_kernel(float *dq, float *dk, float *dv,
+        float *dSp, const float *q, const float *k, const float *v, const float *dO, const float *alpha,
+        const float *s, const float *pp, const float *dok, int N, int T, int H, int m, int dh) {
+    extern __shared__ float sh[];
+    const int g = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, r = threadIdx.x, nt = blockDim.x;
+    const int lane = r & 31, warp = r >> 5, nw = nt >> 5, D = H * dh, Hm = H * m, j0 = g * GSA_CW;
+    const int nj = min(GSA_CW, dh - j0);
+    const bool row = r < m;
+    const size_t part = (size_t)g * N * Hm;
+    float *sc = sh, *ws = sh + 8 * GSA_CW;  // sc [2][4][GSA_CW]: q, k, v, dO; ws [2][nw][2 GSA_CW]
+    const float4 *sc4 = (const float4 *)sc;
+    float A[GSA_CW], B[GSA_CW], x[GSA_CW];  // K, then AK; AV; the column sums' terms
+#pragma unroll
+    for (int j = 0; j < GSA_CW; j++) A[j] = B[j] = 0.f;
+    // forward: K_t = diag(alpha_t) K_{t-1} + s_t k_t^T, dq_t = K_t^T dok_t
+    float fk = 0.f, fa = 0.f, fs = 0.f, fw = 0.f, ca = 0.f, cs = 0.f, cw = 0.f;  // next token's, this token's
+    auto fetch = [&](int t) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m + r;
+        if (warp == 0) fk = lane < nj ? k[od + lane] : 0.f;
+        if (row) { fa = alpha[om]; fs = s[om]; fw = dok[om]; }
+    };
+    auto stage = [&](int t) {  // the fetched token t becomes this token
+        if (warp == 0) sc[((t & 1) * 4 + 1) * GSA_CW + lane] = fk;
+        ca = fa; cs = fs; cw = fw;
+    };
+    if (T > 0) { fetch(0); stage(0); }
+    if (T > 1) fetch(1);
+    __syncthreads();
+    for (int t = 0; t < T; t++) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0;
+        const int cb = t & 1;
+#pragma unroll
+        for (int c = 0; c < GSA_CW / 4; c++) {
+            const float4 k4 = sc4[(cb * 4 + 1) * (GSA_CW / 4) + c];
+            const float kk[4] = {k4.x, k4.y, k4.z, k4.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                A[4 * c + e] = ca * A[4 * c + e] + cs * kk[e];
+                x[4 * c + e] = cw * A[4 * c + e];
+            }
+        }
+        float *wb = ws + (size_t)cb * nw * 2 * GSA_CW;
+        wb[warp * 2 * GSA_CW + lane] = gsa_warp_colsum(x, lane);
+        if (t + 1 < T) { stage(t + 1); if (t + 2 < T) fetch(t + 2); }
+        __syncthreads();
+        if (r < nj) {
+            float acc = 0.f;
+            for (int w = 0; w < nw; w++) acc += wb[w * 2 * GSA_CW + r];
+            dq[od + r] = acc;
+        }
+    }
+    // reverse: AV_t = p_t do_t^T + alpha_{t+1} AV_{t+1}, AK_t = dok_t q_t^T + alpha_{t+1} AK_{t+1};
+    // dv = AV^T s, dk = AK^T s, the group's part of dS = AV.v + AK.k
+#pragma unroll
+    for (int j = 0; j < GSA_CW; j++) A[j] = 0.f;
+    float fq = 0.f, fv = 0.f, fd = 0.f, fp = 0.f, cp = 0.f;  // (fa, ca: alpha_{t+1}, 0 at the end)
+    auto fetch_rev = [&](int t) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m + r;
+        if (warp == 0) {
+            const bool in = lane < nj;
+            fq = in ? q[od + lane] : 0.f; fk = in ? k[od + lane] : 0.f;
+            fv = in ? v[od + lane] : 0.f; fd = in ? dO[od + lane] : 0.f;
+        }
+        if (row) { fs = s[om]; fp = pp[om]; fw = dok[om]; fa = t + 1 < T ? alpha[om + Hm] : 0.f; }
+    };
+    auto stage_rev = [&](int t) {
+        if (warp == 0) {
+            float *d = sc + (t & 1) * 4 * GSA_CW + lane;
+            d[0] = fq; d[GSA_CW] = fk; d[2 * GSA_CW] = fv; d[3 * GSA_CW] = fd;
+        }
+        ca = fa; cs = fs; cp = fp; cw = fw;
+    };
+    if (T > 0) { fetch_rev(T - 1); stage_rev(T - 1); }
+    if (T > 1) fetch_rev(T - 2);
+    __syncthreads();  // also: the forward's last readers of sc and ws are done
+    for (int t = T - 1; t >= 0; t--) {
+        const size_t i = (size_t)b * T + t, od = i * D + (size_t)h * dh + j0, om = i * Hm + (size_t)h * m + r;
+        const int cb = t & 1;
+        float ds = 0.f;
+#pragma unroll
+        for (int c = 0; c < GSA_CW / 4; c++) {
+            const float4 q4 = sc4[(cb * 4) * (GSA_CW / 4) + c], k4 = sc4[(cb * 4 + 1) * (GSA_CW / 4) + c];
+            const float4 v4 = sc4[(cb * 4 + 2) * (GSA_CW / 4) + c], d4 = sc4[(cb * 4 + 3) * (GSA_CW / 4) + c];
+            const float qq[4] = {q4.x, q4.y, q4.z, q4.w}, kk[4] = {k4.x, k4.y, k4.z, k4.w};
+            const float vv[4] = {v4.x, v4.y, v4.z, v4.w}, dd[4] = {d4.x, d4.y, d4.z, d4.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int j = 4 * c + e;
+                B[j] = ca * B[j] + cp * dd[e];
+                A[j] = ca * A[j] + cw * qq[e];
+                ds += B[j] * vv[e];
+                ds += A[j] * kk[e];
+            }
+        }
+        if (row) dSp[part + om] = ds;
+        float *wb = ws + (size_t)cb * nw * 2 * GSA_CW + warp * 2 * GSA_CW;
+#pragma unroll
+        for (int j = 0; j < GSA_CW; j++) x[j] = cs * B[j];
+        wb[lane] = gsa_warp_colsum(x, lane);
+#pragma unroll
+        for (int j = 0; j < GSA_CW; j++) x[j] = cs * A[j];
+        wb[GSA_CW + lane] = gsa_warp_colsum(x, lane);
+        if (t > 0) { stage_rev(t - 1); if (t > 1) fetch_rev(t - 2); }
+        __syncthreads();
+        wb = ws + (size_t)cb * nw * 2 * GSA_CW;
+        for (int u = r; u < 2 * GSA_CW; u += nt) {  // dv (u < 32), dk: the warps' sums in warp order
+            const int j = u & (GSA_CW - 1);
+            if (j >= nj) continue;
+            float acc = 0.f;
+            for (int w = 0; w < nw; w++) acc += wb[w * 2 * GSA_CW + u];
+            (u < GSA_CW ? dv : dk)[od + j] = acc;
+        }
+    }
+}
+
 // dS [n] = sum of the G group parts, in group order.
 __global__ void gsa_sum_parts_kernel(float *dS, const float *parts, int G, long long n) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -691,6 +847,11 @@ static int gsa_cols_threads(int m) { return m <= 64 ? 64 : m >= 1024 ? 1024 : (m
 static size_t gsa_cols_shared(int m, int nt) {
     return (2 * (size_t)m * (GSA_CW + 1) + 4 * GSA_CW + 4 * (size_t)m + nt) * 4;
 }
+// gsa_bwd_cols_reg_kernel: a thread per slot row, m rounded up to a warp; 0 past GSA_BWDR_MAXM (a row's
+// 64 state registers and the rest fill 128 registers: 1024 threads would allow 64). Its shared memory:
+// sc and ws, at most 9 KB.
+static int gsa_bwdr_threads(int m) { return m >= 1 && m <= GSA_BWDR_MAXM ? (m + 31) / 32 * 32 : 0; }
+static size_t gsa_bwdr_shared(int nt) { return (8 * GSA_CW + 4 * (size_t)(nt / 32) * GSA_CW) * 4; }
 
 static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     GsaCudaCtx *x = (GsaCudaCtx *)calloc(1, sizeof *x);
@@ -738,6 +899,8 @@ static void *gsa_cuda_create(const MixerCfg *c, int Bmax, int Tmax) {
     x->reg_s = ff && (!strcmp(ff, "scan") || !strcmp(ff, "split")) ? 0 : gsa_scan_reg_s(x->m, x->dh);
     x->fwd_split = x->split && (ff && !strcmp(ff, "split") ? 1 : ff && !strcmp(ff, "scan") ? 0
                                 : !x->reg_s && !x->smem_fwd);
+    const char *fb = getenv("RB_CUDA_GSA_BWD");
+    x->bwd_nt = fb && !strcmp(fb, "smem") ? 0 : gsa_bwdr_threads(x->m);
     if (x->shb_fwd > (size_t)optin || x->shb_bwd > lim) { rb_cuda_free(x->qa); free(x); return NULL; }
     // The attribute is the kernel's, process-wide: set to the limit, not to this mixer's size, so that
     // mixers of other sizes (layers, bench -j threads) never launch past what the last one set.
@@ -815,9 +978,13 @@ static void gsa_cuda_backward(Mixer *mx, float *const *p, float *const *dp, floa
         gsa_bwd_tok_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, st>>>(c->dok, c->dG, dpp, okp, c->p, N, H, m,
                                                                              G);
         CHECK_LAUNCH();
-        gsa_bwd_cols_kernel<<<dim3(G, B * H), c->cols_nt, c->shb_cols, st>>>(c->dq, c->dk, c->dv, dpp, c->q, c->k, c->v,
-                                                                        c->dr, c->alpha, c->s, c->p, c->dok, N, T,
-                                                                        H, m, dh);
+        if (c->bwd_nt)
+            gsa_bwd_cols_reg_kernel<<<dim3(G, B * H), c->bwd_nt, gsa_bwdr_shared(c->bwd_nt), st>>>(
+                c->dq, c->dk, c->dv, dpp, c->q, c->k, c->v, c->dr, c->alpha, c->s, c->p, c->dok, N, T, H, m, dh);
+        else
+            gsa_bwd_cols_kernel<<<dim3(G, B * H), c->cols_nt, c->shb_cols, st>>>(c->dq, c->dk, c->dv, dpp, c->q, c->k,
+                                                                            c->v, c->dr, c->alpha, c->s, c->p, c->dok,
+                                                                            N, T, H, m, dh);
         CHECK_LAUNCH();
         gsa_sum_parts_kernel<<<cdiv((long long)N * Hm, 256), 256, 0, st>>>(c->dS, dpp, G, (long long)N * Hm);
         CHECK_LAUNCH();
