@@ -17,7 +17,9 @@ static void usage(FILE *f) {
             "Copies every finished (status ok) run of each input, with its per-epoch evaluations, into OUT.db\n"
             "(created if missing; its existing runs are kept). A config already finished in OUT.db (same config\n"
             "hash) is not copied again, so merging overlapping databases, or the same one twice, is safe.\n"
-            "Unfinished rows of OUT.db (failed, diverged, interrupted) are replaced by a finished copy.\n"
+            "Failed and diverged rows of OUT.db are replaced by a finished copy. Interrupted rows (sittings of\n"
+            "runs stopped and resumed from a checkpoint) are kept, and those of the inputs copied once each:\n"
+            "their time counts in the report's compute time.\n"
             "  -o, --output OUT.db   the database to merge into (must not be one of the inputs)\n"
             "  --help                this text\n"
             "Exit status: 0 ok, 2 bad usage, 1 an input is missing or not a recallbench database, or a write\n"
@@ -78,7 +80,8 @@ int cmd_merge(int argc, char **argv) {
     long total_copied = 0;
     for (int i = 0; i < nsrc; i++) {
         long have = count_ok_file(src[i]);
-        int n = store_merge_from(s, src[i], err, sizeof err);
+        int sit = 0;
+        int n = store_merge_from(s, src[i], &sit, err, sizeof err);
         if (n < 0) {
             store_close(s);
             die_runtime("merge of %s into %s failed: %s (inputs before it are merged)", src[i], out, err);
@@ -87,6 +90,7 @@ int cmd_merge(int argc, char **argv) {
         if (have >= 0)
             printf("%s: %d finished runs copied, %ld already in %s\n", src[i], n, have - n > 0 ? have - n : 0, out);
         else printf("%s: %d finished runs copied\n", src[i], n);
+        if (sit) printf("%s: %d interrupted sitting%s copied\n", src[i], sit, sit == 1 ? "" : "s");
     }
     long after = count_ok(store_db(s), "main");
     printf("%s: %ld finished runs (%ld before, %ld copied from %d database%s)\n", out, after, before, total_copied,

@@ -80,7 +80,9 @@ static void runs_table(FILE *f, sqlite3 *db, const char *task) {
     if (task) sqlite3_bind_text(st, 1, task, -1, SQLITE_TRANSIENT);
     // The lrs and seeds that finished, per variant: a frontier that picks the best lr per state compares
     // fairly only between variants that tried the same lrs (a sweep in progress may not have yet).
-    fprintf(f, "## Runs\n\n| task | variant | runs | ok | diverged | failed | interrupted | running | state sizes | "
+    fprintf(f, "## Runs\n\nOne row of the database per sitting: a run stopped (interrupted) and resumed from its checkpoint, or "
+               "started again, counts once per sitting in *runs* and *interrupted*, and once in *ok* when it finishes.\n\n"
+               "| task | variant | runs | ok | diverged | failed | interrupted | running | state sizes | "
                "best accuracy | mean tokens/s | lrs (ok runs) | seeds |\n"
                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
     int rows = 0, rc;

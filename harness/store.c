@@ -796,8 +796,9 @@ int store_log_bench(Store *s, const char *config_json, const char *backend, int 
 //  - bench rows of src that this store lacks (compared on every column but id) are copied too, so
 //    merging the same file twice changes nothing.
 // src is only read; it must carry the current schema version.
-int store_merge_from(Store *s, const char *src_path, char *err, size_t errn) {
+int store_merge_from(Store *s, const char *src_path, int *sittings, char *err, size_t errn) {
     sqlite3 *db = s->db;
+    if (sittings) *sittings = 0;
     if (err && errn) err[0] = 0;
     s->err[0] = 0;
     struct stat sb;
@@ -841,10 +842,10 @@ int store_merge_from(Store *s, const char *src_path, char *err, size_t errn) {
         return -1;
     }
     sqlite3_finalize(att);
-    int copied = 0;
-    sqlite3_stmt *sel = NULL, *ins = NULL, *evs = NULL, *del = NULL, *bench = NULL;
-    int64_t *ids = NULL;   // src ok run ids, newest first
-    size_t nids = 0, cap = 0;
+    int copied = 0, nsit = 0;
+    sqlite3_stmt *sel = NULL, *ins = NULL, *evs = NULL, *del = NULL, *bench = NULL, *isel = NULL, *iins = NULL;
+    int64_t *ids = NULL;   // src ok run ids, newest first; then its interrupted ones
+    size_t nids = 0, nok = 0, cap = 0;
     FileInfo fi = file_info(db, "src");
     if (primary(fi.status) == SQLITE_CANTOPEN) {
         // A WAL input on read-only media (its -shm cannot be created): nobody can write it; read it immutable.
@@ -874,8 +875,16 @@ int store_merge_from(Store *s, const char *src_path, char *err, size_t errn) {
                       " AND NOT EXISTS (SELECT 1 FROM main.runs m WHERE m.config_hash=r.config_hash AND m.status='ok')", 0);
     evs = prepare(db, "INSERT INTO main.evals(run_id, epoch, split, L, K, accuracy, loss, tvd)"
                       " SELECT ?1, epoch, split, L, K, accuracy, loss, tvd FROM src.evals WHERE run_id=?2 ORDER BY rowid", 0);
+    // A finished copy replaces failed and diverged rows; interrupted ones stay (as train keeps them when a run
+    // resumes from its checkpoint): they are earlier sittings of the run, whose time the report counts.
     del = prepare(db, "DELETE FROM main.runs WHERE config_hash=(SELECT config_hash FROM src.runs WHERE id=?1)"
-                      " AND status NOT IN ('ok', 'running')", 0);
+                      " AND status IN ('failed', 'diverged')", 0);
+    // src's interrupted rows (sittings of runs stopped and resumed, maybe elsewhere) come over once each: a
+    // sitting is its (config hash, start time).
+    isel = prepare(db, "SELECT id FROM src.runs WHERE status='interrupted' ORDER BY id", 0);
+    iins = prepare(db, "INSERT INTO main.runs(" RUN_COLS ") SELECT " RUN_COLS " FROM src.runs r WHERE r.id=?1"
+                       " AND NOT EXISTS (SELECT 1 FROM main.runs m WHERE m.config_hash=r.config_hash"
+                       " AND m.started IS r.started)", 0);
     bench = prepare(db, "INSERT INTO main.benches(config_json, backend, threads, tokens_per_s, gemm_frac, git_rev, host, created)"
                         " SELECT config_json, backend, threads, tokens_per_s, gemm_frac, git_rev, host, created FROM src.benches b"
                         " WHERE NOT EXISTS (SELECT 1 FROM main.benches m WHERE m.config_json IS b.config_json"
@@ -893,20 +902,35 @@ int store_merge_from(Store *s, const char *src_path, char *err, size_t errn) {
         ids[nids++] = sqlite3_column_int64(sel, 0);
     }
     if (rc != SQLITE_DONE) { SET_ERR(s, "cannot read %s: %s", src_path, sqlite3_errmsg(db)); goto rollback; }
+    nok = nids;
+    while ((rc = sqlite3_step(isel)) == SQLITE_ROW) {
+        if (nids == cap) {
+            cap = cap ? 2 * cap : 64;
+            int64_t *grown = realloc(ids, cap * sizeof *ids);
+            if (!grown) die_runtime("out of memory (%s:%d)", __FILE__, __LINE__);
+            ids = grown;
+        }
+        ids[nids++] = sqlite3_column_int64(isel, 0);
+    }
+    if (rc != SQLITE_DONE) { SET_ERR(s, "cannot read %s: %s", src_path, sqlite3_errmsg(db)); goto rollback; }
     for (size_t i = 0; i < nids; i++) {
-        CHECK_SQLITE(db, sqlite3_bind_int64(ins, 1, ids[i]));
-        if (step_done(s, ins)) goto rollback;
-        if (sqlite3_changes(db) != 1) continue;   // hash already has an ok row here
+        const int ok = i < nok;
+        sqlite3_stmt *in = ok ? ins : iins;
+        CHECK_SQLITE(db, sqlite3_bind_int64(in, 1, ids[i]));
+        if (step_done(s, in)) goto rollback;
+        if (sqlite3_changes(db) != 1) continue;   // hash already has an ok row (that sitting) here
         int64_t new_id = sqlite3_last_insert_rowid(db);
         CHECK_SQLITE(db, sqlite3_bind_int64(evs, 1, new_id));
         CHECK_SQLITE(db, sqlite3_bind_int64(evs, 2, ids[i]));
         if (step_done(s, evs)) goto rollback;
+        if (!ok) { nsit++; continue; }
         CHECK_SQLITE(db, sqlite3_bind_int64(del, 1, ids[i]));
         if (step_done(s, del)) goto rollback;
         copied++;
     }
     if (step_done(s, bench)) goto rollback;
     if (tx_commit(s)) copied = -1;
+    else if (sittings) *sittings = nsit;
     goto detach;
 rollback:
     tx_rollback(s);
@@ -919,6 +943,8 @@ detach:
     sqlite3_finalize(evs);
     sqlite3_finalize(del);
     sqlite3_finalize(bench);
+    sqlite3_finalize(isel);
+    sqlite3_finalize(iins);
     if (sqlite3_exec(db, "DETACH DATABASE src", NULL, NULL, NULL) != SQLITE_OK && copied >= 0) {
         SET_ERR(s, "cannot detach %s: %s", src_path, sqlite3_errmsg(db));
         copied = -1;

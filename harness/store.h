@@ -80,8 +80,10 @@ int store_list_runs(Store *s, const char *task, void (*fn)(const RunRow *r, void
 int store_log_bench(Store *s, const char *config_json, const char *backend, int threads,
                     double tokens_per_s, double gemm_frac, const char *git_rev, const char *host);
 // Copies the ok runs (with their evals) of src into s, skipping runs whose config hash is already
-// finished in s (of several ok rows of one hash in src, the newest); returns runs copied or -1.
-// src's other rows are not copied; its bench rows are (store.c states the rules).
-int store_merge_from(Store *s, const char *src_path, char *err, size_t errn);
+// finished in s (of several ok rows of one hash in src, the newest); returns runs copied or -1. A copied
+// run replaces its failed and diverged rows in s. src's interrupted rows (earlier sittings of resumed runs)
+// are copied once each (by config hash and start time; *sittings counts them, if not NULL); its failed,
+// diverged and running rows are not; its bench rows are (store.c states the rules).
+int store_merge_from(Store *s, const char *src_path, int *sittings, char *err, size_t errn);
 // The raw handle for read-only analyses (frontier, plot, report).
 struct sqlite3 *store_db(Store *s);

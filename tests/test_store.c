@@ -651,24 +651,29 @@ static void test_merge(void) {
     add_run(a, "h2", "ok", 0.5, 2);
     add_run(a, "h3", "failed", 0.0, 1);
     add_run(a, "h4", "running", 0.0, 1);
+    add_run(a, "h10", "interrupted", 0.0, 1);   // an earlier sitting of h10, finished in b: kept
     add_run(b, "h2", "ok", 0.9, 3);
     add_run(b, "h3", "ok", 0.7, 4);
     add_run(b, "h5", "ok", 0.1, 1);
     add_run(b, "h5", "ok", 0.2, 2);   // forced rerun: the newer one must come over
     add_run(b, "h6", "failed", 0.0, 5);
     add_run(b, "h7", "running", 0.0, 5);
+    add_run(b, "h8", "interrupted", 0.0, 3);    // a sitting of an unfinished run: copied once, with its evals
+    add_run(b, "h10", "ok", 0.6, 2);
     store_log_bench(b, "{\"d\":64}", "cpu", 2, 5000, 0.4, NULL, NULL);
     store_close(b);
     sqlite3 *db = store_db(a);
     int64_t evals_before = q_int(db, "SELECT count(*) FROM evals");
 
     char err[512];
-    int n = store_merge_from(a, pb, err, sizeof err);
-    check("merge_count", n == 2, "copied=%d (expected 2: h3, h5) %s", n, n < 0 ? err : "");
+    int sit = -1;
+    int n = store_merge_from(a, pb, &sit, err, sizeof err);
+    check("merge_count", n == 3 && sit == 1, "copied=%d (expected 3: h3, h5, h10) sittings=%d (expected 1: h8) %s", n,
+          sit, n < 0 ? err : "");
     int64_t dup = q_int(db, "SELECT count(*) FROM (SELECT config_hash FROM runs WHERE status='ok'"
                             " GROUP BY config_hash HAVING count(*) > 1)");
     int64_t okh = q_int(db, "SELECT count(DISTINCT config_hash) FROM runs WHERE status='ok'");
-    check("merge_no_duplicate_ok_hashes", dup == 0 && okh == 4, "duplicated=%lld ok_hashes=%lld", (long long)dup,
+    check("merge_no_duplicate_ok_hashes", dup == 0 && okh == 5, "duplicated=%lld ok_hashes=%lld", (long long)dup,
           (long long)okh);
     double h2 = q_real(db, "SELECT accuracy FROM runs WHERE config_hash='h2'");
     check("merge_keeps_existing_ok", h2 == 0.5, "h2 accuracy=%g", h2);
@@ -684,33 +689,40 @@ static void test_merge(void) {
     int64_t h67 = q_int(db, "SELECT count(*) FROM runs WHERE config_hash IN ('h6','h7')");
     int64_t h4 = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='h4' AND status='running'");
     check("merge_skips_unfinished", h67 == 0 && h4 == 1, "h6/h7 rows=%lld h4 running=%lld", (long long)h67, (long long)h4);
+    int64_t h10 = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='h10' AND status='interrupted'");
+    int64_t h10ok = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='h10' AND status='ok'");
+    int64_t h8 = q_int(db, "SELECT count(*) FROM runs r JOIN evals e ON e.run_id=r.id WHERE r.config_hash='h8'"
+                           " AND r.status='interrupted'");
+    check("merge_keeps_and_copies_sittings", h10 == 1 && h10ok == 1 && h8 == 3,
+          "h10 interrupted=%lld ok=%lld; h8 interrupted with evals=%lld (expected 1, 1, 3)", (long long)h10,
+          (long long)h10ok, (long long)h8);
     int64_t evals_after = q_int(db, "SELECT count(*) FROM evals");
-    check("merge_eval_count", evals_after == evals_before - 1 + 4 + 2, "before=%lld after=%lld expected=%lld",
-          (long long)evals_before, (long long)evals_after, (long long)(evals_before - 1 + 4 + 2));
+    check("merge_eval_count", evals_after == evals_before - 1 + 4 + 2 + 2 + 3, "before=%lld after=%lld expected=%lld",
+          (long long)evals_before, (long long)evals_after, (long long)(evals_before - 1 + 4 + 2 + 2 + 3));
     int64_t benches = q_int(db, "SELECT count(*) FROM benches");
     check("merge_benches", benches == 1, "benches=%lld", (long long)benches);
     int64_t orphans = q_int(db, "SELECT count(*) FROM evals WHERE run_id NOT IN (SELECT id FROM runs)");
     char ic[256];
     check("merge_integrity", integrity_ok(db, ic, sizeof ic) && orphans == 0, "%s orphans=%lld", ic, (long long)orphans);
 
-    int n2 = store_merge_from(a, pb, err, sizeof err);
+    int n2 = store_merge_from(a, pb, &sit, err, sizeof err);
     benches = q_int(db, "SELECT count(*) FROM benches");
     int64_t runs2 = q_int(db, "SELECT count(*) FROM runs");
-    check("merge_again_idempotent", n2 == 0 && benches == 1 && runs2 == 5, "copied=%d benches=%lld runs=%lld", n2,
-          (long long)benches, (long long)runs2);
+    check("merge_again_idempotent", n2 == 0 && sit == 0 && benches == 1 && runs2 == 8,
+          "copied=%d sittings=%d benches=%lld runs=%lld", n2, sit, (long long)benches, (long long)runs2);
     sqlite3 *dbb;
     sqlite3_open(pb, &dbb);
     int64_t brows = q_int(dbb, "SELECT count(*) FROM runs");
     sqlite3_close(dbb);
-    check("merge_source_unchanged", brows == 6, "src runs=%lld", (long long)brows);
+    check("merge_source_unchanged", brows == 8, "src runs=%lld", (long long)brows);
 
     const char *missing = tpath("missing.db");
-    int n3 = store_merge_from(a, missing, err, sizeof err);
+    int n3 = store_merge_from(a, missing, NULL, err, sizeof err);
     check("merge_missing_file", n3 == -1 && starts_with(err, "cannot open results database") && access(missing, F_OK) != 0,
           "rc=%d %s", n3, err);
-    int n4 = store_merge_from(a, tpath("garbage.db"), err, sizeof err);
+    int n4 = store_merge_from(a, tpath("garbage.db"), NULL, err, sizeof err);
     check("merge_garbage_file", n4 == -1 && strstr(err, "is not a recallbench database"), "rc=%d %s", n4, err);
-    int n5 = store_merge_from(a, tpath("foreign.db"), err, sizeof err);
+    int n5 = store_merge_from(a, tpath("foreign.db"), NULL, err, sizeof err);
     check("merge_foreign_file", n5 == -1 && strstr(err, "is not a recallbench database"), "rc=%d %s", n5, err);
     // The store still works after refused merges (src detached).
     int64_t id = add_run(a, "h9", "ok", 0.3, 1);
