@@ -55,3 +55,37 @@ static void launch(dim3 g, int nthr, std::function<void()> body) {
         }
 }
 
+
+// ---- additions for the tensor-core kernels (tools/la_chunk_emu.cpp) ----
+#define __align__(n) __attribute__((aligned(n)))
+static void __syncwarp(unsigned = 0xffffffffu) { warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+// cvt.rna.tf32.f32: round to nearest, ties away from zero, to 10 mantissa bits (the low 13 bits zero).
+// Adding half an ulp to the magnitude bits then truncating is exactly that (overflow goes to inf, as rna);
+// inf and NaN keep their class.
+static unsigned emu_to_tf32(float x) {
+    unsigned u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) return (u & 0x7fffffu) ? (u | 0x400000u) & 0xffffe000u : u;
+    return (u + 0x1000u) & 0xffffe000u;
+}
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 d, a, b, d for the calling warp, with the PTX ISA's
+// fragment layout (g = lane / 4, q = lane % 4): a0..a3 = A(g, q), A(g+8, q), A(g, q+4), A(g+8, q+4);
+// b0, b1 = B(q, g), B(q+4, g); c0..c3 = C(g, 2q), C(g, 2q+1), C(g+8, 2q), C(g+8, 2q+1). Each lane posts
+// its A and B fragments to a per-warp buffer, the warp barrier, each lane computes its own four D elements:
+// products of tf32 values (exact in fp32), summed in fp32 in k order, then its C added; the barrier again.
+static float mma_a[32][16][8], mma_b[32][8][8];
+static void emu_mma_m16n8k8_tf32(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                 unsigned b1) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l / 4, q = l % 4;
+    auto f = [](unsigned u) { float x; memcpy(&x, &u, 4); return x; };
+    mma_a[w][g][q] = f(a0); mma_a[w][g + 8][q] = f(a1); mma_a[w][g][q + 4] = f(a2); mma_a[w][g + 8][q + 4] = f(a3);
+    mma_b[w][q][g] = f(b0); mma_b[w][q + 4][g] = f(b1);
+    warp_bar[w]->arrive_and_wait();
+    for (int r = 0; r < 4; r++) {
+        const int m = g + 8 * (r >> 1), n = 2 * q + (r & 1);
+        float s = 0.f;
+        for (int k = 0; k < 8; k++) s += mma_a[w][m][k] * mma_b[w][k][n];
+        d[r] += s;
+    }
+    warp_bar[w]->arrive_and_wait();
+}

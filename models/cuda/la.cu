@@ -8,8 +8,9 @@
 // Backward, with dN' = [dnum | dden] (dnum = do/den, dden = -(do.o)/den) and P = mask(dN' V'^T):
 //   dphq = P K + dN' S'^T, dphk = P^T Q + V' R'^T, dv = mask(Q K^T)^T dnum + K U, where
 //   R' = [U | u] = sum over later chunks of Q^T dN' (the reverse state). Same sums as la.c's scans,
-//   regrouped (associativity only). Every product is a 64 x 64 tile of fp32 FMAs in shared memory
-//   (la_tile_mm), reductions in a fixed order, no atomics.
+//   regrouped (associativity only). Every product is a 64 x 64 tile staged in shared memory
+//   (la_tile_mm): tf32 mma.sync unless the precision is fp32, where fp32 FMAs (the --precision
+//   contract, as attention.cu); reductions in a fixed order, no atomics.
 // The exact sequential scans (one block per (batch, head), state in shared memory) stay as the step
 // form and as the reference training form (RB_CUDA_LA_SEQ=1 in the environment at create time).
 #include <math.h>
@@ -201,16 +202,44 @@ __global__ void __launch_bounds__(LA_THREADS) la_bwd_scan_kernel(float *dphq, fl
         }
 }
 
+// ---- tensor-core primitives (tools/la_chunk_emu.cpp stands in for these two on the host) --------
+__device__ __forceinline__ unsigned la_tf32(float x) {
+    unsigned u;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
+    return u;
+}
+
+// d += A B for one warp: m16n8k8 tf32, the PTX ISA fragments (g = lane / 4, q = lane % 4): a0..a3 =
+// A(g, q), A(g+8, q), A(g, q+4), A(g+8, q+4); b0, b1 = B(q, g), B(q+4, g); d0..d3 = D(g, 2q), D(g, 2q+1),
+// D(g+8, 2q), D(g+8, 2q+1).
+__device__ __forceinline__ void la_mma_tf32(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                            unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
 // ---- chunked training form ---------------------------------------------------------------------
 // acc[i][j] += sum_{k < K} fa(r, k) fb(k, col) over the block's 64 x 64 tile, thread (ty, tx) =
 // (tid / 16, tid % 16) owning rows ty*4.. and cols tx*4..; k in slabs of LA_K, in increasing order
 // (fixed). fa / fb return 0 outside their matrix (rows, cols); k >= K is zeroed here. AK / BK: the
 // operand is contiguous along k in memory (then consecutive threads load consecutive k). hook(k0, sa)
 // runs once per slab after it is staged (sa[kk][r] = fa(r, k0 + kk)).
-template <bool AK, bool BK, class FA, class FB, class HK>
+// TC (precision tf32 or bf16, as attention.cu): the products run on tensor cores, inputs rounded to
+// tf32, sums in fp32 in the mma's own fixed order. Warp w computes rows 8w..8w+7 (the rows its own
+// threads own in acc) as the transposed product C^T = fb^T fa^T: four m16n8k8 tiles (columns 16i..)
+// per 8-k step, the fragments in registers across all slabs. The mma's k slots qi and qi + 4 (qi =
+// lane % 4) read slab rows 2 qi and 2 qi + 1, the same permutation for both operands (the same dot
+// product): with the row pitch LA_P = 68 a warp's loads then hit 32 distinct banks (8 qi + g; rows
+// qi, qi + 4 would collide 2-way). After the last slab each warp passes its 8 x 64 block to its
+// threads' acc through 4 rows of sa or sb (free by then), 4 rows a round. Without TC: fp32 FMAs.
+template <bool TC, bool AK, bool BK, class FA, class FB, class HK>
 __device__ __forceinline__ void la_tile_mm(float acc[4][4], int K, FA fa, FB fb, HK hook, float (*sa)[LA_P],
                                            float (*sb)[LA_P]) {
     const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
+    const int lane = tid & 31, w = tid >> 5, g = lane >> 2, qi = lane & 3;
+    float d[4][4] = {};  // TC: tile i's accumulator fragments, D(m, n) = C(8w + n, 16i + m)
     for (int k0 = 0; k0 < K; k0 += LA_K) {
 #pragma unroll
         for (int q = 0; q < 4; q++) {
@@ -223,17 +252,53 @@ __device__ __forceinline__ void la_tile_mm(float acc[4][4], int K, FA fa, FB fb,
         }
         __syncthreads();
         hook(k0, sa);
+        if (TC) {
 #pragma unroll
-        for (int kk = 0; kk < LA_K; kk++) {
-            const float4 a4 = *(const float4 *)&sa[kk][ty * 4], b4 = *(const float4 *)&sb[kk][tx * 4];
-            const float a[4] = {a4.x, a4.y, a4.z, a4.w}, b[4] = {b4.x, b4.y, b4.z, b4.w};
+            for (int k8 = 0; k8 < LA_K; k8 += 8) {
+                const float *a0 = sa[k8 + 2 * qi] + 8 * w + g, *a1 = sa[k8 + 2 * qi + 1] + 8 * w + g;
+                const unsigned b0 = la_tf32(*a0), b1 = la_tf32(*a1);
 #pragma unroll
-            for (int i = 0; i < 4; i++)
+                for (int i = 0; i < 4; i++) {
+                    const float *s0 = sb[k8 + 2 * qi] + 16 * i + g, *s1 = sb[k8 + 2 * qi + 1] + 16 * i + g;
+                    la_mma_tf32(d[i], la_tf32(s0[0]), la_tf32(s0[8]), la_tf32(s1[0]), la_tf32(s1[8]), b0, b1);
+                }
+            }
+        } else {
 #pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+            for (int kk = 0; kk < LA_K; kk++) {
+                const float4 a4 = *(const float4 *)&sa[kk][ty * 4], b4 = *(const float4 *)&sb[kk][tx * 4];
+                const float a[4] = {a4.x, a4.y, a4.z, a4.w}, b[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+            }
         }
         __syncthreads();
     }
+    // K > 0 in every call; the test is for ptxas 13, which without it gives la_chunk_out_kernel<true>
+    // 124 registers (76 with) and la_chunk_state_kernel<1, true> a 4-byte spill.
+    if (!TC || K <= 0) return;
+    // Round h: rows 8w + 4h.. (fragment lanes qi / 2 == h write, lanes with ty = 2w + h read). With the
+    // pitch 68 the writes of a warp hit distinct banks (rows 2 qi.. of x: 8 qi + g), the float4 reads too.
+    float (*x)[LA_P] = (w < 4 ? sa : sb) + 4 * (w & 3);
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        if (qi >> 1 == h)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) x[2 * (qi & 1) + (r & 1)][16 * i + g + 8 * (r >> 1)] = d[i][r];
+        __syncwarp();
+        if (lane >> 4 == h)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float4 v = *(const float4 *)&x[i][tx * 4];
+                acc[i][0] += v.x; acc[i][1] += v.y; acc[i][2] += v.z; acc[i][3] += v.w;
+            }
+        __syncwarp();
+    }
+    __syncthreads();  // the next product stages into sa, sb
 }
 
 struct LaNoHook {
@@ -251,7 +316,7 @@ __device__ __forceinline__ void la_zero(float acc[4][4]) {
 // scan (U += phq dnum^T, u += phq dden; REV): st[bh, c] = the state before chunk c (fwd: sum over
 // chunks < c of X^T [Y | 1]) or after it (REV: sum over chunks > c of X^T [Y / den | dden]).
 // Grid (F tiles, d_h tiles, B*H); each block walks its (b, h)'s chunks in order, the tile in registers.
-template <int REV>
+template <int REV, bool TC>
 __global__ void __launch_bounds__(256) la_chunk_state_kernel(float *st, const float *X, const float *Y,
         const float *den, const float *dden, int T, int H, int F, int dh, int nc) {
     __shared__ __align__(16) float sa[LA_K][LA_P], sb[LA_K][LA_P];
@@ -288,12 +353,13 @@ __global__ void __launch_bounds__(256) la_chunk_state_kernel(float *st, const fl
             for (int kk = 0; kk < LA_K && k0 + kk < Lc; kk++)
                 zacc += REV ? a[kk][tid] * dd[(size_t)(k0 + kk) * H] : a[kk][tid];
         };
-        la_tile_mm<false, false>(acc, Lc, fx, fy, hz, sa, sb);
+        la_tile_mm<TC, false, false>(acc, Lc, fx, fy, hz, sa, sb);
     }
 }
 
 // Mirrors la_token's output: o = num / den with [num | den - eps] = mask(Q K^T) [V | 1] + Q [S | z]
 // for one chunk; grid (d_h tiles, chunks, B*H). den [N, H] written by the first column tile.
+template <bool TC>
 __global__ void __launch_bounds__(256) la_chunk_out_kernel(float *o, float *den, const float *phq,
         const float *phk, const float *v, const float *st, int T, int H, int F, int dh, int nc) {
     __shared__ __align__(16) float sa[LA_K][LA_P], sb[LA_K][LA_P], sP[LA_T][LA_P];
@@ -310,7 +376,7 @@ __global__ void __launch_bounds__(256) la_chunk_out_kernel(float *o, float *den,
     la_zero(acc);
     auto fq = [=](int t, int a) { return t < Lc ? Q[(size_t)t * HF + a] : 0.f; };
     auto fkT = [=](int a, int s) { return s < Lc ? K[(size_t)s * HF + a] : 0.f; };
-    la_tile_mm<true, true>(acc, F, fq, fkT, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, true>(acc, F, fq, fkT, LaNoHook(), sa, sb);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         rs[i] = 0.f;
@@ -328,14 +394,14 @@ __global__ void __launch_bounds__(256) la_chunk_out_kernel(float *o, float *den,
     __syncthreads();
     auto fp = [=](int t, int s) { return P[t][s]; };
     auto fv = [=](int s, int j) { return j < nj ? V[(size_t)s * D + j] : 0.f; };
-    la_tile_mm<true, false>(acc, Lc, fp, fv, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, false>(acc, Lc, fp, fv, LaNoHook(), sa, sb);
     float qz = 0.f;  // thread tid < 64: phq_t . z for row t = tid
     auto hz = [&](int k0, float (*a)[LA_P]) {
         if (tid >= LA_T) return;
         for (int kk = 0; kk < LA_K && k0 + kk < F; kk++) qz += a[kk][tid] * z[k0 + kk];
     };
     auto fs = [=](int a, int j) { return j < nj ? S[(size_t)a * dh + j0 + j] : 0.f; };
-    la_tile_mm<true, false>(acc, F, fq, fs, hz, sa, sb);
+    la_tile_mm<TC, true, false>(acc, F, fq, fs, hz, sa, sb);
     if (tid < LA_T) sqz[tid] = qz;
     __syncthreads();
 #pragma unroll
@@ -366,6 +432,7 @@ __global__ void la_dden_kernel(float *dden, const float *o, const float *dO, con
 // Mirrors la_backward's dphq (forward re-scan: S dnum + z dden) and dphk (reverse scan: U v + u) for
 // one chunk and one 64-feature tile: P = mask(dnum V^T + dden 1^T) (s <= t) in shared memory, then
 // dphq = P K + dnum S^T + dden z^T and dphk = P^T Q + V U^T + 1 u^T. Grid (F tiles, chunks, B*H).
+template <bool TC>
 __global__ void __launch_bounds__(256) la_chunk_dqk_kernel(float *dphq, float *dphk, const float *phq,
         const float *phk, const float *v, const float *dO, const float *den, const float *dden, const float *sst,
         const float *rst, int T, int H, int F, int dh, int nc) {
@@ -383,7 +450,7 @@ __global__ void __launch_bounds__(256) la_chunk_dqk_kernel(float *dphq, float *d
     la_zero(acc);
     auto fdn = [=](int t, int j) { return t < Lc ? G[(size_t)t * D + j] / dn[(size_t)t * H] : 0.f; };  // dnum
     auto fvT = [=](int j, int s) { return s < Lc ? V[(size_t)s * D + j] : 0.f; };
-    la_tile_mm<true, true>(acc, dh, fdn, fvT, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, true>(acc, dh, fdn, fvT, LaNoHook(), sa, sb);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int t = ty * 4 + i;
@@ -399,9 +466,9 @@ __global__ void __launch_bounds__(256) la_chunk_dqk_kernel(float *dphq, float *d
     // dphq tile
     auto fp = [=](int t, int s) { return P[t][s]; };
     auto fk = [=](int s, int a) { return a < na ? K[(size_t)s * HF + a0 + a] : 0.f; };
-    la_tile_mm<true, false>(acc, Lc, fp, fk, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, false>(acc, Lc, fp, fk, LaNoHook(), sa, sb);
     auto fsT = [=](int j, int a) { return a < na ? S[(size_t)(a0 + a) * dh + j] : 0.f; };
-    la_tile_mm<true, true>(acc, dh, fdn, fsT, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, true>(acc, dh, fdn, fsT, LaNoHook(), sa, sb);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int t = ty * 4 + i;
@@ -418,10 +485,10 @@ __global__ void __launch_bounds__(256) la_chunk_dqk_kernel(float *dphq, float *d
     // dphk tile
     auto fpT = [=](int s, int t) { return P[t][s]; };
     auto fq = [=](int t, int a) { return a < na ? Q[(size_t)t * HF + a0 + a] : 0.f; };
-    la_tile_mm<false, false>(acc, Lc, fpT, fq, LaNoHook(), sa, sb);
+    la_tile_mm<TC, false, false>(acc, Lc, fpT, fq, LaNoHook(), sa, sb);
     auto fv = [=](int s, int j) { return s < Lc ? V[(size_t)s * D + j] : 0.f; };
     auto fuT = [=](int j, int a) { return a < na ? U[(size_t)(a0 + a) * dh + j] : 0.f; };
-    la_tile_mm<true, true>(acc, dh, fv, fuT, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, true>(acc, dh, fv, fuT, LaNoHook(), sa, sb);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int s = ty * 4 + i;
@@ -437,6 +504,7 @@ __global__ void __launch_bounds__(256) la_chunk_dqk_kernel(float *dphq, float *d
 
 // Mirrors la_backward's dv = U^T phk (reverse scan): dv = mask(K Q^T) dnum (t >= s) + K U for one
 // chunk and one 64-column tile; grid (d_h tiles, chunks, B*H).
+template <bool TC>
 __global__ void __launch_bounds__(256) la_chunk_dv_kernel(float *dv, const float *phq, const float *phk,
         const float *dO, const float *den, const float *rst, int T, int H, int F, int dh, int nc) {
     __shared__ __align__(16) float sa[LA_K][LA_P], sb[LA_K][LA_P], sP[LA_T][LA_P];
@@ -452,7 +520,7 @@ __global__ void __launch_bounds__(256) la_chunk_dv_kernel(float *dv, const float
     la_zero(acc);
     auto fk = [=](int s, int a) { return s < Lc ? K[(size_t)s * HF + a] : 0.f; };
     auto fqT = [=](int a, int t) { return t < Lc ? Q[(size_t)t * HF + a] : 0.f; };
-    la_tile_mm<true, true>(acc, F, fk, fqT, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, true>(acc, F, fk, fqT, LaNoHook(), sa, sb);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -464,9 +532,9 @@ __global__ void __launch_bounds__(256) la_chunk_dv_kernel(float *dv, const float
     __syncthreads();
     auto fp = [=](int s, int t) { return P[s][t]; };
     auto fdn = [=](int t, int j) { return j < nj ? G[(size_t)t * D + j] / dn[(size_t)t * H] : 0.f; };
-    la_tile_mm<true, false>(acc, Lc, fp, fdn, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, false>(acc, Lc, fp, fdn, LaNoHook(), sa, sb);
     auto fu = [=](int a, int j) { return j < nj ? U[(size_t)a * dh + j0 + j] : 0.f; };
-    la_tile_mm<true, false>(acc, F, fk, fu, LaNoHook(), sa, sb);
+    la_tile_mm<TC, true, false>(acc, F, fk, fu, LaNoHook(), sa, sb);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int s = ty * 4 + i;
@@ -556,10 +624,13 @@ static void la_cuda_forward(Mixer *mx, float *const *p, float *out, const float 
     la_features_launch(c, c->phq, c->phk, c->qa, c->ka, N);
     if (c->chunked) {
         const int nc = cdiv(T, LA_C);
-        la_chunk_state_kernel<0><<<dim3(cdiv(F, LA_T), cdiv(dh, LA_T), B * H), 256, 0, rb_cuda_stream()>>>(
+        const bool tc = rb_cuda_precision() != RB_PREC_FP32;  // as attention.cu: fp32 exact, else tf32 mma
+        auto *state = tc ? la_chunk_state_kernel<0, true> : la_chunk_state_kernel<0, false>;
+        auto *out = tc ? la_chunk_out_kernel<true> : la_chunk_out_kernel<false>;
+        state<<<dim3(cdiv(F, LA_T), cdiv(dh, LA_T), B * H), 256, 0, rb_cuda_stream()>>>(
             c->sst, c->phk, c->v, c->den, c->dden, T, H, F, dh, nc);
         CHECK_LAUNCH();
-        la_chunk_out_kernel<<<dim3(cdiv(dh, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
+        out<<<dim3(cdiv(dh, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
             c->o, c->den, c->phq, c->phk, c->v, c->sst, T, H, F, dh, nc);
         CHECK_LAUNCH();
     } else {
@@ -578,16 +649,20 @@ static void la_cuda_backward(Mixer *mx, float *const *p, float *const *dp, float
     rb_cuda_matmul(dp[LA_WO], dout, c->o, D, D, N, 1, 0, 1.f);
     if (c->chunked) {
         const int nc = cdiv(T, LA_C);
+        const bool tc = rb_cuda_precision() != RB_PREC_FP32;
+        auto *state = tc ? la_chunk_state_kernel<1, true> : la_chunk_state_kernel<1, false>;
+        auto *dqk = tc ? la_chunk_dqk_kernel<true> : la_chunk_dqk_kernel<false>;
+        auto *dv = tc ? la_chunk_dv_kernel<true> : la_chunk_dv_kernel<false>;
         la_dden_kernel<<<cdiv((long long)N * H * 32, 256), 256, 0, rb_cuda_stream()>>>(c->dden, c->o, c->dO, c->den,
                                                                                       N * H, H, dh);
         CHECK_LAUNCH();
-        la_chunk_state_kernel<1><<<dim3(cdiv(F, LA_T), cdiv(dh, LA_T), B * H), 256, 0, rb_cuda_stream()>>>(
+        state<<<dim3(cdiv(F, LA_T), cdiv(dh, LA_T), B * H), 256, 0, rb_cuda_stream()>>>(
             c->rst, c->phq, c->dO, c->den, c->dden, T, H, F, dh, nc);
         CHECK_LAUNCH();
-        la_chunk_dqk_kernel<<<dim3(cdiv(F, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
+        dqk<<<dim3(cdiv(F, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
             c->dphq, c->dphk, c->phq, c->phk, c->v, c->dO, c->den, c->dden, c->sst, c->rst, T, H, F, dh, nc);
         CHECK_LAUNCH();
-        la_chunk_dv_kernel<<<dim3(cdiv(dh, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
+        dv<<<dim3(cdiv(dh, LA_T), nc, B * H), 256, 0, rb_cuda_stream()>>>(
             c->dv, c->phq, c->phk, c->dO, c->den, c->rst, T, H, F, dh, nc);
         CHECK_LAUNCH();
     } else {
