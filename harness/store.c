@@ -843,7 +843,7 @@ int store_merge_from(Store *s, const char *src_path, int *sittings, char *err, s
     }
     sqlite3_finalize(att);
     int copied = 0, nsit = 0;
-    sqlite3_stmt *sel = NULL, *ins = NULL, *evs = NULL, *del = NULL, *bench = NULL, *isel = NULL, *iins = NULL;
+    sqlite3_stmt *sel = NULL, *ins = NULL, *evs = NULL, *del = NULL, *bench = NULL, *iins = NULL;
     int64_t *ids = NULL;   // src ok run ids, newest first; then its interrupted ones
     size_t nids = 0, nok = 0, cap = 0;
     FileInfo fi = file_info(db, "src");
@@ -870,7 +870,9 @@ int store_merge_from(Store *s, const char *src_path, int *sittings, char *err, s
     }
     if (j != 1) goto detach;
     if (tx_begin(s)) goto detach;
-    sel = prepare(db, "SELECT id FROM src.runs WHERE status='ok' ORDER BY finished DESC, id DESC", 0);
+    // The ok runs newest first, then the interrupted rows (sittings of runs stopped and resumed, maybe elsewhere).
+    sel = prepare(db, "SELECT id, status='ok' FROM src.runs WHERE status IN ('ok', 'interrupted')"
+                      " ORDER BY status='ok' DESC, finished DESC, id DESC", 0);
     ins = prepare(db, "INSERT INTO main.runs(" RUN_COLS ") SELECT " RUN_COLS " FROM src.runs r WHERE r.id=?1"
                       " AND NOT EXISTS (SELECT 1 FROM main.runs m WHERE m.config_hash=r.config_hash AND m.status='ok')", 0);
     evs = prepare(db, "INSERT INTO main.evals(run_id, epoch, split, L, K, accuracy, loss, tvd)"
@@ -879,9 +881,7 @@ int store_merge_from(Store *s, const char *src_path, int *sittings, char *err, s
     // resumes from its checkpoint): they are earlier sittings of the run, whose time the report counts.
     del = prepare(db, "DELETE FROM main.runs WHERE config_hash=(SELECT config_hash FROM src.runs WHERE id=?1)"
                       " AND status IN ('failed', 'diverged')", 0);
-    // src's interrupted rows (sittings of runs stopped and resumed, maybe elsewhere) come over once each: a
-    // sitting is its (config hash, start time).
-    isel = prepare(db, "SELECT id FROM src.runs WHERE status='interrupted' ORDER BY id", 0);
+    // src's interrupted rows come over once each: a sitting is its (config hash, start time).
     iins = prepare(db, "INSERT INTO main.runs(" RUN_COLS ") SELECT " RUN_COLS " FROM src.runs r WHERE r.id=?1"
                        " AND NOT EXISTS (SELECT 1 FROM main.runs m WHERE m.config_hash=r.config_hash"
                        " AND m.started IS r.started)", 0);
@@ -900,17 +900,7 @@ int store_merge_from(Store *s, const char *src_path, int *sittings, char *err, s
             ids = grown;
         }
         ids[nids++] = sqlite3_column_int64(sel, 0);
-    }
-    if (rc != SQLITE_DONE) { SET_ERR(s, "cannot read %s: %s", src_path, sqlite3_errmsg(db)); goto rollback; }
-    nok = nids;
-    while ((rc = sqlite3_step(isel)) == SQLITE_ROW) {
-        if (nids == cap) {
-            cap = cap ? 2 * cap : 64;
-            int64_t *grown = realloc(ids, cap * sizeof *ids);
-            if (!grown) die_runtime("out of memory (%s:%d)", __FILE__, __LINE__);
-            ids = grown;
-        }
-        ids[nids++] = sqlite3_column_int64(isel, 0);
+        nok += sqlite3_column_int(sel, 1);
     }
     if (rc != SQLITE_DONE) { SET_ERR(s, "cannot read %s: %s", src_path, sqlite3_errmsg(db)); goto rollback; }
     for (size_t i = 0; i < nids; i++) {
@@ -943,7 +933,6 @@ detach:
     sqlite3_finalize(evs);
     sqlite3_finalize(del);
     sqlite3_finalize(bench);
-    sqlite3_finalize(isel);
     sqlite3_finalize(iins);
     if (sqlite3_exec(db, "DETACH DATABASE src", NULL, NULL, NULL) != SQLITE_OK && copied >= 0) {
         SET_ERR(s, "cannot detach %s: %s", src_path, sqlite3_errmsg(db));
