@@ -8,7 +8,9 @@
 # A failing cuda test stops the call before the sweep (exit 3): revert that kernel's commits for the sweep.
 # Usage: bash tools/devenv.sh bash tools/device_first_call.sh BIN SPEC.ini DBNAME TOTAL_SECONDS [sweep flags...]
 #   e.g. ... .devbin/s13 results/device/s11a/spec.ini bla-paper-mqar 580 -j 8
-# PARTS (default "bench profile"; "" for none): what runs between the suite and the sweep; BENCH_PRECISIONS as device_suite.sh.
+# SUITE_PARTS (default "tests"; e.g. "tests train" for the 300-step training check too): device_call1.sh's
+# parts first. PARTS (default "bench profile"; "" for none): what runs between the suite and the sweep;
+# BENCH_PRECISIONS as device_suite.sh.
 set -u
 bin=${1:?usage: device_first_call.sh BIN SPEC.ini DBNAME TOTAL_SECONDS [sweep flags...]}; spec=${2:?}; name=${3:?}
 total=${4:?}; shift 4
@@ -17,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 t0=$(date +%s)
 w=/tmp/firstcall; mkdir -p "$w" "$out/sw"
 pack() { tar czf "$out/c1.tgz" -C /tmp firstcall call1 2>/dev/null; }
-OUT=$w/suite bash "$root/tools/device_call1.sh" "$bin" tests > "$w/suite.txt" 2>&1
+OUT=$w/suite bash "$root/tools/device_call1.sh" "$bin" ${SUITE_PARTS:-tests} > "$w/suite.txt" 2>&1
 cat "$w/suite/summary.txt" | tee "$w/summary.txt"
 pack
 if grep -q '^FAIL' "$w/suite/summary.txt" || ! grep -q 'cuda suite: [1-9][0-9]* passed, 0 failed' "$w/suite/summary.txt"; then
