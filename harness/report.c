@@ -552,7 +552,9 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
 static void paper_gpu_time(FILE *f, const ExRow *rows, int n) {
     fprintf(f, "\n## Compute time of the sweeps\n\nSum over runs of (finished - started), from the runs' own timestamps "
                "(1 s resolution; concurrent workers on one device overlap, so this is device-occupancy time summed over "
-               "workers, not wall time), per task, backend, device and GEMM precision (cuda).\n\n"
+               "workers, not wall time), per task, backend, device and GEMM precision (cuda). Sittings of a run that "
+               "resumed from its checkpoint count (their interrupted rows stay); a run started again from its first "
+               "step replaces its earlier unfinished rows, so their time is not counted: a lower bound.\n\n"
                "| task | backend | device | precision | runs | ok | hours | mean s per run |\n"
                "|---|---|---|---|---:|---:|---:|---:|\n");
     int *done = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));
