@@ -4,7 +4,8 @@
 # anchor and the ncu profile, then a sweep sitting for the rest of the call. Each part is tarred into $OUT as
 # it ends (c1.tgz: suite, bench, profile, and summary.txt of the verdict lines, also printed), so a call cut
 # short keeps what finished; $OUT/sw gets the sitting's database, logs, GPU utilisation and checkpoints
-# (tools/device_sweep.sh; CKPT_MAX=3 here, as c1.tgz takes one of the 8 files that come back).
+# (tools/device_sweep.sh; CKPT_MAX=4 here: of the 8 files that come back, c1.tgz, sw/sweep.txt, sw/DBNAME.sitting.tar
+# and a log the caller may write to $OUT take 4).
 # A failing cuda test stops the call before the sweep (exit 3): revert that kernel's commits for the sweep.
 # Usage: bash tools/devenv.sh bash tools/device_first_call.sh BIN SPEC.ini DBNAME TOTAL_SECONDS [sweep flags...]
 #   e.g. ... .devbin/s13 results/device/s11a/spec.ini bla-paper-mqar 580 -j 8
@@ -38,5 +39,5 @@ done
 left=$(( total - ($(date +%s) - t0) ))
 echo "device_first_call: sweep sitting of $left s" | tee -a "$w/summary.txt"
 [ "$left" -gt 60 ] || exit 0
-OUT=$out/sw CKPT_MAX=${CKPT_MAX:-3} bash "$root/tools/device_sweep.sh" "$bin" "$spec" "$name" "$left" "$@" > "$out/sw/sweep.txt" 2>&1
+OUT=$out/sw CKPT_MAX=${CKPT_MAX:-4} bash "$root/tools/device_sweep.sh" "$bin" "$spec" "$name" "$left" "$@" > "$out/sw/sweep.txt" 2>&1
 tail -5 "$out/sw/sweep.txt"

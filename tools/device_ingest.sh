@@ -4,18 +4,24 @@
 # checkpoints into .ckpt/DBNAME (carry .ckpt next call; a checkpoint that did not come back stays as it
 # was: resuming from an older one redoes steps, with the same result), checkpoints of runs now finished
 # removed; then both CSV exports and REPORT.md with the figures regenerated.
-# Usage: tools/device_ingest.sh FILES_AT DBNAME SITTING   (FILES_AT: the run's files_at folder, OUT=$OUT/sw)
+# Usage: tools/device_ingest.sh FILES_AT DBNAME SITTING   (FILES_AT: the run's files_at folder, OUT=$OUT/sw;
+#   a call of two sittings: OUT=$OUT/x/sw for the second, FILES_AT .../x)
 set -eu
 at=${1:?usage: device_ingest.sh FILES_AT DBNAME SITTING}; name=${2:?}; sit=${3:?}
 rb=${RB:-build/recallbench}
 sw=$at/sw
-[ -f "$sw/$name.db.gz" ] || { echo "device_ingest: no $sw/$name.db.gz" >&2; exit 1; }
+# the sitting's database, gpu_util.txt and logs.tar.gz come as one tar (device_sweep.sh); older calls: loose
+ck=$sw
+if [ -f "$sw/$name.sitting.tar" ]; then
+  sw=$(mktemp -d); trap 'rm -rf "$sw"' EXIT; tar xf "$ck/$name.sitting.tar" -C "$sw"
+fi
+[ -f "$sw/$name.db.gz" ] || { echo "device_ingest: no $name.db.gz in $at/sw" >&2; exit 1; }
 mkdir -p "results/device/$sit" ".ckpt/$name"
 cp "$sw/$name.db.gz" results/ && gunzip -kf "results/$name.db.gz"
-for f in "$at/sweep.txt" "$sw/gpu_util.txt" "$sw/logs.tar.gz"; do [ -f "$f" ] && cp "$f" "results/device/$sit/"; done
-for f in "$sw/$name".*.ckpt; do [ -f "$f" ] && cp "$f" ".ckpt/$name/${f##*/$name.}"; done
+for f in "$at/sweep.txt" "$ck/sweep.txt" "$sw/gpu_util.txt" "$sw/logs.tar.gz"; do [ -f "$f" ] && cp "$f" "results/device/$sit/"; done
+for f in "$ck/$name".*.ckpt; do [ -f "$f" ] && cp "$f" ".ckpt/$name/${f##*/$name.}"; done
 # a checkpoint over 16 MB came back in parts (.ckpt.part0, .part1, ...): joined in order
-for f in "$sw/$name".*.ckpt.part0; do
+for f in "$ck/$name".*.ckpt.part0; do
     [ -f "$f" ] || continue
     b=${f%.part0}; cat "$b".part[0-9] > ".ckpt/$name/${b##*/$name.}"
 done

@@ -60,13 +60,17 @@ tar czf "$out/logs.tar.gz" -C /tmp sweeplogs
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.execute('PRAGMA journal_mode=DELETE'); c.close()" "$db"
 cp "$db" "$last"   # for the next sitting on this machine (above)
 gzip -9 "$db"   # the .gz only: few files come back (8)
+# The database, gpu_util.txt and logs.tar.gz travel back as one file, DBNAME.sitting.tar (2026-12-02: a call of
+# two sittings returned 9 files and lost one sitting's database to the limit of 8); tools/device_ingest.sh unpacks it.
+tar cf "$out/$name.sitting.tar" -C "$out" "$name.db.gz" gpu_util.txt logs.tar.gz && rm -f "$out/$name.db.gz" "$out/gpu_util.txt" "$out/logs.tar.gz"
 # At most CKPT_MAX (default 4) checkpoint files come back (a call returns 8 files of under 16 MiB each, 64 MiB
-# in all; the database, gpu_util.txt, logs.tar.gz and the caller's sweep.txt take 4): a checkpoint over 16 MB
+# in all; the sitting's tar and the caller's sweep.txt take 2, so one sitting per call could take 6; two
+# sittings in one call, CKPT_MAX=2 each): a checkpoint over 16 MB
 # (Mamba d 256: 31 MB) comes back as parts NAME.HASH.ckpt.part0, .part1, ... that count one file each and that
 # tools/device_ingest.sh joins. Smallest first; the total stays 4 MiB under the 64 MiB, less the database. Those
 # left behind are named; their runs restart.
 n=0; tot=0; max=${CKPT_MAX:-4}; part=16000000
-budget=$(( 64 * 1048576 - 4 * 1048576 - $(stat -c %s "$db.gz") ))
+budget=$(( 64 * 1048576 - 4 * 1048576 - $(stat -c %s "$out/$name.sitting.tar") ))
 for f in $(ls -S -r "$ck"/*.ckpt 2>/dev/null); do
   sz=$(stat -c %s "$f"); np=$(( (sz + part - 1) / part ))
   if [ $((n + np)) -le "$max" ] && [ $((tot + sz)) -lt "$budget" ]; then
