@@ -663,11 +663,14 @@ static void usage(FILE *f) {
             frontier_default_db());
 }
 
-static void print_progress(int tty, int done, int total, int failed, double t0) {
+// stopping (a signal, the time limit or SIGUSR1): no new runs start, so no ETA for the grid (2026-12-02: runs stopped by
+// the signal counted as done made "1/34 done, ETA 1:22:38" out of a sitting's end).
+static void print_progress(int tty, int done, int total, int failed, double t0, int stopping) {
     double el = now_seconds() - t0;
     char e[32], eta[32];
     fmt_dur(el, e, sizeof e);
     fmt_dur(done > 0 ? el * (total - done) / done : -1, eta, sizeof eta);
+    if (stopping) snprintf(eta, sizeof eta, "- (stopping: no new runs)");
     if (tty) {
         int w = 30, fill = total ? w * done / total : w;
         char bar[64];
@@ -1174,11 +1177,11 @@ int cmd_sweep(int argc, char **argv) {
                     if (lf) fclose(lf);
                 }
             }
-            if (!tty) print_progress(0, done, npend, nfail, t0);
+            if (!tty) print_progress(0, done, npend, nfail, t0, stopping || draining);
             memset(x, 0, sizeof *x);
         }
         if (tty && now_seconds() - last_bar > 0.5) {
-            print_progress(1, done, npend, nfail, t0);
+            print_progress(1, done, npend, nfail, t0, stopping || draining);
             last_bar = now_seconds();
         }
     }

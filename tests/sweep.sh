@@ -294,6 +294,9 @@ printf '[sweep]\nname = drain\ntask = mqar\nvocab = 64\nseq-len = 32\nkv-pairs =
 check "--time-limit 1: exit 0" $rc "$(tail -2 dl1.err)"
 grep -q 'starting no new runs' dl1.err && grep -q 'rerun the same command to resume' dl1.err
 check "--time-limit: says it stopped starting runs and how to resume" $? "$(tail -2 dl1.err)"
+# progress lines after the limit give no ETA for runs that will not start (they said "ETA 0:05" before)
+awk '/starting no new runs/ {d = 1; next} d && /runs done/ && !/ETA - \(stopping/ {bad = 1} END {exit bad}' dl1.err
+check "--time-limit: no ETA in the progress lines once draining" $? "$(grep 'runs done' dl1.err | tail -2)"
 "$rb" sweep dl.ini --db dl/b.db -j 1 > dl2.out 2> dl2.err & sp=$!
 for i in $(seq 1 600); do grep -q 'mqar\|\[ *1/' dl2.err 2>/dev/null && break; [ -e dl/b.db ] && break; sleep 0.1; done
 sleep 0.3; kill -USR1 $sp; wait $sp; rc=$?
