@@ -552,9 +552,10 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
 static void paper_gpu_time(FILE *f, const ExRow *rows, int n) {
     fprintf(f, "\n## Compute time of the sweeps\n\nSum over runs of (finished - started), from the runs' own timestamps "
                "(1 s resolution; concurrent workers on one device overlap, so this is device-occupancy time summed over "
-               "workers, not wall time), per task, backend, device and GEMM precision (cuda). Sittings of a run that "
-               "resumed from its checkpoint count (their interrupted rows stay); a run started again from its first "
-               "step replaces its earlier unfinished rows, so their time is not counted: a lower bound.\n\n"
+               "workers, not wall time), per task, backend, device and GEMM precision (cuda). Every sitting of a run "
+               "counts (its interrupted rows stay), whether the run resumed from its checkpoint or started again "
+               "from its first step; but databases written before 2026-12-02 dropped the sittings of a run started "
+               "again, and a sitting whose end was not recorded (a killed worker) has no duration: a lower bound.\n\n"
                "| task | backend | device | precision | runs | ok | hours | mean s per run |\n"
                "|---|---|---|---|---:|---:|---:|---:|\n");
     int *done = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));

@@ -344,11 +344,11 @@ static int migrate(Store *s) {
 
 static void prepare_statements(Store *s) {
     const unsigned P = SQLITE_PREPARE_PERSISTENT;
-    // Replaceable: any non-ok row of the hash, except a 'running' row whose process may be alive
-    // (this host and pid alive but not us, or another host, where liveness cannot be checked).
+    // Replaceable when a run starts again from step 1: the failed and diverged rows of the hash. Interrupted
+    // sittings stay, and so does a 'running' row (store_begin_run has made ours and dead ones interrupted;
+    // the others may be alive: this host and pid alive but not us, or another host).
     s->del_unfinished = prepare(s->db,
-        "DELETE FROM runs WHERE config_hash=?1 AND status<>'ok'"
-        " AND (status<>'running' OR (host IS ?2 AND (pid=?3 OR rb_pid_dead(pid))))", P);
+        "DELETE FROM runs WHERE config_hash=?1 AND status NOT IN ('ok', 'interrupted', 'running')", P);
     s->ins_run = prepare(s->db,
         "INSERT INTO runs(config_hash, config_json, task, model, mixer, variant, d_model, n_layers, heads,"
         " window, freqs, slots, feature_dim, state_dim, lr, seed, epochs, backend, state_floats, state_formula,"
@@ -365,7 +365,7 @@ static void prepare_statements(Store *s) {
     s->upd_stale = prepare(s->db,
         "UPDATE runs SET status='interrupted' WHERE status='running' AND host=?1 AND pid IS NOT ?2"
         " AND rb_pid_dead(pid)", P);
-    // A live owner of a config: a 'running' row that del_unfinished would keep (not ours, not dead).
+    // A live owner of a config: a 'running' row that is not ours and whose process is not dead.
     s->find_owner = prepare(s->db,
         "SELECT id, pid, host FROM runs WHERE config_hash=?1 AND status='running'"
         " AND NOT (host IS ?2 AND (pid=?3 OR rb_pid_dead(pid))) ORDER BY id LIMIT 1", P);
@@ -587,21 +587,29 @@ int64_t store_begin_run(Store *s, const RunInfo *r) {
     if (!r->force && owner_of(s, r->config_hash, host, 1, &owner)) goto fail;
     if (owner) { tx_rollback(s); return 0; }
     sqlite3_stmt *st;
-    if (r->resume_epoch > 0) {  // keep the stopped rows: a dead 'running' one (killed) becomes interrupted
-        st = prepare(db, "UPDATE runs SET status='interrupted', finished=coalesce(finished, ?4) WHERE config_hash=?1"
-                         " AND status='running' AND host IS ?2 AND (pid=?3 OR rb_pid_dead(pid))", 0);
+    // The stopped sittings stay (their device time counts in `report`): a dead 'running' row (killed) or our own
+    // abandoned one becomes interrupted. A run resuming from its checkpoint takes their evaluations before its
+    // epoch (below); a run started again from step 1 drops them (it evaluates every epoch again) and replaces
+    // failed or diverged rows. (Until 2026-12-02 a restart from step 1 deleted the interrupted rows too: the
+    // compute time of databases written before then misses those sittings.)
+    st = prepare(db, "UPDATE runs SET status='interrupted', finished=coalesce(finished, ?4) WHERE config_hash=?1"
+                     " AND status='running' AND host IS ?2 AND (pid=?3 OR rb_pid_dead(pid))", 0);
+    bind_text(db, st, 1, r->config_hash);
+    bind_text(db, st, 2, host);
+    CHECK_SQLITE(db, sqlite3_bind_int64(st, 3, getpid()));
+    bind_text(db, st, 4, now);
+    int bad = step_done(s, st);
+    sqlite3_finalize(st);
+    if (bad) goto fail;
+    if (r->resume_epoch <= 0) {
+        st = prepare(db, "DELETE FROM evals WHERE run_id IN (SELECT id FROM runs WHERE config_hash=?1"
+                         " AND status='interrupted')", 0);
         bind_text(db, st, 1, r->config_hash);
-        bind_text(db, st, 2, host);
-        CHECK_SQLITE(db, sqlite3_bind_int64(st, 3, getpid()));
-        bind_text(db, st, 4, now);
-        int bad = step_done(s, st);
+        bad = step_done(s, st);
         sqlite3_finalize(st);
         if (bad) goto fail;
-    } else {
         st = s->del_unfinished;
         bind_text(db, st, 1, r->config_hash);
-        bind_text(db, st, 2, host);
-        CHECK_SQLITE(db, sqlite3_bind_int64(st, 3, getpid()));
         if (step_done(s, st)) goto fail;   // evals of deleted rows go with them (ON DELETE CASCADE)
     }
     st = s->ins_run;

@@ -51,8 +51,9 @@ void store_close(Store *s);
 const char *store_errmsg(Store *s);
 
 // Starts a run by claiming its config in one write transaction: inserts a 'running' row (pid and host
-// recorded; the row's live process is the config's owner); an existing unfinished row with the same
-// config hash (failed/diverged/interrupted/running-but-dead) is replaced, its evals removed.
+// recorded; the row's live process is the config's owner). Earlier rows of the config hash: failed and
+// diverged ones are replaced; interrupted ones (and ours or dead 'running' ones, marked interrupted) stay as
+// sittings, their evaluations moved to the new row up to r->resume_epoch, or removed when it starts at step 1.
 // Returns the run id; 0 when the config is taken (unless r->force): another live process is training it
 // (a 'running' row on another host counts as live) or it already finished; store_errmsg() says which.
 // -1 on error.

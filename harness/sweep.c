@@ -1120,8 +1120,8 @@ int cmd_sweep(int argc, char **argv) {
             // which retries would only repeat.
             int all_bad = 1;
             for (int g = 0; g < nslot_gpu; g++) all_bad &= streak[g] >= GPU_BAD_STREAK;
-            // A killed worker leaves its row 'running': marked 'interrupted' now (a retry's claim replaces it,
-            // so the config ends with one row).
+            // A killed worker leaves its row 'running': marked 'interrupted' now (kept beside the retry's row as
+            // a sitting; the config ends with one ok row).
             if (died && store_mark_stale(st) < 0)
                 fprintf(stderr, "sweep: cannot mark the dead worker's run interrupted: %s\n", store_errmsg(st));
             if (retryable && !all_bad && attempts[x->run] < SWEEP_ATTEMPTS) {

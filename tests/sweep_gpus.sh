@@ -140,8 +140,8 @@ vargs=$(awk -v p="$vpid" '$1 == "start" && $3 == p {$1 = $2 = $3 = $4 = ""; prin
 again=$(awk -v p="$vpid" '$1 == "start" && $3 != p {g = $2; $1 = $2 = $3 = $4 = ""; print g "|" $0}' k.log | grep -F "|$vargs" | cut -d'|' -f1)
 [ -n "$vargs" ] && [ -n "$again" ] && [ "$again" != "$vgpu" ]
 check "2: the killed config ran again on the other GPU ($vgpu -> $again)" $? "again=[$again]"
-[ "$(q k/k.db "select count(*) || ' ' || count(distinct config_hash) || ' ' || sum(status='ok') from runs")" = "3 3 3" ]
-check "2: final store: 3 rows, one per config, all ok" $? "$(q k/k.db "select config_hash, status from runs")"
+[ "$(q k/k.db "select count(distinct config_hash) || ' ' || sum(status='ok') || ' ' || sum(status='interrupted') || ' ' || count(*) from runs")" = "3 3 1 4" ]
+check "2: final store: one ok row per config, the killed sitting kept as interrupted" $? "$(q k/k.db "select config_hash, status from runs")"
 [ "$(q k/k.db "select count(*) from evals e join runs r on r.id = e.run_id where r.config_hash = '$vhash' group by e.epoch, e.split having count(*) > 1" | wc -l)" = 0 ]
 check "2: the retried run's evals are not duplicated (the dead attempt's removed)" $?
 grep -q -- "--- sweep: attempt 2 of 3 on GPU $again ---" "k/logs/$vhash.log"; check "2: the run's log keeps both attempts" $?

@@ -218,10 +218,15 @@ static void test_replace(void) {
     check("replace_failed_row", b > 0 && b != a && rows_a == 0 && evals_a == 0 && rows_h == 1,
           "a=%lld b=%lld rows(a)=%lld evals(a)=%lld rows(hash)=%lld", (long long)a, (long long)b,
           (long long)rows_a, (long long)evals_a, (long long)rows_h);
-    // Our own abandoned 'running' row is replaced too.
+    // Our own abandoned 'running' row stays, as an interrupted sitting (its time counts in `report`), without evals.
+    store_log_eval(s, b, 1, "test", 0, 0, 0.1, 2.0, -1);
     int64_t b2 = store_begin_run(s, &ri);
     rows_h = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='hash-rep'");
-    check("replace_own_running_row", b2 > b && rows_h == 1, "b2=%lld rows(hash)=%lld", (long long)b2, (long long)rows_h);
+    char bst[32] = "";
+    q_text(db, "SELECT status FROM runs WHERE config_hash='hash-rep' ORDER BY id LIMIT 1", bst, sizeof bst);
+    int64_t evals_b = q_intf(db, "SELECT count(*) FROM evals WHERE run_id=%lld", (long long)b);
+    check("own_running_row_kept_interrupted", b2 > b && rows_h == 2 && !strcmp(bst, "interrupted") && evals_b == 0,
+          "b2=%lld rows(hash)=%lld status(b)=%s evals(b)=%lld", (long long)b2, (long long)rows_h, bst, (long long)evals_b);
     store_finish_run(s, b2, "ok", 0.5, 5, 100, NULL);
     // Without force a finished config is not started again (the claim sees the ok row).
     int64_t c0 = store_begin_run(s, &ri);
@@ -231,7 +236,7 @@ static void test_replace(void) {
     ri.force = 1;
     int64_t c = store_begin_run(s, &ri);
     rows_h = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='hash-rep'");
-    check("forced_rerun_keeps_ok_row", rows_h == 2, "rows(hash)=%lld", (long long)rows_h);
+    check("forced_rerun_keeps_ok_row", rows_h == 3, "rows(hash)=%lld (interrupted, ok, running)", (long long)rows_h);
     int64_t f = store_find_finished(s, "hash-rep");
     check("forced_rerun_running_not_found", f == b2, "%lld vs %lld", (long long)f, (long long)b2);
     store_finish_run(s, c, "ok", 0.6, 5, 100, NULL);
@@ -404,12 +409,15 @@ static void test_kill9(void) {
     check("kill9_mark_stale_idempotent", again == 0, "marked=%d", again);
     RunInfo ri = run_info("hash-kill");
     int64_t nid = store_begin_run(s, &ri);
+    // Started again from step 1: the killed sitting stays as interrupted (its time counts), its evals go.
     int64_t rows = q_int(db, "SELECT count(*) FROM runs WHERE config_hash='hash-kill'");
     int64_t oldev = q_intf(db, "SELECT count(*) FROM evals WHERE run_id=%lld", (long long)old);
-    q_text(db, "SELECT status FROM runs WHERE config_hash='hash-kill'", txt, sizeof txt);
-    check("kill9_replaced", nid > old && rows == 1 && oldev == 0 && !strcmp(txt, "running"),
-          "new=%lld old=%lld rows=%lld old_evals=%lld status=%s", (long long)nid, (long long)old, (long long)rows,
-          (long long)oldev, txt);
+    char ost[64];
+    q_text(db, "SELECT status FROM runs WHERE config_hash='hash-kill' ORDER BY id DESC LIMIT 1", txt, sizeof txt);
+    q_text(db, "SELECT status FROM runs WHERE config_hash='hash-kill' ORDER BY id LIMIT 1", ost, sizeof ost);
+    check("kill9_restarted_sitting_kept", nid > old && rows == 2 && oldev == 0 && !strcmp(txt, "running") &&
+          !strcmp(ost, "interrupted"), "new=%lld old=%lld rows=%lld old_evals=%lld status new=%s old=%s",
+          (long long)nid, (long long)old, (long long)rows, (long long)oldev, txt, ost);
     store_close(s);
 }
 
