@@ -554,7 +554,7 @@ static void paper_gpu_time(FILE *f, const ExRow *rows, int n) {
                "(1 s resolution; concurrent workers on one device overlap, so this is device-occupancy time summed over "
                "workers, not wall time), per task, backend, device and GEMM precision (cuda). Every sitting of a run "
                "counts (its interrupted rows stay), whether the run resumed from its checkpoint or started again "
-               "from its first step; but databases written before 2026-12-02 dropped the sittings of a run started "
+               "from its first step; but databases written up to 2026-12-02 dropped the sittings of a run started "
                "again, and a sitting whose end was not recorded (a killed worker) has no duration: a lower bound.\n\n"
                "| task | backend | device | precision | runs | ok | hours | mean s per run |\n"
                "|---|---|---|---|---:|---:|---:|---:|\n");

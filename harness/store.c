@@ -590,8 +590,8 @@ int64_t store_begin_run(Store *s, const RunInfo *r) {
     // The stopped sittings stay (their device time counts in `report`): a dead 'running' row (killed) or our own
     // abandoned one becomes interrupted. A run resuming from its checkpoint takes their evaluations before its
     // epoch (below); a run started again from step 1 drops them (it evaluates every epoch again) and replaces
-    // failed or diverged rows. (Until 2026-12-02 a restart from step 1 deleted the interrupted rows too: the
-    // compute time of databases written before then misses those sittings.)
+    // failed or diverged rows. (Up to 2026-12-02 a restart from step 1 deleted the interrupted rows too: the
+    // compute time of databases written by then misses those sittings.)
     st = prepare(db, "UPDATE runs SET status='interrupted', finished=coalesce(finished, ?4) WHERE config_hash=?1"
                      " AND status='running' AND host IS ?2 AND (pid=?3 OR rb_pid_dead(pid))", 0);
     bind_text(db, st, 1, r->config_hash);
