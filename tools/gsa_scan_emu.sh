@@ -2,10 +2,7 @@
 # gsa_scan_emu.sh — runs tools/gsa_scan_emu.cpp: the forward scan and the split backward's column-group
 # kernels of models/cuda/gsa.cu emulated on the host (no GPU needed) against a double reference. Depends on
 # g++ (C++20), sed. Usage: tools/gsa_scan_emu.sh  (about 20 s on 2 cores)
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/emu_lib.sh"   # strict mode, root, tmp, emu_build_run
 src=$root/models/cuda/gsa.cu
 # warp_sum/warp_max, the constants, the rows kernel (the split forward's score parts), the forward scan, the sizes, the column sums and the column-group
 # kernel, its register form (between its ---- line and gsa_sum_parts_kernel's comment) and its thread count; dynamic shared memory becomes a static array (one block runs at a time)
@@ -30,5 +27,4 @@ src=$root/models/cuda/gsa.cu
     grep -q '^static int gsa_scan_reg_s' "$tmp/kern.inc" && grep -q 'gsa_bwd_rows_kernel' "$tmp/kern.inc" && grep -q 'void gsa_ld4' "$tmp/kern.inc" && grep -q 'gsa_cols_threads' "$tmp/kern.inc" &&
     grep -q 'float warp_max' "$tmp/kern.inc" && grep -q '^static size_t gsa_fwd_shared' "$tmp/kern.inc" ||
     { echo "gsa_scan_emu.sh: gsa.cu no longer has the sections this cuts out" >&2; exit 1; }
-g++ -std=c++20 -O1 -pthread -w -I"$tmp" -o "$tmp/emu" "$root/tools/gsa_scan_emu.cpp"
-"$tmp/emu"
+emu_build_run gsa_scan_emu.cpp -std=c++20 -O1 -pthread

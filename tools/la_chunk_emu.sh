@@ -2,10 +2,7 @@
 # la_chunk_emu.sh — runs tools/la_chunk_emu.cpp: the chunked training form of models/cuda/la.cu (the
 # la_tile_mm kernels, fp32 FMA and tf32 tensor-core forms) emulated on the host (no GPU needed) against a
 # double reference. Depends on g++ (C++20), sed. Usage: tools/la_chunk_emu.sh  (about 30 s on 2 cores)
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/emu_lib.sh"   # strict mode, root, tmp, emu_build_run
 src=$root/models/cuda/la.cu
 # warp_sum (la_dden_kernel), LA_EPS (la.h), la.cu's constants, and the chunked form from its ---- line to
 # the shared-size helpers; the two tensor-core primitives before it (inline PTX) stay out: the emulator
@@ -21,5 +18,4 @@ done
 [ $ok = 1 ] && [ "$(grep -c '^#define LA_' "$tmp/kern.inc")" = 6 ] && grep -q 'float warp_sum' "$tmp/kern.inc" &&
     grep -q 'void la_tile_mm' "$tmp/kern.inc" && ! grep -q 'asm' "$tmp/kern.inc" ||
     { echo "la_chunk_emu.sh: la.cu no longer has the sections this cuts out" >&2; exit 1; }
-g++ -std=c++20 -O1 -pthread -w -I"$tmp" -o "$tmp/emu" "$root/tools/la_chunk_emu.cpp"
-"$tmp/emu"
+emu_build_run la_chunk_emu.cpp -std=c++20 -O1 -pthread

@@ -5,10 +5,7 @@
 # kernels (no GPU needed). Built with AddressSanitizer where g++ has it (reads or writes past the arrays).
 # Depends on g++ (C++20), sed.
 # Usage: tools/mamba_conv_emu.sh  (~30-45 s on 2 cores, mostly thread start-up)
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/emu_lib.sh"   # strict mode, root, tmp, emu_build_run
 src=$root/models/cuda/mamba.cu hdr=$root/models/cuda/layers.cuh
 # ChanVec and its load/store (layers.cuh); from mamba.cu the K define, sigm, the conv section up to the
 # scan_forward header, and the backward section up to the scan's param_reduce_kernel.
@@ -28,6 +25,5 @@ done
 san=
 echo 'int main() { return 0; }' > "$tmp/probe.cpp"
 g++ -fsanitize=address -o "$tmp/probe" "$tmp/probe.cpp" 2>/dev/null && "$tmp/probe" && san=-fsanitize=address
-g++ -std=c++20 -O1 -pthread -ffp-contract=off -w $san -I"$tmp" -o "$tmp/emu" "$root/tools/mamba_conv_emu.cpp"
-echo "(built ${san:-without a sanitizer})"
-"$tmp/emu"
+echo "(building ${san:-without a sanitizer})"
+emu_build_run mamba_conv_emu.cpp -std=c++20 -O1 -pthread -ffp-contract=off $san

@@ -2,10 +2,7 @@
 # shortconv_emu.sh — runs tools/shortconv_emu.cpp: the shortconv kernels of models/cuda/layers.cu emulated on
 # the host, the 4-channel instance (V = 4) against the one-channel one (V = 1), bit for bit (no GPU needed).
 # Depends on g++, sed. Usage: tools/shortconv_emu.sh  (about a second)
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/emu_lib.sh"   # strict mode, root, tmp, emu_build_run
 src=$root/models/cuda/layers.cu hdr=$root/models/cuda/layers.cuh
 # ChanVec and its load/store (layers.cuh), then the two kernel templates (each from its "template <int V>" line)
 { sed -n '/^template <int V> struct ChanVec/,/^}/p' "$hdr"
@@ -16,5 +13,4 @@ src=$root/models/cuda/layers.cu hdr=$root/models/cuda/layers.cuh
 [ "$(grep -c '^__global__ void shortconv' "$tmp/kern.inc")" = 2 ] && grep -q 'chan_load' "$tmp/kern.inc" &&
     grep -q 'void chan_store' "$tmp/kern.inc" ||
     { echo "shortconv_emu.sh: layers.cu / layers.cuh no longer have the pieces this cuts out" >&2; exit 1; }
-g++ -std=c++17 -O2 -ffp-contract=off -w -I"$tmp" -o "$tmp/emu" "$root/tools/shortconv_emu.cpp"
-"$tmp/emu"
+emu_build_run shortconv_emu.cpp -std=c++17 -O2 -ffp-contract=off
