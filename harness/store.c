@@ -352,8 +352,9 @@ static void prepare_statements(Store *s) {
     s->ins_run = prepare(s->db,
         "INSERT INTO runs(config_hash, config_json, task, model, mixer, variant, d_model, n_layers, heads,"
         " window, freqs, slots, feature_dim, state_dim, lr, seed, epochs, backend, state_floats, state_formula,"
-        " git_rev, host, pid, started, status)"
-        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,'running')", P);
+        " git_rev, host, pid, started, status, result_json)"
+        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,'running',"
+        " CASE WHEN ?25 IS NULL THEN NULL ELSE json_object('device', ?25) END)", P);
     s->ins_eval = prepare(s->db,
         "INSERT INTO evals(run_id, epoch, split, L, K, accuracy, loss, tvd) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)", P);
     s->upd_finish = prepare(s->db,
@@ -628,6 +629,7 @@ int64_t store_begin_run(Store *s, const RunInfo *r) {
     bind_text(db, st, 22, host);
     CHECK_SQLITE(db, sqlite3_bind_int64(st, 23, getpid()));
     bind_text(db, st, 24, now);
+    bind_text(db, st, 25, r->device && *r->device ? r->device : NULL);
     if (step_done(s, st)) goto fail;
     int64_t id = sqlite3_last_insert_rowid(db);
     if (r->resume_epoch > 0) {  // the evaluations before the resumed epoch, from the run it continues

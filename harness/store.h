@@ -28,6 +28,8 @@ typedef struct {
     int resume_epoch;            // > 0: resumed from a checkpoint at this epoch: the config's earlier
                                  // unfinished rows are kept (as interrupted; their time counts) and the
                                  // latest one's evaluations of epochs before it move to the new row
+    const char *device;          // "NVIDIA H200", "cpu": kept in result_json from the start, so a sitting
+                                 // whose worker was killed (no finish written) still names its device
 } RunInfo;
 
 typedef struct {

@@ -266,7 +266,7 @@ int train_run(const RunConfig *c, const char *db_path, int quiet, TrainResult *r
                       ml->kind == MIX_GSA ? ml->slots : 0, ml->kind == MIX_LA ? ml->feature_dim : 0,
                       ml->kind == MIX_MAMBA ? ml->state_dim : 0, c->lr, c->seed, c->epochs,
                       c->backend == BACKEND_CUDA ? "cuda" : "cpu", res->state_floats,
-                      formula, git_revision(), host_name(), c->force, resumed ? pos.epoch : 0};
+                      formula, git_revision(), host_name(), c->force, resumed ? pos.epoch : 0, res->device};
         run = store_begin_run(st, &ri);
         if (run == 0) {
             // Claimed by a live process meanwhile (or finished): never train one config twice at once.

@@ -362,6 +362,7 @@ static void test_kill9(void) {
         Store *s = store_open(path, err, sizeof err);
         if (!s) _exit(1);
         RunInfo ri = run_info("hash-kill");
+        ri.device = "Test \"GPU\" 1";   // quotes: must come back through the JSON intact
         int64_t id = store_begin_run(s, &ri);
         if (id <= 0) _exit(1);
         for (int i = 0; i < 1000000; i++) {
@@ -393,6 +394,9 @@ static void test_kill9(void) {
     int64_t old = q_int(db, "SELECT id FROM runs WHERE config_hash='hash-kill'");
     q_text(db, "SELECT status FROM runs WHERE config_hash='hash-kill'", txt, sizeof txt);
     check("kill9_still_running", strcmp(txt, "running") == 0, "%s", txt);
+    // The device is written when the run starts: a killed sitting (no finish) still names it.
+    q_text(db, "SELECT json_extract(result_json, '$.device') FROM runs WHERE config_hash='hash-kill'", txt, sizeof txt);
+    check("kill9_device_recorded", strcmp(txt, "Test \"GPU\" 1") == 0, "%s", txt);
     int64_t ev = q_intf(db, "SELECT count(*) FROM evals WHERE run_id=%lld", (long long)old);
     // Every eval acknowledged was committed; at most one more committed before its byte was written.
     check("kill9_evals_present", ev >= 40 && (ev == acked || ev == acked + 1), "evals=%lld acked=%d",

@@ -18,6 +18,15 @@ fi
 [ -f "$sw/$name.db.gz" ] || { echo "device_ingest: no $name.db.gz in $at/sw" >&2; exit 1; }
 mkdir -p "results/device/$sit" ".ckpt/$name"
 cp "$sw/$name.db.gz" results/ && gunzip -kf "results/$name.db.gz"
+# A row still 'running' is a worker killed with the call (the device ends every process of a call when it
+# returns; 2026-12-02: a sitting left in the background was). On another host it would count as live, and
+# later sittings would never start its config again: it is marked interrupted (its checkpoint resumes it).
+nrun=$(sqlite3 "results/$name.db" "select count(*) from runs where status = 'running'")
+if [ "$nrun" != 0 ]; then
+  echo "device_ingest: $nrun run(s) still 'running' (killed with the call): marked interrupted"
+  sqlite3 "results/$name.db" "update runs set status = 'interrupted' where status = 'running'"
+  gzip -9c "results/$name.db" > "results/$name.db.gz"
+fi
 for f in "$at/sweep.txt" "$ck/sweep.txt" "$sw/gpu_util.txt" "$sw/logs.tar.gz"; do [ -f "$f" ] && cp "$f" "results/device/$sit/"; done
 for f in "$ck/$name".*.ckpt; do [ -f "$f" ] && cp "$f" ".ckpt/$name/${f##*/$name.}"; done
 # a checkpoint over 16 MB came back in parts (.ckpt.part0, .part1, ...): joined in order
