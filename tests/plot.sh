@@ -113,6 +113,13 @@ check "report has runs, frontier and ratio tables" $?
 grep -q '(../figs/frontier_mqar.png)' rep/report.md && ! grep -q 'not drawn yet' rep/report.md
 check "report links the figures relative to itself" $?
 "$rb" report --db db/r.db | grep -q '^| mqar | swa | 4 | 4 |'; check "report to stdout: runs per variant" $?
+# RegBench growth table (--paper): with two state sizes the last step is the whole range (delta acc)
+"$rb" report --db db/r.db --paper --out rep/paper.md >/dev/null 2>&1
+row=$(grep '^| 30 | swa | 2 |' rep/paper.md)
+echo "$row" | awk -F'|' 'NF == 16 && $9 == $14 && ($13 ~ /yes|no/) && ($15 ~ /yes|no/) {ok = 1} END {exit !ok}'
+check "report --paper: RegBench growth row has delta acc, last step and keeps improving" $? "$row"
+grep -q '^- (b) 30 training automata, over the last step' rep/paper.md
+check "report --paper: claim (b) over the last step" $?
 
 # --- merge and frontier agree --------------------------------------------------------------------------------
 strip_ids() { tail -1 | sed 's/"run_id": [0-9]*//g'; }
