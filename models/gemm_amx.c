@@ -30,18 +30,31 @@
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-static int amx_state = -1;  // -1 not probed, 0 unusable, 1 usable
+#define VEC_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
-int rb_amx_available(void) {
-    if (amx_state >= 0) return amx_state;
+static int bf16_state = -1;  // -1 not probed, 0 no bf16 GEMM, 1 AVX512-BF16 only, 2 AMX
+
+static void probe(void) {
     unsigned a, b, c, d;
-    int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1) && (d >> 24 & 1)  // AMX-BF16, AMX-TILE
-             && (b >> 16 & 1) && (b >> 30 & 1);                                            // AVX512F, AVX512BW
-    if (ok) ok = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 5 & 1);                  // AVX512_BF16
+    int vec = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 16 & 1) && (b >> 30 & 1);  // AVX512F, AVX512BW
+    int amx = vec && (d >> 22 & 1) && (d >> 24 & 1);                                         // AMX-BF16, AMX-TILE
+    vec = vec && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 5 & 1);                  // AVX512_BF16
     // Linux hands out the 8 KB tile state only on request (once per process, for all its threads).
-    if (ok) ok = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-    amx_state = ok;
-    return ok;
+    amx = amx && vec && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    // RB_BF16_ENGINE=avx512: the vector path on an AMX machine too (to test it there)
+    const char *e = getenv("RB_BF16_ENGINE");
+    if (amx && e && !strcmp(e, "avx512")) amx = 0;
+    bf16_state = amx ? 2 : vec ? 1 : 0;
+}
+
+int rb_bf16_available(void) {
+    if (bf16_state < 0) probe();
+    return bf16_state > 0;
+}
+
+const char *rb_bf16_engine(void) {
+    if (bf16_state < 0) probe();
+    return bf16_state == 2 ? "amx-bf16" : bf16_state == 1 ? "avx512-bf16" : "none";
 }
 
 typedef struct {
@@ -211,15 +224,63 @@ AMX_TARGET static void block(TileIO io[4], const uint16_t *a0, const uint16_t *a
     if (na > 1 && nb > 1) _tile_stored(3, io[3].out, io[3].ldo);
 }
 
+// The same 2 x 2 tile block without AMX (AVX512-BF16, e.g. AMD Zen 4): VDPBF16PS on the same packed tiles.
+// C row r, columns j0..j0+15 += sum over k-pairs p of (A[r][2p], A[r][2p+1]) . (B[2p][j], B[2p+1][j]): the
+// A pair broadcast to the 16 lanes, B's VNNI row p as is. 8 rows x 2 B tiles at a time (16 accumulators).
+// Each element's sum runs over kb then p in order, from its preloaded or zero start: shape-independent.
+VEC_TARGET static void block_vec(TileIO io[4], const uint16_t *a0, const uint16_t *a1, const uint16_t *b0,
+                                 const uint16_t *b1, int Kb, int na, int nb) {
+    const uint16_t *at[2] = {a0, a1}, *bt[2] = {b0, b1};
+    for (int u = 0; u < na; u++)
+        for (int h = 0; h < 2; h++) {
+            __m512 acc[8][2];
+            for (int w = 0; w < 2; w++)
+                for (int r = 0; r < 8; r++) {
+                    const TileIO *t = &io[u * 2 + w];
+                    acc[r][w] = w < nb && t->in ? _mm512_loadu_ps((const char *)t->in + (size_t)(h * 8 + r) * t->ldi)
+                                                : _mm512_setzero_ps();
+                }
+            const uint32_t *ap = (const uint32_t *)(at[u] + h * 8 * 32);
+            if (nb > 1) {
+                for (int kb = 0; kb < Kb; kb++, ap += 256) {
+                    const uint16_t *p0 = b0 + (size_t)kb * 512, *p1 = b1 + (size_t)kb * 512;
+                    for (int p = 0; p < 16; p++) {
+                        __m512bh v0 = (__m512bh)_mm512_loadu_si512(p0 + p * 32), v1 = (__m512bh)_mm512_loadu_si512(p1 + p * 32);
+                        for (int r = 0; r < 8; r++) {
+                            __m512bh x = (__m512bh)_mm512_set1_epi32((int)ap[r * 16 + p]);
+                            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, v0);
+                            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, v1);
+                        }
+                    }
+                }
+            } else {
+                for (int kb = 0; kb < Kb; kb++, ap += 256) {
+                    const uint16_t *p0 = bt[0] + (size_t)kb * 512;
+                    for (int p = 0; p < 16; p++) {
+                        __m512bh v0 = (__m512bh)_mm512_loadu_si512(p0 + p * 32);
+                        for (int r = 0; r < 8; r++)
+                            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], (__m512bh)_mm512_set1_epi32((int)ap[r * 16 + p]), v0);
+                    }
+                }
+            }
+            for (int w = 0; w < nb; w++)
+                for (int r = 0; r < 8; r++) {
+                    const TileIO *t = &io[u * 2 + w];
+                    _mm512_storeu_ps((char *)t->out + (size_t)(h * 8 + r) * t->ldo, acc[r][w]);
+                }
+        }
+}
+
 AMX_TARGET int rb_sgemm_amx(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B,
                             int ldb, int M, int N, int K, int ta, int tb, float alpha, float beta) {
-    if (!rb_amx_available()) return -1;
+    if (!rb_bf16_available()) return -1;
     if (M <= 0 || N <= 0 || K <= 0) return -1;
-    tile_setup();  // configured per call and released at the end: a thread that keeps tile state
+    const int amx = bf16_state == 2;
+    if (amx) tile_setup();  // configured per call and released at the end: a thread that keeps tile state
                    // made the rest of the step ~10x slower here (measured: bench 228 ms a step vs 18 ms)
     int Mb = (M + 15) / 16, Nb = (N + 15) / 16, Kb = (K + 31) / 32;
     uint16_t *Ap = grow16(&pack_a, &cap_a, (size_t)Mb * Kb * 512), *Bp = grow16(&pack_b, &cap_b, (size_t)Nb * Kb * 512);
-    if (!Ap || !Bp) { _tile_release(); return -1; }
+    if (!Ap || !Bp) { if (amx) _tile_release(); return -1; }
     pack_a_tiles(Ap, A, lda, M, K, ta, Mb, Kb);
     pack_b_tiles(Bp, B, ldb, K, N, tb, Nb, Kb);
     // C = Ci + acc when alpha = beta = 1 (bias rows, gradient accumulation): the accumulator starts at Ci,
@@ -253,7 +314,8 @@ AMX_TARGET int rb_sgemm_amx(float *C, int ldc, const float *Ci, int ldci, const 
                         }
                     }
                 }
-            block(io, a0, a0 + (size_t)Kb * 512, b0, b0 + (size_t)Kb * 512, Kb, na, nb);
+            if (amx) block(io, a0, a0 + (size_t)Kb * 512, b0, b0 + (size_t)Kb * 512, Kb, na, nb);
+            else block_vec(io, a0, a0 + (size_t)Kb * 512, b0, b0 + (size_t)Kb * 512, Kb, na, nb);
             for (int u = 0; u < na; u++)
                 for (int w = 0; w < nb; w++) {
                     int i0 = (ib + u) * 16, j0 = (jb + w) * 16, t = u * 2 + w;
@@ -263,7 +325,7 @@ AMX_TARGET int rb_sgemm_amx(float *C, int ldc, const float *Ci, int ldci, const 
                                      N - j0, alpha, beta);
                 }
         }
-    _tile_release();
+    if (amx) _tile_release();
     return 0;
 }
 
@@ -275,7 +337,8 @@ void rb_amx_free_scratch(void) {
 }
 
 #else
-int rb_amx_available(void) { return 0; }
+int rb_bf16_available(void) { return 0; }
+const char *rb_bf16_engine(void) { return "none"; }
 int rb_sgemm_amx(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
                  int M, int N, int K, int ta, int tb, float alpha, float beta) {
     return -1;

@@ -199,16 +199,16 @@ static int gemm_path_detect(void) {
     return GEMM_PATH_BLAS;
 }
 
-static int gemm_bf16;  // --precision bf16 on the cpu: the GEMMs run on AMX (gemm_amx.c)
+static int gemm_bf16;  // --precision bf16 on the cpu: the GEMMs run on AMX or AVX512-BF16 (gemm_amx.c)
 
 const char *rb_gemm_path(void) {
-    if (gemm_bf16) return "amx-bf16";
+    if (gemm_bf16) return rb_bf16_engine();
     if (gemm_path == GEMM_PATH_UNSET) gemm_path = gemm_path_detect();
     return gemm_path_names[gemm_path];
 }
 
 int rb_gemm_set_precision(int prec) {
-    if (prec == RB_PREC_BF16 && !rb_amx_available()) return -1;
+    if (prec == RB_PREC_BF16 && !rb_bf16_available()) return -1;
     gemm_bf16 = prec == RB_PREC_BF16;
     return 0;
 }

@@ -195,10 +195,10 @@ Model *model_create(const ModelCfg *cfg, int Bmax, int Tmax, char *err, size_t e
         FAIL("--backend cuda: this build has no CUDA backend (rebuild where nvcc and cuBLAS exist)");
 #endif
     }
-    // GEMM inputs: fp32, or bf16 on AMX (tf32 has no CPU form: fp32)
+    // GEMM inputs: fp32, or bf16 on AMX or AVX512-BF16 (tf32 has no CPU form: fp32)
     if (rb_gemm_set_precision(c->precision))
-        FAIL("--precision bf16 on the cpu needs Intel AMX-BF16 (Sapphire Rapids or later, Linux 5.16+); this CPU "
-             "or kernel has none (use fp32)");
+        FAIL("--precision bf16 on the cpu needs Intel AMX-BF16 (Sapphire Rapids or later, Linux 5.16+) or "
+             "AVX512-BF16 (AMD Zen 4 or later, Intel Cooper Lake); this CPU or kernel has neither (use fp32)");
     // mixers and activations
     for (int l = 0; l < c->n_layers; l++)
         if (mixer_create(&m->mix[l], &c->layer[l], Bmax, Tmax))

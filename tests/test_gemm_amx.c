@@ -1,7 +1,7 @@
-// test_gemm_amx.c — the CPU's bf16 AMX GEMM (models/gemm_amx.c) against a double-precision reference of
+// test_gemm_amx.c — the CPU's bf16 GEMM (models/gemm_amx.c: AMX, or AVX512-BF16 where there is none) against a double-precision reference of
 // the same bf16-rounded inputs, over odd shapes and all four transpose cases, alpha/beta and bias rows;
 // the same bits for any row split; and the rounding is bf16's (the fp32-input error is printed beside).
-// Depends on models/gemm_amx.h. Exits 77 (skip) on a CPU or kernel without AMX-BF16.
+// Depends on models/gemm_amx.h. Exits 77 (skip) on a CPU or kernel with neither.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,10 +89,11 @@ static void one(int M, int N, int K, int ta, int tb, float alpha, float beta, in
 }
 
 int main(void) {
-    if (!rb_amx_available()) {
-        printf("SKIP: this CPU or kernel has no usable AMX-BF16\n");
+    if (!rb_bf16_available()) {
+        printf("SKIP: this CPU or kernel has neither AMX-BF16 nor AVX512-BF16\n");
         return 77;
     }
+    printf("bf16 GEMM engine: %s\n", rb_bf16_engine());
     const int shapes[][3] = {{1, 1, 1}, {16, 16, 32}, {17, 33, 31}, {5, 70, 64}, {64, 48, 65}, {128, 192, 64},
                              {33, 16, 300}, {70, 5, 129}, {32, 128, 64}, {48, 48, 48}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
