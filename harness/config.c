@@ -69,7 +69,7 @@ static const Flag flags[] = {
     {"seed", F_U64, O(seed), "1", 0, 0, NULL, G_TRAIN, NULL, "seed of data, init and shuffling"},
     {"backend", F_CHOICE, O(backend), "cpu", 0, 0, "cpu|cuda", G_TRAIN, NULL, "compute backend"},
     {"precision", F_CHOICE, O(precision), "tf32", 0, 0, "fp32|tf32|bf16", G_TRAIN, "cuda|bf16",
-     "GEMM inputs (parameters, gradients, moments stay fp32); cpu: fp32 (tf32 = fp32), or bf16 on Intel AMX"},
+     "GEMM inputs (parameters, gradients, moments stay fp32); cpu: fp32 (tf32 = fp32), or bf16 on Intel AMX or AVX512-BF16"},
     // run-only
     {"threads", F_INT, O(threads), "0", 0, 1024, NULL, G_RUN, "-", "CPU threads (0 = all cores)"},
     {"db", F_STR, O(db), "results/results.db", 0, 0, NULL, G_RUN, "-", "results database (SQLite)"},

@@ -11,6 +11,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "../models/layers.h"
 #include "../models/optim.h"
 #include "../models/step.h"
 #include <sqlite3.h>
@@ -135,6 +136,9 @@ void train_result_json(FILE *f, const TrainResult *r) {
     fprintf(f, ", \"device\": ");
     json_string(f, r->device[0] ? r->device : "cpu");
     fprintf(f, ", \"threads\": %d", r->threads);
+    // the CPU's GEMM kernels (avx512, avx2, blas; amx-bf16 or avx512-bf16 with --precision bf16): bf16 runs on
+    // AMX and on AVX512-BF16 round differently, so the same seed gives other bits on each
+    if (!strcmp(r->device[0] ? r->device : "cpu", "cpu")) fprintf(f, ", \"gemm\": \"%s\"", rb_gemm_path());
     if (r->resumed_step > 0) fprintf(f, ", \"resumed_at_step\": %ld", r->resumed_step);
     fprintf(f, "}\n");
 }

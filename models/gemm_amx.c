@@ -13,6 +13,8 @@
 // C is computed in 32 x 32 blocks (4 accumulator tiles) over K in 32-deep steps, in order. Every element's
 // sum therefore depends only on its row of op(A), its column of op(B) and K: the same bits for any row
 // split, thread count or call shape on one CPU model (TDPBF16PS's internal order is the hardware's).
+// Without AMX (AMD Zen 4, Intel Cooper Lake: AVX512-BF16 only) block_vec multiplies the same packed tiles
+// with VDPBF16PS, 2x the fp32 FMA rate there; its rounding differs from the tiles' (runs record the engine).
 // Packing is vectorised: rows of 16 floats converted by VCVTNE2PS2BF16, transposed cases through a 16 x 16
 // transpose of 32-bit pairs (two bf16), so that packing stays small beside the multiply.
 #include "gemm_amx.h"

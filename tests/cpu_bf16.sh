@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# cpu_bf16.sh — `--precision bf16` on the cpu backend (Intel AMX, models/gemm_amx.c) through the CLI: a tiny
+# cpu_bf16.sh — `--precision bf16` on the cpu backend (Intel AMX or AVX512-BF16, models/gemm_amx.c) through the CLI: a tiny
 # MQAR that attention learns in 300 steps reaches the fp32 run's accuracy (within 0.03) from the same seed,
 # gives the same bytes twice and with 1 or 2 threads, is stored under its own config hash with its
-# precision, and fp32/tf32 on the cpu stay one config (tf32 has no CPU form). Exits 77 without AMX-BF16.
+# precision, and fp32/tf32 on the cpu stay one config (tf32 has no CPU form). Exits 77 with neither.
 # Usage: tests/cpu_bf16.sh RECALLBENCH SOURCE_ROOT. Prints one line per check; exits 1 if any failed.
 set -u
 export LC_ALL=C OMP_WAIT_POLICY=PASSIVE
@@ -28,6 +28,9 @@ a_bf=$(get bf1.json accuracy); a_fp=$(get fp.json accuracy)
 echo "      accuracy fp32 $a_fp, bf16 $a_bf; loss fp32 $(get fp.json loss), bf16 $(get bf1.json loss)"
 python3 -c "import sys; sys.exit(0 if float('$a_fp') > 0.9 and abs(float('$a_bf') - float('$a_fp')) <= 0.03 else 1)"
 check "bf16 learns as fp32 does (fp32 > 0.9, |d acc| <= 0.03)" $?
+g_bf=$(get bf1.json gemm); g_fp=$(get fp.json gemm)
+case "$g_bf" in amx-bf16|avx512-bf16) ok=0 ;; *) ok=1 ;; esac
+[ $ok = 0 ] && [ "$g_fp" != "$g_bf" ]; check "the run records its GEMM engine (bf16: $g_bf, fp32: $g_fp)" $?
 [ "$(get bf1.json loss)" = "$(get bf2.json loss)" ] && [ "$(get bf1.json accuracy)" = "$(get bf2.json accuracy)" ]
 check "bf16: same loss and accuracy twice, with 2 threads and 1" $?
 [ "$(get bf1.json loss)" != "$(get fp.json loss)" ]
