@@ -320,6 +320,22 @@ static void paper_regbench(FILE *f, const RbGrowth *g, int ng, const double bl[4
     }
 }
 
+// The variants of g[i]'s training-automata count (from i on) whose accuracy grows by more than improve_min,
+// into imp, and the others into non ("name (+delta)", comma-separated; "none" if empty): from the smallest
+// to the largest state, or (last) over the last step only. Variants measured at one size are left out.
+static void growth_lists(const RbGrowth *g, int ng, int i, int last, double improve_min, char imp[512], char non[512]) {
+    *imp = *non = 0;
+    for (int j = i; j < ng && g[j].ta == g[i].ta; j++) {
+        if (g[j].npts < 2) continue;
+        double d = g[j].a1 - (last ? g[j].ap : g[j].a0);
+        char *dst = d > improve_min ? imp : non;
+        size_t l = strlen(dst);
+        snprintf(dst + l, 512 - l, "%s%s (%+.3f)", l ? ", " : "", g[j].variant, d);
+    }
+    if (!*imp) strcpy(imp, "none");
+    if (!*non) strcpy(non, "none");
+}
+
 // The paper's claims (bla.md, claim 4) beside what the data says. The sentences are filled from the numbers.
 // The distinct learning rates of a variant's MQAR runs (ok runs), ascending, into lr[] (at most 64); returns the count.
 static int variant_lr_set(const FrRun *runs, int nruns, const char *variant, double *lr) {
@@ -524,24 +540,12 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
         // Per training-automata count: the variants whose accuracy grows with state.
         for (int i = 0; i < ng; i++) {
             if (i > 0 && g[i].ta == g[i - 1].ta) continue;
-            char imp[512] = "", non[512] = "";
-            for (int j = i; j < ng && g[j].ta == g[i].ta; j++) {
-                if (g[j].npts < 2) continue;
-                char *dst = g[j].a1 - g[j].a0 > improve_min ? imp : non;
-                size_t l = strlen(dst);
-                snprintf(dst + l, 512 - l, "%s%s (%+.3f)", l ? ", " : "", g[j].variant, g[j].a1 - g[j].a0);
-            }
-            fprintf(f, "- (b) %d training automata: improve with state: %s; do not: %s.\n", g[i].ta, *imp ? imp : "none",
-                    *non ? non : "none");
-            char kimp[512] = "", knon[512] = "";
-            for (int j = i; j < ng && g[j].ta == g[i].ta; j++) {
-                if (g[j].npts < 2) continue;
-                char *dst = g[j].a1 - g[j].ap > improve_min ? kimp : knon;
-                size_t l = strlen(dst);
-                snprintf(dst + l, 512 - l, "%s%s (%+.3f)", l ? ", " : "", g[j].variant, g[j].a1 - g[j].ap);
-            }
+            char imp[512], non[512];
+            growth_lists(g, ng, i, 0, improve_min, imp, non);
+            fprintf(f, "- (b) %d training automata: improve with state: %s; do not: %s.\n", g[i].ta, imp, non);
+            growth_lists(g, ng, i, 1, improve_min, imp, non);
             fprintf(f, "- (b) %d training automata, over the last step (next-largest to largest state): still "
-                       "improving: %s; flat or falling: %s.\n", g[i].ta, *kimp ? kimp : "none", *knon ? knon : "none");
+                       "improving: %s; flat or falling: %s.\n", g[i].ta, imp, non);
             // The claim is about the six mixers at 4 state sizes each (the grid): say what is missing.
             static const char *six[] = {"attention", "swa", "bla", "gsa", "la", "mamba"};
             char miss[256] = "", few[256] = "";
