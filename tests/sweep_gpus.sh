@@ -112,11 +112,14 @@ kv-pairs = 4
 train-examples = 3000
 test-examples = 100
 d-model = 16
-epochs = 3
+epochs = 15
 batch = 32
 layers = conv,attention
 lr = 1e-3 2e-3 3e-3
 EOF
+# 15 epochs (~0.2 s each here): the victim is picked at its first stored epoch and must still be running when
+# the kill lands; with 3 epochs a loaded 2-core machine let it finish first (CI, 2026-12-02: 'run finished by
+# another process', no retry).
 REC_LOG=k.log RB_SWEEP_FAKE_GPUS=1 "$rb" sweep k.ini --backend cpu --gpus 2,5 -j 2 --threads 1 --db k/k.db \
     --exe "$tmp/rec_exec.sh" 2> k.err &
 sp=$!
