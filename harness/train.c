@@ -138,7 +138,7 @@ void train_result_json(FILE *f, const TrainResult *r) {
     fprintf(f, ", \"threads\": %d", r->threads);
     // the CPU's GEMM kernels (avx512, avx2, blas; amx-bf16 or avx512-bf16 with --precision bf16): bf16 runs on
     // AMX and on AVX512-BF16 round differently, so the same seed gives other bits on each
-    if (!strcmp(r->device[0] ? r->device : "cpu", "cpu")) fprintf(f, ", \"gemm\": \"%s\"", rb_gemm_path());
+    if (!r->device[0] || !strcmp(r->device, "cpu")) fprintf(f, ", \"gemm\": \"%s\"", rb_gemm_path());
     if (r->resumed_step > 0) fprintf(f, ", \"resumed_at_step\": %ld", r->resumed_step);
     fprintf(f, "}\n");
 }

@@ -230,9 +230,27 @@ AMX_TARGET static void block(TileIO io[4], const uint16_t *a0, const uint16_t *a
 // C row r, columns j0..j0+15 += sum over k-pairs p of (A[r][2p], A[r][2p+1]) . (B[2p][j], B[2p+1][j]): the
 // A pair broadcast to the 16 lanes, B's VNNI row p as is. 8 rows x 2 B tiles at a time (16 accumulators).
 // Each element's sum runs over kb then p in order, from its preloaded or zero start: shape-independent.
+// 8 rows of one A tile (k-pairs ap, rows 16 pairs apart) times B tile b0 (and b1 when two) over Kb k-blocks.
+VEC_TARGET static inline __attribute__((always_inline)) void vec_steps(__m512 acc[8][2], const uint32_t *ap,
+                                                                        const uint16_t *b0, const uint16_t *b1,
+                                                                        int Kb, const int two) {
+    for (int kb = 0; kb < Kb; kb++, ap += 256) {
+        const uint16_t *p0 = b0 + (size_t)kb * 512, *p1 = b1 + (size_t)kb * 512;
+        for (int p = 0; p < 16; p++) {
+            __m512bh v0 = (__m512bh)_mm512_loadu_si512(p0 + p * 32);
+            __m512bh v1 = two ? (__m512bh)_mm512_loadu_si512(p1 + p * 32) : v0;
+            for (int r = 0; r < 8; r++) {
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)ap[r * 16 + p]);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, v0);
+                if (two) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, v1);
+            }
+        }
+    }
+}
+
 VEC_TARGET static void block_vec(TileIO io[4], const uint16_t *a0, const uint16_t *a1, const uint16_t *b0,
                                  const uint16_t *b1, int Kb, int na, int nb) {
-    const uint16_t *at[2] = {a0, a1}, *bt[2] = {b0, b1};
+    const uint16_t *at[2] = {a0, a1};
     for (int u = 0; u < na; u++)
         for (int h = 0; h < 2; h++) {
             __m512 acc[8][2];
@@ -243,28 +261,8 @@ VEC_TARGET static void block_vec(TileIO io[4], const uint16_t *a0, const uint16_
                                                 : _mm512_setzero_ps();
                 }
             const uint32_t *ap = (const uint32_t *)(at[u] + h * 8 * 32);
-            if (nb > 1) {
-                for (int kb = 0; kb < Kb; kb++, ap += 256) {
-                    const uint16_t *p0 = b0 + (size_t)kb * 512, *p1 = b1 + (size_t)kb * 512;
-                    for (int p = 0; p < 16; p++) {
-                        __m512bh v0 = (__m512bh)_mm512_loadu_si512(p0 + p * 32), v1 = (__m512bh)_mm512_loadu_si512(p1 + p * 32);
-                        for (int r = 0; r < 8; r++) {
-                            __m512bh x = (__m512bh)_mm512_set1_epi32((int)ap[r * 16 + p]);
-                            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, v0);
-                            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, v1);
-                        }
-                    }
-                }
-            } else {
-                for (int kb = 0; kb < Kb; kb++, ap += 256) {
-                    const uint16_t *p0 = bt[0] + (size_t)kb * 512;
-                    for (int p = 0; p < 16; p++) {
-                        __m512bh v0 = (__m512bh)_mm512_loadu_si512(p0 + p * 32);
-                        for (int r = 0; r < 8; r++)
-                            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], (__m512bh)_mm512_set1_epi32((int)ap[r * 16 + p]), v0);
-                    }
-                }
-            }
+            if (nb > 1) vec_steps(acc, ap, b0, b1, Kb, 1);   // two: a constant, so each call compiles its own loop
+            else vec_steps(acc, ap, b0, b1, Kb, 0);
             for (int w = 0; w < nb; w++)
                 for (int r = 0; r < 8; r++) {
                     const TileIO *t = &io[u * 2 + w];
@@ -273,7 +271,7 @@ VEC_TARGET static void block_vec(TileIO io[4], const uint16_t *a0, const uint16_
         }
 }
 
-AMX_TARGET int rb_sgemm_amx(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B,
+AMX_TARGET int rb_sgemm_bf16(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B,
                             int ldb, int M, int N, int K, int ta, int tb, float alpha, float beta) {
     if (!rb_bf16_available()) return -1;
     if (M <= 0 || N <= 0 || K <= 0) return -1;
@@ -341,7 +339,7 @@ void rb_amx_free_scratch(void) {
 #else
 int rb_bf16_available(void) { return 0; }
 const char *rb_bf16_engine(void) { return "none"; }
-int rb_sgemm_amx(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
+int rb_sgemm_bf16(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
                  int M, int N, int K, int ta, int tb, float alpha, float beta) {
     return -1;
 }

@@ -10,8 +10,8 @@ int rb_bf16_available(void);
 const char *rb_bf16_engine(void);
 // C [M, N] (row stride ldc) = beta Ci + alpha op(A) op(B), op(X) = X or X^T (ta, tb), inputs rounded to
 // bf16, fp32 accumulation; Ci as layers.c's gemm_ci (C itself, another matrix, or a bias row, ldci = 0).
-// 0 on success, -1 when AMX is unusable or the packing scratch cannot grow (the caller falls back to fp32).
-int rb_sgemm_amx(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
+// 0 on success, -1 when neither engine is usable or the packing scratch cannot grow (the caller falls back to fp32).
+int rb_sgemm_bf16(float *C, int ldc, const float *Ci, int ldci, const float *A, int lda, const float *B, int ldb,
                  int M, int N, int K, int ta, int tb, float alpha, float beta);
 // Frees this thread's packing scratch.
 void rb_amx_free_scratch(void);

@@ -447,7 +447,7 @@ static void gemm_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, i
     if (gemm_bf16) {
         static _Thread_local int armed;  // gemm_amx.c's per-thread packing scratch is freed at thread exit
         if (!armed) { scratch_arm(); armed = 1; }
-        if (!rb_sgemm_amx(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta)) goto done;
+        if (!rb_sgemm_bf16(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta)) goto done;
     }
     int path = gemm_path == GEMM_PATH_UNSET ? (gemm_path = gemm_path_detect()) : gemm_path;
     if (path == GEMM_PATH_SCALAR) {

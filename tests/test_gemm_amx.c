@@ -45,8 +45,8 @@ static void one(int M, int N, int K, int ta, int tb, float alpha, float beta, in
     for (size_t i = 0; i < nb; i++) B[i] = nrand();
     for (size_t i = 0; i < (size_t)M * ldc; i++) { Ci[i] = nrand(); C[i] = C2[i] = NAN; }
     int ldci = bias_row ? 0 : ldc;
-    if (rb_sgemm_amx(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta)) {
-        check("rb_sgemm_amx returned an error", 1, 0);
+    if (rb_sgemm_bf16(C, ldc, Ci, ldci, A, lda, B, ldb, M, N, K, ta, tb, alpha, beta)) {
+        check("rb_sgemm_bf16 returned an error", 1, 0);
         return;
     }
     double err = 0, err32 = 0;
@@ -68,9 +68,9 @@ static void one(int M, int N, int K, int ta, int tb, float alpha, float beta, in
         }
     // Row split: the first r rows alone, then the rest, give the same bits as one call.
     int r = M / 3 + 1 < M ? M / 3 + 1 : M;
-    rb_sgemm_amx(C2, ldc, Ci, ldci, A, lda, B, ldb, r, N, K, ta, tb, alpha, beta);
+    rb_sgemm_bf16(C2, ldc, Ci, ldci, A, lda, B, ldb, r, N, K, ta, tb, alpha, beta);
     if (r < M)
-        rb_sgemm_amx(C2 + (size_t)r * ldc, ldc, Ci + (size_t)r * ldci, ldci, ta ? A + r : A + (size_t)r * lda, lda, B, ldb,
+        rb_sgemm_bf16(C2 + (size_t)r * ldc, ldc, Ci + (size_t)r * ldci, ldci, ta ? A + r : A + (size_t)r * lda, lda, B, ldb,
                      M - r, N, K, ta, tb, alpha, beta);
     double diff = 0;
     for (int i = 0; i < M; i++)
