@@ -7,6 +7,8 @@
 #     database does not have as finished) into results/ckpt/DBNAME.tar.xz, to be committed (and removed
 #     with `git rm` once its runs finish: history keeps it, so stash only runs worth their size).
 #   restore DBNAME: unpacks it into .ckpt/DBNAME, never over a checkpoint already there (a newer one).
+# Checkpoints are stored as byte planes (tools/byteplanes.py); save prints what a device call would carry
+# (tools/travel_size.sh).
 set -eu
 cmd=${1:?usage: ckpt_stash.sh save|restore DBNAME [HASH ...]}; name=${2:?}; shift 2
 root=$(cd "$(dirname "$0")/.." && pwd); cd "$root"
@@ -27,13 +29,27 @@ save)
   done
   [ ${#files[@]} -gt 0 ] || { echo "ckpt_stash: nothing to stash"; exit 0; }
   mkdir -p results/ckpt
-  tar cf - -C ".ckpt/$name" "${files[@]}" | xz -9 -T2 > "$stash"
+  # stored as byte planes (tools/byteplanes.py: xz then keeps 0.82 of the size, not 0.91): the stash travels
+  # with the working tree on every device call, within its 64 MiB
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  for f in "${files[@]}"; do python3 tools/byteplanes.py split ".ckpt/$name/$f" "$tmp/$f.bp"; done
+  tar cf - -C "$tmp" "${files[@]/%/.bp}" | xz -9 -T2 > "$stash.tmp" && mv "$stash.tmp" "$stash"
   echo "ckpt_stash: ${#files[@]} checkpoint(s) into $stash ($(du -h "$stash" | cut -f1)); commit it"
+  bash tools/travel_size.sh .pkgs .devbin/*.tar.xz || true
   ;;
 restore)
   [ -f "$stash" ] || { echo "ckpt_stash: no $stash"; exit 0; }
   mkdir -p ".ckpt/$name"
-  xz -dc "$stash" | tar xf - -C ".ckpt/$name" --skip-old-files
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  xz -dc "$stash" | tar xf - -C "$tmp"
+  for f in "$tmp"/*; do
+    [ -f "$f" ] || continue
+    b=$(basename "$f" .bp); [ -e ".ckpt/$name/$b" ] && continue   # never over one already there (a newer one)
+    case $f in
+    *.bp) python3 tools/byteplanes.py join "$f" ".ckpt/$name/$b" ;;
+    *) mv "$f" ".ckpt/$name/$b" ;;   # a stash from before byte planes (2026-12-03)
+    esac
+  done
   echo "ckpt_stash: .ckpt/$name has $(ls ".ckpt/$name" | grep -c '\.ckpt$') checkpoint(s)"
   ;;
 *) echo "usage: ckpt_stash.sh save|restore DBNAME [HASH ...]" >&2; exit 2 ;;
