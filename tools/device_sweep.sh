@@ -20,6 +20,14 @@ if [ -f "results/$name.db.gz" ]; then gunzip -c "results/$name.db.gz" > "$db"; f
 # in, so a chained call skips them even where the caller did not copy the returned database into results/
 # first (2026-12-02: a chained call seeded from results/ alone ran 4 finished Mamba runs again).
 last=/tmp/sweepdb_$name.db
+# REQUIRE_WARM=1: a call chained straight after the last one, before its results were ingested here, so that
+# it finds the machine still warm (about 30 s; each cold start costs ~100 s of device time): it works only from
+# that sitting's database and checkpoints in /tmp, so on a cold machine it stops at once (exit 3) instead of
+# repeating the last sitting from the older copies that travelled.
+if [ "${REQUIRE_WARM:-0}" = 1 ] && [ ! -f "$last" ]; then
+  echo "device_sweep: cold machine (no $last): nothing started (REQUIRE_WARM=1); ingest the last call and call again"
+  exit 3
+fi
 if [ -f "$last" ]; then "$bin/recallbench" merge "$last" -o "$db" | tail -n 1; fi
 ck=/tmp/ckpt_$name; mkdir -p "$ck"
 ckin=${CKPT_IN:-.ckpt/$name}
