@@ -35,7 +35,8 @@ save)
   for f in "${files[@]}"; do python3 tools/byteplanes.py split ".ckpt/$name/$f" "$tmp/$f.bp"; done
   tar cf - -C "$tmp" "${files[@]/%/.bp}" | xz -9 -T2 > "$stash.tmp" && mv "$stash.tmp" "$stash"
   echo "ckpt_stash: ${#files[@]} checkpoint(s) into $stash ($(du -h "$stash" | cut -f1)); commit it"
-  bash tools/travel_size.sh .pkgs .devbin/*.tar.xz || true
+  b=$(ls -t .devbin/*.tar.xz 2>/dev/null | head -1)   # the newest bundle (a sweep bundle travels without .pkgs)
+  bash tools/travel_size.sh ${b:+"$b"} || true
   ;;
 restore)
   [ -f "$stash" ] || { echo "ckpt_stash: no $stash"; exit 0; }
