@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# device_repro.sh — on the device, one reproduction call (issue 12): the RegBench sitting (checkpointed, -j RB_J,
+# MPS on) beside the MQAR sitting (-j 2, MPS off, DRAIN 220 s), as run by hand since s13; the same
+# commands, in a file. Unpacks the sweep bundle .devbin/NAME.tar.xz (tools/devbundle.sh NAME --sweep) and
+# restores the committed checkpoint stash first; leaves in $OUT what tools/device_after.sh ingests here:
+# sw/ (RegBench: sitting tar and checkpoints) and x.tar (its sweep log, the MQAR sitting). MQ_SECONDS 0:
+# RegBench alone (its log then in sw/sweep.txt). REQUIRE_WARM=1 passes to both sittings (tools/device_sweep.sh).
+# Size RB_SECONDS ~40 s under the call's real limit (README). 8 files come back: keep RB_J <= 6.
+# Usage (run, carry [".devbin/NAME.tar.xz"]): bash tools/device_repro.sh NAME RB_SECONDS MQ_SECONDS [RB_J]
+set -u
+name=${1:?usage: device_repro.sh NAME RB_SECONDS MQ_SECONDS [RB_J]}; rs=${2:?}; ms=${3:?}; j=${4:-6}
+out=${OUT:?device_repro: no OUT (run it through the device tool)}
+tools/ckpt_stash.sh restore bla-paper-regbench
+(cd .devbin && tar xJf "$name.tar.xz") || { echo "device_repro: cannot unpack .devbin/$name.tar.xz"; exit 1; }
+B=.devbin/$name
+mkdir -p "$out/sw"
+if [ "$ms" = 0 ]; then
+  OUT=$out/sw DRAIN=0 CKPT_MAX=$j bash tools/devenv.sh bash tools/device_sweep.sh $B \
+    results/device/s13/regbench-next.ini bla-paper-regbench "$rs" -j "$j" > "$out/sw/sweep.txt" 2>&1
+  tail -n 4 "$out/sw/sweep.txt"
+  exit 0
+fi
+mkdir -p "$out/x/sw"
+(OUT=$out/sw DRAIN=0 CKPT_MAX=$j bash tools/devenv.sh bash tools/device_sweep.sh $B \
+  results/device/s13/regbench-next.ini bla-paper-regbench "$rs" -j "$j" > "$out/x/rb-sweep.txt" 2>&1) &
+sleep 10
+(export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mpslog
+ OUT=$out/x/sw MPS=0 DRAIN=220 CKPT_MAX=0 bash tools/devenv.sh bash tools/device_sweep.sh $B \
+  harness/sweeps/bla-paper-mqar.ini bla-paper-mqar "$ms" -j 2 > "$out/x/sw/sweep.txt" 2>&1) &
+wait
+tail -n 4 "$out/x/rb-sweep.txt" "$out/x/sw/sweep.txt"
+tar cf "$out/x.tar" -C "$out" x && rm -rf "$out/x"
