@@ -5,7 +5,8 @@
 # restores the committed checkpoint stash first; leaves in $OUT what tools/device_after.sh ingests here:
 # sw/ (RegBench: sitting tar and checkpoints) and x.tar (its sweep log, the MQAR sitting). MQ_SECONDS 0:
 # RegBench alone (its log then in sw/sweep.txt). REQUIRE_WARM=1 passes to both sittings (tools/device_sweep.sh).
-# Size RB_SECONDS ~40 s under the call's real limit (README). 8 files come back: keep RB_J <= 6.
+# RB_SPEC: the RegBench spec (default results/device/s13/regbench-next.ini; results/device/s20/ holds the
+# remaining runs in two parts, regbench-rest.ini and regbench-attention.ini, README). Size RB_SECONDS ~40 s under the call's real limit (README). 8 files come back: keep RB_J <= 6.
 # Usage (run, carry [".devbin/NAME.tar.xz"]): bash tools/device_repro.sh NAME RB_SECONDS MQ_SECONDS [RB_J]
 set -u
 name=${1:?usage: device_repro.sh NAME RB_SECONDS MQ_SECONDS [RB_J]}; rs=${2:?}; ms=${3:?}; j=${4:-6}
@@ -13,16 +14,17 @@ out=${OUT:?device_repro: no OUT (run it through the device tool)}
 tools/ckpt_stash.sh restore bla-paper-regbench
 (cd .devbin && tar xJf "$name.tar.xz") || { echo "device_repro: cannot unpack .devbin/$name.tar.xz"; exit 1; }
 B=.devbin/$name
+spec=${RB_SPEC:-results/device/s13/regbench-next.ini}   # the RegBench spec (a tools/spec_subset.sh cut of it)
 mkdir -p "$out/sw"
 if [ "$ms" = 0 ]; then
   OUT=$out/sw DRAIN=0 CKPT_MAX=$j bash tools/devenv.sh bash tools/device_sweep.sh $B \
-    results/device/s13/regbench-next.ini bla-paper-regbench "$rs" -j "$j" > "$out/sw/sweep.txt" 2>&1
+    "$spec" bla-paper-regbench "$rs" -j "$j" > "$out/sw/sweep.txt" 2>&1
   tail -n 4 "$out/sw/sweep.txt"
   exit 0
 fi
 mkdir -p "$out/x/sw"
 (OUT=$out/sw DRAIN=0 CKPT_MAX=$j bash tools/devenv.sh bash tools/device_sweep.sh $B \
-  results/device/s13/regbench-next.ini bla-paper-regbench "$rs" -j "$j" > "$out/x/rb-sweep.txt" 2>&1) &
+  "$spec" bla-paper-regbench "$rs" -j "$j" > "$out/x/rb-sweep.txt" 2>&1) &
 sleep 10
 (export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mpslog
  OUT=$out/x/sw MPS=0 DRAIN=220 CKPT_MAX=0 bash tools/devenv.sh bash tools/device_sweep.sh $B \
