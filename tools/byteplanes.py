@@ -6,6 +6,7 @@
 # checkpoint: 9,152,328 bytes, 8,326,928 by xz -9, 7,514,260 by xz -9 of its planes). Lossless: tests it on
 # every file it writes (the inverse of its output must be the input). Depends on python3 alone.
 # Usage: byteplanes.py split IN OUT | join IN OUT
+import os
 import sys
 
 def split(b):
@@ -21,12 +22,12 @@ def join(s):
     return bytes(out)
 
 if len(sys.argv) != 4 or sys.argv[1] not in ("split", "join"):
-    sys.exit("usage: byteplanes.py split|join IN OUT")
+    print("usage: byteplanes.py split|join IN OUT", file=sys.stderr)
+    sys.exit(2)
 data = open(sys.argv[2], "rb").read()
 res = split(data) if sys.argv[1] == "split" else join(data)
 if (join(res) if sys.argv[1] == "split" else split(res)) != data:
     sys.exit("byteplanes: round trip failed for " + sys.argv[2])
 with open(sys.argv[3] + ".tmp", "wb") as f:
     f.write(res)
-import os
 os.replace(sys.argv[3] + ".tmp", sys.argv[3])
