@@ -24,7 +24,10 @@ def join(s):
 if len(sys.argv) != 4 or sys.argv[1] not in ("split", "join"):
     print("usage: byteplanes.py split|join IN OUT", file=sys.stderr)
     sys.exit(2)
-data = open(sys.argv[2], "rb").read()
+try:
+    data = open(sys.argv[2], "rb").read()
+except OSError as e:
+    sys.exit("byteplanes: %s: %s" % (sys.argv[2], e.strerror))
 res = split(data) if sys.argv[1] == "split" else join(data)
 if (join(res) if sys.argv[1] == "split" else split(res)) != data:
     sys.exit("byteplanes: round trip failed for " + sys.argv[2])
