@@ -64,6 +64,11 @@ typedef struct {
     size_t nparams;
 } BenchJob;
 
+static int cmp_shape_time(const void *a, const void *b) {  // most GEMM time first
+    double x = ((const GemmShape *)a)->seconds, y = ((const GemmShape *)b)->seconds;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
 static void *bench_job(void *arg) {
     BenchJob *j = arg;
     Model *m = model_create(j->mc, j->B, j->T, j->err, sizeof j->err);
@@ -90,7 +95,8 @@ static void *bench_job(void *arg) {
     // its own: the timed steps are those of a training run.
     if (j->profile && !j->rc) {
         memset(rb_gemm_stat, 0, sizeof rb_gemm_stat);
-        rb_gemm_profile = 1;
+        rb_gemm_shapes_reset();
+        rb_gemm_profile = j->profile;  // 2: per call shape too (--gemm-shapes)
         double t = now_seconds();
         for (int it = 0; it < j->steps; it++)
             model_train_step(m, opt, j->inputs, j->B, j->T, j->pos, j->tgt, j->npos, j->lr, NULL);
@@ -119,18 +125,19 @@ int cmd_bench(int argc, char **argv) {
     // The reference CPU config of the engine issue is the default.
     snprintf(c.layers, sizeof c.layers, "conv,attention");
     c.vocab = 512; c.seq_len = 128; c.kv_pairs = 8; c.d_model = 64; c.batch = 64;
-    int steps = 20, warm = 10, k = 0, np, jobs_n = 1;
+    int steps = 20, warm = 10, k = 0, np, jobs_n = 1, shapes = 0;
     char err[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: recallbench bench [config options] [--steps N (20)] [--warmup-steps N (10)] [-j N (1)] [--db PATH] [--json]\n"
+            printf("usage: recallbench bench [config options] [--steps N (20)] [--warmup-steps N (10)] [-j N (1)] [--gemm-shapes] [--db PATH] [--json]\n"
                    "Times training steps (forward + backward + AdamW) on one batch of the first training\n"
                    "configuration: median over N steps after warm-up. Default config: MQAR V 512, L 128, K 8,\n"
                    "--layers conv,attention, d_model 64, batch 64. Reports tokens/s, the GEMM share of the\n"
                    "step and the GEMM throughput against this machine's sgemm peak (1024^3). -j N: N runs at once\n"
                    "in threads (each its own model and, with --backend cuda, its own stream on the one GPU); prints\n"
-                   "their aggregate tokens/s.\n");
+                   "their aggregate tokens/s. --gemm-shapes (cpu, -j 1): also a table of the step's GEMM calls by\n"
+                   "shape (M x N x K, transposes): calls per step, time per call, GFLOP/s, share of the GEMM time.\n");
             config_print_help(stdout, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN);
             return 0;
         }
@@ -142,6 +149,8 @@ int cmd_bench(int argc, char **argv) {
             steps = (int)bench_int("--steps", v, 1, 100000);
         } else if ((v = frontier_flag_value(argc, argv, &i, "--warmup-steps"))) {
             warm = (int)bench_int("--warmup-steps", v, 0, 100000);
+        } else if (!strcmp(a, "--gemm-shapes")) {
+            shapes = 1;
         } else argv[1 + k++] = argv[i];
     }
     if (config_parse_args(&c, k, argv + 1, G_TASK | G_MODEL | G_MIXER | G_TRAIN | G_RUN, &np, err, sizeof err))
@@ -175,7 +184,7 @@ int cmd_bench(int argc, char **argv) {
         jobs[j] = job0;
         jobs[j].times = xmalloc(steps * sizeof(double));
         jobs[j].barrier = jobs_n > 1 ? &bar : NULL;
-        jobs[j].profile = jobs_n == 1 && c.backend == BACKEND_CPU;
+        jobs[j].profile = jobs_n == 1 && c.backend == BACKEND_CPU ? 1 + shapes : 0;
     }
     if (jobs_n == 1) bench_job(&jobs[0]);
     else {
@@ -217,6 +226,23 @@ int cmd_bench(int argc, char **argv) {
                "%.1f GFLOP/s);\n"
                "             whole step %.1f GFLOP/s of GEMM work\n",
                100 * share, gemm_rate, 100 * gemm_rate / peak, rb_gemm_path(), peak, gflops);
+    if (shapes && !(c.backend == BACKEND_CPU && jobs_n == 1))
+        fprintf(stderr, "recallbench: bench --gemm-shapes: the cpu backend with -j 1 only; no table\n");
+    if (shapes && c.backend == BACKEND_CPU && jobs_n == 1) {
+        GemmShape sh[4 * RB_GEMM_SHAPES];
+        int ns = rb_gemm_shapes_merge(sh, 4 * RB_GEMM_SHAPES);
+        qsort(sh, ns, sizeof *sh, cmp_shape_time);
+        double cum = 0;
+        printf("  GEMM calls by shape (thread-seconds over %d profiled steps; %d shapes):\n"
+               "      M      N      K  ta tb  calls/step    us/call  GFLOP/s   share   cum\n", steps, ns);
+        for (int i = 0; i < ns; i++) {
+            cum += sh[i].seconds;
+            printf("  %5d  %5d  %5d   %d  %d  %10.1f %10.2f %8.1f  %5.1f%% %5.1f%%\n", sh[i].M, sh[i].N, sh[i].K, sh[i].ta,
+                   sh[i].tb, (double)sh[i].calls / steps, 1e6 * sh[i].seconds / sh[i].calls,
+                   2.0 * sh[i].M * sh[i].N * sh[i].K * sh[i].calls / sh[i].seconds / 1e9, 100 * sh[i].seconds / gemm_s,
+                   100 * cum / gemm_s);
+        }
+    }
     char json[4096];
     config_json(&c, json, sizeof json);
     // A measurement that cannot be recorded is a failure (exit 1): CI must not take it for a logged bench.

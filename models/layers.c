@@ -465,7 +465,7 @@ static void gemm_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, i
 #ifdef RB_OWN_SGEMM
 done:
 #endif
-    if (rb_gemm_profile) rb_gemm_account(t0, 2.0 * M * N * K);
+    if (rb_gemm_profile) rb_gemm_account(t0, M, N, K, ta, tb);
 }
 
 void gemm_ld_ci(real *C, int ldc, const real *Ci, int ldci, const real *A, int lda, const real *B, int ldb, int M,

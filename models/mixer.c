@@ -19,7 +19,12 @@ double rb_gemm_clock(void) {
 
 // Inside a parallel region a GEMM occupies its own thread; outside, OpenBLAS may spread it over its
 // own threads, so its wall time counts once per OpenBLAS thread.
-void rb_gemm_account(double t0, double flops) {
+// Per-thread shape tables (bench --gemm-shapes): each thread writes its own row, merged after the steps.
+#define SHAPE_THREADS 64
+static GemmShape shape_tab[SHAPE_THREADS][RB_GEMM_SHAPES];
+static int shape_n[SHAPE_THREADS];
+
+void rb_gemm_account(double t0, int M, int N, int K, int ta, int tb) {
     double dt = rb_gemm_clock() - t0;
     int tid = 0, weight = 1;
 #ifdef _OPENMP
@@ -28,7 +33,37 @@ void rb_gemm_account(double t0, double flops) {
 #endif
     if (tid >= RB_GEMM_STAT_THREADS) tid = RB_GEMM_STAT_THREADS - 1;
     rb_gemm_stat[tid].seconds += dt * weight;
-    rb_gemm_stat[tid].flops += flops;
+    rb_gemm_stat[tid].flops += 2.0 * M * N * K;
+    if (rb_gemm_profile < 2 || tid >= SHAPE_THREADS) return;
+    GemmShape *t = shape_tab[tid];
+    int i = 0;
+    while (i < shape_n[tid] && !(t[i].M == M && t[i].N == N && t[i].K == K && t[i].ta == ta && t[i].tb == tb)) i++;
+    if (i == shape_n[tid]) {
+        if (i == RB_GEMM_SHAPES) return;
+        t[i] = (GemmShape){M, N, K, ta, tb, 0, 0};
+        shape_n[tid]++;
+    }
+    t[i].calls++;
+    t[i].seconds += dt * weight;
+}
+
+void rb_gemm_shapes_reset(void) { memset(shape_n, 0, sizeof shape_n); }
+
+int rb_gemm_shapes_merge(GemmShape *out, int n) {
+    int m = 0;
+    for (int th = 0; th < SHAPE_THREADS; th++)
+        for (int i = 0; i < shape_n[th]; i++) {
+            const GemmShape *s = &shape_tab[th][i];
+            int j = 0;
+            while (j < m && !(out[j].M == s->M && out[j].N == s->N && out[j].K == s->K && out[j].ta == s->ta && out[j].tb == s->tb)) j++;
+            if (j == m) {
+                if (m == n) continue;
+                out[m++] = (GemmShape){s->M, s->N, s->K, s->ta, s->tb, 0, 0};
+            }
+            out[j].calls += s->calls;
+            out[j].seconds += s->seconds;
+        }
+    return m;
 }
 
 extern const MixerOps conv_ops;

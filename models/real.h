@@ -27,9 +27,15 @@ enum { RB_PREC_FP32 = 0, RB_PREC_TF32 = 1, RB_PREC_BF16 = 2 };
 typedef struct { double seconds, flops; char pad[48]; } GemmStat;
 #define RB_GEMM_STAT_THREADS 256
 extern GemmStat rb_gemm_stat[RB_GEMM_STAT_THREADS];
-extern int rb_gemm_profile;
-void rb_gemm_account(double t0, double flops);
+extern int rb_gemm_profile;  // 1: totals; 2: also per call shape (bench --gemm-shapes)
+void rb_gemm_account(double t0, int M, int N, int K, int ta, int tb);
 double rb_gemm_clock(void);
+// Per call shape, summed over threads (rb_gemm_profile 2): up to RB_GEMM_SHAPES distinct shapes a thread,
+// later ones counted in the totals alone. rb_gemm_shapes_merge fills out[] (at most n) and returns the count.
+typedef struct { int M, N, K, ta, tb; long calls; double seconds; } GemmShape;
+#define RB_GEMM_SHAPES 64
+int rb_gemm_shapes_merge(GemmShape *out, int n);
+void rb_gemm_shapes_reset(void);
 
 // Row-major C[M,N] = A[M,K] @ B[K,N] + beta*C with optional transposes (ta: A stored [K,M], tb: B
 // stored [N,K]).

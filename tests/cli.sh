@@ -38,6 +38,12 @@ expect "heads do not divide" 2 "--heads" -- "$rb" train --d-model 10 --heads 3
 expect "bla N > W" 2 "--freqs" -- "$rb" train --layers conv,bla --window 32 --freqs 40
 expect "gen bad -n" 2 "-n 0" -- "$rb" gen -n 0
 expect "bench bad steps" 2 "--steps" -- "$rb" bench --steps 0
+# bench --gemm-shapes: a row per GEMM shape, whose shares add up to the whole GEMM time (last cum 100%)
+"$rb" bench --gemm-shapes --steps 2 --warmup-steps 1 --threads 1 --db "$tmp/b.db" >"$tmp/gs" 2>&1
+if grep -q "GEMM calls by shape" "$tmp/gs" && grep -qE '^ +128 +64 +64 +0 +0 ' "$tmp/gs" \
+   && [ "$(grep -E '^ +[0-9]+ +[0-9]+ +[0-9]+ +[01] +[01] ' "$tmp/gs" | tail -1 | awk '{print $NF}')" = "100.0%" ]; then
+  ok "bench --gemm-shapes table (shares add to 100%)"
+else bad "bench --gemm-shapes: $(head -c 400 "$tmp/gs")"; fi
 
 mkdir -p "$tmp/ro"; chmod 0555 "$tmp/ro"
 if [ "$(id -u)" = 0 ]; then dbbad=/proc/self/nonexistent/x.db; else dbbad=$tmp/ro/x.db; fi
