@@ -226,9 +226,9 @@ int cmd_bench(int argc, char **argv) {
                "%.1f GFLOP/s);\n"
                "             whole step %.1f GFLOP/s of GEMM work\n",
                100 * share, gemm_rate, 100 * gemm_rate / peak, rb_gemm_path(), peak, gflops);
-    if (shapes && !(c.backend == BACKEND_CPU && jobs_n == 1))
+    if (shapes && jobs[0].profile != 2)
         fprintf(stderr, "recallbench: bench --gemm-shapes: the cpu backend with -j 1 only; no table\n");
-    if (shapes && c.backend == BACKEND_CPU && jobs_n == 1) {
+    if (jobs[0].profile == 2) {
         GemmShape sh[4 * RB_GEMM_SHAPES];
         int ns = rb_gemm_shapes_merge(sh, 4 * RB_GEMM_SHAPES);
         qsort(sh, ns, sizeof *sh, cmp_shape_time);

@@ -17,13 +17,20 @@ double rb_gemm_clock(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-// Inside a parallel region a GEMM occupies its own thread; outside, OpenBLAS may spread it over its
-// own threads, so its wall time counts once per OpenBLAS thread.
 // Per-thread shape tables (bench --gemm-shapes): each thread writes its own row, merged after the steps.
 #define SHAPE_THREADS 64
 static GemmShape shape_tab[SHAPE_THREADS][RB_GEMM_SHAPES];
 static int shape_n[SHAPE_THREADS];
 
+// Index of (M, N, K, ta, tb) among the n shapes of t, or n if absent.
+static int shape_find(const GemmShape *t, int n, int M, int N, int K, int ta, int tb) {
+    int i = 0;
+    while (i < n && !(t[i].M == M && t[i].N == N && t[i].K == K && t[i].ta == ta && t[i].tb == tb)) i++;
+    return i;
+}
+
+// Inside a parallel region a GEMM occupies its own thread; outside, OpenBLAS may spread it over its
+// own threads, so its wall time counts once per OpenBLAS thread.
 void rb_gemm_account(double t0, int M, int N, int K, int ta, int tb) {
     double dt = rb_gemm_clock() - t0;
     int tid = 0, weight = 1;
@@ -36,8 +43,7 @@ void rb_gemm_account(double t0, int M, int N, int K, int ta, int tb) {
     rb_gemm_stat[tid].flops += 2.0 * M * N * K;
     if (rb_gemm_profile < 2 || tid >= SHAPE_THREADS) return;
     GemmShape *t = shape_tab[tid];
-    int i = 0;
-    while (i < shape_n[tid] && !(t[i].M == M && t[i].N == N && t[i].K == K && t[i].ta == ta && t[i].tb == tb)) i++;
+    int i = shape_find(t, shape_n[tid], M, N, K, ta, tb);
     if (i == shape_n[tid]) {
         if (i == RB_GEMM_SHAPES) return;
         t[i] = (GemmShape){M, N, K, ta, tb, 0, 0};
@@ -54,8 +60,7 @@ int rb_gemm_shapes_merge(GemmShape *out, int n) {
     for (int th = 0; th < SHAPE_THREADS; th++)
         for (int i = 0; i < shape_n[th]; i++) {
             const GemmShape *s = &shape_tab[th][i];
-            int j = 0;
-            while (j < m && !(out[j].M == s->M && out[j].N == s->N && out[j].K == s->K && out[j].ta == s->ta && out[j].tb == s->tb)) j++;
+            int j = shape_find(out, m, s->M, s->N, s->K, s->ta, s->tb);
             if (j == m) {
                 if (m == n) continue;
                 out[m++] = (GemmShape){s->M, s->N, s->K, s->ta, s->tb, 0, 0};

@@ -25,8 +25,6 @@ if [ "$sweep" = --sweep ]; then
 else
   ninja -C build > /dev/null
   cp build/recallbench "$d/"
-fi
-if [ "$sweep" != --sweep ]; then
   for f in build/tests/test_cuda_*; do [ -f "$f" ] && [ -x "$f" ] && cp "$f" "$d/"; done
   cp ../shared/anchors/torch_shell_bench.py "$d/" 2>/dev/null || echo "devbundle: no ../shared/anchors/torch_shell_bench.py (bench part needs it)" >&2
 fi
