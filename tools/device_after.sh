@@ -15,6 +15,8 @@ cp -r "$at"/. "$w/rb" && chmod -R u+w "$w/rb"
 if [ -f "$w/rb/x.tar" ]; then
   tar xf "$w/rb/x.tar" -C "$w/rb"
   [ -f "$w/rb/x/rb-sweep.txt" ] && cp "$w/rb/x/rb-sweep.txt" "$w/rb/sw/sweep.txt"
+  mkdir -p "$w/rb/sw"
+  [ -f "$w/rb/x/bla-paper-regbench.sitting.tar" ] && mv "$w/rb/x/bla-paper-regbench.sitting.tar" "$w/rb/sw/"
 fi
 tools/device_ingest.sh "$w/rb" bla-paper-regbench "$srb" | tail -n 3
 grep -h '\] ok\|diverged ' "$w/rb/sw/sweep.txt" 2>/dev/null | grep -v '^sweep' || true
