@@ -1,7 +1,7 @@
 // gsa_scan_emu.cpp — host emulation of the scan kernels of models/cuda/gsa.cu: gsa_scan_kernel (the
 // forward recurrence, also the step form) and gsa_bwd_cols_kernel with its register form
 // gsa_bwd_cols_reg_kernel (the split backward's column groups).
-// One std::thread per CUDA thread (cuda_emu.h), against a double-precision host reference of the same
+// One fiber per CUDA thread (cuda_emu.h), against a double-precision host reference of the same
 // recurrences. Depends on C++20 and the kernel text that tools/gsa_scan_emu.sh cuts out of gsa.cu
 // (kern.inc). Run it through that script.
 //

@@ -1,7 +1,7 @@
 // la_chunk_emu.cpp — host emulation of the chunked training form of models/cuda/la.cu: the chunk states
 // la_chunk_state_kernel<0> (S, z) and <1> (U, u), la_chunk_out_kernel (o, den), la_chunk_dqk_kernel (dphq,
 // dphk) and la_chunk_dv_kernel (dv), each in both forms of la_tile_mm: fp32 FMAs (--precision fp32) and
-// tf32 mma.sync (the default). One std::thread per CUDA thread (cuda_emu.h, with its m16n8k8 tf32 mma
+// tf32 mma.sync (the default). One fiber per CUDA thread (cuda_emu.h, with its m16n8k8 tf32 mma
 // emulation standing in for la.cu's two inline-PTX primitives), against a double reference of the
 // sequential LA recurrence (la.c's scans, not the chunked regrouping). Depends on C++20 and the kernel text
 // that tools/la_chunk_emu.sh cuts out of la.cu (kern.inc). Run it through that script.

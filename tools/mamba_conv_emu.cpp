@@ -1,5 +1,5 @@
 // mamba_conv_emu.cpp — host emulation of the depthwise causal conv kernels of models/cuda/mamba.cu
-// (conv_forward_kernel<V>, conv_backward_kernel<V>, layers.cu's shortconv_wgrad_final_kernel): one std::thread per CUDA
+// (conv_forward_kernel<V>, conv_backward_kernel<V>, layers.cu's shortconv_wgrad_final_kernel): one fiber per CUDA
 // thread (cuda_emu.h). Depends on C++20 and the kernel text that tools/mamba_conv_emu.sh cuts out of
 // mamba.cu and layers.cuh (kern.inc). Run it through that script.
 //

@@ -1,5 +1,5 @@
 // mamba_scan_emu.cpp — host emulation of the scan kernels of models/cuda/mamba.cu (serial, lanes, wide):
-// one std::thread per CUDA thread, std::barrier for __syncthreads and warp shuffles. Depends on C++20 and
+// one fiber per CUDA thread, cuda_emu.h's barriers for __syncthreads and warp shuffles. Depends on C++20 and
 // the kernel text that tools/mamba_scan_emu.sh cuts out of mamba.cu (kern.inc). Run it through that script.
 //
 // Why: the wide kernels (d_state > 32) were written without a device. This checks their index and
