@@ -34,32 +34,35 @@
                   "--lr 3e-3 --seed 1 --early-stop 1.01"
 // loss = 1: the row also checks its final mean test loss, as baseline row model,TASK:loss (see the
 // baseline's comments for where that is sound).
-typedef struct { const char *model, *task, *flags; int loss; } Row;
+// cost: the row's CPU seconds at one thread (AMD EPYC, AVX2, 2026-12-03), used only to start the
+// longest rows first, so that the --jobs workers finish together (the mamba rows are 60% of the suite;
+// started last, in suite order, they left one core idle for two minutes).
+typedef struct { const char *model, *task, *flags; int loss; int cost; } Row;
 static const Row suite[] = {
-    {"attention", "mqar", MQAR_TINY " --layers conv,attention --epochs 12", 0},
-    {"swa", "mqar", MQAR_TINY " --layers conv,swa --window 16 --epochs 16", 0},
-    {"bla", "mqar", MQAR_TINY " --layers conv,bla --window 32 --freqs 16 --epochs 16", 0},
-    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12", 0},
-    {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16 --epochs 16", 0},
+    {"attention", "mqar", MQAR_TINY " --layers conv,attention --epochs 12", 0, 3},
+    {"swa", "mqar", MQAR_TINY " --layers conv,swa --window 16 --epochs 16", 0, 5},
+    {"bla", "mqar", MQAR_TINY " --layers conv,bla --window 32 --freqs 16 --epochs 16", 0, 5},
+    {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12", 0, 22},
+    {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16 --epochs 16", 0, 21},
     // loss 1: also the final test loss (mamba's A init moves it 2x while the accuracy stays in tolerance)
-    {"mamba", "mqar", MQAR_TINY " --layers mamba --state-dim 16 --lr 2e-2 --epochs 32", 1},
-    {"attention", "regbench", REGB_TINY " --layers conv,attention", 0},
-    {"swa", "regbench", REGB_TINY " --layers conv,swa --window 16", 0},
-    {"bla", "regbench", REGB_TINY " --layers conv,bla --window 32 --freqs 16", 0},
-    {"gsa", "regbench", REGB_TINY " --layers conv,gsa --slots 32", 0},
-    {"la", "regbench", REGB_TINY " --layers conv,la --feature-dim 16", 0},
-    {"mamba", "regbench", REGB_TINY " --layers mamba --state-dim 16", 0},
+    {"mamba", "mqar", MQAR_TINY " --layers mamba --state-dim 16 --lr 2e-2 --epochs 32", 1, 110},
+    {"attention", "regbench", REGB_TINY " --layers conv,attention", 0, 13},
+    {"swa", "regbench", REGB_TINY " --layers conv,swa --window 16", 0, 5},
+    {"bla", "regbench", REGB_TINY " --layers conv,bla --window 32 --freqs 16", 0, 19},
+    {"gsa", "regbench", REGB_TINY " --layers conv,gsa --slots 32", 0, 24},
+    {"la", "regbench", REGB_TINY " --layers conv,la --feature-dim 16", 0, 15},
+    {"mamba", "regbench", REGB_TINY " --layers mamba --state-dim 16", 0, 39},
     // Rows where one mechanism is the bottleneck (tests/mutations.sh: breaks the rows above absorb).
     // gsa/mqar is seed-sensitive (its plateau depends on which slots the gates settle on): a second
     // seed is a second, independent draw of where it settles, so a change to GSA's learning dynamics
     // (the gate normaliser) must keep both in place to pass.
-    {"gsa", "mqar-s2", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12 --seed 2", 0},
+    {"gsa", "mqar-s2", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12 --seed 2", 0, 21},
     // LA with f = 8 (45 Taylor features instead of 153): capacity-limited, so the feature map's
     // constants show in its plateau (la-taylor-const: -0.09 here, -0.04 on la/regbench at f = 16).
-    {"la", "regbench-f8", REGB_TINY " --layers conv,la --feature-dim 8", 0},
+    {"la", "regbench-f8", REGB_TINY " --layers conv,la --feature-dim 8", 0, 7},
     // mamba with N = 64 states: the S4D-real init's timescales span 1..64 (A = -(n+1)), so A's init
     // shows in its plateau's test loss; RegBench rows do not move with the GEMM's rounding.
-    {"mamba", "regbench-n64", REGB_TINY " --layers mamba --state-dim 64", 1},
+    {"mamba", "regbench-n64", REGB_TINY " --layers mamba --state-dim 64", 1, 131},
 };
 #define NROWS ((int)(sizeof suite / sizeof suite[0]))
 #define MAX_EPOCHS 256
@@ -450,29 +453,36 @@ int cmd_regress(int argc, char **argv) {
     pid_t pid[NROWS];
     double start[NROWS];
     for (int i = 0; i < NROWS; i++) pid[i] = -1, start[i] = 0;
+    int order[NROWS], nord = 0;  // selected rows, longest first (Row.cost; ties in suite order)
+    for (int i = 0; i < NROWS; i++)
+        if (sel[i]) {
+            int k = nord++;
+            while (k > 0 && suite[order[k - 1]].cost < suite[i].cost) order[k] = order[k - 1], k--;
+            order[k] = i;
+        }
     int next = 0, active = 0, finished = 0, killed = 0;
     double t0 = now_seconds(), cpu_total = 0;
     for (;;) {
-        while (!g_sig && active < jobs && next < NROWS) {
-            if (!sel[next]) { next++; continue; }
+        while (!g_sig && active < jobs && next < nord) {
+            int r = order[next];
             fflush(stdout);
             fflush(stderr);
             pid_t p = fork();
             if (p < 0) { fprintf(stderr, "regress: fork: %s\n", strerror(errno)); g_sig = -1; break; }
-            if (p == 0) worker(next, dir, &cfg[next]);
-            pid[next] = p;
-            start[next] = now_seconds();
+            if (p == 0) worker(r, dir, &cfg[r]);
+            pid[r] = p;
+            start[r] = now_seconds();
             active++;
             next++;
         }
         if (active == 0) break;
         if (g_sig && !killed) {  // stop the whole suite: the running rows first
-            for (int i = 0; i < next; i++)
+            for (int i = 0; i < NROWS; i++)
                 if (pid[i] > 0) kill(pid[i], SIGTERM);
             killed = 1;
         }
         if (g_nsig > 1) {  // a second signal: no more waiting for a clean stop
-            for (int i = 0; i < next; i++)
+            for (int i = 0; i < NROWS; i++)
                 if (pid[i] > 0) kill(pid[i], SIGKILL);
         }
         // Poll (a blocking wait could miss a signal that lands just before it).
@@ -485,7 +495,7 @@ int cmd_regress(int argc, char **argv) {
             continue;
         }
         if (p < 0) break;  // ECHILD: nothing left
-        for (int i = 0; i < next; i++) {
+        for (int i = 0; i < NROWS; i++) {
             if (pid[i] != p) continue;
             active--;
             pid[i] = -1;
