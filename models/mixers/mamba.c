@@ -94,6 +94,31 @@ static inline real sigmoid(real v) { return 1 / (1 + exp_fast(-v)); }
 // softplus without overflow; its derivative sigmoid(x) equals -expm1(-softplus(x)).
 static inline real softplus(real v) { return (v > 0 ? v : 0) + r_log1p(r_exp(-(v > 0 ? v : -v))); }
 
+#ifdef RB_EXP16
+// exp_fast and sigmoid on 16 lanes (layers.h rvec16): the same operations in the same order, so the
+// same bits as the scalar forms. The scan's loops call these on full blocks of CB channels: GCC
+// if-converted exp_fast's clamp only in the AVX-512 clone, and the AVX2 clone of the scan ran scalar
+// (AMD EPYC: the forward scan was 40% of a mamba regress row).
+#define MAMBA_VEC 1
+static inline __attribute__((always_inline)) rvec16 exp_fast16(rvec16 x) {
+    const rvec16 z = {0};
+    x = rv_sel(x < -87.0f, z - 87.0f, rv_sel(x > 88.0f, z + 88.0f, x));
+    rvec16 t = x * 1.44269504f + 12582912.0f, k = t - 12582912.0f;
+    rvec16 r = x - k * 0.693145752f - k * 1.42860677e-6f;
+    rvec16 p = z + 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    ruvec16 si = ((ruvec16)t - 0x4B400000u + 127u) << 23;  // unsigned: exp_fast's int, without the overflow question
+    return p * (rvec16)si;
+}
+static inline __attribute__((always_inline)) rvec16 sigmoid16(rvec16 v) { return 1 / (1 + exp_fast16(-v)); }
+#endif
+
 static int thread_id(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -299,12 +324,40 @@ static inline __attribute__((always_inline)) void scan_forward_block(MambaCtx *x
     }
 }
 
+#ifdef MAMBA_VEC
+// scan_forward_block on a full block, in rvec16 (the same operations per lane, the same bits).
+static inline __attribute__((always_inline)) void scan_forward_vec(MambaCtx *x, real *restrict h, const real *Dp,
+                                                                   int b, int T, int c0) {
+    const int E = x->E, N = x->N, R = x->R, P = x->P;
+    const rvec16 z = {0}, dp = rv_load(Dp + c0);
+    for (int n = 0; n < N; n++) rv_store(h + n * CB, z);
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t;
+        const rvec16 dl = rv_load(x->delta + i * E + c0), xv = rv_load(x->xs + i * E + c0), dx = dl * xv;
+        const real *restrict Bt = x->xdbl + i * P + R, *restrict Ct = Bt + N;
+        rvec16 acc = z;
+        for (int n = 0; n < N; n++) {
+            rvec16 hn = exp_fast16(dl * rv_load(x->AT + (size_t)n * E + c0)) * rv_load(h + n * CB) + dx * Bt[n];
+            rv_store(h + n * CB, hn);
+            acc += Ct[n] * hn;
+        }
+        const rvec16 y = acc + dp * xv, zv = rv_load(x->xz + i * 2 * E + E + c0);
+        rv_store(x->y + i * E + c0, y);
+        rv_store(x->g + i * E + c0, y * zv * sigmoid16(zv));
+    }
+}
+#endif
+
 // One task per (sequence, block of CB channels).
 // The scan blocks built for AVX-512, AVX2 and baseline x86-64, picked at load time (RB_CLONES,
 // layers.h): the build has no -march=native, and the baseline clone of the scan alone made the
 // mamba step 3x slower. Same bits from every clone (no contraction in ISO C).
 RB_CLONES static void scan_forward_blk(MambaCtx *x, real *h, const real *Dp, int b, int T, int c0, int cb) {
+#ifdef MAMBA_VEC
+    if (cb == CB) scan_forward_vec(x, h, Dp, b, T, c0);
+#else
     if (cb == CB) scan_forward_block(x, h, Dp, b, T, c0, CB);
+#endif
     else scan_forward_block(x, h, Dp, b, T, c0, cb);
 }
 
@@ -390,11 +443,62 @@ static inline __attribute__((always_inline)) void scan_backward_block(MambaCtx *
     }
 }
 
+#ifdef MAMBA_VEC
+// scan_backward_block on a full block, in rvec16 (the same operations per lane, the same bits).
+static inline __attribute__((always_inline)) void scan_backward_vec(MambaCtx *x, real *ddelta, const real *Dp,
+        real *restrict gh, real *restrict H, real *restrict DA, real *restrict dAp, real *restrict dDp,
+        int b, int T, int c0) {
+    const int E = x->E, N = x->N, R = x->R, P = x->P;
+    const rvec16 z = {0}, dp = rv_load(Dp + c0);
+    for (int n = 0; n < N; n++) rv_store(H + n * CB, z), rv_store(gh + n * CB, z);
+    for (int t = 0; t < T; t++) {
+        size_t i = (size_t)b * T + t;
+        const rvec16 dl = rv_load(x->delta + i * E + c0), dx = dl * rv_load(x->xs + i * E + c0);
+        const real *restrict Bt = x->xdbl + i * P + R;
+        for (int n = 0; n < N; n++) {
+            const size_t o = ((size_t)t * N + n) * CB;
+            rvec16 da = exp_fast16(dl * rv_load(x->AT + (size_t)n * E + c0));
+            rv_store(DA + o, da);
+            rv_store(H + o + (size_t)N * CB, da * rv_load(H + o) + dx * Bt[n]);
+        }
+    }
+    for (int t = T - 1; t >= 0; t--) {
+        size_t i = (size_t)b * T + t;
+        const rvec16 dl = rv_load(x->delta + i * E + c0), xv = rv_load(x->xs + i * E + c0);
+        const rvec16 dy = rv_load(x->g + i * E + c0);
+        const real *restrict Bt = x->xdbl + i * P + R, *restrict Ct = Bt + N;
+        real *restrict dBt = x->dxdbl + i * P + R, *restrict dCt = dBt + N;
+        rvec16 ddl = z, dxv = dy * dp;
+        rv_store(dDp + c0, rv_load(dDp + c0) + dy * xv);
+        for (int n = 0; n < N; n++) {
+            const size_t o = ((size_t)t * N + n) * CB;
+            const rvec16 an = rv_load(x->AT + (size_t)n * E + c0), ht = rv_load(H + o + (size_t)N * CB);
+            const rvec16 hp = rv_load(H + o), da = rv_load(DA + o);
+            const real bn = Bt[n], cn = Ct[n];
+            rvec16 g = rv_load(gh + (size_t)n * CB) + dy * cn;  // g = dL/dh_t
+            rvec16 q = g * hp * da;                              // dL/d(delta a) through the decay
+            ddl += q * an + g * bn * xv;
+            rv_store(dAp + (size_t)n * E + c0, rv_load(dAp + (size_t)n * E + c0) + q * dl);
+            dxv += g * dl * bn;
+            dBt[n] += rv_sum(g * dl * xv);
+            dCt[n] += rv_sum(dy * ht);
+            rv_store(gh + (size_t)n * CB, g * da);
+        }
+        rv_store(ddelta + i * E + c0, ddl);
+        rv_store(x->dxs + i * E + c0, dxv);
+    }
+}
+#endif
+
 // One task per sequence: dB, dC of a token sum over the channel blocks in a fixed order; dA, dD go
 // to per-sequence partials (summed over sequences in order by the caller).
 RB_CLONES static void scan_backward_blk(MambaCtx *x, real *ddelta, const real *Dp, real *gh, real *H, real *DA,
                                         real *dAp, real *dDp, int b, int T, int c0, int cb) {
+#ifdef MAMBA_VEC
+    if (cb == CB) scan_backward_vec(x, ddelta, Dp, gh, H, DA, dAp, dDp, b, T, c0);
+#else
     if (cb == CB) scan_backward_block(x, ddelta, Dp, gh, H, DA, dAp, dDp, b, T, c0, CB);
+#endif
     else scan_backward_block(x, ddelta, Dp, gh, H, DA, dAp, dDp, b, T, c0, cb);
 }
 
