@@ -240,7 +240,14 @@ RB_CLONES static void conv_forward_seq(real *restrict xc, real *restrict xs, con
                 const real *in = xz + ((size_t)b * T + ts) * 2 * E;
                 for (int c = 0; c < E; c++) o[c] += w[(size_t)c * K + k] * in[c];
             }
-            for (int c = 0; c < E; c++) s[c] = o[c] * sigmoid(o[c]);
+            int c = 0;
+#ifdef MAMBA_VEC
+            for (; c + 16 <= E; c += 16) {
+                rvec16 v = rv_load(o + c);
+                rv_store(s + c, v * sigmoid16(v));
+            }
+#endif
+            for (; c < E; c++) s[c] = o[c] * sigmoid(o[c]);
         }
 }
 
@@ -560,10 +567,33 @@ RB_CLONES static void col_sums(real *restrict dst, const real *restrict x, int M
 RB_CLONES static void gate_backward_row(MambaCtx *x, int i, int E) {
     real *restrict g = x->g + (size_t)i * E, *restrict dz = x->dxz + (size_t)i * 2 * E + E;
     const real *restrict z = x->xz + (size_t)i * 2 * E + E, *restrict y = x->y + (size_t)i * E;
-    for (int c = 0; c < E; c++) {
+    int c = 0;
+#ifdef MAMBA_VEC
+    for (; c + 16 <= E; c += 16) {
+        rvec16 zv = rv_load(z + c), s = sigmoid16(zv), dg = rv_load(g + c);
+        rv_store(dz + c, dg * rv_load(y + c) * s * (1 + zv * (1 - s)));
+        rv_store(g + c, dg * zv * s);
+    }
+#endif
+    for (; c < E; c++) {
         real zv = z[c], s = sigmoid(zv), dg = g[c];
         dz[c] = dg * y[c] * s * (1 + zv * (1 - s));
         g[c] = dg * zv * s;
+    }
+}
+
+// xs = silu(xc), one token: dxs <- d xc.
+RB_CLONES static void silu_backward_row(real *restrict dxs, const real *restrict xc, int E) {
+    int c = 0;
+#ifdef MAMBA_VEC
+    for (; c + 16 <= E; c += 16) {
+        rvec16 v = rv_load(xc + c), s = sigmoid16(v);
+        rv_store(dxs + c, rv_load(dxs + c) * (s * (1 + v * (1 - s))));
+    }
+#endif
+    for (; c < E; c++) {
+        real v = xc[c], s = sigmoid(v);
+        dxs[c] *= s * (1 + v * (1 - s));
     }
 }
 
@@ -610,12 +640,7 @@ static void mamba_backward(Mixer *m, real *const *p, real *const *dp, real *dinp
     matmul_par(x->dxs, x->dxdbl, p[MAMBA_W_X], M, E, P, 0, 0, 1);
     // xs = silu(xc): dxc in place of dxs.
     #pragma omp parallel for schedule(static) num_threads(nthr)
-    for (int i = 0; i < M; i++)
-        for (int c = 0; c < E; c++) {
-            size_t j = (size_t)i * E + c;
-            real v = x->xc[j], s = sigmoid(v);
-            x->dxs[j] *= s * (1 + v * (1 - s));
-        }
+    for (int i = 0; i < M; i++) silu_backward_row(x->dxs + (size_t)i * E, x->xc + (size_t)i * E, E);
     conv_backward(x->dxz, dp[MAMBA_CONV_W], dp[MAMBA_CONV_B], x->dxs, x->xz, p[MAMBA_CONV_W], B, T,
                   E, nthr);
     // xz = inp W_in^T.
