@@ -35,7 +35,7 @@
 // loss = 1: the row also checks its final mean test loss, as baseline row model,TASK:loss (see the
 // baseline's comments for where that is sound).
 // cost: the row's CPU seconds at one thread (AMD EPYC, AVX2, 2026-12-03), used only to start the
-// longest rows first, so that the --jobs workers finish together (the mamba rows are 60% of the suite;
+// longest rows first, so that the --jobs workers finish together (the mamba rows were 60% of the suite;
 // started last, in suite order, they left one core idle for two minutes).
 typedef struct { const char *model, *task, *flags; int loss; int cost; } Row;
 static const Row suite[] = {
@@ -45,13 +45,13 @@ static const Row suite[] = {
     {"gsa", "mqar", MQAR_TINY " --layers conv,gsa --slots 32 --lr 1e-2 --epochs 12", 0, 22},
     {"la", "mqar", MQAR_TINY " --layers conv,la --feature-dim 16 --epochs 16", 0, 21},
     // loss 1: also the final test loss (mamba's A init moves it 2x while the accuracy stays in tolerance)
-    {"mamba", "mqar", MQAR_TINY " --layers mamba --state-dim 16 --lr 2e-2 --epochs 32", 1, 110},
+    {"mamba", "mqar", MQAR_TINY " --layers mamba --state-dim 16 --lr 2e-2 --epochs 32", 1, 57},
     {"attention", "regbench", REGB_TINY " --layers conv,attention", 0, 13},
     {"swa", "regbench", REGB_TINY " --layers conv,swa --window 16", 0, 5},
     {"bla", "regbench", REGB_TINY " --layers conv,bla --window 32 --freqs 16", 0, 19},
     {"gsa", "regbench", REGB_TINY " --layers conv,gsa --slots 32", 0, 24},
     {"la", "regbench", REGB_TINY " --layers conv,la --feature-dim 16", 0, 15},
-    {"mamba", "regbench", REGB_TINY " --layers mamba --state-dim 16", 0, 39},
+    {"mamba", "regbench", REGB_TINY " --layers mamba --state-dim 16", 0, 19},
     // Rows where one mechanism is the bottleneck (tests/mutations.sh: breaks the rows above absorb).
     // gsa/mqar is seed-sensitive (its plateau depends on which slots the gates settle on): a second
     // seed is a second, independent draw of where it settles, so a change to GSA's learning dynamics
@@ -62,7 +62,7 @@ static const Row suite[] = {
     {"la", "regbench-f8", REGB_TINY " --layers conv,la --feature-dim 8", 0, 7},
     // mamba with N = 64 states: the S4D-real init's timescales span 1..64 (A = -(n+1)), so A's init
     // shows in its plateau's test loss; RegBench rows do not move with the GEMM's rounding.
-    {"mamba", "regbench-n64", REGB_TINY " --layers mamba --state-dim 64", 1, 131},
+    {"mamba", "regbench-n64", REGB_TINY " --layers mamba --state-dim 64", 1, 60},
 };
 #define NROWS ((int)(sizeof suite / sizeof suite[0]))
 #define MAX_EPOCHS 256
