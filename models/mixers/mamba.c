@@ -70,18 +70,21 @@ static inline real r_expm1(real x) { return expm1f(x); }
 // x = k ln2 + r, |r| <= ln2/2, degree-7 Taylor, times 2^k; max rel. error 1e-7 on [-87, 88]; x is
 // clamped to that range (exp(-87) ~ 2e-38 stands in for 0). k is rounded by the 1.5 * 2^23 trick (floorf does not
 // vectorise without -fno-trapping-math) and read back from the bits of t.
+// The operation sequence, written once for exp_fast and the 16-lane exp_fast16 (T: float or rvec16).
+#define MAMBA_EXP_POLY(T, x, t, p)                                                   \
+    T t = x * 1.44269504f + 12582912.0f, k_ = t - 12582912.0f;                       \
+    T r_ = x - k_ * 0.693145752f - k_ * 1.42860677e-6f;                              \
+    T p = (T){0} + 1.0f / 5040;                                                      \
+    p = p * r_ + 1.0f / 720;                                                         \
+    p = p * r_ + 1.0f / 120;                                                         \
+    p = p * r_ + 1.0f / 24;                                                          \
+    p = p * r_ + 1.0f / 6;                                                           \
+    p = p * r_ + 0.5f;                                                               \
+    p = p * r_ + 1.0f;                                                               \
+    p = p * r_ + 1.0f
 static inline float exp_fast(float x) {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504f + 12582912.0f, k = t - 12582912.0f;
-    float r = x - k * 0.693145752f - k * 1.42860677e-6f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    MAMBA_EXP_POLY(float, x, t, p);
     int32_t ti, si;
     float s;
     memcpy(&ti, &t, sizeof ti);
@@ -103,16 +106,7 @@ static inline real softplus(real v) { return (v > 0 ? v : 0) + r_log1p(r_exp(-(v
 static inline __attribute__((always_inline)) rvec16 exp_fast16(rvec16 x) {
     const rvec16 z = {0};
     x = rv_sel(x < -87.0f, z - 87.0f, rv_sel(x > 88.0f, z + 88.0f, x));
-    rvec16 t = x * 1.44269504f + 12582912.0f, k = t - 12582912.0f;
-    rvec16 r = x - k * 0.693145752f - k * 1.42860677e-6f;
-    rvec16 p = z + 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    MAMBA_EXP_POLY(rvec16, x, t, p);
     ruvec16 si = ((ruvec16)t - 0x4B400000u + 127u) << 23;  // unsigned: exp_fast's int, without the overflow question
     return p * (rvec16)si;
 }
