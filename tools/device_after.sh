@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# device_after.sh — here, after a reproduction call (README, "One sitting on the device"): everything between
+# device_after.sh — here, after a reproduction call (README, "Running it in short sittings"): everything between
 # one call and the next, in one step. FILES_AT is the call's files_at (read-only); its sw/ holds the RegBench
 # sitting (DBNAME.sitting.tar, checkpoints, maybe sweep.txt) and x.tar, if there, the MQAR sitting (x/sw/)
 # with the RegBench sweep log (x/rb-sweep.txt). Copies them to a writable folder, ingests both
