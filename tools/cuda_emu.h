@@ -1,5 +1,5 @@
 // cuda_emu.h — a host stand-in for the CUDA features the kernel emulators use (tools/*_emu.cpp): dim3,
-// threadIdx/blockIdx, float4 / make_float4, __syncthreads, warp shuffles, and launch(), which
+// threadIdx/blockIdx, float2 / float4 / make_float2 / make_float4, __syncthreads, warp shuffles, and launch(), which
 // runs a grid one block at a time, each CUDA thread a fiber (ucontext) of the one host thread. Depends on C++20. Header-only, for
 // the emulators.
 #pragma once
@@ -15,6 +15,8 @@
 #include <random>
 using std::min;
 struct dim3 { unsigned x = 1, y = 1, z = 1; };
+struct float2 { float x, y; };
+static inline float2 make_float2(float x, float y) { return {x, y}; }
 struct float4 { float x, y, z, w; };
 static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 thread_local dim3 threadIdx, blockIdx;

@@ -91,6 +91,140 @@ __global__ void __launch_bounds__(SC_BLK) scan_fwd_lanes_ref(float *__restrict__
     }
 }
 
+// ---- frozen reference: the backward lanes kernel of models/cuda/mamba.cu before its shared arrays were
+// packed ((delta, x) and (B, C) as float2, the dB|dC partials one slice per channel group where they fit;
+// commit abdd029), kept verbatim but for the name (_ref) as the bit-exact reference of the packed kernel.
+// Do not edit; it uses kern.inc's helpers and constants.
+template <int NM>
+__global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_ref(float *__restrict__ dxz, float *__restrict__ ddt,
+        float *__restrict__ dxs, float *__restrict__ dbc_part, float *__restrict__ dA_part,
+        float *__restrict__ dD_part, float *__restrict__ dbdt_part, const float *__restrict__ dg,
+        const float *__restrict__ y, const float *__restrict__ hs, const float *__restrict__ xs,
+        const float *__restrict__ xz, const float *__restrict__ xdbl, const float *__restrict__ dtp,
+        const float *__restrict__ bdt, const float *__restrict__ A_log, const float *__restrict__ Dp, int T,
+        int E, int N, int R, int P) {
+    constexpr int CPT = sc_cpt(NM), CG = SC_BLK / NM, CB = CG * CPT, G = NM < 16 ? NM : 16, NWARP = SC_BLK / 32;
+    static_assert(SC_BLK % CB == 0, "a thread's stage/finish elements must stay in one channel");
+    __shared__ float s_dl[SC_TC][CB], s_x[SC_TC][CB], s_dy[SC_TC][CB], s_S1[SC_TC][CB], s_S2[SC_TC][CB];
+    __shared__ float s_B[SC_TC][NM], s_C[SC_TC][NM];
+    __shared__ float s_part[NWARP][SC_TC][2 * NM];  // per warp: sums over its channels of dB | dC terms
+    __shared__ float s_red[2][SC_BLK];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, n = tid % NM, cl = tid / NM;
+    const int c0 = blockIdx.x * CB, b = blockIdx.y, nbx = gridDim.x;
+    float A[CPT], A2[CPT], gh[CPT], dA[CPT];
+#pragma unroll
+    for (int r = 0; r < CPT; r++) {
+        const int c = c0 + r * CG + cl;
+        A[r] = c < E && n < N ? -expf(A_log[(size_t)c * N + n]) : 0.f;
+        A2[r] = A[r] * LOG2E_F;
+        gh[r] = dA[r] = 0.f;
+    }
+    float dDs = 0.f, dbs = 0.f;  // over this thread's stage/finish elements: all in channel c0 + tid % CB
+    const int nch = (T + SC_TC - 1) / SC_TC;
+    const size_t mb = (size_t)b * T;
+    for (int k = nch - 1; k >= 0; k--) {
+        const int t0 = k * SC_TC;
+        __syncthreads();  // the previous chunk's finish has read the shared arrays
+        for (int i = tid; i < SC_TC * CB; i += SC_BLK) {
+            const int j = i / CB, cc = i % CB, t = t0 + j, ch = c0 + cc;
+            float dl = 0.f, xv = 0.f, dy = 0.f;
+            if (t < T && ch < E) bwd_stage_elem(dl, xv, dy, dDs, mb + t, ch, E, dtp, bdt, xs, xz, dg, y, dxz);
+            s_dl[j][cc] = dl;
+            s_x[j][cc] = xv;
+            s_dy[j][cc] = dy;
+        }
+        for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
+            const int j = i / NM, nn = i % NM, t = t0 + j;
+            float bv = 0.f, cv = 0.f;
+            if (t < T && nn < N) {
+                const float *row = xdbl + (mb + t) * P + R;
+                bv = row[nn];
+                cv = row[N + nn];
+            }
+            s_B[j][nn] = bv;
+            s_C[j][nn] = cv;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < CPT; r++) {
+            const int cr = r * CG + cl, c = c0 + cr;
+            float H[SC_TC + 1], a[SC_TC];  // h at the chunk start and after each token; the decays
+            H[0] = k > 0 && c < E && n < N ? hs[(((size_t)b * nch + k - 1) * E + c) * N + n] : 0.f;
+#pragma unroll
+            for (int j = 0; j < SC_TC; j++) {
+                const float dl = s_dl[j][cr];
+                a[j] = ex2f(dl * A2[r]);
+                H[j + 1] = a[j] * H[j] + dl * s_x[j][cr] * s_B[j][n];
+            }
+#pragma unroll
+            for (int g0 = SC_TC - G; g0 >= 0; g0 -= G) {
+                float s1[G], s2[G];  // this state's terms of sum_n gh B (-> d x, d delta) and sum_n q A
+#pragma unroll
+                for (int jj = G - 1; jj >= 0; jj--) {
+                    const int j = g0 + jj;
+                    const float dy = s_dy[j][cr], dl = s_dl[j][cr], xv = s_x[j][cr], bn = s_B[j][n];
+                    const float ghv = gh[r] + dy * s_C[j][n];  // dL/dh_t
+                    float vC = dy * H[j + 1];
+                    const float q = ghv * H[j] * a[j];         // dL/d(delta a) through the decay
+                    s2[jj] = q * A[r];
+                    s1[jj] = ghv * bn;
+                    dA[r] += q * dl;
+                    float vB = ghv * dl * xv;
+                    gh[r] = ghv * a[j];
+#pragma unroll
+                    for (int off = NM; off < 32; off <<= 1) {  // over the warp's channels
+                        vB += __shfl_xor_sync(0xffffffffu, vB, off);
+                        vC += __shfl_xor_sync(0xffffffffu, vC, off);
+                    }
+                    if (lane < NM) {
+                        float *sp = s_part[warp][j];
+                        if (r == 0) { sp[n] = vB; sp[NM + n] = vC; }
+                        else { sp[n] += vB; sp[NM + n] += vC; }
+                    }
+                }
+                group_transpose_sum<G, NM>(s1, lane);
+                group_transpose_sum<G, NM>(s2, lane);
+                if (n < G) { s_S1[g0 + n][cr] = s1[0]; s_S2[g0 + n][cr] = s2[0]; }
+            }
+        }
+        __syncthreads();
+        for (int i = tid; i < SC_TC * CB; i += SC_BLK) {
+            const int j = i / CB, cc = i % CB, t = t0 + j, ch = c0 + cc;
+            if (t < T && ch < E) {
+                const size_t m = mb + t;
+                const float dl = s_dl[j][cc], xv = s_x[j][cc], S1 = s_S1[j][cc];
+                const float dd = (s_S2[j][cc] + S1 * xv) * -expm1f(-dl);  // softplus' = -expm1(-delta)
+                ddt[m * E + ch] = dd;
+                dxs[m * E + ch] = s_dy[j][cc] * Dp[ch] + dl * S1;
+                dbs += dd;
+            }
+        }
+        for (int i = tid; i < SC_TC * 2 * N; i += SC_BLK) {
+            const int j = i / (2 * N), r2 = i % (2 * N), t = t0 + j;
+            if (t < T) {
+                const int col = r2 < N ? r2 : NM + r2 - N;
+                float s = 0.f;
+#pragma unroll
+                for (int w = 0; w < NWARP; w++) s += s_part[w][j][col];
+                dbc_part[((mb + t) * nbx + blockIdx.x) * 2 * N + r2] = s;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < CPT; r++) {
+        const int c = c0 + r * CG + cl;
+        if (c < E && n < N) dA_part[((size_t)b * N + n) * E + c] = dA[r];
+    }
+    s_red[0][tid] = dDs;
+    s_red[1][tid] = dbs;
+    __syncthreads();
+    if (tid < CB && c0 + tid < E) {
+        float sd = 0.f, sb = 0.f;
+        for (int q = tid; q < SC_BLK; q += CB) { sd += s_red[0][q]; sb += s_red[1][q]; }
+        dD_part[(size_t)b * E + c0 + tid] = sd;
+        dbdt_part[(size_t)b * E + c0 + tid] = sb;
+    }
+}
 // ---- end of the frozen reference
 typedef std::vector<float> V;
 static std::mt19937 rng(7);
@@ -101,7 +235,7 @@ static V rnd(size_t n, float sd, float mu = 0.f) {
     return v;
 }
 struct Out { V y, g, dxz, ddt, dxs, dbc, dA, dD, dbdt, hs, part; };
-// which: 0 serial<NMS>, 1 lanes<NMS>, 2 wide<NMW>, 3 the frozen lanes_ref<NMS>
+// which: 0 serial<NMS>, 1 lanes<NMS>, 2 wide<NMW>, 3 the frozen lanes refs<NMS> (forward and backward)
 template <int NMS, int NMW>
 static Out run(int which, int B, int T, int E, int N, const V &xs, const V &xz, const V &xdbl, const V &dtp,
                const V &bdt, const V &Alog, const V &Dp, const V &dg) {
@@ -139,7 +273,7 @@ static Out run(int which, int B, int T, int E, int N, const V &xs, const V &xz, 
         launch(gr, SC_BLK, [&] { scan_fwd_lanes_ref<NMS>(y, g, h, xs.data(), xz.data(), xdbl.data(), dtp.data(),
                                                           bdt.data(), Alog.data(), Dp.data(), T, E, N, R, P); });
         dim3 gb; gb.x = nw; gb.y = B;
-        launch(gb, SC_BLK, [&] { scan_bwd_lanes_kernel<NMS>(o.dxz.data(), o.ddt.data(), o.dxs.data(), part.data(),
+        launch(gb, SC_BLK, [&] { scan_bwd_lanes_ref<NMS>(o.dxz.data(), o.ddt.data(), o.dxs.data(), part.data(),
                 o.dA.data(), o.dD.data(), o.dbdt.data(), dg.data(), y, h, xs.data(), xz.data(), xdbl.data(),
                 dtp.data(), bdt.data(), Alog.data(), Dp.data(), T, E, N, R, P); });
     } else {

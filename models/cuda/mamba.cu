@@ -350,6 +350,23 @@ __host__ __device__ constexpr int sc_cpt(int nm) { return nm == 2 ? 1 : SC_CPT; 
 // at NM 16, 128 at NM 2, 4, 8), one or two blocks per SM fewer for a few percent of hidden latency.
 // Not measured on a GPU yet.
 __host__ __device__ constexpr int sc_fwd_blocks(int nm) { return nm == 4 || nm == 32 ? 5 : 4; }
+// sc_pack: the lanes kernels keep (delta, x) and (B, C) of a chunk in float2 pairs, so that the token loops,
+// which are bound by shared-memory and shuffle instructions (not by arithmetic), read each pair with one
+// 64-bit load; the values and the arithmetic are those of separate arrays, so the bits are too.
+// The backward's dB|dC partials get one slice per channel group (PR = CPT) where the static shared memory
+// allows (48 KB), which saves the read-modify-write of one shared slice by the groups after the first;
+// the final sum adds the slices in group order, as the one slice did: the same bits.
+__host__ __device__ constexpr size_t sc_bwd_smem(int nm, int pr) {
+    return sizeof(float) * ((size_t)SC_TC * (SC_BLK / nm) * sc_cpt(nm) * 5 + (size_t)SC_TC * nm * 2 +
+                            (size_t)(SC_BLK / 32) * pr * SC_TC * 2 * nm + 2 * SC_BLK);
+}
+__host__ __device__ constexpr int sc_bwd_part_slices(int nm) {
+    return sc_bwd_smem(nm, sc_cpt(nm)) <= 48 * 1024 ? sc_cpt(nm) : 1;
+}
+// Blocks per SM that the backward lanes kernel's __launch_bounds__ asks for (4: 64 registers, as ptxas chose
+// before the packing; with the packing and no minimum it took 72-75 at NM 4 and 8, one block per SM fewer,
+// or spilled 4 B at NM 16). NM 32 keeps its 128 registers (2 blocks).
+__host__ __device__ constexpr int sc_bwd_blocks(int nm) { return nm == 32 ? 2 : 4; }
 
 __device__ __forceinline__ float ex2f(float v) {
     float r;
@@ -434,7 +451,9 @@ __global__ void __launch_bounds__(SC_BLK, sc_fwd_blocks(NM)) scan_fwd_lanes_kern
     constexpr int NX = (SC_TC * CG + SC_BLK - 1) / SC_BLK, NB = (SC_TC * NM + SC_BLK - 1) / SC_BLK;
     constexpr bool PF_BC = NM != 32;  // B, C prefetched too (see sc_fwd_blocks)
     static_assert(SC_BLK % CG == 0 && SC_BLK % NM == 0, "a thread's staging elements stay in one channel");
-    __shared__ float s_dl[SC_TC][CG], s_x[SC_TC][CG], s_y[SC_TC][CG], s_B[SC_TC][NM], s_C[SC_TC][NM];
+    // (delta, x) and (B, C) in pairs: the token loop reads each pair with one 64-bit load (sc_pack)
+    __shared__ float2 s_dx[SC_TC][CG], s_BC[SC_TC][NM];
+    __shared__ float s_y[SC_TC][CG];
     const int tid = threadIdx.x, lane = tid & 31, n = tid % NM, cl = tid / NM;
     const int c0 = blockIdx.x * CG, b = blockIdx.y, c = c0 + cl, sch = c0 + tid % CG;
     const bool own = c < E && n < N;
@@ -483,17 +502,13 @@ __global__ void __launch_bounds__(SC_BLK, sc_fwd_blocks(NM)) scan_fwd_lanes_kern
                 const int j = i / CG, cc = i % CG, t = t0 + j, ch = c0 + cc;
                 float dl = 0.f, xv = 0.f;
                 if (t < T && ch < E) stage_math(dl, xv, pdt[r], sbdt, px[r]);
-                s_dl[j][cc] = dl;
-                s_x[j][cc] = xv;
+                s_dx[j][cc] = make_float2(dl, xv);
             }
         }
 #pragma unroll
         for (int r = 0; r < NB; r++) {
             const int i = tid + r * SC_BLK;
-            if (i < SC_TC * NM) {
-                s_B[i / NM][i % NM] = pB[r];
-                s_C[i / NM][i % NM] = pC[r];
-            }
+            if (i < SC_TC * NM) s_BC[i / NM][i % NM] = make_float2(pB[r], pC[r]);
         }
         if (k + 1 < nch) fetch_x(k + 1);  // in flight while this chunk computes
         if (k + 1 < nch && PF_BC) fetch_bc(k + 1);
@@ -504,9 +519,9 @@ __global__ void __launch_bounds__(SC_BLK, sc_fwd_blocks(NM)) scan_fwd_lanes_kern
 #pragma unroll
             for (int jj = 0; jj < G; jj++) {
                 const int j = g0 + jj;
-                const float dl = s_dl[j][cl];
-                h = ex2f(dl * A2) * h + dl * s_x[j][cl] * s_B[j][n];
-                v[jj] = s_C[j][n] * h;
+                const float2 q = s_dx[j][cl], bc = s_BC[j][n];  // (delta, x), (B, C)
+                h = ex2f(q.x * A2) * h + q.x * q.y * bc.x;
+                v[jj] = bc.y * h;
             }
             group_transpose_sum<G, NM>(v, lane);
             if (n < G) s_y[g0 + n][cl] = v[0];  // C_t . h_t of token g0 + n
@@ -517,7 +532,7 @@ __global__ void __launch_bounds__(SC_BLK, sc_fwd_blocks(NM)) scan_fwd_lanes_kern
             const int j = i / CG, cc = i % CG, t = t0 + j, ch = c0 + cc;
             if (t < T && ch < E) {
                 const size_t m = mb + t;
-                const float yv = s_y[j][cc] + Dp[ch] * s_x[j][cc], zv = xz[m * 2 * E + E + ch];
+                const float yv = s_y[j][cc] + Dp[ch] * s_dx[j][cc].y, zv = xz[m * 2 * E + E + ch];
                 y[m * E + ch] = yv;
                 g[m * E + ch] = yv * zv * sigm(zv);
             }
@@ -529,7 +544,7 @@ __global__ void __launch_bounds__(SC_BLK, sc_fwd_blocks(NM)) scan_fwd_lanes_kern
 // softplus derivative), lane-parallel form. Outputs as scan_backward_kernel; dbc_part is
 // [M, gridDim.x, 2N]: per block (SC_CPT * CG channels) sums of dB | dC.
 template <int NM>
-__global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restrict__ dxz, float *__restrict__ ddt,
+__global__ void __launch_bounds__(SC_BLK, sc_bwd_blocks(NM)) scan_bwd_lanes_kernel(float *__restrict__ dxz, float *__restrict__ ddt,
         float *__restrict__ dxs, float *__restrict__ dbc_part, float *__restrict__ dA_part,
         float *__restrict__ dD_part, float *__restrict__ dbdt_part, const float *__restrict__ dg,
         const float *__restrict__ y, const float *__restrict__ hs, const float *__restrict__ xs,
@@ -537,10 +552,13 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
         const float *__restrict__ bdt, const float *__restrict__ A_log, const float *__restrict__ Dp, int T,
         int E, int N, int R, int P) {
     constexpr int CPT = sc_cpt(NM), CG = SC_BLK / NM, CB = CG * CPT, G = NM < 16 ? NM : 16, NWARP = SC_BLK / 32;
+    constexpr int PR = sc_bwd_part_slices(NM);
     static_assert(SC_BLK % CB == 0, "a thread's stage/finish elements must stay in one channel");
-    __shared__ float s_dl[SC_TC][CB], s_x[SC_TC][CB], s_dy[SC_TC][CB], s_S1[SC_TC][CB], s_S2[SC_TC][CB];
-    __shared__ float s_B[SC_TC][NM], s_C[SC_TC][NM];
-    __shared__ float s_part[NWARP][SC_TC][2 * NM];  // per warp: sums over its channels of dB | dC terms
+    // (delta, x) and (B, C) in pairs: the token loops read each pair with one 64-bit load (sc_pack)
+    __shared__ float2 s_dx[SC_TC][CB], s_BC[SC_TC][NM];
+    __shared__ float s_dy[SC_TC][CB], s_S1[SC_TC][CB], s_S2[SC_TC][CB];
+    // per warp and channel group r (one slice for all r where PR is 1): sums over its channels of dB | dC terms
+    __shared__ float s_part[NWARP][PR][SC_TC][2 * NM];
     __shared__ float s_red[2][SC_BLK];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, n = tid % NM, cl = tid / NM;
     const int c0 = blockIdx.x * CB, b = blockIdx.y, nbx = gridDim.x;
@@ -562,8 +580,7 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
             const int j = i / CB, cc = i % CB, t = t0 + j, ch = c0 + cc;
             float dl = 0.f, xv = 0.f, dy = 0.f;
             if (t < T && ch < E) bwd_stage_elem(dl, xv, dy, dDs, mb + t, ch, E, dtp, bdt, xs, xz, dg, y, dxz);
-            s_dl[j][cc] = dl;
-            s_x[j][cc] = xv;
+            s_dx[j][cc] = make_float2(dl, xv);
             s_dy[j][cc] = dy;
         }
         for (int i = tid; i < SC_TC * NM; i += SC_BLK) {
@@ -574,8 +591,7 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
                 bv = row[nn];
                 cv = row[N + nn];
             }
-            s_B[j][nn] = bv;
-            s_C[j][nn] = cv;
+            s_BC[j][nn] = make_float2(bv, cv);
         }
         __syncthreads();
 #pragma unroll
@@ -585,9 +601,9 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
             H[0] = k > 0 && c < E && n < N ? hs[(((size_t)b * nch + k - 1) * E + c) * N + n] : 0.f;
 #pragma unroll
             for (int j = 0; j < SC_TC; j++) {
-                const float dl = s_dl[j][cr];
-                a[j] = ex2f(dl * A2[r]);
-                H[j + 1] = a[j] * H[j] + dl * s_x[j][cr] * s_B[j][n];
+                const float2 q = s_dx[j][cr];  // (delta, x)
+                a[j] = ex2f(q.x * A2[r]);
+                H[j + 1] = a[j] * H[j] + q.x * q.y * s_BC[j][n].x;
             }
 #pragma unroll
             for (int g0 = SC_TC - G; g0 >= 0; g0 -= G) {
@@ -595,8 +611,9 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
 #pragma unroll
                 for (int jj = G - 1; jj >= 0; jj--) {
                     const int j = g0 + jj;
-                    const float dy = s_dy[j][cr], dl = s_dl[j][cr], xv = s_x[j][cr], bn = s_B[j][n];
-                    const float ghv = gh[r] + dy * s_C[j][n];  // dL/dh_t
+                    const float2 dx = s_dx[j][cr], bc = s_BC[j][n];  // (delta, x), (B, C)
+                    const float dy = s_dy[j][cr], dl = dx.x, xv = dx.y, bn = bc.x;
+                    const float ghv = gh[r] + dy * bc.y;  // dL/dh_t
                     float vC = dy * H[j + 1];
                     const float q = ghv * H[j] * a[j];         // dL/d(delta a) through the decay
                     s2[jj] = q * A[r];
@@ -610,8 +627,8 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
                         vC += __shfl_xor_sync(0xffffffffu, vC, off);
                     }
                     if (lane < NM) {
-                        float *sp = s_part[warp][j];
-                        if (r == 0) { sp[n] = vB; sp[NM + n] = vC; }
+                        float *sp = s_part[warp][PR > 1 ? r : 0][j];
+                        if (PR > 1 || r == 0) { sp[n] = vB; sp[NM + n] = vC; }
                         else { sp[n] += vB; sp[NM + n] += vC; }
                     }
                 }
@@ -625,7 +642,7 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
             const int j = i / CB, cc = i % CB, t = t0 + j, ch = c0 + cc;
             if (t < T && ch < E) {
                 const size_t m = mb + t;
-                const float dl = s_dl[j][cc], xv = s_x[j][cc], S1 = s_S1[j][cc];
+                const float dl = s_dx[j][cc].x, xv = s_dx[j][cc].y, S1 = s_S1[j][cc];
                 const float dd = (s_S2[j][cc] + S1 * xv) * -expm1f(-dl);  // softplus' = -expm1(-delta)
                 ddt[m * E + ch] = dd;
                 dxs[m * E + ch] = s_dy[j][cc] * Dp[ch] + dl * S1;
@@ -638,7 +655,12 @@ __global__ void __launch_bounds__(SC_BLK) scan_bwd_lanes_kernel(float *__restric
                 const int col = r2 < N ? r2 : NM + r2 - N;
                 float s = 0.f;
 #pragma unroll
-                for (int w = 0; w < NWARP; w++) s += s_part[w][j][col];
+                for (int w = 0; w < NWARP; w++) {
+                    float sw = s_part[w][0][j][col];  // the groups in order: the sum the one slice held
+#pragma unroll
+                    for (int r = 1; r < PR; r++) sw += s_part[w][r][j][col];
+                    s += sw;
+                }
                 dbc_part[((mb + t) * nbx + blockIdx.x) * 2 * N + r2] = s;
             }
         }
