@@ -410,6 +410,17 @@ static int cmp_u64(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
+// 1 if every point of (task, variant) has a run of the seed (has[i], per point).
+static int seed_at_every_size(const FrPoint *p, int np, const char *has, const char *task, const char *variant) {
+    for (int i = 0; i < np; i++)
+        if (!has[i] && !strcmp(p[i].task, task) && !strcmp(p[i].variant, variant)) return 0;
+    return 1;
+}
+
+// A per-seed ratio that enters mean, sd, min and max: not "n/a" (a side does not reach the level) and not
+// "partial" (the seed was not run at every state size of a side).
+int spread_counts(const char *qual) { return strcmp(qual, "n/a") && strcmp(qual, "partial"); }
+
 int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np, const FrRatio *ratios, int nr,
                          const double *levels, int nlev, FrSpread **out) {
     FrSpread *sp = xcalloc((size_t)(nr > 0 ? nr : 1), sizeof(FrSpread));
@@ -429,8 +440,10 @@ int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np,
         if (!u || seeds[i] != seeds[u - 1]) seeds[u++] = seeds[i];
     ns = u;
     FrPoint *ps = xmalloc(sizeof(FrPoint) * (size_t)(np > 0 ? np : 1));
+    char *has = xmalloc((size_t)(np > 0 ? np : 1));  // p[i] has a run of this seed
     for (int si = 0; si < ns; si++) {
         int nps = 0;
+        memset(has, 0, (size_t)(np > 0 ? np : 1));
         for (int i = 0; i < np; i++)
             for (int j = 0; j < nruns; j++) {
                 const FrRun *r = &runs[j];
@@ -441,6 +454,7 @@ int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np,
                 ps[nps].accuracy = r->accuracy;
                 ps[nps].n_seeds = 1;
                 nps++;
+                has[i] = 1;
                 break;
             }
         frontier_pareto(ps, nps);
@@ -459,6 +473,12 @@ int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np,
                 int flip = strcmp(y->a, x->a) != 0;
                 int i = x->n_seeds++;
                 x->seed[i] = seeds[si];
+                // a seed run at only some of a side's state sizes has a frontier of other points: listed, not counted
+                if (!seed_at_every_size(p, np, has, x->task, x->a) || !seed_at_every_size(p, np, has, x->task, x->b)) {
+                    strcpy(x->qual[i], "partial");
+                    x->ratio[i] = 0;
+                    break;
+                }
                 if (!strcmp(y->qual, "n/a")) { strcpy(x->qual[i], "n/a"); x->ratio[i] = 0; break; }
                 x->ratio[i] = flip ? 1 / y->ratio : y->ratio;
                 const char *qq = y->qual;
@@ -475,7 +495,7 @@ int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np,
         double sum = 0, ss = 0;
         x->mean = x->sd = x->min = x->max = NAN;
         for (int i = 0; i < x->n_seeds; i++) {
-            if (!strcmp(x->qual[i], "n/a")) continue;
+            if (!spread_counts(x->qual[i])) continue;
             double v = x->ratio[i];
             if (!x->n || v < x->min) x->min = v;
             if (!x->n || v > x->max) x->max = v;
@@ -485,10 +505,11 @@ int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np,
         }
         if (x->n) x->mean = sum / x->n;
         for (int i = 0; i < x->n_seeds; i++)
-            if (strcmp(x->qual[i], "n/a")) ss += (x->ratio[i] - x->mean) * (x->ratio[i] - x->mean);
+            if (spread_counts(x->qual[i])) ss += (x->ratio[i] - x->mean) * (x->ratio[i] - x->mean);
         if (x->n >= 2) x->sd = sqrt(ss / (x->n - 1));
     }
     free(ps);
+    free(has);
     free(seeds);
     *out = sp;
     return nr;
@@ -510,9 +531,10 @@ void frontier_print_spread(FILE *f, const FrSpread *s, int ns, int nlev, int mar
             char per[512] = "", ms[64], mm[64];
             size_t o = 0;
             for (int i = 0; i < x->n_seeds && o + 40 < sizeof per; i++) {
-                if (!strcmp(x->qual[i], "n/a"))
-                    o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: n/a", i ? ", " : "",
-                                          (unsigned long long)x->seed[i]);
+                if (!spread_counts(x->qual[i]))
+                    o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: %s", i ? ", " : "",
+                                          (unsigned long long)x->seed[i],
+                                          strcmp(x->qual[i], "n/a") ? "not at every size" : "n/a");
                 else
                     o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: %s%.2fx", i ? ", " : "",
                                           (unsigned long long)x->seed[i], x->qual[i], x->ratio[i]);
@@ -549,8 +571,9 @@ static void usage(FILE *f) {
             "ratio R = state_B / state_A of every pair (A reaches the level with R x less state than B).\n"
             "Reads runs with status ok. State is shown in bytes (4 x state floats).\n"
             "Ratio spread over seeds: per seed, each variant's frontier keeps the configuration chosen per state size\n"
-            "and takes that seed's accuracy (sizes without that seed are left out); the ratio is computed along these\n"
-            "per-seed frontiers the same way; mean +- sd (n - 1) and min..max over the seeds where both reach the level.\n"
+            "and takes that seed's accuracy; the ratio is computed along these per-seed frontiers the same way; mean +- sd\n"
+            "(n - 1) and min..max over the seeds where both reach the level. A seed not run at every state size of\n"
+            "both variants is listed as \"not at every size\" and left out (its frontier would compare other points).\n"
             "RegBench runs of more than one --train-automata count are split into tasks regbench-ta<N>.\n"
             "  --db PATH        results database (default %s)\n"
             "  --csv-in SPEC    read exported CSVs instead of a database (recallbench export): files and/or\n"
@@ -793,7 +816,7 @@ static void write_spread_json(FILE *f, const FrSpread *sp, int ns) {
         fprintf(f, ", \"level\": %.4g, \"per_seed\": [", x->level);
         for (int k = 0; k < x->n_seeds; k++) {
             fprintf(f, "%s{\"seed\": %llu, \"ratio\": ", k ? ", " : "", (unsigned long long)x->seed[k]);
-            if (!strcmp(x->qual[k], "n/a")) fputs("null", f);
+            if (!spread_counts(x->qual[k])) fputs("null", f);
             else fprintf(f, "%.6g", x->ratio[k]);
             fprintf(f, ", \"qualifier\": \"%s\"}", x->qual[k]);
         }
@@ -817,7 +840,7 @@ static void write_spread_csv(const char *base, const FrSpread *sp, int ns) {
         for (int k = 0; k < sp[i].n_seeds; k++) {
             fprintf(f, "%s,%.4g,%s,%s,%llu,", sp[i].task, sp[i].level, sp[i].a, sp[i].b,
                     (unsigned long long)sp[i].seed[k]);
-            if (strcmp(sp[i].qual[k], "n/a")) fprintf(f, "%.6g", sp[i].ratio[k]);
+            if (spread_counts(sp[i].qual[k])) fprintf(f, "%.6g", sp[i].ratio[k]);
             fprintf(f, ",%s\n", sp[i].qual[k]);
         }
     close_csv(f, path);

@@ -69,11 +69,13 @@ int frontier_needs(const FrPoint *p, int n, const double *levels, int nlev, FrNe
 int frontier_ratios(const FrNeed *needs, int nneeds, const char *vs, FrRatio **out);
 
 // The spread of a ratio over seeds. For each seed s, each variant's seed-s frontier keeps the configuration
-// chosen per state size (as frontier_points chooses it) and takes its seed-s accuracy;
-// state sizes whose chosen configuration has no seed-s run are left out. The needs and the ratio are then
-// computed along those per-seed frontiers exactly as for the mean (log2 interpolation), giving one ratio per
-// seed that both variants have. mean/sd (sample, n - 1) /min/max are over the seeds where both reach the
-// level (n of them); bounds ("<=", ">=", "~" qualifiers) count with their value and set any_bound.
+// chosen per state size (as frontier_points chooses it) and takes its seed-s accuracy. The needs and the
+// ratio are then computed along those per-seed frontiers exactly as for the mean (log2 interpolation),
+// giving one ratio per seed that both variants have. A seed whose runs miss some state size of either
+// variant (seeds added at a few points only) gets qualifier "partial" and no ratio: its frontier would
+// interpolate between other points than the mean's. mean/sd (sample, n - 1) /min/max are over the seeds
+// where both reach the level (n of them; spread_counts); bounds ("<=", ">=", "~" qualifiers) count with
+// their value and set any_bound.
 #define FR_MAX_SEEDS 16
 typedef struct {
     char task[16], a[48], b[48];
@@ -81,7 +83,7 @@ typedef struct {
     int n_seeds;                          // seeds that both variants have
     uint64_t seed[FR_MAX_SEEDS];
     double ratio[FR_MAX_SEEDS];           // 0 where either side does not reach the level
-    char qual[FR_MAX_SEEDS][4];
+    char qual[FR_MAX_SEEDS][8];           // "", "<=", ">=", "~", "n/a" or "partial"
     int n;                                // seeds with a ratio
     double mean, sd, min, max;            // over those n (sd NAN when n < 2; all NAN when n = 0)
     int any_bound;
@@ -90,6 +92,8 @@ typedef struct {
 int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np, const FrRatio *ratios, int nr,
                          const double *levels, int nlev, FrSpread **out);
 void frontier_print_spread(FILE *f, const FrSpread *s, int ns, int nlev, int markdown);
+// 1 where a per-seed qualifier carries a ratio that counts in the spread (not "n/a", not "partial").
+int spread_counts(const char *qual);
 
 // Reads the status-ok runs (optionally of one task) from a recallbench database. *out malloc'd; returns the
 // count, or -1 with one line in err.

@@ -112,6 +112,7 @@ static int is_bla(const char *v) { return !strncmp(v, "bla", 3); }
 
 static void fmt_ratio(char *b, size_t n, const char *qual, double r) {
     if (!strcmp(qual, "n/a")) snprintf(b, n, "n/a");
+    else if (!strcmp(qual, "partial")) snprintf(b, n, "not at every size");
     else snprintf(b, n, "%s%.2fx", qual, r);
 }
 
@@ -144,8 +145,9 @@ static void paper_ratios(FILE *f, const FrRun *runs, int nruns, const FrPoint *p
                "level (`recallbench frontier`'s definition); `<=`/`>=`: a bound (a side already reaches the level at "
                "its smallest measured state); n/a: a side does not reach it. *R (mean frontier)* uses the accuracy "
                "averaged over seeds; the spread uses one frontier per seed: the configuration chosen per state size is "
-               "kept and that seed's accuracy taken (sizes without that seed left out), and mean +- sd (n - 1) and "
-               "min..max are over the seeds where both reach the level.\n\n");
+               "kept and that seed's accuracy taken (a seed not run at every state size of both variants is listed as "
+               "\"not at every size\" and left out), and mean +- sd (n - 1) and min..max are over the seeds where both "
+               "reach the level.\n\n");
     if (!na) { fprintf(f, "No MQAR runs of a BLA variant and another mixer: no ratios yet.\n"); }
     else {
         fprintf(f, "| A | B | level | R (mean frontier) | per seed | mean +- sd | min..max | seeds |\n"

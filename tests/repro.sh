@@ -106,6 +106,25 @@ for s in got:
 PY
 check "per-seed ratio spread: 2 seeds, mean/sd/min/max consistent" $?
 
+# A third seed at every BLA size but one SWA size only: its per-seed frontier would interpolate between other
+# points than the mean's, so it is listed as "partial" with no ratio and leaves mean, sd and n as they were.
+cp m.db m3.db
+sed 's/^seed = 1 2$/seed = 3/; s/^window = 2 4 8 16$/window = 4/' m.ini > m3.ini
+nice -n 5 "$rb" sweep m3.ini -j 1 --threads 1 --db m3.db >/dev/null 2>&1 &&
+    "$rb" frontier --db m3.db --task mqar --levels 0.3,0.5,0.7 --json > db_m3.json 2>/dev/null &&
+    python3 - db_mqar.json db_m3.json <<'PY'
+import json, sys
+two = {s["level"]: s for s in json.loads(open(sys.argv[1]).read())["spread"] if s["a"] == "bla" and s["b"] == "swa"}
+three = {s["level"]: s for s in json.loads(open(sys.argv[2]).read())["spread"] if s["a"] == "bla" and s["b"] == "swa"}
+assert two and two.keys() == three.keys(), (two, three)
+for lv, s in three.items():
+    p3 = [x for x in s["per_seed"] if x["seed"] == 3]
+    assert len(p3) == 1 and p3[0]["qualifier"] == "partial" and p3[0]["ratio"] is None, s
+    t = two[lv]
+    assert s["n"] == t["n"] and all(s[k] == t[k] for k in ("mean", "sd", "min", "max")), (s, t)
+PY
+check "per-seed spread: a seed run at only some sizes is listed as partial and not counted" $?
+
 # --- one command: figures and REPORT.md from the CSVs ------------------------------------------------------------
 rm -f m.db* r.db*
 "$rb" report --from-csv results/ --out results/REPORT.md --figures plots --levels 0.3,0.5,0.7 > rep.out 2>&1
