@@ -368,7 +368,7 @@ if [ $have_sqlite = 1 ]; then
 fi
 
 # --- the committed specs expand (a typo in one fails here, not on the device): their grid sizes ---------
-for sp in bla-paper-mqar:288 bla-paper-regbench:74 mqar-frontier:348 quick:21 regbench:46; do
+for sp in bla-paper-mqar:288 bla-paper-regbench:80 mqar-frontier:348 quick:21 regbench:46; do
     f=$src/harness/sweeps/${sp%%:*}.ini
     out=$("$rb" sweep "$f" --dry-run --db "$tmp/none_${sp%%:*}.db" 2>&1); rc=$?
     [ $rc = 0 ] && grep -q "^${sp#*:} runs: 0 finished" <<<"$out"
