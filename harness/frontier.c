@@ -421,6 +421,12 @@ static int seed_at_every_size(const FrPoint *p, int np, const char *has, const c
 // "partial" (the seed was not run at every state size of a side).
 int spread_counts(const char *qual) { return strcmp(qual, "n/a") && strcmp(qual, "partial"); }
 
+void frontier_fmt_ratio(char *b, size_t n, const char *qual, double r) {
+    if (!strcmp(qual, "n/a")) snprintf(b, n, "n/a");
+    else if (!strcmp(qual, "partial")) snprintf(b, n, "not at every size");
+    else snprintf(b, n, "%s%.2fx", qual, r);
+}
+
 int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np, const FrRatio *ratios, int nr,
                          const double *levels, int nlev, FrSpread **out) {
     FrSpread *sp = xcalloc((size_t)(nr > 0 ? nr : 1), sizeof(FrSpread));
@@ -531,13 +537,10 @@ void frontier_print_spread(FILE *f, const FrSpread *s, int ns, int nlev, int mar
             char per[512] = "", ms[64], mm[64];
             size_t o = 0;
             for (int i = 0; i < x->n_seeds && o + 40 < sizeof per; i++) {
-                if (!spread_counts(x->qual[i]))
-                    o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: %s", i ? ", " : "",
-                                          (unsigned long long)x->seed[i],
-                                          strcmp(x->qual[i], "n/a") ? "not at every size" : "n/a");
-                else
-                    o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: %s%.2fx", i ? ", " : "",
-                                          (unsigned long long)x->seed[i], x->qual[i], x->ratio[i]);
+                char b[32];
+                frontier_fmt_ratio(b, sizeof b, x->qual[i], x->ratio[i]);
+                o += (size_t)snprintf(per + o, sizeof per - o, "%sseed %llu: %s", i ? ", " : "",
+                                      (unsigned long long)x->seed[i], b);
             }
             if (!x->n) snprintf(ms, sizeof ms, "n/a"), snprintf(mm, sizeof mm, "n/a");
             else {
@@ -677,8 +680,7 @@ void frontier_print_tables(FILE *f, const FrPoint *p, int np, const FrNeed *nd, 
             for (int l = 0; l < nlev; l++) {
                 const FrRatio *x = &r[k + l];
                 char b[32];
-                if (!strcmp(x->qual, "n/a")) snprintf(b, sizeof b, "n/a");
-                else snprintf(b, sizeof b, "%s%.2fx", x->qual, x->ratio);
+                frontier_fmt_ratio(b, sizeof b, x->qual, x->ratio);
                 if (markdown) fprintf(f, " %s |", b);
                 else fprintf(f, "%s%14s", sep, b);
             }

@@ -94,6 +94,8 @@ int frontier_seed_spread(const FrRun *runs, int nruns, const FrPoint *p, int np,
 void frontier_print_spread(FILE *f, const FrSpread *s, int ns, int nlev, int markdown);
 // 1 where a per-seed qualifier carries a ratio that counts in the spread (not "n/a", not "partial").
 int spread_counts(const char *qual);
+// A ratio as printed everywhere: "n/a", "not at every size" (partial) or the qualifier and "%.2fx".
+void frontier_fmt_ratio(char *b, size_t n, const char *qual, double r);
 
 // Reads the status-ok runs (optionally of one task) from a recallbench database. *out malloc'd; returns the
 // count, or -1 with one line in err.

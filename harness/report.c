@@ -110,12 +110,6 @@ static void runs_table(FILE *f, sqlite3 *db, const char *task) {
 
 static int is_bla(const char *v) { return !strncmp(v, "bla", 3); }
 
-static void fmt_ratio(char *b, size_t n, const char *qual, double r) {
-    if (!strcmp(qual, "n/a")) snprintf(b, n, "n/a");
-    else if (!strcmp(qual, "partial")) snprintf(b, n, "not at every size");
-    else snprintf(b, n, "%s%.2fx", qual, r);
-}
-
 // Ratios of every BLA variant (A) against every non-BLA variant (B) of MQAR, with the spread over seeds.
 static void paper_ratios(FILE *f, const FrRun *runs, int nruns, const FrPoint *p, int np, const double *levels,
                          int nlev, FrRatio **ro, FrSpread **so, int *nro) {
@@ -155,11 +149,11 @@ static void paper_ratios(FILE *f, const FrRun *runs, int nruns, const FrPoint *p
         for (int k = 0; k < na; k++) {
             const FrSpread *x = &sp[k];
             char r[32], per[512] = "", ms[64] = "–", mm[64] = "–";
-            fmt_ratio(r, sizeof r, all[k].qual, all[k].ratio);
+            frontier_fmt_ratio(r, sizeof r, all[k].qual, all[k].ratio);
             size_t o = 0;
             for (int i = 0; i < x->n_seeds && o + 40 < sizeof per; i++) {
                 char b[32];
-                fmt_ratio(b, sizeof b, x->qual[i], x->ratio[i]);
+                frontier_fmt_ratio(b, sizeof b, x->qual[i], x->ratio[i]);
                 o += (size_t)snprintf(per + o, sizeof per - o, "%s%llu: %s", i ? ", " : "", (unsigned long long)x->seed[i], b);
             }
             if (x->n >= 2) snprintf(ms, sizeof ms, "%.2f +- %.2f", x->mean, x->sd);
@@ -236,7 +230,7 @@ static void paper_ratio_by_split(FILE *f, const FrRun *runs, int nruns, const Ex
             char t[32] = "n/a";
             for (int k = 0; k < nr; k++) {
                 if (strcmp(rr[k].b, b) || rr[k].level != levels[l]) continue;
-                fmt_ratio(t, sizeof t, rr[k].qual, rr[k].ratio);
+                frontier_fmt_ratio(t, sizeof t, rr[k].qual, rr[k].ratio);
                 if (rr[k].qual[0]) continue;  // bounds and n/a stay out of the summary
                 if (!sr->n || rr[k].ratio < sr->lo) sr->lo = rr[k].ratio;
                 if (!sr->n || rr[k].ratio > sr->hi) {
@@ -485,7 +479,7 @@ static void paper_claims(FILE *f, const FrRatio *r, const FrSpread *sp, int nr, 
         if (strcmp(r[k].b, "swa")) continue;
         any = 1;
         char rb[32];
-        fmt_ratio(rb, sizeof rb, r[k].qual, r[k].ratio);
+        frontier_fmt_ratio(rb, sizeof rb, r[k].qual, r[k].ratio);
         if (!strcmp(r[k].qual, "n/a")) {
             fprintf(f, "- (a) level %.2f, %s vs swa: no ratio (%s does not reach %.2f).\n", r[k].level, r[k].a,
                     r[k].kind_a == FR_NOT_REACHED && r[k].kind_b == FR_NOT_REACHED ? "neither"

@@ -561,6 +561,8 @@ __global__ void __launch_bounds__(SC_BLK, sc_bwd_blocks(NM)) scan_bwd_lanes_kern
     // per warp and channel group r (one slice for all r where PR is 1): sums over its channels of dB | dC terms
     __shared__ float s_part[NWARP][PR][SC_TC][2 * NM];
     __shared__ float s_red[2][SC_BLK];
+    static_assert(sizeof s_dx + sizeof s_BC + sizeof s_dy + sizeof s_S1 + sizeof s_S2 + sizeof s_part + sizeof s_red ==
+                      sc_bwd_smem(NM, PR), "sc_bwd_smem counts this kernel's shared arrays");
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, n = tid % NM, cl = tid / NM;
     const int c0 = blockIdx.x * CB, b = blockIdx.y, nbx = gridDim.x;
     float A[CPT], A2[CPT], gh[CPT], dA[CPT];
