@@ -6,10 +6,11 @@
 // forward keeps the per-row log-sum-exp lse [B,H,T]; the backward recomputes probabilities from it
 // (FlashAttention-2: Dsum = rowsum(dO * O) first, then one kernel per key tile accumulating dk, dv
 // over query tiles, and one per query tile accumulating dq over key tiles: no atomics, fixed order).
-// Tiles are 64 queries x 64 keys in shared memory; a query tile visits only the key tiles its rows
-// can see ((t - W_h, t]), so swa costs O(T W). The head dim is padded to DHP in {16,32,48,64,96,128}
-// (zeros in shared memory, exact). Tile products run on tensor cores (mma.sync tf32) unless the
-// precision is fp32, where the same tiles run as fp32 FMAs (the --precision contract: fp32 exact).
+// A query tile visits only the key tiles its rows can see ((t - W_h, t]), so swa costs O(T W). The
+// head dim is padded to DHP in {16,32,48,64,96,128} (zeros in shared memory, exact). Two forms of the
+// three kernels: tf32 tensor cores (mma.sync) with every score in registers, the default; and fp32 FMA
+// tiles staged in shared memory for --precision fp32 (the --precision contract: fp32 exact).
+// tools/attn_emu.sh runs the tf32 kernels on the host against a double reference.
 #include <math.h>
 #include <string.h>
 #include "layers.cuh"
@@ -40,7 +41,351 @@ typedef struct {
 
 __device__ __forceinline__ int head_win(const AttWin &w, int h) { return w.win[h] > 0 ? w.win[h] : (1 << 29); }
 
-// ---- tile products --------------------------------------------------------------------------------
+// ---- device primitives (inline PTX; tools/attn_emu.cpp defines these six on cuda_emu.h) ------------
+__device__ __forceinline__ unsigned att_tf32(float x) { return rb_tf32_bits(x); }
+// d += A B for one warp, mma.sync m16n8k8 tf32 (lane g = lane/4, q = lane%4): a0..a3 = A(g, q), A(g+8, q),
+// A(g, q+4), A(g+8, q+4); b0, b1 = B(q, g), B(q+4, g); d0..d3 = D(g, 2q), D(g, 2q+1), D(g+8, 2q), D(g+8, 2q+1).
+__device__ __forceinline__ void att_mma_tf32(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// ldmatrix .x4 of 32-bit elements: lane l passes the address of row l % 8 of matrix l / 8 (4 floats, 16-byte
+// aligned) and gets r[i] = element l % 4 of row l / 4 of matrix i: one instruction for a whole A fragment, or
+// for the B fragments of two n tiles.
+__device__ __forceinline__ void att_ldsm4(unsigned (&r)[4], const float *p) {
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+// Asynchronous 16-byte copies global -> shared (cp.async, sm_80+): a whole tile is in flight at
+// once, and the next tile loads while this one is used. src_bytes 0 writes zeros (padding).
+__device__ __forceinline__ void cp_async16(float *dst, const float *src, int src_bytes) {
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+template <int NT> __device__ __forceinline__ void zero_acc(float (&acc)[NT][4]) {
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+}
+
+// ---- tf32 tensor-core kernels (the default precision): FlashAttention-2's register layout ------------
+// A block owns FA_R = 64 rows (queries; keys in dk/dv), four warps of 16, and walks the other side in
+// tiles of FA_C = 32 rows (keys; queries in dk/dv) staged in shared memory. Scores, probabilities and
+// their gradients stay in registers: the m16n8k8 accumulator of S (lane (g, q): rows g, g+8, columns
+// 2q, 2q+1 of each 8-column group) is read as the A fragment of the next product by taking its k slots
+// q and q+4 as columns 2q and 2q+1 (a sum over the keys, in a fixed order). Shared rows are DHP + 4
+// floats apart, so every fragment load (ldmatrix, or lane loads) is conflict-free. Masks are evaluated
+// only in tiles that cross the diagonal, a window edge or T. Exponentials in base 2 with the scale folded in.
+// Inputs are tf32 values already: q | k | v leave their projection rounded (cuda_linear_forward_tf32) and
+// attn_dsum_kernel rounds dO in place, so only the probabilities and dS are rounded here (the same
+// products as rounding every operand at its use, with no conversions in the inner loops).
+// Each warp's rows are its own, so no barrier separates the softmax from the products; cp.async
+// loads the next key (value) tile while this tile's values (next keys) are used.
+#define FA_R 64
+#define FA_C 32
+#define FA_THR 128
+#define FA_LOG2E 1.4426950408889634f
+#define FA_LN2 0.6931471805599453f
+
+template <int DHP> struct Fa {
+    static constexpr int LD = DHP + 4, NK = DHP / 8, NJ = FA_C / 8;  // row stride; 8-wide tiles over dh, FA_C
+    static constexpr size_t fwd_smem = sizeof(float) * LD * (FA_R + 2 * FA_C);  // Q; K, V tiles
+    static constexpr size_t bwd_smem = sizeof(float) * (LD * (2 * FA_R + 2 * FA_C) + 2 * FA_C);
+};
+
+// dst[ROWS][LD] = n rows of one head's dh columns of a matrix of row stride ldsrc; zeros past n rows
+// and dh columns. vec (dh, ldsrc multiples of 4): cp.async, complete after cp_async_wait + barrier;
+// else plain loads (complete after the barrier).
+template <int ROWS, int DHP>
+__device__ __forceinline__ void fa_load(float *dst, const float *src, long long ldsrc, int n, int dh, bool vec) {
+    constexpr int LD = Fa<DHP>::LD;
+    if (vec) {
+        constexpr int V4 = DHP / 4, TOT = ROWS * V4;
+#pragma unroll 4
+        for (int i = threadIdx.x; i < TOT; i += FA_THR) {
+            int r = i / V4, c = (i % V4) * 4;
+            bool ok = r < n && c < dh;
+            cp_async16(dst + r * LD + c, ok ? src + r * ldsrc + c : src, ok ? 16 : 0);
+        }
+    } else {
+        for (int i = threadIdx.x; i < ROWS * DHP; i += FA_THR) {
+            int r = i / DHP, c = i % DHP;
+            dst[r * LD + c] = r < n && c < dh ? src[r * ldsrc + c] : 0.f;
+        }
+    }
+}
+
+// acc[j] = A C^T over dh: the warp's 16 rows of A (shared, FA_R rows) against rows 8j..8j+7 of C
+// (shared, FA_C rows); acc in the accumulator layout, rows = the warp's, columns = C's rows. ldmatrix
+// row addresses: A's matrix m is rows 8 (m & 1) .. of the warp's, columns 4 (m >> 1) of the k step; C's
+// is rows 8 (m >> 1) .. of an n-tile pair, columns 4 (m & 1).
+template <int DHP>
+__device__ __forceinline__ void fa_dot(float (&acc)[Fa<DHP>::NJ][4], const float *A, const float *C) {
+    constexpr int LD = Fa<DHP>::LD, NJ = Fa<DHP>::NJ;
+    static_assert(NJ % 2 == 0, "n tiles go in pairs");
+    const int lane = threadIdx.x & 31, i = lane & 7, mx = lane >> 3;
+    const float *pa = A + ((threadIdx.x >> 5) * 16 + (mx & 1) * 8 + i) * LD + 4 * (mx >> 1);
+    const float *pc = C + (8 * (mx >> 1) + i) * LD + 4 * (mx & 1);
+    zero_acc(acc);
+#pragma unroll
+    for (int k = 0; k < DHP; k += 8) {
+        unsigned a[4];
+        att_ldsm4(a, pa + k);
+#pragma unroll
+        for (int j = 0; j < NJ; j += 2) {
+            unsigned b[4];
+            att_ldsm4(b, pc + j * 8 * LD + k);
+            att_mma_tf32(acc[j], a, b[0], b[1]);
+            att_mma_tf32(acc[j + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc[n] += P M[:, 8n..8n+7]: P the warp's 16 x FA_C register tile (accumulator layout, as fa_dot's),
+// M FA_C shared rows (keys, or queries in dk/dv) of dh columns.
+template <int DHP>
+__device__ __forceinline__ void fa_pm(float (&acc)[Fa<DHP>::NK][4], const float (&p)[Fa<DHP>::NJ][4], const float *M) {
+    constexpr int LD = Fa<DHP>::LD, NJ = Fa<DHP>::NJ, NK = Fa<DHP>::NK;
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        const unsigned af[4] = {att_tf32(p[j][0]), att_tf32(p[j][2]), att_tf32(p[j][1]), att_tf32(p[j][3])};
+        const float *m = M + (8 * j + 2 * q) * LD + g;  // k slot q: row 8j + 2q; slot q + 4: row 8j + 2q + 1
+#pragma unroll
+        for (int n = 0; n < NK; n++) att_mma_tf32(acc[n], af, __float_as_uint(m[8 * n]), __float_as_uint(m[LD + 8 * n]));
+    }
+}
+
+// dst[t][c] = acc * f (f0 for row t0, f1 for row t0 + 8) for the rows t < T and columns c < dh of the warp's
+// 16 x DHP accumulator tile (t0 = the lane's first row); column pairs as one 8-byte store where both exist
+// and the address is aligned.
+template <int DHP>
+__device__ __forceinline__ void fa_store(float *dst, int ldd, const float (&acc)[Fa<DHP>::NK][4], float f0, float f1,
+                                         int t0, int T, int dh) {
+    const int q = threadIdx.x & 3;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int t = t0 + 8 * i;
+        if (t >= T) continue;
+        float *row = dst + (long long)t * ldd;
+        const float f = i ? f1 : f0;
+#pragma unroll
+        for (int n = 0; n < Fa<DHP>::NK; n++) {
+            const int c = 8 * n + 2 * q;
+            float x = acc[n][2 * i] * f, y = acc[n][2 * i + 1] * f;
+            if (c + 1 < dh && ((uintptr_t)(row + c) & 7) == 0) *(float2 *)(row + c) = make_float2(x, y);
+            else {
+                if (c < dh) row[c] = x;
+                if (c + 1 < dh) row[c + 1] = y;
+            }
+        }
+    }
+}
+
+// Forward: mirrors mha_forward (online softmax over the visible key tiles); lse in natural log.
+template <int DHP>
+__global__ void __launch_bounds__(FA_THR, 3) attn_fwd_fa_kernel(float *out, int ldo, float *lse, const float *qkv,
+                                                                int ld, AttWin win, int T, int H, int dh, float scale,
+                                                                bool vec) {
+    constexpr int LD = Fa<DHP>::LD, NJ = Fa<DHP>::NJ, NK = Fa<DHP>::NK;
+    extern __shared__ float sm[];
+    float *Qs = sm, *Ks = Qs + FA_R * LD, *Vs = Ks + FA_C * LD;
+    const int bh = blockIdx.y, b = bh / H, h = bh % H, q0 = blockIdx.x * FA_R, W = head_win(win, h), D = ldo;
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3, t0 = q0 + (threadIdx.x >> 5) * 16 + g;
+    const float *base = qkv + (long long)b * T * ld + h * dh;
+    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + FA_R) - 1, kfirst = lo / FA_C * FA_C;
+    const float c2 = scale * FA_LOG2E;
+    fa_load<FA_R, DHP>(Qs, base + (long long)q0 * ld, ld, T - q0, dh, vec);
+    fa_load<FA_C, DHP>(Ks, base + (long long)kfirst * ld + D, ld, T - kfirst, dh, vec);
+    cp_async_commit();
+    fa_load<FA_C, DHP>(Vs, base + (long long)kfirst * ld + 2 * D, ld, T - kfirst, dh, vec);
+    cp_async_commit();
+    float o[NK][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    zero_acc(o);
+    for (int k0 = kfirst; k0 <= hi; k0 += FA_C) {
+        const int k1 = k0 + FA_C;
+        cp_async_wait<1>();  // Q and this key tile (its values may still be in flight)
+        __syncthreads();
+        float s[NJ][4];
+        fa_dot<DHP>(s, Qs, Ks);
+        __syncthreads();  // every warp is done with Ks
+        if (k1 <= hi) fa_load<FA_C, DHP>(Ks, base + (long long)k1 * ld + D, ld, T - k1, dh, vec);
+        cp_async_commit();
+        const bool full = k1 - 1 <= q0 && q0 + FA_R - 1 - k0 < W;
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                float v = s[j][r] * c2;
+                if (!full) {
+                    int t = t0 + 8 * (r >> 1), sk = k0 + 8 * j + 2 * q + (r & 1);
+                    if (sk > t || t - sk >= W) v = -INFINITY;  // keys past T: sk > t for every row t < T
+                }
+                s[j][r] = v;
+                mx[r >> 1] = fmaxf(mx[r >> 1], v);
+            }
+        float al[2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+            al[i] = mx[i] == -INFINITY ? 1.f : exp2f(m[i] - mx[i]);
+            m[i] = mx[i];
+            l[i] *= al[i];
+        }
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                float p = m[r >> 1] == -INFINITY ? 0.f : exp2f(s[j][r] - m[r >> 1]);
+                s[j][r] = p;
+                l[r >> 1] += p;
+            }
+#pragma unroll
+        for (int n = 0; n < NK; n++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) o[n][r] *= al[r >> 1];
+        cp_async_wait<1>();  // this value tile (the next key tile may still be in flight)
+        __syncthreads();
+        fa_pm<DHP>(o, s, Vs);
+        __syncthreads();  // every warp is done with Vs
+        if (k1 <= hi) fa_load<FA_C, DHP>(Vs, base + (long long)k1 * ld + 2 * D, ld, T - k1, dh, vec);
+        cp_async_commit();
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    }
+    fa_store<DHP>(out + (long long)b * T * ldo + h * dh, ldo, o, 1.f / l[0], 1.f / l[1], t0, T, dh);
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+        if (q == 0 && t0 + 8 * i < T) lse[(long long)bh * T + t0 + 8 * i] = (m[i] + log2f(l[i])) * FA_LN2;
+}
+
+// dq of one query tile over its visible key tiles: dS = P (dP - Dsum), dQ = scale dS K.
+template <int DHP>
+__global__ void __launch_bounds__(FA_THR, 2) attn_bwd_dq_fa_kernel(float *dqkv, int ldd, const float *dout, int ldo,
+                                                                   const float *lse, const float *dsum, const float *qkv,
+                                                                   int ld, AttWin win, int T, int H, int dh,
+                                                                   float scale, bool vec) {
+    constexpr int LD = Fa<DHP>::LD, NJ = Fa<DHP>::NJ, NK = Fa<DHP>::NK;
+    extern __shared__ float sm[];
+    float *Qs = sm, *Gs = Qs + FA_R * LD, *Ks = Gs + FA_R * LD, *Vs = Ks + FA_C * LD;
+    const int bh = blockIdx.y, b = bh / H, h = bh % H, q0 = blockIdx.x * FA_R, W = head_win(win, h), D = ldo;
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3, t0 = q0 + (threadIdx.x >> 5) * 16 + g;
+    const float *base = qkv + (long long)b * T * ld + h * dh;
+    const int lo = max(0, q0 - W + 1), hi = min(T, q0 + FA_R) - 1, kfirst = lo / FA_C * FA_C;
+    const float c2 = scale * FA_LOG2E;
+    fa_load<FA_R, DHP>(Qs, base + (long long)q0 * ld, ld, T - q0, dh, vec);
+    fa_load<FA_R, DHP>(Gs, dout + ((long long)b * T + q0) * ldo + h * dh, ldo, T - q0, dh, vec);
+    fa_load<FA_C, DHP>(Ks, base + (long long)kfirst * ld + D, ld, T - kfirst, dh, vec);
+    fa_load<FA_C, DHP>(Vs, base + (long long)kfirst * ld + 2 * D, ld, T - kfirst, dh, vec);
+    cp_async_commit();
+    float l2[2], dr[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int t = t0 + 8 * i;
+        l2[i] = t < T ? lse[(long long)bh * T + t] * FA_LOG2E : 0.f;
+        dr[i] = t < T ? dsum[(long long)bh * T + t] : 0.f;
+    }
+    float dq[NK][4];
+    zero_acc(dq);
+    for (int k0 = kfirst; k0 <= hi; k0 += FA_C) {
+        const int k1 = k0 + FA_C;
+        cp_async_wait<0>();
+        __syncthreads();
+        float s[NJ][4], dp[NJ][4];
+        fa_dot<DHP>(s, Qs, Ks);
+        fa_dot<DHP>(dp, Gs, Vs);
+        __syncthreads();  // every warp is done with Vs
+        if (k1 <= hi) fa_load<FA_C, DHP>(Vs, base + (long long)k1 * ld + 2 * D, ld, T - k1, dh, vec);
+        cp_async_commit();
+        const bool full = k1 - 1 <= q0 && q0 + FA_R - 1 - k0 < W && q0 + FA_R <= T;
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                int t = t0 + 8 * (r >> 1), sk = k0 + 8 * j + 2 * q + (r & 1);
+                bool ok = full || (sk <= t && t - sk < W && t < T);
+                float p = ok ? exp2f(s[j][r] * c2 - l2[r >> 1]) : 0.f;
+                s[j][r] = p * (dp[j][r] - dr[r >> 1]);
+            }
+        fa_pm<DHP>(dq, s, Ks);
+        __syncthreads();  // every warp is done with Ks
+        if (k1 <= hi) fa_load<FA_C, DHP>(Ks, base + (long long)k1 * ld + D, ld, T - k1, dh, vec);
+        cp_async_commit();
+    }
+    fa_store<DHP>(dqkv + (long long)b * T * ldd + h * dh, ldd, dq, scale, scale, t0, T, dh);
+}
+
+// dk, dv of one key tile over the query tiles that see it: rows = keys, columns = queries (S^T, dP^T);
+// dV = P^T dO, dK = scale dS^T Q.
+template <int DHP>
+__global__ void __launch_bounds__(FA_THR, 2) attn_bwd_dkdv_fa_kernel(float *dqkv, int ldd, const float *dout,
+                                                                     int ldo, const float *lse, const float *dsum,
+                                                                     const float *qkv, int ld, AttWin win, int T,
+                                                                     int H, int dh, float scale, bool vec) {
+    constexpr int LD = Fa<DHP>::LD, NJ = Fa<DHP>::NJ, NK = Fa<DHP>::NK;
+    extern __shared__ float sm[];
+    float *Ks = sm, *Vs = Ks + FA_R * LD, *Qs = Vs + FA_R * LD, *Gs = Qs + FA_C * LD, *ls = Gs + FA_C * LD;
+    float *ds = ls + FA_C;
+    const int bh = blockIdx.y, b = bh / H, h = bh % H, k0 = blockIdx.x * FA_R, W = head_win(win, h), D = ldo;
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3, s0 = k0 + (threadIdx.x >> 5) * 16 + g;
+    const float *base = qkv + (long long)b * T * ld + h * dh, *gbase = dout + (long long)b * T * ldo + h * dh;
+    const int hi = min(T - 1, k0 + FA_R - 1 + W - 1);
+    const float c2 = scale * FA_LOG2E;
+    fa_load<FA_R, DHP>(Ks, base + (long long)k0 * ld + D, ld, T - k0, dh, vec);
+    fa_load<FA_R, DHP>(Vs, base + (long long)k0 * ld + 2 * D, ld, T - k0, dh, vec);
+    auto load_q = [&](int q1) {  // the query tile at q1: Q, dO, lse (base 2), Dsum
+        fa_load<FA_C, DHP>(Qs, base + (long long)q1 * ld, ld, T - q1, dh, vec);
+        fa_load<FA_C, DHP>(Gs, gbase + (long long)q1 * ldo, ldo, T - q1, dh, vec);
+        for (int i = threadIdx.x; i < FA_C; i += FA_THR) {
+            bool in = q1 + i < T;
+            ls[i] = in ? lse[(long long)bh * T + q1 + i] * FA_LOG2E : 0.f;
+            ds[i] = in ? dsum[(long long)bh * T + q1 + i] : 0.f;
+        }
+    };
+    load_q(k0);
+    cp_async_commit();
+    float dk[NK][4], dv[NK][4];
+    zero_acc(dk);
+    zero_acc(dv);
+    for (int q0 = k0; q0 <= hi; q0 += FA_C) {
+        cp_async_wait<0>();
+        __syncthreads();
+        float st[NJ][4], dpt[NJ][4];
+        fa_dot<DHP>(st, Ks, Qs);
+        fa_dot<DHP>(dpt, Vs, Gs);
+        const bool full = k0 + FA_R - 1 <= q0 && q0 + FA_C - 1 - k0 < W && q0 + FA_C <= T;
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                int sk = s0 + 8 * (r >> 1), c = 8 * j + 2 * q + (r & 1), t = q0 + c;
+                bool ok = full || (sk <= t && t - sk < W && t < T);
+                float p = ok ? exp2f(st[j][r] * c2 - ls[c]) : 0.f;
+                st[j][r] = p;
+                dpt[j][r] = p * (dpt[j][r] - ds[c]);
+            }
+        fa_pm<DHP>(dv, st, Gs);
+        fa_pm<DHP>(dk, dpt, Qs);
+        __syncthreads();  // every warp is done with this query tile
+        if (q0 + FA_C <= hi) load_q(q0 + FA_C);
+        cp_async_commit();
+    }
+    fa_store<DHP>(dqkv + (long long)b * T * ldd + D + h * dh, ldd, dk, scale, scale, s0, T, dh);
+    fa_store<DHP>(dqkv + (long long)b * T * ldd + 2 * D + h * dh, ldd, dv, 1.f, 1.f, s0, T, dh);
+}
+// ---- end of the tf32 kernels ----------------------------------------------------------------------
+
+// ---- fp32 kernels (--precision fp32): 64 x 64 tiles of fp32 FMAs staged in shared memory ----------
 // A warp owns 16-row x 8-column output tiles in the mma.sync m16n8k8 accumulator layout (lane g =
 // lane/4, q = lane%4: rows g and g+8, columns 2q and 2q+1). With NW warps over M = 64 rows: warp w
 // owns tile row w%4 and column slice w/4 of NW/4 slices, NT = N/8/(NW/4) tiles. Element acc[j][r]:
@@ -59,62 +404,28 @@ template <int N, int NW> __device__ __forceinline__ int tile_col(int j, int r) {
     return (w >> 2) * Tile<N, NW>::NT * 8 + j * 8 + 2 * q + (r & 1);
 }
 
-__device__ __forceinline__ unsigned to_tf32(float x) {
-    unsigned u;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
-    return u;
-}
-
 // acc (+)= A[64,K] B[K,N]; A(m,k), B(k,n) read shared memory. K multiple of 8.
-template <int N, int NW, bool TC, class FA, class FB>
+template <int N, int NW, class FA, class FB>
 __device__ __forceinline__ void tile_mma(float (&acc)[Tile<N, NW>::NT][4], FA A, FB B, int K) {
     constexpr int NT = Tile<N, NW>::NT;
-    const int w = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;
-    const int r0 = (w & 3) * 16 + g, c0 = (w >> 2) * NT * 8;
+    const int w = threadIdx.x >> 5, q = threadIdx.x & 3;
+    const int r0 = (w & 3) * 16 + ((threadIdx.x & 31) >> 2), c0 = (w >> 2) * NT * 8;
     for (int k = 0; k < K; k += 8) {
-        if (TC) {
-            unsigned a0 = to_tf32(A(r0, k + q)), a1 = to_tf32(A(r0 + 8, k + q));
-            unsigned a2 = to_tf32(A(r0, k + q + 4)), a3 = to_tf32(A(r0 + 8, k + q + 4));
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++) {
+            float lo = A(r0, k + kk), hi = A(r0 + 8, k + kk);
 #pragma unroll
             for (int j = 0; j < NT; j++) {
-                int n = c0 + j * 8 + g;
-                unsigned b0 = to_tf32(B(k + q, n)), b1 = to_tf32(B(k + q + 4, n));
-                asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-                             "{%8,%9}, {%0,%1,%2,%3};"
-                             : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-                             : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-            }
-        } else {
-#pragma unroll
-            for (int kk = 0; kk < 8; kk++) {
-                float lo = A(r0, k + kk), hi = A(r0 + 8, k + kk);
-#pragma unroll
-                for (int j = 0; j < NT; j++) {
-                    int n = c0 + j * 8 + 2 * q;
-                    float b0 = B(k + kk, n), b1 = B(k + kk, n + 1);
-                    acc[j][0] = fmaf(lo, b0, acc[j][0]);
-                    acc[j][1] = fmaf(lo, b1, acc[j][1]);
-                    acc[j][2] = fmaf(hi, b0, acc[j][2]);
-                    acc[j][3] = fmaf(hi, b1, acc[j][3]);
-                }
+                int n = c0 + j * 8 + 2 * q;
+                float b0 = B(k + kk, n), b1 = B(k + kk, n + 1);
+                acc[j][0] = fmaf(lo, b0, acc[j][0]);
+                acc[j][1] = fmaf(lo, b1, acc[j][1]);
+                acc[j][2] = fmaf(hi, b0, acc[j][2]);
+                acc[j][3] = fmaf(hi, b1, acc[j][3]);
             }
         }
     }
 }
-
-template <int NT> __device__ __forceinline__ void zero_acc(float (&acc)[NT][4]) {
-#pragma unroll
-    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-}
-
-// Asynchronous 16-byte copies global -> shared (cp.async, sm_80+): a whole tile is in flight at
-// once, and the next tile loads while this one is used. src_bytes 0 writes zeros (padding).
-__device__ __forceinline__ void cp_async16(float *dst, const float *src, int src_bytes) {
-    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // dst[64][ld] = n rows of one head's columns of a [.., ldsrc] matrix (zeros past n rows / dh
 // columns). vec (dh, ldsrc multiples of 4): cp.async, complete after cp_async_wait + barrier;
@@ -142,7 +453,7 @@ __device__ __forceinline__ void load_rows(float *dst, int ld, const float *src, 
 }
 
 // ---- forward: mirrors mha_forward (online softmax over the visible key tiles) --------------------
-template <int DHP, int NW, bool TC>
+template <int DHP, int NW>
 __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, float *lse, const float *qkv, int ld,
                                                            AttWin win, int T, int H, int dh, float scale, bool vec) {
     constexpr int LD = DHP + 4, LDV = DHP + 8, NTHR = NW * 32;
@@ -175,7 +486,7 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, 
         __syncthreads();
         float s[Tile<ATT_B, NW>::NT][4];
         zero_acc(s);
-        tile_mma<ATT_B, NW, TC>(s, [&](int m, int k) { return Qs[m * LD + k]; },
+        tile_mma<ATT_B, NW>(s, [&](int m, int k) { return Qs[m * LD + k]; },
                                 [&](int k, int n) { return Ks[n * LD + k]; }, DHP);
 #pragma unroll
         for (int j = 0; j < Tile<ATT_B, NW>::NT; j++)
@@ -203,7 +514,7 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, 
         for (int j = 0; j < Tile<DHP, NW>::NT; j++)
 #pragma unroll
             for (int r = 0; r < 4; r++) o[j][r] *= alpha[tile_row(r)];
-        tile_mma<DHP, NW, TC>(o, [&](int m, int k) { return Ps[m * ATT_LDP + k]; },
+        tile_mma<DHP, NW>(o, [&](int m, int k) { return Ps[m * ATT_LDP + k]; },
                               [&](int k, int n) { return Vs[k * LDV + n]; }, ATT_B);
         __syncthreads();  // this buffer and Ps are rewritten next
     }
@@ -220,21 +531,27 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, 
 
 // ---- backward -------------------------------------------------------------------------------------
 // Dsum[b,h,t] = dO_t . O_t over the head's columns (= rowsum(P dP) of mha_backward). Warp per row.
-__global__ void attn_dsum_kernel(float *dsum, const float *dout, const float *out, int ldo, int BTH, int T, int H,
-                                 int dh) {
+// rnd (tf32 mode): then dO rounded to tf32 in place, the value the tensor-core kernels take from it.
+__global__ void attn_dsum_kernel(float *dsum, float *dout, const float *out, int ldo, int BTH, int T, int H, int dh,
+                                 int rnd) {
     int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (wid >= BTH) return;
     int bt = wid / H, h = wid % H, b = bt / T, t = bt % T;
-    const float *g = dout + (long long)bt * ldo + h * dh, *o = out + (long long)bt * ldo + h * dh;
+    float *g = dout + (long long)bt * ldo + h * dh;
+    const float *o = out + (long long)bt * ldo + h * dh;
     float s = 0.f;
-    for (int c = lane; c < dh; c += 32) s += g[c] * o[c];
+    for (int c = lane; c < dh; c += 32) {
+        float x = g[c];
+        s += x * o[c];
+        if (rnd) g[c] = __uint_as_float(rb_tf32_bits(x));
+    }
     s = warp_sum(s);
     if (lane == 0) dsum[((long long)b * H + h) * T + t] = s;
 }
 
 // dk, dv of one key tile over the query tiles that see it (mirrors mha_backward's dK += s dS^T Q,
 // dV += P^T dO). Tiles are transposed: rows = keys, columns = queries.
-template <int DHP, int NW, bool TC>
+template <int DHP, int NW>
 __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int ldd, const float *dout, int ldo,
                                                                 const float *lse, const float *dsum, const float *qkv,
                                                                 int ld, AttWin win, int T, int H, int dh, float scale,
@@ -268,9 +585,9 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int
         float s[NTS][4], dp[NTS][4];
         zero_acc(s);
         zero_acc(dp);
-        tile_mma<ATT_B, NW, TC>(s, [&](int m, int k) { return Ks[m * LD + k]; },
+        tile_mma<ATT_B, NW>(s, [&](int m, int k) { return Ks[m * LD + k]; },
                                 [&](int k, int n) { return Qs[n * LD + k]; }, DHP);
-        tile_mma<ATT_B, NW, TC>(dp, [&](int m, int k) { return Vs[m * LD + k]; },
+        tile_mma<ATT_B, NW>(dp, [&](int m, int k) { return Vs[m * LD + k]; },
                                 [&](int k, int n) { return Gs[n * LD + k]; }, DHP);
 #pragma unroll
         for (int j = 0; j < NTS; j++)
@@ -283,9 +600,9 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int
                 Ss[m * ATT_LDP + n] = p * (dp[j][r] - ds[n]);
             }
         __syncthreads();
-        tile_mma<DHP, NW, TC>(dv, [&](int m, int k) { return Ps[m * ATT_LDP + k]; },
+        tile_mma<DHP, NW>(dv, [&](int m, int k) { return Ps[m * ATT_LDP + k]; },
                               [&](int k, int n) { return Gs[k * LD + n]; }, ATT_B);
-        tile_mma<DHP, NW, TC>(dk, [&](int m, int k) { return Ss[m * ATT_LDP + k]; },
+        tile_mma<DHP, NW>(dk, [&](int m, int k) { return Ss[m * ATT_LDP + k]; },
                               [&](int k, int n) { return Qs[k * LD + n]; }, ATT_B);
     }
 #pragma unroll
@@ -302,7 +619,7 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int
 }
 
 // dq of one query tile over its visible key tiles (mirrors mha_backward's dQ = s dS K).
-template <int DHP, int NW, bool TC>
+template <int DHP, int NW>
 __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int ldd, const float *dout, int ldo,
                                                               const float *lse, const float *dsum, const float *qkv,
                                                               int ld, AttWin win, int T, int H, int dh, float scale,
@@ -344,9 +661,9 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int l
         float s[NTS][4], dp[NTS][4];
         zero_acc(s);
         zero_acc(dp);
-        tile_mma<ATT_B, NW, TC>(s, [&](int m, int k) { return Qs[m * LD + k]; },
+        tile_mma<ATT_B, NW>(s, [&](int m, int k) { return Qs[m * LD + k]; },
                                 [&](int k, int n) { return Ks[n * LD + k]; }, DHP);
-        tile_mma<ATT_B, NW, TC>(dp, [&](int m, int k) { return Gs[m * LD + k]; },
+        tile_mma<ATT_B, NW>(dp, [&](int m, int k) { return Gs[m * LD + k]; },
                                 [&](int k, int n) { return Vs[n * LD + k]; }, DHP);
 #pragma unroll
         for (int j = 0; j < NTS; j++)
@@ -358,7 +675,7 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int l
                 Ss[m * ATT_LDP + n] = p * (dp[j][r] - ds[m]);
             }
         __syncthreads();
-        tile_mma<DHP, NW, TC>(dq, [&](int m, int k) { return Ss[m * ATT_LDP + k]; },
+        tile_mma<DHP, NW>(dq, [&](int m, int k) { return Ss[m * ATT_LDP + k]; },
                               [&](int k, int n) { return Ks[k * LD + n]; }, ATT_B);
         __syncthreads();  // this buffer and Ss are rewritten next
     }
@@ -387,49 +704,71 @@ static int pad_dh(int dh) {
     return 0;
 }
 
-template <int DHP, bool TC> static void set_smem(void) {
+// Dynamic shared memory above 48 KB must be allowed per kernel: both forms' kernels at this DHP.
+template <int DHP> static void set_smem(void) {
     typedef Cfg<DHP> C;
-    CHECK_CUDA(cudaFuncSetAttribute(attn_fwd_kernel<DHP, C::NW, TC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CHECK_CUDA(cudaFuncSetAttribute(attn_fwd_kernel<DHP, C::NW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)C::fwd_smem));
-    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<DHP, C::NW, TC>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::dkdv_smem));
-    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dq_kernel<DHP, C::NW, TC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<DHP, C::NW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)C::dkdv_smem));
+    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dq_kernel<DHP, C::NW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)C::dq_smem));
+    CHECK_CUDA(cudaFuncSetAttribute(attn_fwd_fa_kernel<DHP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)Fa<DHP>::fwd_smem));
+    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dq_fa_kernel<DHP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)Fa<DHP>::bwd_smem));
+    CHECK_CUDA(cudaFuncSetAttribute(attn_bwd_dkdv_fa_kernel<DHP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)Fa<DHP>::bwd_smem));
 }
 
-template <int DHP, bool TC> static void core_fwd(const AttCudaCtx *a, int B, int T) {
-    typedef Cfg<DHP> C;
-    dim3 grid(cdiv(T, ATT_B), B * a->H);
+// The core's launches: the tf32 register-tile kernels unless the precision is fp32 (the FMA tiles).
+template <int DHP> static void core_fwd(const AttCudaCtx *a, int B, int T) {
     float scale = (float)(1 / sqrt((double)a->dh));
     bool vec = a->dh % 4 == 0 && a->D % 4 == 0;  // 16-byte rows for cp.async
-    attn_fwd_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::fwd_smem, rb_cuda_stream()>>>(
-        a->att, a->D, a->lse, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
+    if (rb_cuda_precision() != RB_PREC_FP32) {
+        attn_fwd_fa_kernel<DHP><<<dim3(cdiv(T, FA_R), B * a->H), FA_THR, Fa<DHP>::fwd_smem, rb_cuda_stream()>>>(
+            a->att, a->D, a->lse, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
+    } else {
+        typedef Cfg<DHP> C;
+        attn_fwd_kernel<DHP, C::NW><<<dim3(cdiv(T, ATT_B), B * a->H), C::NW * 32, C::fwd_smem, rb_cuda_stream()>>>(
+            a->att, a->D, a->lse, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
+    }
     CHECK_LAUNCH();
 }
 
-template <int DHP, bool TC> static void core_bwd(const AttCudaCtx *a, int B, int T) {
-    typedef Cfg<DHP> C;
-    dim3 grid(cdiv(T, ATT_B), B * a->H);
+template <int DHP> static void core_bwd(const AttCudaCtx *a, int B, int T) {
     float scale = (float)(1 / sqrt((double)a->dh));
     bool vec = a->dh % 4 == 0 && a->D % 4 == 0;  // 16-byte rows for cp.async
-    attn_bwd_dkdv_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::dkdv_smem, rb_cuda_stream()>>>(
-        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
-    CHECK_LAUNCH();
-    attn_bwd_dq_kernel<DHP, C::NW, TC><<<grid, C::NW * 32, C::dq_smem, rb_cuda_stream()>>>(
-        a->dqkv, 3 * a->D, a->datt, a->D, a->lse, a->dsum, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
+    const int ld = 3 * a->D;
+    if (rb_cuda_precision() != RB_PREC_FP32) {
+        dim3 grid(cdiv(T, FA_R), B * a->H);
+        const size_t sm = Fa<DHP>::bwd_smem;
+        attn_bwd_dkdv_fa_kernel<DHP><<<grid, FA_THR, sm, rb_cuda_stream()>>>(
+            a->dqkv, ld, a->datt, a->D, a->lse, a->dsum, a->qkv, ld, a->w, T, a->H, a->dh, scale, vec);
+        CHECK_LAUNCH();
+        attn_bwd_dq_fa_kernel<DHP><<<grid, FA_THR, sm, rb_cuda_stream()>>>(
+            a->dqkv, ld, a->datt, a->D, a->lse, a->dsum, a->qkv, ld, a->w, T, a->H, a->dh, scale, vec);
+    } else {
+        typedef Cfg<DHP> C;
+        dim3 grid(cdiv(T, ATT_B), B * a->H);
+        attn_bwd_dkdv_kernel<DHP, C::NW><<<grid, C::NW * 32, C::dkdv_smem, rb_cuda_stream()>>>(
+            a->dqkv, ld, a->datt, a->D, a->lse, a->dsum, a->qkv, ld, a->w, T, a->H, a->dh, scale, vec);
+        CHECK_LAUNCH();
+        attn_bwd_dq_kernel<DHP, C::NW><<<grid, C::NW * 32, C::dq_smem, rb_cuda_stream()>>>(
+            a->dqkv, ld, a->datt, a->D, a->lse, a->dsum, a->qkv, ld, a->w, T, a->H, a->dh, scale, vec);
+    }
     CHECK_LAUNCH();
 }
 
 #define DISPATCH(fn, a, ...)                                                                               \
     do {                                                                                                   \
-        bool tc_ = rb_cuda_precision() != RB_PREC_FP32;                                                    \
         switch ((a)->dhp) {                                                                                \
-        case 16: tc_ ? fn<16, true>(a, __VA_ARGS__) : fn<16, false>(a, __VA_ARGS__); break;                \
-        case 32: tc_ ? fn<32, true>(a, __VA_ARGS__) : fn<32, false>(a, __VA_ARGS__); break;                \
-        case 48: tc_ ? fn<48, true>(a, __VA_ARGS__) : fn<48, false>(a, __VA_ARGS__); break;                \
-        case 64: tc_ ? fn<64, true>(a, __VA_ARGS__) : fn<64, false>(a, __VA_ARGS__); break;                \
-        case 96: tc_ ? fn<96, true>(a, __VA_ARGS__) : fn<96, false>(a, __VA_ARGS__); break;                \
-        default: tc_ ? fn<128, true>(a, __VA_ARGS__) : fn<128, false>(a, __VA_ARGS__); break;              \
+        case 16: fn<16>(a, __VA_ARGS__); break;                                                            \
+        case 32: fn<32>(a, __VA_ARGS__); break;                                                            \
+        case 48: fn<48>(a, __VA_ARGS__); break;                                                            \
+        case 64: fn<64>(a, __VA_ARGS__); break;                                                            \
+        case 96: fn<96>(a, __VA_ARGS__); break;                                                            \
+        default: fn<128>(a, __VA_ARGS__); break;                                                           \
         }                                                                                                  \
     } while (0)
 
@@ -480,13 +819,13 @@ static void *att_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
         att_destroy(a);
         return NULL;
     }
-    switch (a->dhp) {  // dynamic shared memory above 48 KB must be allowed per kernel
-    case 16: set_smem<16, true>(); set_smem<16, false>(); break;
-    case 32: set_smem<32, true>(); set_smem<32, false>(); break;
-    case 48: set_smem<48, true>(); set_smem<48, false>(); break;
-    case 64: set_smem<64, true>(); set_smem<64, false>(); break;
-    case 96: set_smem<96, true>(); set_smem<96, false>(); break;
-    default: set_smem<128, true>(); set_smem<128, false>(); break;
+    switch (a->dhp) {
+    case 16: set_smem<16>(); break;
+    case 32: set_smem<32>(); break;
+    case 48: set_smem<48>(); break;
+    case 64: set_smem<64>(); break;
+    case 96: set_smem<96>(); break;
+    default: set_smem<128>(); break;
     }
     return a;
 }
@@ -494,7 +833,8 @@ static void *att_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
 static void att_forward(Mixer *m, float *const *p, float *out, const float *inp, int B, int T) {
     AttCudaCtx *a = (AttCudaCtx *)m->ctx;
     int D = a->D, BT = B * T;
-    cuda_linear_forward(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
+    if (rb_cuda_precision() != RB_PREC_FP32) cuda_linear_forward_tf32(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
+    else cuda_linear_forward(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
     DISPATCH(core_fwd, a, B, T);
     cuda_linear_forward(out, a->att, p[2], p[3], BT, D, D);
 }
@@ -506,7 +846,7 @@ static void att_backward(Mixer *m, float *const *p, float *const *dp, float *din
     cuda_linear_backward(a->datt, dp[2], dp[3], dout, a->att, p[2], BT, D, D, 0, a->scratch);
     long long nw = (long long)BT * a->H;
     attn_dsum_kernel<<<cdiv(nw * 32, 256), 256, 0, rb_cuda_stream()>>>(a->dsum, a->datt, a->att, D, (int)nw, T,
-                                                                      a->H, a->dh);
+                                                                      a->H, a->dh, rb_cuda_precision() != RB_PREC_FP32);
     CHECK_LAUNCH();
     DISPATCH(core_bwd, a, B, T);
     cuda_linear_backward(dinp, dp[0], dp[1], a->dqkv, inp, p[0], BT, D, 3 * D, 0, a->scratch);

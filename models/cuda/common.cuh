@@ -28,6 +28,14 @@ cublasHandle_t rb_cuda_cublas(void);
 
 static inline int cdiv(long long a, long long b) { return (int)((a + b - 1) / b); }
 
+// cvt.rna.tf32.f32: x rounded to tf32 (10 mantissa bits, to nearest, ties away from zero), as fp32 bits:
+// what a tf32 tensor-core product (mma.sync .tf32) takes as an input. One definition for every kernel.
+__device__ __forceinline__ unsigned rb_tf32_bits(float x) {
+    unsigned u;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
+    return u;
+}
+
 // Sum over a warp, lanes combined in a fixed butterfly order (same bits every run).
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -203,11 +203,7 @@ __global__ void __launch_bounds__(LA_THREADS) la_bwd_scan_kernel(float *dphq, fl
 }
 
 // ---- tensor-core primitives (tools/la_chunk_emu.cpp stands in for these two on the host) --------
-__device__ __forceinline__ unsigned la_tf32(float x) {
-    unsigned u;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
-    return u;
-}
+__device__ __forceinline__ unsigned la_tf32(float x) { return rb_tf32_bits(x); }
 
 // d += A B for one warp: m16n8k8 tf32, the PTX ISA fragments (g = lane / 4, q = lane % 4): a0..a3 =
 // A(g, q), A(g+8, q), A(g, q+4), A(g+8, q+4); b0, b1 = B(q, g), B(q+4, g); d0..d3 = D(g, 2q), D(g, 2q+1),

@@ -9,35 +9,51 @@
 #define LN_EPS ((float)RB_LN_EPS)  // one definition with layers.c
 #define ROWS_CHUNK 256  // rows per partial sum of the weight-gradient column sums
 
-// y[n, oc] += b[oc]: 2D grid (rows x column tiles), no 64-bit modulo; 4 columns per thread when
-// OC % 4 == 0 and y is 16-byte aligned (b is read as scalars: slab offsets need not be aligned).
-template <int VEC>
+// y[n, oc] += b[oc] (b may be NULL when RND), then, when RND, y rounded to tf32 (cvt.rna: 10 mantissa
+// bits, the value a tf32 tensor-core product takes from it). 2D grid (rows x column tiles), no 64-bit
+// modulo; 4 columns per thread when OC % 4 == 0 and y is 16-byte aligned (b is read as scalars: slab
+// offsets need not be aligned).
+__device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(rb_tf32_bits(x)); }
+template <int VEC, int RND>
 __global__ void add_bias_kernel(float *y, const float *b, int N, int OC) {
     int c = (blockIdx.x * blockDim.x + threadIdx.x) * (VEC ? 4 : 1);
     if (c >= OC) return;
     for (int r = blockIdx.y; r < N; r += gridDim.y) {
         if (VEC) {
             float4 *p = (float4 *)(y + (size_t)r * OC + c), v = *p;
-            v.x += b[c]; v.y += b[c + 1]; v.z += b[c + 2]; v.w += b[c + 3];
+            if (b) { v.x += b[c]; v.y += b[c + 1]; v.z += b[c + 2]; v.w += b[c + 3]; }
+            if (RND) { v.x = round_tf32(v.x); v.y = round_tf32(v.y); v.z = round_tf32(v.z); v.w = round_tf32(v.w); }
             *p = v;
         } else {
-            y[(size_t)r * OC + c] += b[c];
+            float v = y[(size_t)r * OC + c];
+            if (b) v += b[c];
+            y[(size_t)r * OC + c] = RND ? round_tf32(v) : v;
         }
     }
 }
-static void add_bias(float *y, const float *b, int N, int OC) {
+static void add_bias(float *y, const float *b, int N, int OC, int rnd) {
     if (N <= 0 || OC <= 0) return;
     int vec = OC % 4 == 0 && ((uintptr_t)y & 15) == 0, cols = vec ? OC / 4 : OC;
     int tx = cols >= 128 ? 128 : 32 * cdiv(cols, 32), ty = N < 8192 ? N : 8192;
     dim3 grid(cdiv(cols, tx), ty);
-    if (vec) add_bias_kernel<1><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
-    else add_bias_kernel<0><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
+    if (rnd) {
+        if (vec) add_bias_kernel<1, 1><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
+        else add_bias_kernel<0, 1><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
+    } else {
+        if (vec) add_bias_kernel<1, 0><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
+        else add_bias_kernel<0, 0><<<grid, tx, 0, rb_cuda_stream()>>>(y, b, N, OC);
+    }
     CHECK_LAUNCH();
 }
 
 void cuda_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
     rb_cuda_matmul(out, inp, w, N, OC, C, 0, 1, 0.f);  // [N,C] @ [OC,C]^T
-    if (b) add_bias(out, b, N, OC);
+    if (b) add_bias(out, b, N, OC, 0);
+}
+
+void cuda_linear_forward_tf32(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
+    rb_cuda_matmul(out, inp, w, N, OC, C, 0, 1, 0.f);
+    add_bias(out, b, N, OC, 1);
 }
 
 size_t cuda_colsum_scratch(int R, int C) { return rb_colsum_scratch(R, C); }

@@ -46,6 +46,9 @@ extern "C" {
 // ---- linear (layers.h linear_*) ---------------------------------------------------------------
 // out [N,OC] = inp [N,C] @ w[OC,C]^T + b[OC] (b may be NULL).
 void cuda_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
+// The same with out rounded to tf32 (exact tf32 values), for an out that only tf32 tensor-core products
+// read (attention.cu's q | k | v in tf32 mode: rounding once there gives the products' own inputs).
+void cuda_linear_forward_tf32(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
 // dinp [N,C] overwritten (acc_dinp 0) or += (1), skipped if NULL; dw [OC,C] +=; db [OC] += (if not
 // NULL; needs scratch of rb_colsum_scratch(N, OC) floats).
 void cuda_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,

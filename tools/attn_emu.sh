@@ -1,0 +1,21 @@
+#!/bin/bash
+# attn_emu.sh — runs tools/attn_emu.cpp: the tf32 tensor-core attention kernels of models/cuda/attention.cu
+# (attn_fwd_fa_kernel, attn_bwd_dq_fa_kernel, attn_bwd_dkdv_fa_kernel) emulated on the host against a double
+# reference of causal / windowed softmax attention and its gradients (no GPU needed). Depends on g++
+# (C++20), sed. Usage: tools/attn_emu.sh  (about a minute on 2 cores)
+. "$(dirname "$0")/emu_lib.sh"   # strict mode, root, tmp, emu_build_run
+src=$root/models/cuda/attention.cu
+# RB_MAX_HEADS (mixer.h), AttWin and head_win, then the tf32 section from zero_acc to its end marker; the six
+# inline-PTX primitives before it stay out (attn_emu.cpp defines them on cuda_emu.h), and the kernels' dynamic
+# shared array becomes the emulator's buffer (blocks run one at a time)
+{ grep '^#define RB_MAX_HEADS ' "$root/models/mixer.h"
+  sed -n '/^typedef struct {$/,/^} AttWin;/{p;/^} AttWin;/q}' "$src"
+  grep '^__device__ __forceinline__ int head_win' "$src"
+  sed -n '/^template <int NT> __device__ __forceinline__ void zero_acc/,/^\/\/ ---- end of the tf32 kernels/p' "$src" |
+      sed 's/extern __shared__ float sm\[\];/float *sm = emu_smem;/'; } > "$tmp/kern.inc"
+ok=1
+for k in attn_fwd_fa_kernel attn_bwd_dq_fa_kernel attn_bwd_dkdv_fa_kernel; do grep -q "$k(" "$tmp/kern.inc" || ok=0; done
+[ $ok = 1 ] && grep -q '} AttWin;' "$tmp/kern.inc" && grep -q 'int head_win' "$tmp/kern.inc" &&
+    [ "$(grep -c 'float \*sm = emu_smem;' "$tmp/kern.inc")" = 3 ] && ! grep -q 'asm' "$tmp/kern.inc" ||
+    { echo "attn_emu.sh: attention.cu no longer has the sections this cuts out" >&2; exit 1; }
+emu_build_run attn_emu.cpp -std=c++20 -O1
