@@ -42,11 +42,30 @@ static void att_ldsm4(unsigned (&r)[4], const float *p) {
     for (int i = 0; i < 4; i++) memcpy(&r[i], ldsm_row[w][8 * i + l / 4] + l % 4, 4);
     emu_arrive(warp_bar[w]);
 }
-static void cp_async16(float *dst, const float *src, int src_bytes) {
-    for (int i = 0; i < 4; i++) dst[i] = src_bytes ? src[i] : 0.f;
+// cp.async, asynchronously: a copy lands in shared memory only when its thread waits for its group
+// (cp.async.wait_group N: all but the newest N groups complete), so a kernel that reads a tile before
+// waiting for it (or whose wait count is off) reads the previous tile's data and fails the comparison.
+struct EmuCopy { float *dst; const float *src; int n, zero; };
+static std::vector<EmuCopy> emu_open[1024];
+static std::vector<std::vector<EmuCopy>> emu_groups[1024];
+static void cp_async16(float *dst, const float *src, int src_bytes) { emu_open[threadIdx.x].push_back({dst, src, 4, !src_bytes}); }
+static void cp_async4(float *dst, const float *src, int src_bytes) { emu_open[threadIdx.x].push_back({dst, src, 1, !src_bytes}); }
+static void cp_async_commit() { emu_groups[threadIdx.x].push_back(std::move(emu_open[threadIdx.x])); emu_open[threadIdx.x].clear(); }
+template <int N> static void cp_async_wait() {
+    auto &g = emu_groups[threadIdx.x];
+    while (g.size() > (size_t)N) {
+        for (const EmuCopy &c : g.front())
+            for (int i = 0; i < c.n; i++) c.dst[i] = c.zero ? 0.f : c.src[i];
+        g.erase(g.begin());
+    }
 }
-static void cp_async_commit() {}
-template <int N> static void cp_async_wait() {}
+// at a block's start (each thread): copies a previous block issued and never waited for are a kernel error
+static void emu_async_begin() {
+    bool left = !emu_open[threadIdx.x].empty();
+    for (auto &g : emu_groups[threadIdx.x]) left |= !g.empty();
+    if (left) { fprintf(stderr, "attn_emu: a block ended with cp.async copies it never waited for\n"); exit(1); }
+    emu_groups[threadIdx.x].clear();
+}
 #include "kern.inc"
 typedef std::vector<float> V;
 typedef std::vector<double> Wd;
@@ -148,7 +167,7 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
         o.assign((size_t)B * T * D, NAN);
         l.assign((size_t)B * H * T, NAN);
         launch(dim3{(unsigned)((T + FA_R - 1) / FA_R), (unsigned)(B * H), 1}, FA_THR,
-               [&] { attn_fwd_fa_kernel<DHP>(o.data(), D, l.data(), qkv_r.data(), ld, win, T, H, dh, scale, vec); });
+               [&] { emu_async_begin(); attn_fwd_fa_kernel<DHP>(o.data(), D, l.data(), qkv_r.data(), ld, win, T, H, dh, scale, vec); });
     };
     V o1, l1, o2, l2;
     fwd(o1, l1);
@@ -169,10 +188,12 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
         d.assign((size_t)B * T * ld, NAN);
         dim3 grid{(unsigned)((T + FA_R - 1) / FA_R), (unsigned)(B * H), 1};
         launch(grid, FA_THR, [&] {
+            emu_async_begin();
             attn_bwd_dkdv_fa_kernel<DHP>(d.data(), ld, G_r.data(), D, l1.data(), dsum.data(), qkv_r.data(), ld, win, T, H, dh,
                                          scale, vec);
         });
         launch(grid, FA_THR, [&] {
+            emu_async_begin();
             attn_bwd_dq_fa_kernel<DHP>(d.data(), ld, G_r.data(), D, l1.data(), dsum.data(), qkv_r.data(), ld, win, T, H, dh,
                                        scale, vec);
         });

@@ -5,7 +5,7 @@
 # (C++20), sed. Usage: tools/attn_emu.sh  (about a minute on 2 cores)
 . "$(dirname "$0")/emu_lib.sh"   # strict mode, root, tmp, emu_build_run
 src=$root/models/cuda/attention.cu
-# RB_MAX_HEADS (mixer.h), AttWin and head_win, then the tf32 section from zero_acc to its end marker; the six
+# RB_MAX_HEADS (mixer.h), AttWin and head_win, then the tf32 section from zero_acc to its end marker; the seven
 # inline-PTX primitives before it stay out (attn_emu.cpp defines them on cuda_emu.h), and the kernels' dynamic
 # shared array becomes the emulator's buffer (blocks run one at a time)
 { grep '^#define RB_MAX_HEADS ' "$root/models/mixer.h"

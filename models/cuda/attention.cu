@@ -41,7 +41,7 @@ typedef struct {
 
 __device__ __forceinline__ int head_win(const AttWin &w, int h) { return w.win[h] > 0 ? w.win[h] : (1 << 29); }
 
-// ---- device primitives (inline PTX; tools/attn_emu.cpp defines these six on cuda_emu.h) ------------
+// ---- device primitives (inline PTX; tools/attn_emu.cpp defines these seven on cuda_emu.h) ----------
 __device__ __forceinline__ unsigned att_tf32(float x) { return rb_tf32_bits(x); }
 // d += A B for one warp, mma.sync m16n8k8 tf32 (lane g = lane/4, q = lane%4): a0..a3 = A(g, q), A(g+8, q),
 // A(g, q+4), A(g+8, q+4); b0, b1 = B(q, g), B(q+4, g); d0..d3 = D(g, 2q), D(g, 2q+1), D(g+8, 2q), D(g+8, 2q+1).
@@ -64,6 +64,10 @@ __device__ __forceinline__ void att_ldsm4(unsigned (&r)[4], const float *p) {
 __device__ __forceinline__ void cp_async16(float *dst, const float *src, int src_bytes) {
     unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async4(float *dst, const float *src, int src_bytes) {
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
@@ -285,8 +289,9 @@ __global__ void __launch_bounds__(FA_THR, 2) attn_bwd_dq_fa_kernel(float *dqkv, 
     const float c2 = scale * FA_LOG2E;
     fa_load<FA_R, DHP>(Qs, base + (long long)q0 * ld, ld, T - q0, dh, vec);
     fa_load<FA_R, DHP>(Gs, dout + ((long long)b * T + q0) * ldo + h * dh, ldo, T - q0, dh, vec);
-    fa_load<FA_C, DHP>(Ks, base + (long long)kfirst * ld + D, ld, T - kfirst, dh, vec);
     fa_load<FA_C, DHP>(Vs, base + (long long)kfirst * ld + 2 * D, ld, T - kfirst, dh, vec);
+    cp_async_commit();
+    fa_load<FA_C, DHP>(Ks, base + (long long)kfirst * ld + D, ld, T - kfirst, dh, vec);
     cp_async_commit();
     float l2[2], dr[2];
 #pragma unroll
@@ -297,16 +302,19 @@ __global__ void __launch_bounds__(FA_THR, 2) attn_bwd_dq_fa_kernel(float *dqkv, 
     }
     float dq[NK][4];
     zero_acc(dq);
+    // the value tile first: dP = dO V^T runs while the key tile is still in flight
     for (int k0 = kfirst; k0 <= hi; k0 += FA_C) {
         const int k1 = k0 + FA_C;
-        cp_async_wait<0>();
+        cp_async_wait<1>();  // Q, dO and this value tile (the key tile may still be in flight)
         __syncthreads();
         float s[NJ][4], dp[NJ][4];
-        fa_dot<DHP>(s, Qs, Ks);
         fa_dot<DHP>(dp, Gs, Vs);
         __syncthreads();  // every warp is done with Vs
         if (k1 <= hi) fa_load<FA_C, DHP>(Vs, base + (long long)k1 * ld + 2 * D, ld, T - k1, dh, vec);
         cp_async_commit();
+        cp_async_wait<1>();  // this key tile (the next value tile may still be in flight)
+        __syncthreads();
+        fa_dot<DHP>(s, Qs, Ks);
         const bool full = k1 - 1 <= q0 && q0 + FA_R - 1 - k0 < W && q0 + FA_R <= T;
 #pragma unroll
         for (int j = 0; j < NJ; j++)
@@ -341,43 +349,52 @@ __global__ void __launch_bounds__(FA_THR, 2) attn_bwd_dkdv_fa_kernel(float *dqkv
     const float *base = qkv + (long long)b * T * ld + h * dh, *gbase = dout + (long long)b * T * ldo + h * dh;
     const int hi = min(T - 1, k0 + FA_R - 1 + W - 1);
     const float c2 = scale * FA_LOG2E;
+    // the query tile at q1 in two groups: Q with lse, then dO with Dsum (4-byte copies, zeros past T)
+    auto load_q = [&](int q1) {
+        fa_load<FA_C, DHP>(Qs, base + (long long)q1 * ld, ld, T - q1, dh, vec);
+        for (int i = threadIdx.x; i < FA_C; i += FA_THR) cp_async4(ls + i, lse + (long long)bh * T + q1 + i, q1 + i < T ? 4 : 0);
+    };
+    auto load_g = [&](int q1) {
+        fa_load<FA_C, DHP>(Gs, gbase + (long long)q1 * ldo, ldo, T - q1, dh, vec);
+        for (int i = threadIdx.x; i < FA_C; i += FA_THR) cp_async4(ds + i, dsum + (long long)bh * T + q1 + i, q1 + i < T ? 4 : 0);
+    };
     fa_load<FA_R, DHP>(Ks, base + (long long)k0 * ld + D, ld, T - k0, dh, vec);
     fa_load<FA_R, DHP>(Vs, base + (long long)k0 * ld + 2 * D, ld, T - k0, dh, vec);
-    auto load_q = [&](int q1) {  // the query tile at q1: Q, dO, lse (base 2), Dsum
-        fa_load<FA_C, DHP>(Qs, base + (long long)q1 * ld, ld, T - q1, dh, vec);
-        fa_load<FA_C, DHP>(Gs, gbase + (long long)q1 * ldo, ldo, T - q1, dh, vec);
-        for (int i = threadIdx.x; i < FA_C; i += FA_THR) {
-            bool in = q1 + i < T;
-            ls[i] = in ? lse[(long long)bh * T + q1 + i] * FA_LOG2E : 0.f;
-            ds[i] = in ? dsum[(long long)bh * T + q1 + i] : 0.f;
-        }
-    };
     load_q(k0);
+    cp_async_commit();
+    load_g(k0);
     cp_async_commit();
     float dk[NK][4], dv[NK][4];
     zero_acc(dk);
     zero_acc(dv);
+    // dK (the last use of Q) before dV (of dO): the next Q loads during dV, the next dO during S^T
     for (int q0 = k0; q0 <= hi; q0 += FA_C) {
-        cp_async_wait<0>();
+        const int q1 = q0 + FA_C;
+        cp_async_wait<1>();  // K, V, this Q and lse (dO may still be in flight)
         __syncthreads();
         float st[NJ][4], dpt[NJ][4];
         fa_dot<DHP>(st, Ks, Qs);
+        cp_async_wait<0>();  // dO and Dsum
+        __syncthreads();
         fa_dot<DHP>(dpt, Vs, Gs);
-        const bool full = k0 + FA_R - 1 <= q0 && q0 + FA_C - 1 - k0 < W && q0 + FA_C <= T;
+        const bool full = k0 + FA_R - 1 <= q0 && q0 + FA_C - 1 - k0 < W && q1 <= T;
 #pragma unroll
         for (int j = 0; j < NJ; j++)
 #pragma unroll
             for (int r = 0; r < 4; r++) {
                 int sk = s0 + 8 * (r >> 1), c = 8 * j + 2 * q + (r & 1), t = q0 + c;
                 bool ok = full || (sk <= t && t - sk < W && t < T);
-                float p = ok ? exp2f(st[j][r] * c2 - ls[c]) : 0.f;
+                float p = ok ? exp2f(st[j][r] * c2 - ls[c] * FA_LOG2E) : 0.f;
                 st[j][r] = p;
                 dpt[j][r] = p * (dpt[j][r] - ds[c]);
             }
-        fa_pm<DHP>(dv, st, Gs);
         fa_pm<DHP>(dk, dpt, Qs);
-        __syncthreads();  // every warp is done with this query tile
-        if (q0 + FA_C <= hi) load_q(q0 + FA_C);
+        __syncthreads();  // every warp is done with Q and lse
+        if (q1 <= hi) load_q(q1);
+        cp_async_commit();
+        fa_pm<DHP>(dv, st, Gs);
+        __syncthreads();  // every warp is done with dO and Dsum
+        if (q1 <= hi) load_g(q1);
         cp_async_commit();
     }
     fa_store<DHP>(dqkv + (long long)b * T * ldd + D + h * dh, ldd, dk, scale, scale, s0, T, dh);
