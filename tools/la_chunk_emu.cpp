@@ -26,33 +26,7 @@ static void la_mma_tf32(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, un
     emu_mma_m16n8k8_tf32(d, a0, a1, a2, a3, b0, b1);
 }
 #include "kern.inc"
-typedef std::vector<float> V;
-typedef std::vector<double> W;
-static std::mt19937 rng(5);
-static int fails, checks;
-static V uni(size_t n, float lo, float hi) {
-    std::uniform_real_distribution<float> d(lo, hi);
-    V v(n);
-    for (auto &x : v) x = d(rng);
-    return v;
-}
-static void report(const char *what, const V &a, const W &b, double tol) {
-    double mx = 0, sc = 0;
-    for (size_t i = 0; i < b.size(); i++) {
-        mx = std::isfinite(a[i]) ? std::max(mx, fabs(a[i] - b[i])) : INFINITY;
-        sc = std::max(sc, fabs(b[i]));
-    }
-    const double e = mx / (sc > 0 ? sc : 1);
-    checks++;
-    if (!(e <= tol)) fails++;
-    printf("  %-34s err %.2e  tol %.0e  %s\n", what, e, tol, e <= tol ? "PASS" : "FAIL");
-}
-static void same(const char *what, const V &a, const V &b) {
-    checks++;
-    const bool ok = a.size() == b.size() && !memcmp(a.data(), b.data(), a.size() * 4);
-    if (!ok) fails++;
-    printf("  %-34s run twice: %s\n", what, ok ? "identical bytes" : "DIFFER (FAIL)");
-}
+#include "emu_check.h"
 static V nan_tail(V v) { v.resize(v.size() + 64, NAN); return v; }
 static V f32(const W &w) { V v(w.begin(), w.end()); return v; }
 
@@ -211,6 +185,7 @@ static void mma_selfcheck(void) {
 }
 
 int main() {
+    emu_rng.seed(5);
     mma_selfcheck();
     config(2, 70, 2, 21, 48);
     config(1, 130, 1, 153, 128);

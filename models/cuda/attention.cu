@@ -102,26 +102,31 @@ template <int DHP> struct Fa {
     static constexpr size_t bwd_smem = sizeof(float) * (LD * (2 * FA_R + 2 * FA_C) + 2 * FA_C);
 };
 
-// dst[ROWS][LD] = n rows of one head's dh columns of a matrix of row stride ldsrc; zeros past n rows
-// and dh columns. vec (dh, ldsrc multiples of 4): cp.async, complete after cp_async_wait + barrier;
-// else plain loads (complete after the barrier).
-template <int ROWS, int DHP>
-__device__ __forceinline__ void fa_load(float *dst, const float *src, long long ldsrc, int n, int dh, bool vec) {
-    constexpr int LD = Fa<DHP>::LD;
+// dst[ROWS][ld] = n rows of one head's dh columns of a matrix of row stride ldsrc, by NTHR threads;
+// zeros past n rows and dh columns (up to DHP). vec (dh, ldsrc multiples of 4): cp.async, complete after
+// cp_async_wait + barrier; else plain loads (complete after the barrier). Both forms' kernels load with it.
+template <int ROWS, int DHP, int NTHR>
+__device__ __forceinline__ void load_tile(float *dst, int ld, const float *src, long long ldsrc, int n, int dh,
+                                          bool vec) {
     if (vec) {
         constexpr int V4 = DHP / 4, TOT = ROWS * V4;
 #pragma unroll 4
-        for (int i = threadIdx.x; i < TOT; i += FA_THR) {
+        for (int i = threadIdx.x; i < TOT; i += NTHR) {
             int r = i / V4, c = (i % V4) * 4;
             bool ok = r < n && c < dh;
-            cp_async16(dst + r * LD + c, ok ? src + r * ldsrc + c : src, ok ? 16 : 0);
+            cp_async16(dst + r * ld + c, ok ? src + r * ldsrc + c : src, ok ? 16 : 0);
         }
     } else {
-        for (int i = threadIdx.x; i < ROWS * DHP; i += FA_THR) {
+        for (int i = threadIdx.x; i < ROWS * DHP; i += NTHR) {
             int r = i / DHP, c = i % DHP;
-            dst[r * LD + c] = r < n && c < dh ? src[r * ldsrc + c] : 0.f;
+            dst[r * ld + c] = r < n && c < dh ? src[r * ldsrc + c] : 0.f;
         }
     }
+}
+// the tf32 kernels' tiles: FA_THR threads, row stride Fa<DHP>::LD
+template <int ROWS, int DHP>
+__device__ __forceinline__ void fa_load(float *dst, const float *src, long long ldsrc, int n, int dh, bool vec) {
+    load_tile<ROWS, DHP, FA_THR>(dst, Fa<DHP>::LD, src, ldsrc, n, dh, vec);
 }
 
 // acc[j] = A C^T over dh: the warp's 16 rows of A (shared, FA_R rows) against rows 8j..8j+7 of C
@@ -444,31 +449,6 @@ __device__ __forceinline__ void tile_mma(float (&acc)[Tile<N, NW>::NT][4], FA A,
     }
 }
 
-// dst[64][ld] = n rows of one head's columns of a [.., ldsrc] matrix (zeros past n rows / dh
-// columns). vec (dh, ldsrc multiples of 4): cp.async, complete after cp_async_wait + barrier;
-// else plain loads (complete after the barrier).
-template <int DHP, int NTHR>
-__device__ __forceinline__ void load_rows(float *dst, int ld, const float *src, long long ldsrc, int n, int dh,
-                                          bool vec) {
-    if (vec) {
-        constexpr int V4 = DHP / 4, TOT = ATT_B * V4, IT = (TOT + NTHR - 1) / NTHR;
-#pragma unroll
-        for (int it = 0; it < IT; it++) {
-            int i = threadIdx.x + it * NTHR;
-            if (TOT % NTHR == 0 || i < TOT) {
-                int r = i / V4, c = (i % V4) * 4;
-                bool ok = r < n && c < dh;
-                cp_async16(dst + r * ld + c, ok ? src + r * ldsrc + c : src, ok ? 16 : 0);
-            }
-        }
-    } else {
-        for (int i = threadIdx.x; i < ATT_B * DHP; i += NTHR) {
-            int r = i / DHP, c = i % DHP;
-            dst[r * ld + c] = r < n && c < dh ? src[r * ldsrc + c] : 0.f;
-        }
-    }
-}
-
 // ---- forward: mirrors mha_forward (online softmax over the visible key tiles) --------------------
 template <int DHP, int NW>
 __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, float *lse, const float *qkv, int ld,
@@ -481,9 +461,9 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, 
     const int D = ldo;
     const float *base = qkv + (long long)b * T * ld;
     const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1, kfirst = lo / ATT_B * ATT_B;
-    load_rows<DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
-    load_rows<DHP, NTHR>(Kb, LD, base + (long long)kfirst * ld + D + h * dh, ld, T - kfirst, dh, vec);
-    load_rows<DHP, NTHR>(Vb, LDV, base + (long long)kfirst * ld + 2 * D + h * dh, ld, T - kfirst, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Kb, LD, base + (long long)kfirst * ld + D + h * dh, ld, T - kfirst, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Vb, LDV, base + (long long)kfirst * ld + 2 * D + h * dh, ld, T - kfirst, dh, vec);
     cp_async_commit();
     for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) { mrow[i] = -INFINITY; lrow[i] = 0.f; }
     float o[Tile<DHP, NW>::NT][4];
@@ -492,8 +472,8 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd_kernel(float *out, int ldo, 
         const float *Ks = Kb + (it & 1) * ATT_B * LD, *Vs = Vb + (it & 1) * ATT_B * LDV;
         if (k0 + ATT_B <= hi) {  // prefetch the next key tile into the other buffer
             int k1 = k0 + ATT_B, nb = (it + 1) & 1;
-            load_rows<DHP, NTHR>(Kb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + D + h * dh, ld, T - k1, dh, vec);
-            load_rows<DHP, NTHR>(Vb + nb * ATT_B * LDV, LDV, base + (long long)k1 * ld + 2 * D + h * dh, ld, T - k1,
+            load_tile<ATT_B, DHP, NTHR>(Kb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + D + h * dh, ld, T - k1, dh, vec);
+            load_tile<ATT_B, DHP, NTHR>(Vb + nb * ATT_B * LDV, LDV, base + (long long)k1 * ld + 2 * D + h * dh, ld, T - k1,
                                  dh, vec);
             cp_async_commit();
             cp_async_wait<1>();
@@ -580,8 +560,8 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int
     const int bh = blockIdx.y, b = bh / H, h = bh % H, k0 = blockIdx.x * ATT_B, W = head_win(win, h);
     const int D = ldo;
     const float *base = qkv + (long long)b * T * ld, *gbase = dout + (long long)b * T * ldo;
-    load_rows<DHP, NTHR>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh, vec);
-    load_rows<DHP, NTHR>(Vs, LD, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Ks, LD, base + (long long)k0 * ld + D + h * dh, ld, T - k0, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Vs, LD, base + (long long)k0 * ld + 2 * D + h * dh, ld, T - k0, dh, vec);
     constexpr int NTD = Tile<DHP, NW>::NT, NTS = Tile<ATT_B, NW>::NT;
     float dk[NTD][4], dv[NTD][4];
     zero_acc(dk);
@@ -589,8 +569,8 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dkdv_kernel(float *dqkv, int
     const int hi = min(T - 1, k0 + ATT_B - 1 + W - 1);
     for (int q0 = k0; q0 <= hi; q0 += ATT_B) {
         __syncthreads();
-        load_rows<DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
-        load_rows<DHP, NTHR>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh, vec);
+        load_tile<ATT_B, DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
+        load_tile<ATT_B, DHP, NTHR>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh, vec);
         cp_async_commit();
         for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) {
             bool in = q0 + i < T;
@@ -649,10 +629,10 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int l
     const int D = ldo;
     const float *base = qkv + (long long)b * T * ld, *gbase = dout + (long long)b * T * ldo;
     const int lo = max(0, q0 - W + 1), hi = min(T, q0 + ATT_B) - 1, kfirst = lo / ATT_B * ATT_B;
-    load_rows<DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
-    load_rows<DHP, NTHR>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh, vec);
-    load_rows<DHP, NTHR>(Kb, LD, base + (long long)kfirst * ld + D + h * dh, ld, T - kfirst, dh, vec);
-    load_rows<DHP, NTHR>(Vb, LD, base + (long long)kfirst * ld + 2 * D + h * dh, ld, T - kfirst, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Qs, LD, base + (long long)q0 * ld + h * dh, ld, T - q0, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Gs, LD, gbase + (long long)q0 * ldo + h * dh, ldo, T - q0, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Kb, LD, base + (long long)kfirst * ld + D + h * dh, ld, T - kfirst, dh, vec);
+    load_tile<ATT_B, DHP, NTHR>(Vb, LD, base + (long long)kfirst * ld + 2 * D + h * dh, ld, T - kfirst, dh, vec);
     cp_async_commit();
     for (int i = threadIdx.x; i < ATT_B; i += blockDim.x) {
         bool in = q0 + i < T;
@@ -666,8 +646,8 @@ __global__ void __launch_bounds__(NW * 32) attn_bwd_dq_kernel(float *dqkv, int l
         const float *Ks = Kb + (it & 1) * ATT_B * LD, *Vs = Vb + (it & 1) * ATT_B * LD;
         if (k0 + ATT_B <= hi) {  // prefetch the next key tile into the other buffer
             int k1 = k0 + ATT_B, nb = (it + 1) & 1;
-            load_rows<DHP, NTHR>(Kb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + D + h * dh, ld, T - k1, dh, vec);
-            load_rows<DHP, NTHR>(Vb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + 2 * D + h * dh, ld, T - k1, dh,
+            load_tile<ATT_B, DHP, NTHR>(Kb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + D + h * dh, ld, T - k1, dh, vec);
+            load_tile<ATT_B, DHP, NTHR>(Vb + nb * ATT_B * LD, LD, base + (long long)k1 * ld + 2 * D + h * dh, ld, T - k1, dh,
                                  vec);
             cp_async_commit();
             cp_async_wait<1>();
