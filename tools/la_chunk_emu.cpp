@@ -25,6 +25,9 @@ static void la_mma_tf32(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, un
                         unsigned b1) {
     emu_mma_m16n8k8_tf32(d, a0, a1, a2, a3, b0, b1);
 }
+static float __uint_as_float(unsigned u) { float x; memcpy(&x, &u, 4); return x; }
+static unsigned __float_as_uint(float x) { unsigned u; memcpy(&u, &x, 4); return u; }
+#include <type_traits>
 #include "kern.inc"
 #include "emu_check.h"
 static V nan_tail(V v) { v.resize(v.size() + 64, NAN); return v; }

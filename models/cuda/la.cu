@@ -14,6 +14,7 @@
 // The exact sequential scans (one block per (batch, head), state in shared memory) stay as the step
 // form and as the reference training form (RB_CUDA_LA_SEQ=1 in the environment at create time).
 #include <math.h>
+#include <type_traits>
 #include "layers.cuh"
 
 #include "../mixers/la.h"  // LA_EPS, the tensor order: one definition with la.c
@@ -217,6 +218,10 @@ __device__ __forceinline__ void la_mma_tf32(float (&d)[4], unsigned a0, unsigned
 }
 
 // ---- chunked training form ---------------------------------------------------------------------
+struct LaNoHook {
+    __device__ void operator()(int, float (*)[LA_P]) const {}
+};
+
 // acc[i][j] += sum_{k < K} fa(r, k) fb(k, col) over the block's 64 x 64 tile, thread (ty, tx) =
 // (tid / 16, tid % 16) owning rows ty*4.. and cols tx*4..; k in slabs of LA_K, in increasing order
 // (fixed). fa / fb return 0 outside their matrix (rows, cols); k >= K is zeroed here. AK / BK: the
@@ -236,27 +241,50 @@ __device__ __forceinline__ void la_tile_mm(float acc[4][4], int K, FA fa, FB fb,
     const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
     const int lane = tid & 31, w = tid >> 5, g = lane >> 2, qi = lane & 3;
     float d[4][4] = {};  // TC: tile i's accumulator fragments, D(m, n) = C(8w + n, 16i + m)
+    // The thread's four elements of each operand's slab (slab row kk, column r), fetched into registers one
+    // slab ahead: the next slab's global loads are in flight while this one is multiplied. With TC and no
+    // hook (which reads sa as staged) they are stored already rounded to tf32, and the products read the
+    // bits as they are: the same tf32 inputs as rounding at each use, once per element instead of once
+    // per warp that reads it.
+    constexpr bool RND = TC && std::is_same<HK, LaNoHook>::value;
+    auto at = [&](int q, bool kmaj, int &kk, int &r) {
+        const int e = tid + 256 * q;
+        if (kmaj) { kk = e & 15; r = e >> 4; } else { r = e & 63; kk = e >> 6; }
+    };
+    float ra[4], rb[4];
+    auto fetch = [&](int k0) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            int kk, r;
+            at(q, AK, kk, r);
+            ra[q] = k0 + kk < K ? fa(r, k0 + kk) : 0.f;
+            at(q, BK, kk, r);
+            rb[q] = k0 + kk < K ? fb(k0 + kk, r) : 0.f;
+        }
+    };
+    fetch(0);
     for (int k0 = 0; k0 < K; k0 += LA_K) {
 #pragma unroll
         for (int q = 0; q < 4; q++) {
-            const int e = tid + 256 * q;
             int kk, r;
-            if (AK) { kk = e & 15; r = e >> 4; } else { r = e & 63; kk = e >> 6; }
-            sa[kk][r] = k0 + kk < K ? fa(r, k0 + kk) : 0.f;
-            if (BK) { kk = e & 15; r = e >> 4; } else { r = e & 63; kk = e >> 6; }
-            sb[kk][r] = k0 + kk < K ? fb(k0 + kk, r) : 0.f;
+            at(q, AK, kk, r);
+            sa[kk][r] = RND ? __uint_as_float(la_tf32(ra[q])) : ra[q];
+            at(q, BK, kk, r);
+            sb[kk][r] = RND ? __uint_as_float(la_tf32(rb[q])) : rb[q];
         }
         __syncthreads();
         hook(k0, sa);
+        if (k0 + LA_K < K) fetch(k0 + LA_K);
         if (TC) {
+            auto in = [](float x) { return RND ? __float_as_uint(x) : la_tf32(x); };
 #pragma unroll
             for (int k8 = 0; k8 < LA_K; k8 += 8) {
                 const float *a0 = sa[k8 + 2 * qi] + 8 * w + g, *a1 = sa[k8 + 2 * qi + 1] + 8 * w + g;
-                const unsigned b0 = la_tf32(*a0), b1 = la_tf32(*a1);
+                const unsigned b0 = in(*a0), b1 = in(*a1);
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     const float *s0 = sb[k8 + 2 * qi] + 16 * i + g, *s1 = sb[k8 + 2 * qi + 1] + 16 * i + g;
-                    la_mma_tf32(d[i], la_tf32(s0[0]), la_tf32(s0[8]), la_tf32(s1[0]), la_tf32(s1[8]), b0, b1);
+                    la_mma_tf32(d[i], in(s0[0]), in(s0[8]), in(s1[0]), in(s1[8]), b0, b1);
                 }
             }
         } else {
@@ -296,10 +324,6 @@ __device__ __forceinline__ void la_tile_mm(float acc[4][4], int K, FA fa, FB fb,
     }
     __syncthreads();  // the next product stages into sa, sb
 }
-
-struct LaNoHook {
-    __device__ void operator()(int, float (*)[LA_P]) const {}
-};
 
 __device__ __forceinline__ void la_zero(float acc[4][4]) {
 #pragma unroll
