@@ -15,7 +15,8 @@
 // over the largest reference value, per output. Tolerance 4e-3: tf32 keeps 11 significant bits, so inputs
 // are off by up to 4.9e-4 relative; the dot products and the exponent amplify that to ~1e-3 (measured
 // below), while an index or fragment error moves outputs by 1e-2 .. O(1). Outputs start as NaN (an
-// unwritten element fails), and each kernel run twice must give identical bytes.
+// unwritten element fails), and each kernel run twice, every block under the other of cuda_emu.h's two
+// schedules, must give identical bytes.
 #include "cuda_emu.h"
 using std::max;
 static float emu_smem[1 << 16];
@@ -144,6 +145,7 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
     };
     V o1, l1, o2, l2;
     fwd(o1, l1);
+    emu_sched_base ^= 1;  // the second run: every block under the other schedule (cuda_emu.h)
     fwd(o2, l2);
     W ref_o(out), ref_l(lse);
     report("forward out", o1, ref_o, 4e-3);
@@ -173,6 +175,7 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
     };
     V d1, d2;
     bwd(d1);
+    emu_sched_base ^= 1;
     bwd(d2);
     // split dq | dk | dv for the report
     for (int part = 0; part < 3; part++) {

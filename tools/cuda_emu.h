@@ -30,13 +30,22 @@ dim3 gridDim, blockDim;
 #define __shared__ static
 // Threads are fibers (ucontext) of the one host thread, switched at barriers: one OS thread per CUDA thread
 // spent more time in futex calls than in arithmetic on a 2-core VM (mamba_scan_emu: user 71 s, sys 175 s).
-// The scheduler resumes the fibers in turn, alternating ascending and descending thread order from one pass
-// to the next, so a missing barrier shows whichever way the data flows between threads. A pass in which no
-// fiber arrives at a barrier or finishes is a deadlock: it aborts with a message.
+// Two schedules, alternating from block to block (the parity of the block's index plus emu_sched_base, which
+// an emulator may flip between two runs of a kernel so that each block meets both):
+// - lockstep: the scheduler resumes every fiber in turn, alternating ascending and descending thread order
+//   from one pass to the next, so the warps stay within a warp barrier of each other;
+// - warp by warp: each warp runs on until all its threads wait at the block barrier (__syncthreads) or are
+//   done, before the next warp starts; the warps go in ascending order in even barrier phases and
+//   descending in odd ones. So a warp writes shared memory another has not yet read (a missing barrier
+//   before a buffer is refilled), or reads what another has not yet written, whichever way the data flows.
+// A pass in which no fiber arrives at a barrier or finishes is a deadlock: it aborts with a message.
 struct emu_bar { int n = 0, count = 0; unsigned gen = 0; };
 struct emu_fiber { ucontext_t ctx; std::vector<char> stack; bool done = false; };
 static emu_bar blk_bar, warp_bar[32];
 static ucontext_t emu_sched;
+static int emu_sched_base;                       // flips the schedule of every block (see above)
+static std::vector<char> emu_at_blk;             // fiber waits at the block barrier, for generation emu_at_gen
+static std::vector<unsigned> emu_at_gen;
 static std::vector<emu_fiber> *emu_fibers;
 static int emu_cur;
 static long emu_progress;
@@ -49,7 +58,12 @@ static void emu_arrive(emu_bar &b) {
     while (b.gen == g) emu_yield();
 }
 static void emu_entry() { (*emu_body)(); (*emu_fibers)[emu_cur].done = true; emu_progress++; }
-static void __syncthreads() { emu_arrive(blk_bar); }
+static void __syncthreads() {
+    emu_at_blk[threadIdx.x] = 1;
+    emu_at_gen[threadIdx.x] = blk_bar.gen;
+    emu_arrive(blk_bar);
+    emu_at_blk[threadIdx.x] = 0;
+}
 static float shfl_buf[32][32];
 static float __shfl_xor_sync(unsigned, float v, int off) {
     int t = threadIdx.x, w = t / 32, l = t % 32;
@@ -78,24 +92,58 @@ static void launch(dim3 g, int nthr, std::function<void()> body) {
                 f.ctx.uc_link = &emu_sched;
                 makecontext(&f.ctx, emu_entry, 0);
             }
-            for (int left = nthr, pass = 0; left; pass++) {
-                long before = emu_progress;
-                for (int k = 0; k < nthr; k++) {
-                    int t = pass & 1 ? nthr - 1 - k : k;
-                    if (fib[t].done) continue;
-                    emu_cur = t; threadIdx.x = t;
-                    swapcontext(&emu_sched, &fib[t].ctx);
-                    left -= fib[t].done;
+            emu_at_blk.assign(nthr, 0);
+            emu_at_gen.assign(nthr, 0);
+            auto resume = [&](int t) {
+                emu_cur = t; threadIdx.x = t;
+                swapcontext(&emu_sched, &fib[t].ctx);
+            };
+            int left = nthr;
+            const unsigned blk = (bz * g.y + by) * g.x + bx;
+            if (((blk + emu_sched_base) & 1) == 0) {  // lockstep
+                for (int pass = 0; left; pass++) {
+                    long before = emu_progress;
+                    for (int k = 0; k < nthr; k++) {
+                        int t = pass & 1 ? nthr - 1 - k : k;
+                        if (fib[t].done) continue;
+                        resume(t);
+                        left -= fib[t].done;
+                    }
+                    if (left && emu_progress == before) {
+                        fprintf(stderr, "cuda_emu: block (%u,%u,%u): %d threads wait at barriers that never fill (deadlock)\n",
+                                bx, by, bz, left);
+                        exit(1);
+                    }
                 }
-                if (left && emu_progress == before) {
-                    fprintf(stderr, "cuda_emu: block (%u,%u,%u): %d threads wait at barriers that never fill (deadlock)\n",
-                            bx, by, bz, left);
-                    exit(1);
+            } else {  // warp by warp
+                const int nw = (nthr + 31) / 32;
+                auto runnable = [&](int t) {
+                    return !fib[t].done && !(emu_at_blk[t] && emu_at_gen[t] == blk_bar.gen);
+                };
+                while (left) {
+                    long before = emu_progress;
+                    const bool down = blk_bar.gen & 1;
+                    for (int k = 0; k < nw; k++) {
+                        const int w = down ? nw - 1 - k : k;
+                        for (;;) {  // this warp until it makes no progress: all at the block barrier or done
+                            long p0 = emu_progress;
+                            for (int t = 32 * w; t < std::min(nthr, 32 * w + 32); t++)
+                                if (runnable(t)) {
+                                    resume(t);
+                                    left -= fib[t].done;
+                                }
+                            if (emu_progress == p0) break;
+                        }
+                    }
+                    if (left && emu_progress == before) {
+                        fprintf(stderr, "cuda_emu: block (%u,%u,%u): %d threads wait at barriers that never fill (deadlock)\n",
+                                bx, by, bz, left);
+                        exit(1);
+                    }
                 }
             }
         }
 }
-
 
 // ---- additions for the tensor-core kernels (tools/la_chunk_emu.cpp) ----
 #define __align__(n) __attribute__((aligned(n)))
