@@ -4,7 +4,7 @@
 # reference of causal / windowed softmax attention and its gradients (no GPU needed). Depends on g++
 # (C++20), sed. Usage: tools/attn_emu.sh  (about a minute on 2 cores)
 . "$(dirname "$0")/emu_lib.sh"   # strict mode, root, tmp, emu_build_run
-src=$root/models/cuda/attention.cu
+src=${ATTN_SRC:-$root/models/cuda/attention.cu}  # ATTN_SRC: another copy (tools/attn_emu_barriers.sh)
 # RB_MAX_HEADS (mixer.h), AttWin and head_win, then the tf32 section from zero_acc to its end marker; the seven
 # inline-PTX primitives before it stay out (attn_emu.cpp defines them on cuda_emu.h), and the kernels' dynamic
 # shared array becomes the emulator's buffer (blocks run one at a time)
