@@ -1,27 +1,30 @@
-// attn_emu.cpp — host emulation of the tf32 tensor-core attention kernels of models/cuda/attention.cu:
-// attn_fwd_fa_kernel (out, lse), attn_bwd_dq_fa_kernel (dq) and attn_bwd_dkdv_fa_kernel (dk, dv), one fiber
-// per CUDA thread (cuda_emu.h, its m16n8k8 tf32 mma emulation standing in for the kernels' inline PTX),
-// against a double reference of causal softmax attention with per-head windows (the sums of layers.c's
-// mha_forward / mha_backward, written out directly). Depends on C++20 and the kernel text that
+// attn_emu.cpp — host emulation of the attention kernels of models/cuda/attention.cu, both forms: tf32 tensor
+// cores (attn_fwd_fa_kernel: out, lse; attn_bwd_dq_fa_kernel: dq; attn_bwd_dkdv_fa_kernel: dk, dv) and fp32 FMA
+// tiles (attn_fwd_kernel, attn_bwd_dq_kernel, attn_bwd_dkdv_kernel), with attn_dsum_kernel between forward and
+// backward; one fiber per CUDA thread (cuda_emu.h, its m16n8k8 tf32 mma emulation standing in for the kernels'
+// inline PTX), against a double reference of causal softmax attention with per-head windows (the sums of
+// layers.c's mha_forward / mha_backward, written out directly). Depends on C++20 and the kernel text that
 // tools/attn_emu.sh cuts out of attention.cu (kern.inc). Run it through that script.
 //
 // Why: the tensor-core kernels keep every score in registers in the mma accumulator layout and reuse it as
-// the next product's A fragment through a k-slot permutation; an index, mask or pipeline error there shows
-// here on random inputs without a device. Shapes: T 70, 130 and 200 (partial last tiles of 64 and 32), d_h
-// 48 and 128 (padded or whole), d_h 14 and 21 with D % 4 != 0 (the plain loads), 1-3 heads, windows 1, 5,
-// 40, 65 and 129 (tiles crossing a window edge), B 1 and 2. Inputs are uniform in (-2, 2) (scores of
-// spread ~1.3: softmax far from uniform); the backward takes the kernel's own forward (out, lse) as the
-// device does, with Dsum = dO . out formed here as attn_dsum_kernel does. Error: max |kernel - reference|
-// over the largest reference value, per output. Tolerance 4e-3: tf32 keeps 11 significant bits, so inputs
-// are off by up to 4.9e-4 relative; the dot products and the exponent amplify that to ~1e-3 (measured
-// below), while an index or fragment error moves outputs by 1e-2 .. O(1). Outputs start as NaN (an
-// unwritten element fails), and each kernel run twice, every block under the other of cuda_emu.h's two
-// schedules, must give identical bytes.
+// the next product's A fragment through a k-slot permutation, and both forms pipeline their tiles with
+// cp.async; an index, mask, pipeline or barrier error there shows here on random inputs without a device.
+// Shapes: T 70, 130 and 200 (partial last tiles of 64 and 32), d_h 48, 64, 96 and 128 (padded or whole), d_h 14
+// and 21 with D % 4 != 0 (the plain loads), 1-3 heads, windows 1, 5, 40, 65 and 129 (tiles crossing a window
+// edge), B 1 and 2. Inputs are uniform in (-2, 2) (scores of spread ~1.3: softmax far from uniform); the
+// backward takes the kernel's own forward (out, lse) and Dsum from attn_dsum_kernel, as the device does. Error:
+// max |kernel - reference| over the largest reference value, per output. Tolerances: tf32 4e-3 (tf32 keeps 11
+// significant bits, so inputs are off by up to 4.9e-4 relative; the dot products and the exponent amplify that
+// to ~1e-3, measured below, while an index or fragment error moves outputs by 1e-2 .. O(1)); fp32 2e-5
+// (float sums against double: measured <= 5e-7). Outputs start as NaN (an unwritten element fails), and each
+// kernel run twice, every block under the other of cuda_emu.h's two schedules, must give identical bytes.
 #include "cuda_emu.h"
 using std::max;
 static float emu_smem[1 << 16];
 static unsigned att_tf32(float x) { return emu_to_tf32(x); }
 static unsigned __float_as_uint(float x) { unsigned u; memcpy(&u, &x, 4); return u; }
+static float __uint_as_float(unsigned u) { float x; memcpy(&x, &u, 4); return x; }
+static unsigned rb_tf32_bits(float x) { return emu_to_tf32(x); }
 // The kernels feed the mma only tf32 values (their inputs arrive rounded, P and dS are rounded at the
 // fragment): a value with any of its low 13 bits set would be truncated by the tensor cores, where this
 // emulation would use it whole, so it aborts instead.
@@ -43,20 +46,28 @@ static void att_ldsm4(unsigned (&r)[4], const float *p) {
     for (int i = 0; i < 4; i++) memcpy(&r[i], ldsm_row[w][8 * i + l / 4] + l % 4, 4);
     emu_arrive(warp_bar[w]);
 }
-// cp.async, asynchronously: a copy lands in shared memory only when its thread waits for its group
-// (cp.async.wait_group N: all but the newest N groups complete), so a kernel that reads a tile before
-// waiting for it (or whose wait count is off) reads the previous tile's data and fails the comparison.
+// cp.async, at either end of its window, by the block's schedule (cuda_emu.h): under lockstep a copy lands
+// only when its thread waits for its group (cp.async.wait_group N: all but the newest N groups complete), so
+// a kernel that reads a tile before waiting for it (or whose wait count is off) reads the previous tile's
+// data; warp by warp it lands at once, so a warp that refills a buffer before the others are done reading
+// it (a missing barrier before the refill) overwrites what they read. Either way the output is wrong.
 struct EmuCopy { float *dst; const float *src; int n, zero; };
 static std::vector<EmuCopy> emu_open[1024];
 static std::vector<std::vector<EmuCopy>> emu_groups[1024];
-static void cp_async16(float *dst, const float *src, int src_bytes) { emu_open[threadIdx.x].push_back({dst, src, 4, !src_bytes}); }
-static void cp_async4(float *dst, const float *src, int src_bytes) { emu_open[threadIdx.x].push_back({dst, src, 1, !src_bytes}); }
+static void emu_copy(const EmuCopy &c) {
+    for (int i = 0; i < c.n; i++) c.dst[i] = c.zero ? 0.f : c.src[i];
+}
+static void emu_issue(const EmuCopy &c) {
+    if (emu_warp_serial) emu_copy(c);
+    else emu_open[threadIdx.x].push_back(c);
+}
+static void cp_async16(float *dst, const float *src, int src_bytes) { emu_issue({dst, src, 4, !src_bytes}); }
+static void cp_async4(float *dst, const float *src, int src_bytes) { emu_issue({dst, src, 1, !src_bytes}); }
 static void cp_async_commit() { emu_groups[threadIdx.x].push_back(std::move(emu_open[threadIdx.x])); emu_open[threadIdx.x].clear(); }
 template <int N> static void cp_async_wait() {
     auto &g = emu_groups[threadIdx.x];
     while (g.size() > (size_t)N) {
-        for (const EmuCopy &c : g.front())
-            for (int i = 0; i < c.n; i++) c.dst[i] = c.zero ? 0.f : c.src[i];
+        for (const EmuCopy &c : g.front()) emu_copy(c);
         g.erase(g.begin());
     }
 }
@@ -84,8 +95,9 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
     for (int h = 0; h < H; h++) snprintf(name + strlen(name), sizeof name - strlen(name), "%s%d", h ? "," : "", w[h]);
     printf("%s (DHP %d)\n", name, DHP);
     V qkv = uni((size_t)B * T * ld, -2, 2), G = uni((size_t)B * T * D, -1, 1);
-    // what the kernels get: q | k | v rounded by their projection (cuda_linear_forward_tf32), dO by
-    // attn_dsum_kernel after it formed Dsum from the unrounded dO; the reference takes the unrounded values
+    // what the tf32 kernels get: q | k | v rounded by their projection (cuda_linear_forward_tf32), dO by
+    // attn_dsum_kernel (checked below) after it formed Dsum from the unrounded dO; the reference takes the
+    // unrounded values, as does the fp32 form
     auto tf32v = [](const V &x) { V y(x); for (auto &v : y) { unsigned u = emu_to_tf32(v); memcpy(&v, &u, 4); } return y; };
     const V qkv_r = tf32v(qkv), G_r = tf32v(G);
     AttWin win;
@@ -136,59 +148,95 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
                 }
             }
         }
-    // kernels
-    auto fwd = [&](V &o, V &l) {
-        o.assign((size_t)B * T * D, NAN);
-        l.assign((size_t)B * H * T, NAN);
-        launch(dim3{(unsigned)((T + FA_R - 1) / FA_R), (unsigned)(B * H), 1}, FA_THR,
-               [&] { emu_async_begin(); attn_fwd_fa_kernel<DHP>(o.data(), D, l.data(), qkv_r.data(), ld, win, T, H, dh, scale, vec); });
-    };
-    V o1, l1, o2, l2;
-    fwd(o1, l1);
-    emu_sched_base ^= 1;  // the second run: every block under the other schedule (cuda_emu.h)
-    fwd(o2, l2);
-    W ref_o(out), ref_l(lse);
-    report("forward out", o1, ref_o, 4e-3);
-    report("forward lse", l1, ref_l, 4e-3);
-    same("forward out", o1, o2);
-    V dsum((size_t)B * H * T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < H; h++) {
-                float s = 0;
-                for (int c = 0; c < dh; c++) s += G[((size_t)b * T + t) * D + h * dh + c] * o1[((size_t)b * T + t) * D + h * dh + c];
-                dsum[((size_t)b * H + h) * T + t] = s;
+    // kernels: the tf32 form (tc) on the rounded q | k | v, the fp32 form on them as they are; each forward and
+    // backward run twice, the second time with every block under the other schedule
+    for (int tc = 1; tc >= 0; tc--) {
+        const char *form = tc ? "tf32" : "fp32";
+        const double tol = tc ? 4e-3 : 2e-5;
+        const V &in = tc ? qkv_r : qkv;
+        typedef Cfg<DHP> C;
+        auto fwd = [&](V &o, V &l) {
+            o.assign((size_t)B * T * D, NAN);
+            l.assign((size_t)B * H * T, NAN);
+            if (tc)
+                launch(dim3{(unsigned)((T + FA_R - 1) / FA_R), (unsigned)(B * H), 1}, FA_THR, [&] {
+                    emu_async_begin();
+                    attn_fwd_fa_kernel<DHP>(o.data(), D, l.data(), in.data(), ld, win, T, H, dh, scale, vec);
+                });
+            else
+                launch(dim3{(unsigned)((T + ATT_B - 1) / ATT_B), (unsigned)(B * H), 1}, C::NW * 32, [&] {
+                    emu_async_begin();
+                    attn_fwd_kernel<DHP, C::NW>(o.data(), D, l.data(), in.data(), ld, win, T, H, dh, scale, vec);
+                });
+        };
+        V o1, l1, o2, l2;
+        fwd(o1, l1);
+        emu_sched_base ^= 1;
+        fwd(o2, l2);
+        char what[64];
+        snprintf(what, sizeof what, "%s forward out", form);
+        report(what, o1, out, tol);
+        snprintf(what, sizeof what, "%s forward lse", form);
+        report(what, l1, lse, tol);
+        snprintf(what, sizeof what, "%s forward out", form);
+        same(what, o1, o2);
+        // Dsum = dO . out by attn_dsum_kernel (tf32: then dO rounded in place, as the device does)
+        V dsum((size_t)B * H * T, NAN), Gk(G);
+        const long long nw = (long long)B * T * H;
+        launch(dim3{(unsigned)((nw * 32 + 255) / 256), 1, 1}, 256,
+               [&] { attn_dsum_kernel(dsum.data(), Gk.data(), o1.data(), D, (int)nw, T, H, dh, tc); });
+        if (tc) {
+            checks++;
+            const bool r = !memcmp(Gk.data(), G_r.data(), Gk.size() * 4);
+            fails += !r;
+            printf("  %-40s %s\n", "tf32 dO rounded by attn_dsum_kernel", r ? "= tf32(dO), every element" : "DIFFERS (FAIL)");
+        }
+        auto bwd = [&](V &d) {
+            d.assign((size_t)B * T * ld, NAN);
+            if (tc) {
+                dim3 grid{(unsigned)((T + FA_R - 1) / FA_R), (unsigned)(B * H), 1};
+                launch(grid, FA_THR, [&] {
+                    emu_async_begin();
+                    attn_bwd_dkdv_fa_kernel<DHP>(d.data(), ld, Gk.data(), D, l1.data(), dsum.data(), in.data(), ld, win, T,
+                                                 H, dh, scale, vec);
+                });
+                launch(grid, FA_THR, [&] {
+                    emu_async_begin();
+                    attn_bwd_dq_fa_kernel<DHP>(d.data(), ld, Gk.data(), D, l1.data(), dsum.data(), in.data(), ld, win, T, H,
+                                               dh, scale, vec);
+                });
+            } else {
+                dim3 grid{(unsigned)((T + ATT_B - 1) / ATT_B), (unsigned)(B * H), 1};
+                launch(grid, C::NW * 32, [&] {
+                    emu_async_begin();
+                    attn_bwd_dkdv_kernel<DHP, C::NW>(d.data(), ld, Gk.data(), D, l1.data(), dsum.data(), in.data(), ld,
+                                                     win, T, H, dh, scale, vec);
+                });
+                launch(grid, C::NW * 32, [&] {
+                    emu_async_begin();
+                    attn_bwd_dq_kernel<DHP, C::NW>(d.data(), ld, Gk.data(), D, l1.data(), dsum.data(), in.data(), ld, win,
+                                                   T, H, dh, scale, vec);
+                });
             }
-    auto bwd = [&](V &d) {
-        d.assign((size_t)B * T * ld, NAN);
-        dim3 grid{(unsigned)((T + FA_R - 1) / FA_R), (unsigned)(B * H), 1};
-        launch(grid, FA_THR, [&] {
-            emu_async_begin();
-            attn_bwd_dkdv_fa_kernel<DHP>(d.data(), ld, G_r.data(), D, l1.data(), dsum.data(), qkv_r.data(), ld, win, T, H, dh,
-                                         scale, vec);
-        });
-        launch(grid, FA_THR, [&] {
-            emu_async_begin();
-            attn_bwd_dq_fa_kernel<DHP>(d.data(), ld, G_r.data(), D, l1.data(), dsum.data(), qkv_r.data(), ld, win, T, H, dh,
-                                       scale, vec);
-        });
-    };
-    V d1, d2;
-    bwd(d1);
-    emu_sched_base ^= 1;
-    bwd(d2);
-    // split dq | dk | dv for the report
-    for (int part = 0; part < 3; part++) {
-        V a;
-        W r;
-        for (size_t row = 0; row < (size_t)B * T; row++)
-            for (int c = 0; c < D; c++) {
-                a.push_back(d1[row * ld + part * D + c]);
-                r.push_back(dqkv[row * ld + part * D + c]);
-            }
-        report(part == 0 ? "backward dq" : part == 1 ? "backward dk" : "backward dv", a, r, 4e-3);
+        };
+        V d1, d2;
+        bwd(d1);
+        emu_sched_base ^= 1;
+        bwd(d2);
+        for (int part = 0; part < 3; part++) {  // dq | dk | dv
+            V a;
+            W r;
+            for (size_t row = 0; row < (size_t)B * T; row++)
+                for (int c = 0; c < D; c++) {
+                    a.push_back(d1[row * ld + part * D + c]);
+                    r.push_back(dqkv[row * ld + part * D + c]);
+                }
+            snprintf(what, sizeof what, "%s backward %s", form, part == 0 ? "dq" : part == 1 ? "dk" : "dv");
+            report(what, a, r, tol);
+        }
+        snprintf(what, sizeof what, "%s backward dq | dk | dv", form);
+        same(what, d1, d2);
     }
-    same("backward dq | dk | dv", d1, d2);
 }
 
 static void one(int B, int T, int H, int dh, std::vector<int> w) {

@@ -44,6 +44,7 @@ struct emu_fiber { ucontext_t ctx; std::vector<char> stack; bool done = false; }
 static emu_bar blk_bar, warp_bar[32];
 static ucontext_t emu_sched;
 static int emu_sched_base;                       // flips the schedule of every block (see above)
+static bool emu_warp_serial;                     // the current block runs warp by warp
 static std::vector<char> emu_at_blk;             // fiber waits at the block barrier, for generation emu_at_gen
 static std::vector<unsigned> emu_at_gen;
 static std::vector<emu_fiber> *emu_fibers;
@@ -100,7 +101,8 @@ static void launch(dim3 g, int nthr, std::function<void()> body) {
             };
             int left = nthr;
             const unsigned blk = (bz * g.y + by) * g.x + bx;
-            if (((blk + emu_sched_base) & 1) == 0) {  // lockstep
+            emu_warp_serial = ((blk + emu_sched_base) & 1) != 0;
+            if (!emu_warp_serial) {  // lockstep
                 for (int pass = 0; left; pass++) {
                     long before = emu_progress;
                     for (int k = 0; k < nthr; k++) {
