@@ -17,7 +17,7 @@
 // significant bits, so inputs are off by up to 4.9e-4 relative; the dot products and the exponent amplify that
 // to ~1e-3, measured below, while an index or fragment error moves outputs by 1e-2 .. O(1)); fp32 2e-5
 // (float sums against double: measured <= 5e-7). Outputs start as NaN (an unwritten element fails), and each
-// kernel run twice, every block under the other of cuda_emu.h's two schedules, must give identical bytes.
+// kernel run twice, every block in another of cuda_emu.h's three modes the second time, must give identical bytes.
 #include "cuda_emu.h"
 using std::max;
 static float emu_smem[1 << 16];
@@ -46,11 +46,12 @@ static void att_ldsm4(unsigned (&r)[4], const float *p) {
     for (int i = 0; i < 4; i++) memcpy(&r[i], ldsm_row[w][8 * i + l / 4] + l % 4, 4);
     emu_arrive(warp_bar[w]);
 }
-// cp.async, at either end of its window, by the block's schedule (cuda_emu.h): under lockstep a copy lands
-// only when its thread waits for its group (cp.async.wait_group N: all but the newest N groups complete), so
-// a kernel that reads a tile before waiting for it (or whose wait count is off) reads the previous tile's
-// data; warp by warp it lands at once, so a warp that refills a buffer before the others are done reading
-// it (a missing barrier before the refill) overwrites what they read. Either way the output is wrong.
+// cp.async, at either end of its window, by the block's mode (cuda_emu.h): in modes 0 and 1 a copy lands only
+// when its thread waits for its group (cp.async.wait_group N: all but the newest N groups complete), so a
+// kernel that reads a tile before waiting for it (or whose wait count is off, or that reads another thread's
+// copies without a barrier after the wait) reads the previous tile's data; in mode 2 (warp by warp) it lands
+// at once, so a warp that refills a buffer before the others are done reading it (a missing barrier before
+// the refill) overwrites what they read. Either way the output is wrong.
 struct EmuCopy { float *dst; const float *src; int n, zero; };
 static std::vector<EmuCopy> emu_open[1024];
 static std::vector<std::vector<EmuCopy>> emu_groups[1024];
@@ -58,7 +59,7 @@ static void emu_copy(const EmuCopy &c) {
     for (int i = 0; i < c.n; i++) c.dst[i] = c.zero ? 0.f : c.src[i];
 }
 static void emu_issue(const EmuCopy &c) {
-    if (emu_warp_serial) emu_copy(c);
+    if (emu_eager) emu_copy(c);
     else emu_open[threadIdx.x].push_back(c);
 }
 static void cp_async16(float *dst, const float *src, int src_bytes) { emu_issue({dst, src, 4, !src_bytes}); }
@@ -171,7 +172,7 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
         };
         V o1, l1, o2, l2;
         fwd(o1, l1);
-        emu_sched_base ^= 1;
+        emu_sched_base++;
         fwd(o2, l2);
         char what[64];
         snprintf(what, sizeof what, "%s forward out", form);
@@ -221,7 +222,7 @@ template <int DHP> static void run_case(int B, int T, int H, int dh, std::vector
         };
         V d1, d2;
         bwd(d1);
-        emu_sched_base ^= 1;
+        emu_sched_base++;
         bwd(d2);
         for (int part = 0; part < 3; part++) {  // dq | dk | dv
             V a;

@@ -30,8 +30,10 @@ dim3 gridDim, blockDim;
 #define __shared__ static
 // Threads are fibers (ucontext) of the one host thread, switched at barriers: one OS thread per CUDA thread
 // spent more time in futex calls than in arithmetic on a 2-core VM (mamba_scan_emu: user 71 s, sys 175 s).
-// Two schedules, alternating from block to block (the parity of the block's index plus emu_sched_base, which
-// an emulator may flip between two runs of a kernel so that each block meets both):
+// Two schedules, alternating from block to block: mode (block index + emu_sched_base) % 3 is 0 lockstep, 1 and 2
+// warp by warp (an emulator may step emu_sched_base between two runs of a kernel so that each block meets
+// another mode; mode 2 also sets emu_eager, for emulators that model asynchronous copies: they land at once
+// in mode 2 and at their wait otherwise):
 // - lockstep: the scheduler resumes every fiber in turn, alternating ascending and descending thread order
 //   from one pass to the next, so the warps stay within a warp barrier of each other;
 // - warp by warp: each warp runs on until all its threads wait at the block barrier (__syncthreads) or are
@@ -44,7 +46,7 @@ struct emu_fiber { ucontext_t ctx; std::vector<char> stack; bool done = false; }
 static emu_bar blk_bar, warp_bar[32];
 static ucontext_t emu_sched;
 static int emu_sched_base;                       // flips the schedule of every block (see above)
-static bool emu_warp_serial;                     // the current block runs warp by warp
+static bool emu_warp_serial, emu_eager;          // the current block's mode (above)
 static std::vector<char> emu_at_blk;             // fiber waits at the block barrier, for generation emu_at_gen
 static std::vector<unsigned> emu_at_gen;
 static std::vector<emu_fiber> *emu_fibers;
@@ -101,7 +103,8 @@ static void launch(dim3 g, int nthr, std::function<void()> body) {
             };
             int left = nthr;
             const unsigned blk = (bz * g.y + by) * g.x + bx;
-            emu_warp_serial = ((blk + emu_sched_base) & 1) != 0;
+            emu_warp_serial = (blk + emu_sched_base) % 3 != 0;
+            emu_eager = (blk + emu_sched_base) % 3 == 2;
             if (!emu_warp_serial) {  // lockstep
                 for (int pass = 0; left; pass++) {
                     long before = emu_progress;
