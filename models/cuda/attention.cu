@@ -718,11 +718,15 @@ template <int DHP> static void set_smem(void) {
                                     (int)Fa<DHP>::bwd_smem));
 }
 
+// One decision for the whole mixer: the tf32 kernels (which need q | k | v and dO rounded to tf32 by their
+// producers: att_forward, attn_dsum_kernel) unless the precision is fp32 (the FMA tiles, unrounded inputs).
+static bool att_tf32_form(void) { return rb_cuda_precision() != RB_PREC_FP32; }
+
 // The core's launches: the tf32 register-tile kernels unless the precision is fp32 (the FMA tiles).
 template <int DHP> static void core_fwd(const AttCudaCtx *a, int B, int T) {
     float scale = (float)(1 / sqrt((double)a->dh));
     bool vec = a->dh % 4 == 0 && a->D % 4 == 0;  // 16-byte rows for cp.async
-    if (rb_cuda_precision() != RB_PREC_FP32) {
+    if (att_tf32_form()) {
         attn_fwd_fa_kernel<DHP><<<dim3(cdiv(T, FA_R), B * a->H), FA_THR, Fa<DHP>::fwd_smem, rb_cuda_stream()>>>(
             a->att, a->D, a->lse, a->qkv, 3 * a->D, a->w, T, a->H, a->dh, scale, vec);
     } else {
@@ -737,7 +741,7 @@ template <int DHP> static void core_bwd(const AttCudaCtx *a, int B, int T) {
     float scale = (float)(1 / sqrt((double)a->dh));
     bool vec = a->dh % 4 == 0 && a->D % 4 == 0;  // 16-byte rows for cp.async
     const int ld = 3 * a->D;
-    if (rb_cuda_precision() != RB_PREC_FP32) {
+    if (att_tf32_form()) {
         dim3 grid(cdiv(T, FA_R), B * a->H);
         const size_t sm = Fa<DHP>::bwd_smem;
         attn_bwd_dkdv_fa_kernel<DHP><<<grid, FA_THR, sm, rb_cuda_stream()>>>(
@@ -830,7 +834,7 @@ static void *att_create(const MixerCfg *c, int Bmax, int Tmax, int windowed) {
 static void att_forward(Mixer *m, float *const *p, float *out, const float *inp, int B, int T) {
     AttCudaCtx *a = (AttCudaCtx *)m->ctx;
     int D = a->D, BT = B * T;
-    if (rb_cuda_precision() != RB_PREC_FP32) cuda_linear_forward_tf32(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
+    if (att_tf32_form()) cuda_linear_forward_tf32(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
     else cuda_linear_forward(a->qkv, inp, p[0], p[1], BT, D, 3 * D);
     DISPATCH(core_fwd, a, B, T);
     cuda_linear_forward(out, a->att, p[2], p[3], BT, D, D);
@@ -843,7 +847,7 @@ static void att_backward(Mixer *m, float *const *p, float *const *dp, float *din
     cuda_linear_backward(a->datt, dp[2], dp[3], dout, a->att, p[2], BT, D, D, 0, a->scratch);
     long long nw = (long long)BT * a->H;
     attn_dsum_kernel<<<cdiv(nw * 32, 256), 256, 0, rb_cuda_stream()>>>(a->dsum, a->datt, a->att, D, (int)nw, T,
-                                                                      a->H, a->dh, rb_cuda_precision() != RB_PREC_FP32);
+                                                                      a->H, a->dh, att_tf32_form());
     CHECK_LAUNCH();
     DISPATCH(core_bwd, a, B, T);
     cuda_linear_backward(dinp, dp[0], dp[1], a->dqkv, inp, p[0], BT, D, 3 * D, 0, a->scratch);
